@@ -1,0 +1,139 @@
+"""The edgeopt command line: a thin Click skin over the library.
+
+Each command parses its options, calls one library function, renders the result and exits with a
+documented code (see :mod:`edgeopt.errors`). Nothing here imports TensorFlow at module level, so
+``edgeopt --help``, ``models``, ``check`` and ``report`` stay fast and work without it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from edgeopt import __version__
+from edgeopt.errors import EXIT_BAD_INPUT, EdgeoptError
+
+
+class EdgeoptGroup(click.Group):
+    """Turns library errors into one line on stderr and their exit code; never a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except EdgeoptError as exc:
+            click.echo(f"edgeopt: error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("edgeopt: interrupted; no output was moved into place", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=EdgeoptGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="edgeopt")
+def cli() -> None:
+    """Compress Keras models into small, fast, verified TFLite/LiteRT models, and prove it.
+
+    \b
+    Exit codes: 0 ok; 1 a check failed (regression, budget, verification, conversion);
+    2 bad usage or input; 3 environment problem (tool missing, board unreachable).
+    """
+
+
+def emit_json(document: object) -> None:
+    """Print one machine-readable JSON document to stdout."""
+    click.echo(json.dumps(document, indent=2, sort_keys=False))
+
+
+@cli.command("models")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def models_cmd(as_json: bool) -> None:
+    """List the model zoo with parameter counts (no TensorFlow needed)."""
+    from edgeopt.zoo import ZOO
+
+    rows = [
+        {"name": e.name, "task": e.task, "data": e.default_data, "params": e.params, "about": e.about}
+        for e in ZOO.values()
+    ]
+    if as_json:
+        emit_json(rows)
+        return
+    from edgeopt.render import table
+
+    click.echo(table(["model", "task", "data", "params", "about"],
+                     [[r["name"], r["task"], r["data"], f"{r['params']:,}", r["about"]] for r in rows]))
+
+
+@cli.command("train")
+@click.argument("model_name")
+@click.option("--data", "data_name", default=None, help="Built-in dataset or .npz (default: the model's own).")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Output folder.")
+@click.option("--epochs", type=int, default=None, help="Override train.epochs.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe field.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
+@click.option("--quiet", is_flag=True, help="No progress output.")
+def train_cmd(model_name, data_name, out_dir, epochs, seed, overrides, overwrite, quiet) -> None:
+    """Build a zoo model (or load a saved one) and train it; saves model.keras and a report."""
+    from edgeopt.recipe import load_recipe
+    from edgeopt.zoo import default_data_for
+
+    sets = [f"model={model_name}", f"data={data_name or default_data_for(model_name)}", f"seed={seed}",
+            "stages=[]", "export=[float32]"]
+    if epochs is not None:
+        sets.append(f"train.epochs={epochs}")
+    recipe = load_recipe(None, sets + list(overrides))
+    from edgeopt.pipeline import train_only
+
+    result = train_only(recipe, out_dir, overwrite=overwrite, quiet=quiet)
+    click.echo(f"saved {result}", err=True)
+
+
+@cli.command("compress")
+@click.argument("recipe_path", required=False, type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Output folder.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a recipe field, e.g. --set train.epochs=2 (repeatable).")
+@click.option("--dump-recipe", is_flag=True, help="Print the resolved recipe as YAML and exit.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
+@click.option("--quiet", is_flag=True, help="No progress output.")
+@click.option("--json", "as_json", is_flag=True, help="Print report.json to stdout.")
+def compress_cmd(recipe_path, out_dir, overrides, dump_recipe, overwrite, quiet, as_json) -> None:
+    """Run a recipe: train, apply the stages, export, verify, evaluate and benchmark every .tflite.
+
+    Writes each .tflite, report.json, report.md and recipe.resolved.yaml into --out, built in a
+    temporary folder and moved into place only when complete.
+    """
+    from edgeopt.recipe import dump_recipe as dump, load_recipe
+
+    recipe = load_recipe(recipe_path, list(overrides))
+    if dump_recipe:
+        click.echo(dump(recipe), nl=False)
+        return
+    if out_dir is None:
+        raise click.UsageError("--out DIR is required (or use --dump-recipe)")
+    from edgeopt.pipeline import run_recipe
+    from edgeopt.report import render_table
+
+    report = run_recipe(recipe, out_dir, overwrite=overwrite, quiet=quiet)
+    if as_json:
+        emit_json(report)
+    else:
+        click.echo(render_table(report))
+        click.echo(f"\nwrote {out_dir}/report.json", err=True)
+    if report["status"] != "ok":
+        failed = [c["message"] for c in report["checks"] if c["status"] != "ok"]
+        failed += [f"{v['name']}: {v['reason']}" for v in report["variants"] if v["status"] != "ok"]
+        click.echo("edgeopt: check failed: " + "; ".join(failed), err=True)
+        sys.exit(1)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="edgeopt")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

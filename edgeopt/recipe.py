@@ -1,0 +1,249 @@
+"""Recipe: the schema of a compression run, YAML loading, validation and the resolved dump.
+
+A recipe is immutable once loaded. Precedence is defaults < recipe file < command-line overrides
+(``--set train.epochs=2``). Every validation error names the field path
+(``stages[0].target_sparsity: must be less than 1, got 1.5``) and unknown keys come with a
+"did you mean" suggestion. Stage ordering rules live in :func:`check_stage_order` and run before any
+training. This module imports no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from edgeopt.errors import RecipeError
+
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "rmsprop", "adagrad")
+EXPORT_FORMATS = ("float32", "float16", "dynamic", "int8", "int16x8")
+
+
+class Strict(BaseModel):
+    """Base for every recipe section: frozen, and unknown keys rejected with a suggestion."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reject_unknown_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            known = list(cls.model_fields)
+            for key in data:
+                if key not in cls.model_fields:
+                    close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+                    hint = f"did you mean '{close[0]}'?" if close else "known keys: " + ", ".join(known)
+                    raise ValueError(f"unknown key '{key}' ({hint})")
+        return data
+
+
+class EarlyStopping(Strict):
+    patience: int = Field(5, ge=1, description="epochs without improvement of monitor before stopping")
+    monitor: str = "val_loss"
+    restore_best_weights: bool = True
+
+
+class TrainSpec(Strict):
+    epochs: int = Field(30, ge=0)
+    batch_size: int = Field(32, ge=1)
+    optimizer: Literal[OPTIMIZERS] = "adam"  # type: ignore[valid-type]
+    learning_rate: float = Field(1e-3, gt=0)
+    l1: float = Field(0.0, ge=0)
+    l2: float = Field(0.0, ge=0)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    validation_split: float = Field(0.1, ge=0, lt=1)
+    early_stopping: EarlyStopping | None = None
+
+    @model_validator(mode="after")
+    def _early_stopping_needs_validation(self) -> "TrainSpec":
+        if self.early_stopping is not None and self.validation_split == 0:
+            raise ValueError("early_stopping needs validation_split > 0")
+        return self
+
+
+class FineTune(Strict):
+    """Fields shared by every stage that fine-tunes: how long and how fast."""
+
+    epochs: int = Field(2, ge=0)
+    learning_rate: float | None = Field(None, gt=0, description="default: train.learning_rate / 10")
+    batch_size: int | None = Field(None, ge=1, description="default: train.batch_size")
+
+
+class PruneStage(FineTune):
+    kind: Literal["prune"] = "prune"
+    target_sparsity: float = Field(..., ge=0, lt=1)
+    initial_sparsity: float = Field(0.0, ge=0, lt=1, description="polynomial schedule start")
+    schedule: Literal["polynomial", "constant"] = "polynomial"
+    frequency: int = Field(10, ge=1, description="steps between mask updates")
+    begin_epoch: float = Field(0.0, ge=0, description="fraction of the fine-tune epochs, or epochs")
+    end_epoch: float | None = Field(None, ge=0, description="default: 80% of the fine-tune epochs")
+    layers: list[str] | None = Field(None, description="glob patterns on layer names or class names")
+
+    @model_validator(mode="after")
+    def _initial_below_target(self) -> "PruneStage":
+        if self.schedule == "polynomial" and self.initial_sparsity > self.target_sparsity:
+            raise ValueError("initial_sparsity must not exceed target_sparsity")
+        return self
+
+
+class QuantizeStage(FineTune):
+    kind: Literal["quantize"] = "quantize"
+    mode: Literal["qat"] = "qat"
+
+
+Stage = Annotated[Union[PruneStage, QuantizeStage], Field(discriminator="kind")]
+STAGE_KINDS = ("prune", "quantize")
+
+
+class Benchmark(Strict):
+    targets: list[str] = Field(default_factory=lambda: ["local"])
+    threads: int = Field(1, ge=1)
+    runs: int = Field(100, ge=1)
+    warmup: int = Field(10, ge=0)
+    min_seconds: float = Field(0.5, ge=0)
+
+
+class Recipe(Strict):
+    name: str | None = None
+    model: str = Field(..., description="zoo model name, or a path to a saved Keras model")
+    model_options: dict[str, Any] = Field(default_factory=dict, description="zoo builder options")
+    data: str = Field(..., description="built-in dataset name, or a path to an .npz file")
+    seed: int = 0
+    train: TrainSpec = Field(default_factory=TrainSpec)
+    stages: list[Stage] = Field(default_factory=list)
+    export: list[Literal[EXPORT_FORMATS]] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: ["float32", "int8"], min_length=1
+    )
+    benchmark: Benchmark = Field(default_factory=Benchmark)
+
+    @model_validator(mode="after")
+    def _order(self) -> "Recipe":
+        check_stage_order([s.kind for s in self.stages])
+        if len(set(self.export)) != len(self.export):
+            raise ValueError("export lists a format twice")
+        return self
+
+    @property
+    def run_name(self) -> str:
+        return self.name or Path(self.model).stem
+
+    def resolved(self) -> dict[str, Any]:
+        """The recipe with every default filled in: plain data that reproduces this run."""
+        return self.model_dump(mode="json")
+
+
+def check_stage_order(kinds: list[str]) -> None:
+    """Reject stage orders that cannot work, before any training.
+
+    Structure-changing stages (prune) come first; quantization-aware training comes last and once,
+    because it preserves what came before but nothing after it can preserve QAT.
+    """
+    if kinds.count("quantize") > 1:
+        raise ValueError("stages: only one quantize stage is allowed")
+    if "quantize" in kinds and kinds[-1] != "quantize":
+        after = kinds[kinds.index("quantize") + 1]
+        raise ValueError(f"stages: quantize must be the last stage ('{after}' follows it)")
+
+
+def _format_loc(loc: tuple[Any, ...]) -> str:
+    path = ""
+    previous_was_index = False
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+            previous_was_index = True
+            continue
+        if previous_was_index and part in STAGE_KINDS:
+            previous_was_index = False  # pydantic's discriminator tag: not a field of the recipe
+            continue
+        previous_was_index = False
+        if part in ("function-after", "function-before") or str(part).startswith("literal["):
+            continue
+        path += f".{part}" if path else str(part)
+    return path or "recipe"
+
+
+def _format_error(err: dict[str, Any]) -> str:
+    path = _format_loc(tuple(err["loc"]))
+    msg = err["msg"]
+    for prefix in ("Value error, ", "Assertion failed, "):
+        msg = msg.removeprefix(prefix)
+    msg = msg[0].lower() + msg[1:] if msg else msg
+    if err["type"] == "missing":
+        return f"{path}: required field is missing"
+    if err["type"] in ("value_error", "union_tag_invalid") or "unknown key" in msg:
+        return f"{path}: {msg}"
+    return f"{path}: {msg}, got {err.get('input')!r}"
+
+
+def parse_recipe(data: Any, source: str = "recipe") -> Recipe:
+    """Validate plain data as a Recipe; raise RecipeError naming the first failing field path."""
+    if not isinstance(data, dict):
+        raise RecipeError(f"{source}: a recipe must be a YAML mapping, got {type(data).__name__}")
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        first = _format_error(errors[0])
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise RecipeError(f"{source}: {first}{more}") from None
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``dotted.path=value`` overrides (values parsed as YAML) to plain recipe data."""
+    result = yaml.safe_load(yaml.safe_dump(data)) or {}
+    for item in overrides:
+        if "=" not in item:
+            raise RecipeError(f"--set {item!r}: expected KEY=VALUE, e.g. --set train.epochs=2")
+        key, raw = item.split("=", 1)
+        value = yaml.safe_load(raw)
+        node: Any = result
+        parts = key.split(".")
+        for part in parts[:-1]:
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise RecipeError(f"--set {key}: '{part}' is not an index of that list")
+                node = node[int(part)]
+            else:
+                node = node.setdefault(part, {})
+            if not isinstance(node, (dict, list)):
+                raise RecipeError(f"--set {key}: '{part}' is not a section")
+        last = parts[-1]
+        if isinstance(node, list):
+            if not last.isdigit() or int(last) >= len(node):
+                raise RecipeError(f"--set {key}: '{last}' is not an index of that list")
+            node[int(last)] = value
+        else:
+            node[last] = value
+    return result
+
+
+def load_recipe(path: str | Path | None, overrides: list[str] | None = None) -> Recipe:
+    """Load a recipe file (or none: overrides only), apply overrides, validate."""
+    data: Any = {}
+    source = "recipe"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        if not path.is_file():
+            raise RecipeError(f"{path}: recipe file not found (give the path to a recipe.yaml)")
+        try:
+            data = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark is not None else ""
+            raise RecipeError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+        if data is None:
+            data = {}
+    if not isinstance(data, dict):
+        raise RecipeError(f"{source}: a recipe must be a YAML mapping, got {type(data).__name__}")
+    data = apply_overrides(data, overrides or [])
+    return parse_recipe(data, source)
+
+
+def dump_recipe(recipe: Recipe) -> str:
+    """The resolved recipe as YAML, in field order."""
+    return yaml.safe_dump(recipe.resolved(), sort_keys=False)
