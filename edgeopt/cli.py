@@ -130,6 +130,30 @@ def compress_cmd(recipe_path, out_dir, overrides, dump_recipe, overwrite, quiet,
         sys.exit(1)
 
 
+@cli.command("inspect")
+@click.argument("model_path", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the full inspection as JSON.")
+def inspect_cmd(model_path, as_json) -> None:
+    """Read a .tflite flatbuffer: ops and dtypes, params, MACs, sparsity, 2:4, clusters, float ops.
+
+    Needs no TensorFlow: the file is parsed, never run.
+    """
+    from edgeopt.inspect import inspect_tflite, summary_lines
+
+    info = inspect_tflite(model_path)
+    if as_json:
+        emit_json(info)
+        return
+    click.echo("\n".join(summary_lines(info)))
+    from edgeopt.render import table
+
+    rows = [[name, t["role"], "x".join(map(str, t["shape"])), t["dtype"], f"{t['sparsity']:.3f}",
+             t["unique_values"], "-" if t["pattern_2_4"] is None else f"{t['pattern_2_4']:.3f}"]
+            for name, t in info["per_tensor"].items()]
+    if rows:
+        click.echo(table(["tensor", "role", "shape", "dtype", "sparsity", "unique", "2:4"], rows))
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="edgeopt")
