@@ -1,0 +1,54 @@
+"""Progress bars: drawn on a terminal, silent in CI logs and with --quiet."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+from edgeopt.progress import Progress, bars_enabled
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_bars_drawn_on_a_terminal():
+    stream = FakeTerminal()
+    with Progress(stream=stream) as progress:
+        task = progress.task("benchmark int8 on local", total=3)
+        for _ in range(3):
+            task.advance()
+        task.done()
+    assert "benchmark int8 on local" in stream.getvalue()
+    assert "3/3" in stream.getvalue()
+
+
+def test_silent_when_not_a_terminal_or_quiet():
+    log = io.StringIO()
+    terminal = FakeTerminal()
+    assert not bars_enabled(stream=log)
+    assert not bars_enabled(quiet=True, stream=terminal)
+    for stream, quiet in ((log, False), (terminal, True)):
+        with Progress(quiet=quiet, stream=stream) as progress:
+            task = progress.task("stage", total=2)
+            task.advance()
+            task.update(completed=2, description="x")
+            task.done()
+            assert not task.active
+        assert stream.getvalue() == ""
+
+
+def test_keras_callback_advances_one_step_per_epoch():
+    from edgeopt.kerasapi import keras
+
+    stream = FakeTerminal()
+    model = keras.Sequential([keras.layers.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.zeros((8, 3), dtype="float32")
+    with Progress(stream=stream) as progress:
+        callback = progress.keras_callback("train", epochs=3)
+        model.fit(x, x[:, :1], epochs=3, verbose=0, callbacks=[callback])
+    text = stream.getvalue()
+    assert "train (loss" in text and "3/3" in text
