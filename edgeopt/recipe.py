@@ -106,6 +106,24 @@ class Benchmark(Strict):
     min_seconds: float = Field(0.5, ge=0)
 
 
+class Budgets(Strict):
+    """Limits the compressed variants must meet; `edgeopt check` fails (exit 1) when one is missed."""
+
+    max_size_kb: float | None = Field(None, gt=0, description="size on disk, KB = 1024 bytes")
+    max_accuracy_drop: float | None = Field(
+        None, ge=0, description="accuracy drop vs trained_float32 (fraction); for regression, MAE increase"
+    )
+    max_latency_ms: dict[str, float] | None = Field(None, description="target -> p50 milliseconds")
+    variants: list[str] | None = Field(None, description="variants budgeted (default: every export)")
+
+    @model_validator(mode="after")
+    def _positive_latency(self) -> Budgets:
+        for target, ms in (self.max_latency_ms or {}).items():
+            if not ms > 0:
+                raise ValueError(f"max_latency_ms.{target} must be > 0, got {ms}")
+        return self
+
+
 class Recipe(Strict):
     name: str | None = None
     model: str = Field(..., description="zoo model name, or a path to a saved Keras model")
@@ -118,6 +136,7 @@ class Recipe(Strict):
         default_factory=lambda: ["float32", "int8"], min_length=1
     )
     benchmark: Benchmark = Field(default_factory=Benchmark)
+    budgets: Budgets | None = None
 
     @model_validator(mode="after")
     def _order(self) -> "Recipe":
