@@ -1,0 +1,250 @@
+"""regress.compare: regressions, improvements, budgets, bad input, JUnit. Pure Python, no TensorFlow."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+from sample_report import make_report
+
+from edgeopt.errors import InputError
+from edgeopt.regress import (
+    FAIL,
+    IMPROVEMENT,
+    NEW,
+    PASS,
+    REGRESSION,
+    Tolerances,
+    compare,
+    load_tolerances,
+    make_baseline,
+)
+from edgeopt.report import parse_report
+
+
+def variant(report, name):
+    return next(v for v in report["variants"] if v["name"] == name)
+
+
+def statuses(result, name, check, target=None):
+    return [f.status for f in result.findings if f.variant == name and f.check == check
+            and (target is None or f.target == target)]
+
+
+def test_identical_report_passes_every_check():
+    result = compare(make_report(), make_baseline(make_report()))
+    assert result.passed and result.exit_code == 0
+    assert all(f.status in (PASS, "note") for f in result.findings)
+    # every variant and target is compared
+    assert statuses(result, "int8", "latency", "local") == [PASS]
+    assert statuses(result, "int8", "size") == [PASS]
+    assert statuses(result, "int8", "accuracy") == [PASS]
+
+
+def test_latency_is_a_ratio_to_the_reference_so_a_uniformly_slower_machine_passes():
+    report = make_report()
+    for v in report["variants"]:
+        for entry in v["latency"].values():
+            entry["p50_ms"] *= 1.8  # the whole CI machine is 80% slower today
+    result = compare(report, make_baseline(make_report()))
+    assert result.passed
+    assert statuses(result, "int8", "latency", "local") == [PASS]
+    assert statuses(result, "trained_float32", "latency", "local") == ["note"]
+
+
+def test_a_30_percent_slower_variant_fails_and_a_faster_one_is_an_improvement():
+    report = make_report()
+    variant(report, "int8")["latency"]["local"]["p50_ms"] *= 1.30
+    variant(report, "float32")["latency"]["local"]["p50_ms"] *= 0.70
+    result = compare(report, make_baseline(make_report()))
+    assert not result.passed and result.exit_code == 1
+    assert statuses(result, "int8", "latency", "local") == [REGRESSION]
+    assert statuses(result, "float32", "latency", "local") == [IMPROVEMENT]
+
+
+def test_threads_change_is_a_regression_even_when_ratios_hold():
+    report = make_report()
+    for v in report["variants"]:
+        for entry in v["latency"].values():
+            entry["threads"] = 2
+    result = compare(report, make_baseline(make_report()))
+    assert statuses(result, "int8", "setup", "local") == [REGRESSION]
+    assert "threads 1 -> 2" in next(f.message for f in result.findings if f.check == "setup")
+
+
+def test_absolute_reference_latency_gated_only_when_asked():
+    report = make_report()
+    variant(report, "trained_float32")["latency"]["local"]["p50_ms"] *= 2
+    variant(report, "int8")["latency"]["local"]["p50_ms"] *= 2
+    variant(report, "float32")["latency"]["local"]["p50_ms"] *= 2
+    assert compare(report, make_baseline(make_report())).passed
+    strict = compare(report, make_baseline(make_report()), Tolerances(latency_absolute_rel=0.5))
+    assert statuses(strict, "trained_float32", "latency", "local") == [REGRESSION]
+
+
+def test_float_fallback_and_lost_coverage_are_regressions():
+    report = make_report()
+    inspect = variant(report, "int8")["inspect"]
+    inspect["float_ops"] = ["FULLY_CONNECTED"]
+    inspect["int8_op_coverage"] = 0.6
+    result = compare(report, make_baseline(make_report()))
+    assert statuses(result, "int8", "float_ops") == [REGRESSION]
+    assert statuses(result, "int8", "int8_op_coverage") == [REGRESSION]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "check", "expected"),
+    [
+        ("size_bytes", 38_900 * 1.05, "size", REGRESSION),
+        ("size_bytes", 38_900 * 1.01, "size", PASS),
+        ("size_bytes", 38_900 * 0.5, "size", IMPROVEMENT),
+        ("sparsity", 0.70, "sparsity", REGRESSION),
+        ("sparsity", 0.795, "sparsity", PASS),
+    ],
+)
+def test_size_and_sparsity_tolerances(field, value, check, expected):
+    report = make_report()
+    variant(report, "int8")[field] = value
+    assert statuses(compare(report, make_baseline(make_report())), "int8", check) == [expected]
+
+
+def test_accuracy_absolute_tolerance_in_its_direction():
+    report = make_report()
+    variant(report, "int8")["metrics"]["accuracy"]["value"] = 0.969 - 0.02
+    variant(report, "float32")["metrics"]["accuracy"]["value"] = 0.972 - 0.01  # exactly the tolerance
+    result = compare(report, make_baseline(make_report()))
+    assert statuses(result, "int8", "accuracy") == [REGRESSION]
+    assert statuses(result, "float32", "accuracy") == [PASS]
+
+
+def test_mae_lower_is_better():
+    base = make_report("regression")
+    report = make_report("regression")
+    variant(report, "int8")["metrics"]["mae"]["value"] += 1.0
+    variant(report, "float32")["metrics"]["mae"]["value"] -= 1.0
+    result = compare(report, make_baseline(base))
+    assert statuses(result, "int8", "mae") == [REGRESSION]
+    assert statuses(result, "float32", "mae") == [IMPROVEMENT]
+
+
+def test_missing_and_new_variants_and_targets():
+    report = make_report()
+    report["variants"] = [v for v in report["variants"] if v["name"] != "float32"]
+    variant(report, "int8")["latency"] = {"estimate:pi4": dict(variant(report, "int8")["latency"]["local"])}
+    report["variants"].append({**variant(make_report(), "int8"), "name": "int16x8", "format": "int16x8"})
+    result = compare(report, make_baseline(make_report()))
+    assert statuses(result, "float32", "variant") == [FAIL]
+    assert statuses(result, "int8", "latency", "local") == [FAIL]
+    assert statuses(result, "int8", "latency", "estimate:pi4") == [NEW]
+    assert statuses(result, "int16x8", "variant") == [NEW]
+    assert not result.passed
+
+
+def test_failed_variant_failed_measurement_and_failed_verification_fail():
+    report = make_report()
+    variant(report, "int8").update(status="failed", reason="converter crashed")
+    variant(report, "float32")["latency"]["local"].update(status="failed", reason="timeout", p50_ms=None)
+    report["checks"][0]["status"] = "fail"
+    result = compare(report, make_baseline(make_report()))
+    assert statuses(result, "int8", "variant") == [FAIL]
+    assert statuses(result, "float32", "latency", "local") == [FAIL]
+    assert statuses(result, "int8", "verify:sparsity") == [FAIL]
+
+
+def test_null_or_garbage_metric_is_a_failure_not_a_pass():
+    report = make_report()
+    variant(report, "int8")["metrics"]["accuracy"]["value"] = None
+    variant(report, "float32")["size_bytes"] = "big"
+    result = compare(report, make_baseline(make_report()))
+    assert statuses(result, "int8", "accuracy") == [FAIL]
+    assert statuses(result, "float32", "size") == [FAIL]
+
+
+def test_baseline_of_another_model_is_bad_input():
+    other = make_report("regression")
+    with pytest.raises(InputError, match="baseline is for name 'facepose_mlp'"):
+        compare(make_report(), make_baseline(other))
+
+
+def test_nan_in_a_report_is_refused_at_parse_time():
+    text = json.dumps(make_report()).replace('"sparsity": 0.8', '"sparsity": NaN', 1)
+    with pytest.raises(InputError, match="NaN"):
+        parse_report(text)
+
+
+def test_budgets_from_the_recipe():
+    report = make_report()
+    report["recipe"]["budgets"] = {"max_size_kb": 40, "max_accuracy_drop": 0.004,
+                                   "max_latency_ms": {"local": 0.03, "ssh://pi@board": 5}}
+    result = compare(report, make_baseline(make_report()))
+    # int8: 38.0 KB <= 40 ok; drop 0.006 > 0.004 fail; p50 0.021 <= 0.03 ok; board not measured: fail
+    assert statuses(result, "int8", "budget:size") == [PASS]
+    assert statuses(result, "int8", "budget:accuracy_drop") == [FAIL]
+    assert statuses(result, "int8", "budget:latency", "local") == [PASS]
+    assert statuses(result, "int8", "budget:latency", "ssh://pi@board") == [FAIL]
+    # float32 export: 133 KB > 40 KB
+    assert statuses(result, "float32", "budget:size") == [FAIL]
+    assert statuses(result, "trained_float32", "budget:size") == []
+    assert not result.passed
+
+
+def test_budget_variants_restrict_what_is_budgeted():
+    report = make_report()
+    report["recipe"]["budgets"] = {"max_size_kb": 40, "variants": ["int8"]}
+    result = compare(report, make_baseline(make_report()))
+    assert statuses(result, "float32", "budget:size") == []
+    assert result.passed
+
+
+def test_skip_latency_for_machines_where_timing_is_meaningless():
+    report = make_report()
+    variant(report, "int8")["latency"]["local"]["p50_ms"] *= 3
+    result = compare(report, make_baseline(make_report()), Tolerances(skip=["latency"]))
+    assert result.passed
+    assert not [f for f in result.findings if f.check == "latency"]
+
+
+def test_junit_has_one_case_per_finding_and_failures_marked():
+    report = make_report()
+    variant(report, "int8")["latency"]["local"]["p50_ms"] *= 1.5
+    result = compare(report, make_baseline(make_report()))
+    root = ET.fromstring(result.to_junit())
+    cases = root.findall("./testsuite/testcase")
+    assert len(cases) == len(result.findings)
+    failed = [c for c in cases if c.find("failure") is not None]
+    assert [(c.get("classname"), c.get("name")) for c in failed] == [
+        ("edgeopt.digits_cnn.int8", "latency@local")]
+    assert root.get("failures") == "1"
+
+
+def test_markdown_and_json_outputs():
+    report = make_report()
+    variant(report, "int8")["size_bytes"] *= 2
+    result = compare(report, make_baseline(make_report()))
+    md = result.to_markdown()
+    assert md.startswith("### ❌ edgeopt check digits_cnn: FAILED (1 regression")
+    assert md.splitlines()[4].startswith("| ❌ regression | `int8` | size |")
+    doc = json.loads(json.dumps(result.to_json()))
+    assert doc["passed"] is False and doc["exit_code"] == 1 and doc["counts"]["regression"] == 1
+
+
+def test_baseline_is_a_trimmed_valid_report():
+    base = make_baseline(make_report())
+    parse_report(json.dumps(base))
+    assert "evaluation" not in base["variants"][1]
+    assert "per_tensor" not in base["variants"][1]["inspect"]
+    assert len(json.dumps(base)) < len(json.dumps(make_report())) / 1.5
+
+
+def test_tolerances_file(tmp_path):
+    path = tmp_path / "tol.yaml"
+    path.write_text("latency_ratio_rel: 0.3\nmetric_abs: {accuracy: 0.02}\n")
+    tol = load_tolerances(path)
+    assert tol.latency_ratio_rel == 0.3 and tol.metric_abs == {"accuracy": 0.02, "mae": 0.25}
+    path.write_text("latency_ratio: 0.3\n")
+    with pytest.raises(InputError, match="unknown key 'latency_ratio' .did you mean 'latency_ratio_rel'"):
+        load_tolerances(path)
+    path.write_text("size_rel: -1\n")
+    with pytest.raises(InputError, match="size_rel"):
+        load_tolerances(path)
