@@ -1,0 +1,254 @@
+"""Datasets: the built-in ones (``digits``, ``facepose``) and user ``.npz`` files, as fixed splits.
+
+Every dataset is a :class:`Dataset` with float32 inputs and a fixed train/test split, so figures are
+comparable across runs and releases. Built-in data never touches the network:
+
+- ``digits``: scikit-learn's bundled 8x8 handwritten digits (1,797 real samples), pixels scaled to
+  [0, 1], shape (8, 8, 1); a stratified 80/20 split with seed 0 (1,437 train / 360 test).
+- ``facepose``: a deterministic generator of 32x32 grayscale synthetic faces labelled with
+  (yaw, pitch) in degrees, yaw uniform in [-75, 75] and pitch uniform in [-45, 45]. Train and test
+  are drawn from independent seeded streams (8,000 / 2,000 samples). See :func:`make_facepose`.
+
+This module imports no TensorFlow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgeopt.errors import InputError
+
+CLASSIFICATION = "classification"
+REGRESSION = "regression"
+
+FACEPOSE_YAW_RANGE = (-75.0, 75.0)
+FACEPOSE_PITCH_RANGE = (-45.0, 45.0)
+FACEPOSE_SIZE = 32
+FACEPOSE_N_TRAIN = 8000
+FACEPOSE_N_TEST = 2000
+FACEPOSE_NOISE_STD = 0.08
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A fixed split. ``y`` holds class indices (int64) or regression targets (float32, 2-D)."""
+
+    name: str
+    task: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    unit: str = ""  # of regression targets, for reports ("degrees")
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(int(d) for d in self.x_train.shape[1:])
+
+    @property
+    def output_dim(self) -> int:
+        if self.task == CLASSIFICATION:
+            return int(max(self.y_train.max(), self.y_test.max())) + 1
+        return int(self.y_train.shape[1])
+
+    def mean_predictor_mae(self) -> float | None:
+        """MAE on the test split of always predicting the training-label mean (regression only)."""
+        if self.task != REGRESSION:
+            return None
+        return float(np.mean(np.abs(self.y_test - self.y_train.mean(axis=0))))
+
+    def representative(self, count: int = 200, seed: int = 0) -> np.ndarray:
+        """Samples from the training split, for int8 calibration."""
+        rng = np.random.default_rng(seed)
+        idx = rng.choice(len(self.x_train), size=min(count, len(self.x_train)), replace=False)
+        return self.x_train[np.sort(idx)]
+
+    def describe(self) -> dict:
+        info = {
+            "name": self.name,
+            "task": self.task,
+            "n_train": int(len(self.x_train)),
+            "n_test": int(len(self.x_test)),
+            "input_shape": list(self.input_shape),
+            "output_dim": self.output_dim,
+        }
+        if self.task == REGRESSION:
+            info["unit"] = self.unit
+            info["mean_predictor_mae"] = self.mean_predictor_mae()
+        return info
+
+
+def load_digits() -> Dataset:
+    """scikit-learn's bundled digits, stratified 80/20 split with seed 0."""
+    from sklearn.datasets import load_digits as sk_load_digits
+    from sklearn.model_selection import train_test_split
+
+    bunch = sk_load_digits()
+    x = (bunch.images / 16.0).astype(np.float32)[..., np.newaxis]
+    y = bunch.target.astype(np.int64)
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.2, stratify=y, random_state=0)
+    return Dataset("digits", CLASSIFICATION, x_train, y_train, x_test, y_test)
+
+
+def _rotate(points: np.ndarray, yaw_deg: np.ndarray, pitch_deg: np.ndarray) -> np.ndarray:
+    """Rotate head-frame points (x right, y down, z towards the camera) by yaw then pitch.
+
+    points: (F, 3); angles: (N,). Returns (N, F, 3). Positive yaw turns the face to the image
+    right; positive pitch tilts it up.
+    """
+    yaw = np.deg2rad(yaw_deg)[:, None]
+    pitch = np.deg2rad(pitch_deg)[:, None]
+    x, y, z = points[:, 0][None], points[:, 1][None], points[:, 2][None]
+    x1 = x * np.cos(yaw) + z * np.sin(yaw)
+    z1 = -x * np.sin(yaw) + z * np.cos(yaw)
+    y2 = y * np.cos(pitch) - z1 * np.sin(pitch)
+    z2 = y * np.sin(pitch) + z1 * np.cos(pitch)
+    return np.stack([x1, y2, z2], axis=-1)
+
+
+# Facial features on the head sphere (unit radius): position, darkness, blob size (x, y) in radii.
+_FEATURES = np.array(
+    [
+        # x, y, z, intensity, sigma_x, sigma_y
+        [-0.36, -0.22, 0.0, -0.60, 0.13, 0.10],  # left eye
+        [0.36, -0.22, 0.0, -0.60, 0.13, 0.10],  # right eye
+        [0.00, 0.12, 0.0, -0.35, 0.08, 0.13],  # nose (shadow)
+        [0.00, 0.45, 0.0, -0.50, 0.25, 0.08],  # mouth
+        [0.00, -0.80, 0.0, -0.40, 0.50, 0.15],  # hairline
+    ],
+    dtype=np.float64,
+)
+_NOSE_TIP_PROTRUSION = 1.18  # the nose sits in front of the sphere, so it moves more with the pose
+
+
+def make_facepose(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Generate ``n`` synthetic 32x32 faces and their (yaw, pitch) labels in degrees.
+
+    A head is a soft-edged ellipse of random size (radius 10-12 px) and position (centre jitter
+    sigma 1 px) on a random background; eyes, nose, mouth and hairline are Gaussian blobs placed by
+    rotating points on the head sphere by yaw and pitch and projecting them orthographically;
+    features turned away from the camera fade out. Brightness and contrast vary per image and
+    Gaussian pixel noise (sigma 0.08) is added; pixels are clipped to [0, 1]. Deterministic for a
+    given (n, seed).
+
+    Returns:
+        x: float32 (n, 32, 32, 1); y: float32 (n, 2) holding (yaw, pitch) in degrees.
+    """
+    rng = np.random.default_rng(seed)
+    yaw = rng.uniform(*FACEPOSE_YAW_RANGE, size=n)
+    pitch = rng.uniform(*FACEPOSE_PITCH_RANGE, size=n)
+    radius = rng.uniform(10.0, 12.0, size=n)[:, None, None]
+    cx = (FACEPOSE_SIZE / 2 + rng.normal(0, 1.0, size=n))[:, None, None]
+    cy = (FACEPOSE_SIZE / 2 + rng.normal(0, 1.0, size=n))[:, None, None]
+    background = rng.uniform(0.05, 0.35, size=n)[:, None, None]
+    skin = rng.uniform(0.6, 0.85, size=n)[:, None, None]
+
+    grid = np.arange(FACEPOSE_SIZE, dtype=np.float64) + 0.5
+    gy, gx = np.meshgrid(grid, grid, indexing="ij")
+    gx, gy = gx[None], gy[None]
+
+    # Head outline: an ellipse a little narrower than tall, with a soft edge.
+    ellipse = ((gx - cx) / (0.85 * radius)) ** 2 + ((gy - cy) / radius) ** 2
+    head = 1.0 / (1.0 + np.exp((ellipse - 1.0) * 12.0))
+    image = background + (skin - background) * head
+
+    points = _FEATURES[:, :3].copy()
+    points[:, 2] = np.sqrt(np.clip(1.0 - points[:, 0] ** 2 - points[:, 1] ** 2, 0.0, None))
+    points[2, 2] *= _NOSE_TIP_PROTRUSION
+    rotated = _rotate(points, yaw, pitch)  # (n, F, 3)
+    for f in range(len(_FEATURES)):
+        px = cx[:, 0, 0] + radius[:, 0, 0] * rotated[:, f, 0]
+        py = cy[:, 0, 0] + radius[:, 0, 0] * rotated[:, f, 1]
+        facing = np.clip(rotated[:, f, 2] * 3.0, 0.0, 1.0)  # fade as the feature turns away
+        sx = radius[:, 0, 0] * _FEATURES[f, 4] * (0.35 + 0.65 * np.clip(rotated[:, f, 2], 0.0, 1.0))
+        sy = radius[:, 0, 0] * _FEATURES[f, 5]
+        blob = np.exp(
+            -0.5
+            * (
+                ((gx - px[:, None, None]) / sx[:, None, None]) ** 2
+                + ((gy - py[:, None, None]) / sy[:, None, None]) ** 2
+            )
+        )
+        image = image + _FEATURES[f, 3] * facing[:, None, None] * blob * head
+
+    contrast = rng.uniform(0.8, 1.2, size=n)[:, None, None]
+    brightness = rng.uniform(-0.1, 0.1, size=n)[:, None, None]
+    image = (image - 0.5) * contrast + 0.5 + brightness
+    image = image + rng.normal(0.0, FACEPOSE_NOISE_STD, size=image.shape)
+    x = np.clip(image, 0.0, 1.0).astype(np.float32)[..., np.newaxis]
+    y = np.stack([yaw, pitch], axis=1).astype(np.float32)
+    return x, y
+
+
+def load_facepose() -> Dataset:
+    """The facepose regression data: 8,000 train (seed 1) and 2,000 test (seed 2) faces."""
+    x_train, y_train = make_facepose(FACEPOSE_N_TRAIN, seed=1)
+    x_test, y_test = make_facepose(FACEPOSE_N_TEST, seed=2)
+    return Dataset("facepose", REGRESSION, x_train, y_train, x_test, y_test, unit="degrees")
+
+
+BUILTIN = {"digits": load_digits, "facepose": load_facepose}
+
+NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def load_npz(path: Path) -> Dataset:
+    """A user dataset: an .npz holding x_train, y_train, x_test, y_test.
+
+    Integer 1-D labels mean classification; anything else is regression (targets made 2-D).
+    """
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = [k for k in NPZ_KEYS if k not in archive.files]
+            if missing:
+                raise InputError(
+                    f"{path}: missing arrays {', '.join(missing)} (an .npz needs {', '.join(NPZ_KEYS)})"
+                )
+            arrays = {k: archive[k] for k in NPZ_KEYS}
+    except InputError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: not a readable .npz file ({exc})") from None
+    for split in ("train", "test"):
+        nx, ny = len(arrays[f"x_{split}"]), len(arrays[f"y_{split}"])
+        if nx != ny:
+            raise InputError(f"{path}: x_{split} has {nx} samples but y_{split} has {ny}; they must match")
+        if nx == 0:
+            raise InputError(f"{path}: x_{split} is empty")
+    if arrays["x_train"].shape[1:] != arrays["x_test"].shape[1:]:
+        raise InputError(
+            f"{path}: x_train samples have shape {arrays['x_train'].shape[1:]} but x_test "
+            f"{arrays['x_test'].shape[1:]}; they must match"
+        )
+    y_train, y_test = arrays["y_train"], arrays["y_test"]
+    if np.issubdtype(y_train.dtype, np.integer) and y_train.ndim == 1:
+        task = CLASSIFICATION
+        y_train, y_test = y_train.astype(np.int64), y_test.astype(np.int64)
+        if min(y_train.min(), y_test.min()) < 0:
+            raise InputError(f"{path}: class labels must be 0..K-1, found a negative label")
+    else:
+        task = REGRESSION
+        y_train = y_train.astype(np.float32).reshape(len(y_train), -1)
+        y_test = y_test.astype(np.float32).reshape(len(y_test), -1)
+    x_train, x_test = arrays["x_train"].astype(np.float32), arrays["x_test"].astype(np.float32)
+    for name, arr in (("x_train", x_train), ("x_test", x_test), ("y_train", y_train), ("y_test", y_test)):
+        if not np.all(np.isfinite(arr)):
+            raise InputError(f"{path}: {name} holds NaN or infinite values")
+    return Dataset(path.stem, task, x_train, y_train, x_test, y_test)
+
+
+def load_dataset(spec: str) -> Dataset:
+    """A built-in dataset by name, or an .npz file by path."""
+    if spec in BUILTIN:
+        return BUILTIN[spec]()
+    path = Path(spec)
+    if path.suffix == ".npz" or path.exists():
+        if not path.is_file():
+            raise InputError(
+                f"data: file {path} not found (give a built-in name: {', '.join(BUILTIN)}, or an .npz path)"
+            )
+        return load_npz(path)
+    raise InputError(f"data: unknown dataset '{spec}' (built-in: {', '.join(BUILTIN)}; or a path to an .npz)")

@@ -1,0 +1,377 @@
+"""Run a recipe: sequence the stages, nothing else.
+
+recipe -> load data, build or load the model -> train -> for each stage: apply, fine-tune with its
+callbacks, strip, report -> convert to each export format -> inspect + evaluate + benchmark each
+``.tflite`` -> report.json and its renderings.
+
+Everything is written into a temporary folder beside ``out_dir`` and moved into place only when the
+run completes, so an interrupted or failed run never leaves partial files, and an existing output
+is replaced only with ``overwrite`` (and only at the very end).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeopt import __version__, environment
+from edgeopt.data import Dataset, load_dataset
+from edgeopt.errors import InputError, OutputExistsError
+from edgeopt.recipe import Recipe, dump_recipe
+
+SCHEMA_VERSION = 1
+QUANTIZED_FORMATS = ("int8",)  # formats exported from the QAT model when the recipe has one
+STATUS_OK = "ok"
+STATUS_FAILED = "failed"
+
+
+# -- output folder ---------------------------------------------------------------------------------
+
+
+def check_output(out_dir: Path, overwrite: bool) -> None:
+    """Fail before any work if ``out_dir`` exists and may not be replaced."""
+    if out_dir.exists() and not overwrite:
+        raise OutputExistsError(
+            f"{out_dir} already exists; pass --overwrite to replace it, or choose a new --out"
+        )
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputExistsError(f"{out_dir} exists and is not a folder; choose a new --out")
+
+
+@contextlib.contextmanager
+def staged_output(out_dir: Path, overwrite: bool) -> Iterator[Path]:
+    """Yield a temporary folder; on success it replaces ``out_dir``, on failure it disappears."""
+    out_dir = Path(out_dir)
+    check_output(out_dir, overwrite)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        yield work
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    old = None
+    if out_dir.exists():
+        old = out_dir.with_name(f".{out_dir.name}.old-{int(time.time())}")
+        out_dir.rename(old)
+    work.rename(out_dir)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+# -- small helpers ---------------------------------------------------------------------------------
+
+
+class Progress:
+    """One status line per step on stderr, unless quiet."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self.start = time.monotonic()
+
+    def __call__(self, message: str) -> None:
+        if not self.quiet:
+            import click
+
+            click.echo(f"[{time.monotonic() - self.start:6.1f}s] {message}", err=True)
+
+
+def file_sizes(path: Path) -> dict[str, int]:
+    raw = path.read_bytes()
+    return {"size_bytes": len(raw), "gzip_bytes": len(gzip.compress(raw, compresslevel=9, mtime=0))}
+
+
+def seed_everything(seed: int) -> None:
+    from edgeopt.kerasapi import keras, tf
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def load_model(recipe: Recipe, data: Dataset):
+    """The recipe's model: a zoo model built for the data, or a saved Keras model."""
+    from edgeopt.kerasapi import keras
+    from edgeopt.zoo import ZOO, build
+
+    if recipe.model in ZOO:
+        options = dict(recipe.model_options)
+        options.setdefault("dropout", recipe.train.dropout)
+        return build(recipe.model, data.input_shape, data.output_dim, **options)
+    path = Path(recipe.model)
+    if not path.exists():
+        raise InputError(
+            f"model: '{recipe.model}' is neither a zoo model ({', '.join(ZOO)}) nor an existing file"
+        )
+    if recipe.train.dropout:
+        raise InputError("train.dropout applies to zoo models only; set it to 0 for a saved model")
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as exc:  # Keras raises many types for a file that is not a model
+        raise InputError(
+            f"model: {path} is not a saved Keras model ({type(exc).__name__}: {str(exc)[:160]})"
+        ) from None
+    expected = tuple(int(d) for d in model.input_shape[1:] if d is not None)
+    if tuple(model.input_shape[1:]) != data.input_shape:
+        raise InputError(
+            f"model: {path} takes inputs of shape {expected} but data '{recipe.data}' has {data.input_shape}"
+        )
+    return model
+
+
+def keras_metrics(model, data: Dataset) -> tuple[dict, dict]:
+    from edgeopt.evaluate import score
+
+    predictions = model.predict(data.x_test, batch_size=256, verbose=0)
+    return score(
+        np.asarray(predictions, dtype=np.float32), data, "keras (reference only, not a .tflite figure)"
+    )
+
+
+# -- variants --------------------------------------------------------------------------------------
+
+
+def tflite_variant(
+    name: str, fmt: str, path: Path, data: Dataset, recipe: Recipe, progress: Progress
+) -> dict:
+    """Inspect, evaluate and benchmark one emitted ``.tflite``."""
+    from edgeopt import bench
+    from edgeopt.evaluate import evaluate_tflite
+    from edgeopt.inspect import inspect_tflite
+
+    info = inspect_tflite(path)
+    metrics, evaluation = evaluate_tflite(path, data)
+    latency = {}
+    spec = recipe.benchmark
+    for target in spec.targets:
+        progress(f"benchmarking {path.name} on {target} ({spec.threads} thread(s))")
+        latency[target] = bench.measure(
+            path,
+            target=target,
+            threads=spec.threads,
+            runs=spec.runs,
+            warmup=spec.warmup,
+            min_seconds=spec.min_seconds,
+        )
+    return {
+        "name": name,
+        "format": fmt,
+        "path": path.name,
+        "status": STATUS_OK,
+        "reason": None,
+        **file_sizes(path),
+        "params": info["params"],
+        "sparsity": info["sparsity"],
+        "metrics": metrics,
+        "latency": latency,
+        "inspect": info,
+        "evaluation": evaluation,
+    }
+
+
+def failed_variant(name: str, fmt: str, reason: str) -> dict:
+    return {
+        "name": name,
+        "format": fmt,
+        "path": None,
+        "status": STATUS_FAILED,
+        "reason": reason,
+        "size_bytes": None,
+        "gzip_bytes": None,
+        "params": None,
+        "sparsity": None,
+        "metrics": {},
+        "latency": {},
+        "inspect": {},
+        "evaluation": {},
+    }
+
+
+# -- checks: what was asked for versus what the .tflite holds --------------------------------------
+
+
+def sparsity_checks(stages: list[dict], variants: list[dict], pruned_fraction: float) -> list[dict]:
+    """Each exported variant's measured weight sparsity against the prune stages' target.
+
+    Only the pruned layers' kernels are asked to be sparse, so the expectation over all weights is
+    target x (share of weights in pruned kernels), less 0.02 of slack for rounding in the masks.
+    """
+    targets = [s["params"]["target_sparsity"] for s in stages if s["kind"] == "prune"]
+    if not targets:
+        return []
+    expected = max(targets) * pruned_fraction - 0.02
+    checks = []
+    for v in variants:
+        if v["format"] in ("keras",) or v["name"] == "trained_float32" or v["status"] != STATUS_OK:
+            continue
+        ok = v["sparsity"] >= expected
+        checks.append(
+            {
+                "variant": v["name"],
+                "check": "sparsity",
+                "expected": f">= {expected:.3f}",
+                "measured": round(v["sparsity"], 4),
+                "status": "ok" if ok else "fail",
+                "message": f"{v['name']}: weight sparsity {v['sparsity']:.3f} in the .tflite "
+                f"({'meets' if ok else 'falls short of'} {expected:.3f} = target {max(targets):.2f} "
+                f"x {pruned_fraction:.3f} of weights in pruned layers - 0.02)",
+            }
+        )
+    return checks
+
+
+def int8_checks(variants: list[dict]) -> list[dict]:
+    """An int8 export must compute in int8: no float ops left."""
+    checks = []
+    for v in variants:
+        if v["format"] != "int8" or v["status"] != STATUS_OK:
+            continue
+        float_ops = v["inspect"].get("float_ops") or []
+        ok = not float_ops
+        checks.append(
+            {
+                "variant": v["name"],
+                "check": "int8_ops",
+                "expected": "no float ops",
+                "measured": len(float_ops),
+                "status": "ok" if ok else "fail",
+                "message": f"{v['name']}: "
+                + (
+                    "every op computes in int8"
+                    if ok
+                    else f"float ops left: {', '.join(sorted(set(map(str, float_ops))))}"
+                ),
+            }
+        )
+    return checks
+
+
+# -- the run ---------------------------------------------------------------------------------------
+
+
+def run_recipe(
+    recipe: Recipe, out_dir: Path, *, overwrite: bool = False, quiet: bool = False
+) -> dict[str, Any]:
+    """Run ``recipe`` and write every output into ``out_dir``; return the report."""
+    out_dir = Path(out_dir)
+    check_output(out_dir, overwrite)
+    progress = Progress(quiet)
+    data = load_dataset(recipe.data)
+    with staged_output(out_dir, overwrite) as work:
+        report = _run(recipe, data, work, progress)
+        from edgeopt.report import write_report
+
+        (work / "recipe.resolved.yaml").write_text(dump_recipe(recipe))
+        write_report(report, work)
+    return report
+
+
+def _run(recipe: Recipe, data: Dataset, work: Path, progress: Progress) -> dict[str, Any]:
+    from edgeopt.convert import ConversionError, convert
+    from edgeopt.techniques import StageContext, get_technique
+    from edgeopt.train import fit, with_regularization
+
+    seed_everything(recipe.seed)
+    model = with_regularization(load_model(recipe, data), recipe.train.l1, recipe.train.l2)
+    progress(f"training {recipe.run_name} on {data.name} ({recipe.train.epochs} epochs max)")
+    history = fit(model, data, recipe.train, seed=recipe.seed)
+    model.save(work / "model.keras")
+    metrics, evaluation = keras_metrics(model, data)
+    variants = [
+        {
+            "name": "keras_float",
+            "format": "keras",
+            "path": "model.keras",
+            "status": STATUS_OK,
+            "reason": None,
+            **file_sizes(work / "model.keras"),
+            "params": int(model.count_params()),
+            "sparsity": None,
+            "metrics": metrics,
+            "latency": {},
+            "inspect": {},
+            "evaluation": evaluation,
+        }
+    ]
+    representative = data.representative(seed=recipe.seed)
+    (work / "trained_float32.tflite").write_bytes(convert(model, "float32"))
+
+    stages, float_model, current, earlier = [], model, model, ()
+    all_kernels = sum(int(np.prod(w.shape)) for w in model.weights)
+    pruned_kernels = 0
+    for index, stage in enumerate(recipe.stages):
+        technique = get_technique(stage.kind)
+        ctx = StageContext(
+            data=data, train=recipe.train, seed=recipe.seed, stage_index=index, earlier=earlier
+        )
+        progress(f"stage {index + 1}/{len(recipe.stages)}: {stage.kind} ({stage.epochs} epochs)")
+        wrapped = technique.apply(current, stage, ctx)
+        stage_history = fit(
+            wrapped,
+            data,
+            recipe.train,
+            epochs=stage.epochs,
+            batch_size=stage.batch_size,
+            learning_rate=stage.learning_rate or recipe.train.learning_rate / 10,
+            callbacks=technique.callbacks(stage, ctx),
+            seed=recipe.seed,
+        )
+        stripped = technique.strip(wrapped)
+        outcome = technique.report(stripped, stage, ctx)
+        stages.append(
+            {"kind": stage.kind, "params": stage.model_dump(mode="json"), "history": stage_history, **outcome}
+        )
+        if stage.kind == "prune":
+            pruned = set(outcome["achieved"]["per_layer_sparsity"])
+            pruned_kernels = sum(
+                int(np.prod(w.shape))
+                for layer in stripped.layers
+                if layer.name in pruned
+                for w in layer.weights
+                if "kernel" in w.name
+            )
+        current, earlier = stripped, (*earlier, stage.kind)
+        if stage.kind != "quantize":
+            float_model = stripped
+
+    variants.append(
+        tflite_variant("trained_float32", "float32", work / "trained_float32.tflite", data, recipe, progress)
+    )
+    for fmt in recipe.export:
+        source = current if fmt in QUANTIZED_FORMATS else float_model
+        path = work / f"{fmt}.tflite"
+        progress(f"exporting {fmt}")
+        try:
+            path.write_bytes(convert(source, fmt, representative))
+        except ConversionError as exc:
+            variants.append(failed_variant(fmt, fmt, str(exc)))
+            continue
+        variants.append(tflite_variant(fmt, fmt, path, data, recipe, progress))
+
+    checks = sparsity_checks(stages, variants, pruned_kernels / all_kernels if all_kernels else 0.0)
+    checks += int8_checks(variants)
+    failed = any(v["status"] != STATUS_OK for v in variants) or any(c["status"] != "ok" for c in checks)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "edgeopt_version": __version__,
+        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "name": recipe.run_name,
+        "task": data.task,
+        "recipe": recipe.resolved(),
+        "seed": recipe.seed,
+        "environment": environment.describe(),
+        "data": data.describe(),
+        "training": {"history": history, "epochs_run": len(history.get("loss", []))},
+        "stages": stages,
+        "variants": variants,
+        "checks": checks,
+        "status": STATUS_FAILED if failed else STATUS_OK,
+    }

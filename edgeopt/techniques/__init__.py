@@ -1,0 +1,51 @@
+"""Compression techniques, one module each, all with the same shape (TFMOT's vocabulary):
+
+- ``apply(model, stage, ctx)``: wrap the model for this technique.
+- ``callbacks(stage, ctx)``: training-time hooks for the fine-tune.
+- ``strip(model)``: remove the wrappers before export (identity where the converter needs them).
+- ``scope()``: a context manager with the custom objects to load a wrapped model.
+- ``report(stripped, stage, ctx, applied)``: what was achieved versus what was asked, and which
+  layers were skipped and why, as one summary line.
+
+``TECHNIQUES`` maps a recipe stage ``kind`` to its module. The pipeline sequences them; ordering
+rules live in :func:`edgeopt.recipe.check_stage_order`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from edgeopt.data import Dataset
+from edgeopt.recipe import TrainSpec
+
+
+@dataclass
+class StageContext:
+    """What a technique may know about the run it is part of."""
+
+    data: Dataset
+    train: TrainSpec
+    seed: int
+    stage_index: int
+    earlier: tuple[str, ...] = ()  # kinds of the stages already applied, in order
+    notes: dict = field(default_factory=dict)  # per-stage facts a technique records for report()
+
+
+def skipped_summary(skipped: dict[str, str], verb: str) -> tuple[dict[str, int], str]:
+    """Counts by layer type (with the reason) and the one summary line for skipped layers.
+
+    ``skipped`` maps layer name -> "Type" or "Type(reason)".
+    """
+    counts = Counter(skipped.values())
+    if not counts:
+        return {}, f"all layers with weights {verb}"
+    parts = ", ".join(f"{n} {kind}" for kind, n in counts.most_common())
+    total = sum(counts.values())
+    return dict(counts), f"{total} layer{'s' if total != 1 else ''} not {verb}: {parts}"
+
+
+def get_technique(kind: str):
+    from edgeopt.techniques import prune, quantize
+
+    return {"prune": prune, "quantize": quantize}[kind]

@@ -1,0 +1,120 @@
+"""Training: fit a Keras model to a dataset with a :class:`~edgeopt.recipe.TrainSpec`.
+
+Owns the pieces every training-like step shares (the optimizer, the task's loss and metric, the
+validation split, early stopping, L1/L2 regularisation), so the compression stages fine-tune with
+exactly the same rules as the initial training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from edgeopt.data import CLASSIFICATION, Dataset
+from edgeopt.kerasapi import keras
+from edgeopt.recipe import TrainSpec
+
+
+def make_optimizer(name: str, learning_rate: float):
+    """The optimizer a recipe names (``momentum`` and ``nesterov`` are SGD with momentum 0.9)."""
+    factories = {
+        "sgd": lambda: keras.optimizers.SGD(learning_rate),
+        "momentum": lambda: keras.optimizers.SGD(learning_rate, momentum=0.9),
+        "nesterov": lambda: keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True),
+        "adam": lambda: keras.optimizers.Adam(learning_rate),
+        "rmsprop": lambda: keras.optimizers.RMSprop(learning_rate),
+        "adagrad": lambda: keras.optimizers.Adagrad(learning_rate),
+    }
+    return factories[name]()
+
+
+def loss_and_metrics(task: str) -> tuple[Any, list[Any]]:
+    """Models output logits for classification and label units for regression."""
+    if task == CLASSIFICATION:
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True), ["accuracy"]
+    return keras.losses.MeanSquaredError(), [keras.metrics.MeanAbsoluteError(name="mae")]
+
+
+def compile_model(model, task: str, optimizer: str, learning_rate: float) -> None:
+    loss, metrics = loss_and_metrics(task)
+    model.compile(optimizer=make_optimizer(optimizer, learning_rate), loss=loss, metrics=metrics)
+
+
+def with_regularization(model, l1: float, l2: float):
+    """A copy of ``model`` whose kernels carry L1/L2 penalties (the model itself if both are 0).
+
+    Works for zoo and loaded models alike: the layers' configs get the regulariser and the model is
+    rebuilt from its config with the same weights.
+    """
+    if not l1 and not l2:
+        return model
+    regularizer = keras.regularizers.L1L2(l1=l1, l2=l2)
+    config = model.get_config()
+    for layer_config in config["layers"]:
+        if "kernel_regularizer" in layer_config["config"]:
+            layer_config["config"]["kernel_regularizer"] = keras.regularizers.serialize(regularizer)
+    rebuilt = model.__class__.from_config(config)
+    rebuilt.set_weights(model.get_weights())
+    return rebuilt
+
+
+def fit(
+    model,
+    data: Dataset,
+    spec: TrainSpec,
+    *,
+    epochs: int | None = None,
+    learning_rate: float | None = None,
+    batch_size: int | None = None,
+    callbacks: Sequence[Any] = (),
+    seed: int = 0,
+    compile_first: bool = True,
+) -> dict[str, list[float]]:
+    """Fit ``model`` on ``data``'s training split; return the per-epoch history (plain floats).
+
+    Validation uses a fixed, seeded slice of the training split (``spec.validation_split``); the
+    test split is never seen here.
+    """
+    epochs = spec.epochs if epochs is None else epochs
+    if epochs == 0:
+        return {}
+    if compile_first:
+        compile_model(model, data.task, spec.optimizer, learning_rate or spec.learning_rate)
+    x, y = data.x_train, data.y_train
+    validation = None
+    if spec.validation_split > 0:
+        order = np.random.default_rng(seed).permutation(len(x))
+        n_val = max(1, int(round(len(x) * spec.validation_split)))
+        val_idx, train_idx = order[:n_val], order[n_val:]
+        validation = (x[val_idx], y[val_idx])
+        x, y = x[train_idx], y[train_idx]
+    all_callbacks = list(callbacks)
+    if spec.early_stopping is not None:
+        all_callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor=spec.early_stopping.monitor,
+                patience=spec.early_stopping.patience,
+                restore_best_weights=spec.early_stopping.restore_best_weights,
+            )
+        )
+    history = model.fit(
+        x,
+        y,
+        epochs=epochs,
+        batch_size=batch_size or spec.batch_size,
+        validation_data=validation,
+        callbacks=all_callbacks,
+        shuffle=True,
+        verbose=0,
+    )
+    return {k: [float(v) for v in values] for k, values in history.history.items()}
+
+
+def steps_per_epoch(data: Dataset, spec: TrainSpec, batch_size: int | None = None) -> int:
+    """Optimizer steps in one epoch of :func:`fit` (after the validation slice is taken out)."""
+    n = len(data.x_train)
+    if spec.validation_split > 0:
+        n -= max(1, int(round(n * spec.validation_split)))
+    return int(np.ceil(n / (batch_size or spec.batch_size)))
