@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -58,7 +58,7 @@ class TrainSpec(Strict):
     early_stopping: EarlyStopping | None = None
 
     @model_validator(mode="after")
-    def _early_stopping_needs_validation(self) -> "TrainSpec":
+    def _early_stopping_needs_validation(self) -> TrainSpec:
         if self.early_stopping is not None and self.validation_split == 0:
             raise ValueError("early_stopping needs validation_split > 0")
         return self
@@ -74,28 +74,112 @@ class FineTune(Strict):
 
 class PruneStage(FineTune):
     kind: Literal["prune"] = "prune"
-    target_sparsity: float = Field(..., ge=0, lt=1)
+    target_sparsity: float = Field(..., ge=0, lt=1, description="default 1 - M/N with structure M:N")
     initial_sparsity: float = Field(0.0, ge=0, lt=1, description="polynomial schedule start")
     schedule: Literal["polynomial", "constant"] = "polynomial"
     frequency: int = Field(10, ge=1, description="steps between mask updates")
     begin_epoch: float = Field(0.0, ge=0, description="fraction of the fine-tune epochs, or epochs")
     end_epoch: float | None = Field(None, ge=0, description="default: 80% of the fine-tune epochs")
     layers: list[str] | None = Field(None, description="glob patterns on layer names or class names")
+    structure: str = Field(
+        "unstructured",
+        description="'unstructured', or 'M:N' (at most M non-zeros "
+        "in every N consecutive input-channel weights, e.g. '2:4')",
+    )
+    policy: Literal["all", "xnnpack_sparse"] = Field(
+        "all",
+        description="'xnnpack_sparse': prune only 1x1 convolutions (XNNPACK's sparse kernels) "
+        "and export with TFLite's sparse encoding",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _structured_target(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("target_sparsity") is None:
+            m_by_n = parse_m_by_n(data.get("structure", "unstructured"))
+            if m_by_n is not None:
+                data = {**data, "target_sparsity": 1 - m_by_n[0] / m_by_n[1]}
+        return data
 
     @model_validator(mode="after")
-    def _initial_below_target(self) -> "PruneStage":
+    def _initial_below_target(self) -> PruneStage:
+        m_by_n = parse_m_by_n(self.structure)
+        if m_by_n is not None and abs(self.target_sparsity - (1 - m_by_n[0] / m_by_n[1])) > 1e-9:
+            raise ValueError(
+                f"structure {self.structure} fixes target_sparsity at "
+                f"{1 - m_by_n[0] / m_by_n[1]:g}; remove target_sparsity or make it match"
+            )
         if self.schedule == "polynomial" and self.initial_sparsity > self.target_sparsity:
             raise ValueError("initial_sparsity must not exceed target_sparsity")
         return self
 
+    @property
+    def m_by_n(self) -> tuple[int, int] | None:
+        return parse_m_by_n(self.structure)
+
+
+def parse_m_by_n(structure: Any) -> tuple[int, int] | None:
+    """``'2:4'`` -> (2, 4); ``'unstructured'`` -> None; anything else is a ValueError."""
+    if structure in (None, "unstructured"):
+        return None
+    parts = str(structure).split(":")
+    if len(parts) == 2 and all(p.strip().isdigit() for p in parts):
+        m, n = int(parts[0]), int(parts[1])
+        if 0 < m < n:
+            return m, n
+    raise ValueError(
+        f"structure must be 'unstructured' or 'M:N' with 0 < M < N (e.g. '2:4'), got {structure!r}"
+    )
+
+
+CENTROID_INITS = ("kmeans_plus_plus", "linear", "density_based", "random")
+
+
+class ClusterStage(FineTune):
+    kind: Literal["cluster"] = "cluster"
+    clusters: int = Field(16, ge=2, le=256, description="centroids per clustered weight tensor")
+    centroid_init: Literal[CENTROID_INITS] = "kmeans_plus_plus"  # type: ignore[valid-type]
+    layers: list[str] | None = Field(None, description="glob patterns on layer names or class names")
+    preserve_sparsity: bool | None = Field(None, description="default: true when a prune stage came before")
+
 
 class QuantizeStage(FineTune):
     kind: Literal["quantize"] = "quantize"
-    mode: Literal["qat"] = "qat"
+    mode: Literal["qat", "ptq"] = "qat"
+    preserve: Literal["auto", "none"] = Field(
+        "auto",
+        description="'auto': collaborative QAT keeping earlier sparsity and clusters; "
+        "'none': plain QAT (for comparison)",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ptq_defaults_to_no_training(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("mode") == "ptq" and "epochs" not in data:
+            data = {**data, "epochs": 0}
+        return data
+
+    @model_validator(mode="after")
+    def _ptq_has_no_training(self) -> QuantizeStage:
+        if self.mode == "ptq" and self.epochs:
+            raise ValueError("mode ptq needs no training: set epochs to 0 (or use mode qat)")
+        return self
 
 
-Stage = Annotated[Union[PruneStage, QuantizeStage], Field(discriminator="kind")]
-STAGE_KINDS = ("prune", "quantize")
+class DistillStage(FineTune):
+    kind: Literal["distill"] = "distill"
+    teacher: str = Field(
+        ...,
+        description="zoo model name (trained by this recipe's train section) "
+        "or a path to a saved Keras model",
+    )
+    teacher_options: dict[str, Any] = Field(default_factory=dict, description="zoo builder options")
+    alpha: float = Field(0.1, ge=0, le=1, description="weight of the label loss; 1 - alpha on the teacher")
+    temperature: float = Field(4.0, gt=0, description="softmax temperature (classification)")
+
+
+Stage = Annotated[PruneStage | ClusterStage | QuantizeStage | DistillStage, Field(discriminator="kind")]
+STAGE_KINDS = ("prune", "cluster", "quantize", "distill")
 
 
 class Benchmark(Strict):
@@ -139,7 +223,7 @@ class Recipe(Strict):
     budgets: Budgets | None = None
 
     @model_validator(mode="after")
-    def _order(self) -> "Recipe":
+    def _order(self) -> Recipe:
         check_stage_order([s.kind for s in self.stages])
         if len(set(self.export)) != len(self.export):
             raise ValueError("export lists a format twice")
@@ -157,14 +241,26 @@ class Recipe(Strict):
 def check_stage_order(kinds: list[str]) -> None:
     """Reject stage orders that cannot work, before any training.
 
-    Structure-changing stages (prune) come first; quantization-aware training comes last and once,
-    because it preserves what came before but nothing after it can preserve QAT.
+    Distillation trains the student, so it comes first and once. Structure-changing stages come
+    next: prune, then cluster (clustering after pruning can keep the zeros; pruning after clustering
+    would break the clusters). Quantization comes last and once: QAT preserves what came before,
+    but nothing after it can preserve QAT.
     """
-    if kinds.count("quantize") > 1:
-        raise ValueError("stages: only one quantize stage is allowed")
+    for kind in ("distill", "prune", "cluster", "quantize"):
+        if kinds.count(kind) > 1:
+            raise ValueError(f"stages: only one {kind} stage is allowed (found {kinds.count(kind)})")
+    if "distill" in kinds and kinds[0] != "distill":
+        raise ValueError(
+            f"stages: distill must be the first stage (it trains the student; "
+            f"'{kinds[kinds.index('distill') - 1]}' comes before it and would be undone)"
+        )
     if "quantize" in kinds and kinds[-1] != "quantize":
         after = kinds[kinds.index("quantize") + 1]
         raise ValueError(f"stages: quantize must be the last stage ('{after}' follows it)")
+    if "prune" in kinds and "cluster" in kinds and kinds.index("cluster") < kinds.index("prune"):
+        raise ValueError(
+            "stages: prune must come before cluster (pruning after clustering breaks the clusters)"
+        )
 
 
 def _format_loc(loc: tuple[Any, ...]) -> str:
