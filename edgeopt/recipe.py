@@ -182,6 +182,17 @@ Stage = Annotated[PruneStage | ClusterStage | QuantizeStage | DistillStage, Fiel
 STAGE_KINDS = ("prune", "cluster", "quantize", "distill")
 
 
+class ExportOptions(Strict):
+    """How the export formats are produced."""
+
+    int8_io: Literal["int8", "float"] = Field(
+        "int8", description="int8 export: int8 input/output tensors, or float ones "
+        "(QUANTIZE/DEQUANTIZE inside)")
+    sparse_encoding: bool | None = Field(
+        None, description="store sparse weights in TFLite's sparse format (default: on with a prune "
+        "stage using policy xnnpack_sparse)")
+
+
 class Benchmark(Strict):
     targets: list[str] = Field(default_factory=lambda: ["local"])
     threads: int = Field(1, ge=1)
@@ -219,6 +230,7 @@ class Recipe(Strict):
     export: list[Literal[EXPORT_FORMATS]] = Field(  # type: ignore[valid-type]
         default_factory=lambda: ["float32", "int8"], min_length=1
     )
+    export_options: ExportOptions = Field(default_factory=ExportOptions)
     benchmark: Benchmark = Field(default_factory=Benchmark)
     budgets: Budgets | None = None
 
