@@ -154,6 +154,103 @@ def inspect_cmd(model_path, as_json) -> None:
         click.echo(table(["tensor", "role", "shape", "dtype", "sparsity", "unique", "2:4"], rows))
 
 
+@cli.command("report")
+@click.argument("report_path", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["table", "md", "html"]), default="table",
+              show_default=True, help="Terminal table, Markdown (CI summary) or self-contained HTML.")
+@click.option("--out", "out_file", type=click.Path(path_type=Path), help="Write to FILE instead of stdout.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
+def report_cmd(report_path, fmt, out_file, overwrite) -> None:
+    """Render a report.json as a table, Markdown or HTML (no TensorFlow needed)."""
+    from edgeopt.errors import OutputExistsError
+    from edgeopt.report import load_report, render
+
+    report = load_report(report_path)
+    if out_file is not None and out_file.exists() and not overwrite:
+        raise OutputExistsError(f"{out_file} exists; pass --overwrite or choose another --out")
+    text = render(report, fmt)
+    if out_file is None:
+        click.echo(text, nl=not text.endswith("\n"))
+        return
+    _write_output(out_file, text)
+    click.echo(f"wrote {out_file}", err=True)
+
+
+def _write_output(path: Path, text: str) -> None:
+    from edgeopt.errors import EnvironmentProblem
+    from edgeopt.report import write_text_atomic
+
+    try:
+        write_text_atomic(path, text)
+    except OSError as exc:
+        raise EnvironmentProblem(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+@cli.command("check")
+@click.argument("report_path", type=click.Path(path_type=Path))
+@click.option("--baseline", "baseline_path", required=True, type=click.Path(path_type=Path),
+              help="The accepted report, e.g. models/<name>/baseline.json.")
+@click.option("--tolerances", "tolerances_path", type=click.Path(path_type=Path),
+              help="YAML/JSON file overriding the default tolerances (docs/check.md).")
+@click.option("--junit", "junit_path", type=click.Path(path_type=Path), help="Write JUnit XML here.")
+@click.option("--markdown", "markdown_path", type=click.Path(path_type=Path),
+              help="Write a Markdown summary here (e.g. $GITHUB_STEP_SUMMARY).")
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON on stdout.")
+@click.option("--update-baseline", is_flag=True,
+              help="Accept this report: write it (trimmed) to --baseline for review in version control.")
+def check_cmd(report_path, baseline_path, tolerances_path, junit_path, markdown_path, as_json,
+              update_baseline) -> None:
+    """Compare a report with its baseline and the recipe's budgets; exit 1 on a regression.
+
+    \b
+    Latency is compared as the ratio of each variant's p50 to the trained_float32 variant's p50 on
+    the same target in the same report, so a slower or busier CI machine does not flap the check.
+    Regressions and improvements are both reported. Exit codes: 0 pass; 1 regression or budget
+    missed; 2 bad input (missing/invalid report or baseline, other model, schema mismatch);
+    3 environment (cannot write an output).
+    """
+    from edgeopt.errors import EXIT_OK, InputError
+    from edgeopt.regress import baseline_json, check_budgets, compare, load_tolerances
+    from edgeopt.report import load_report
+
+    report = load_report(report_path)
+    tolerances = load_tolerances(tolerances_path)
+    if baseline_path.exists() or not update_baseline:
+        if not baseline_path.exists():
+            raise InputError(f"{baseline_path}: baseline not found; create it with "
+                             f"edgeopt check {report_path} --baseline {baseline_path} --update-baseline")
+        result = compare(report, load_report(baseline_path), tolerances)
+    else:
+        result = check_budgets(report)
+    if junit_path is not None:
+        _write_output(junit_path, result.to_junit())
+    if markdown_path is not None:
+        _write_output(markdown_path, result.to_markdown())
+    code = result.exit_code
+    updated = None
+    if update_baseline:
+        own = check_budgets(report)  # the report's own failures and budgets, whatever the baseline says
+        if own.passed:
+            _write_output(baseline_path, baseline_json(report))
+            updated = str(baseline_path)
+            code = EXIT_OK
+    if as_json:
+        emit_json({**result.to_json(), "exit_code": code, "baseline_updated": updated})
+    else:
+        click.echo(result.to_table())
+    click.echo(result.summary(), err=True)
+    if update_baseline:
+        if updated:
+            counts = result.counts()
+            click.echo(f"wrote {baseline_path}: accepted {counts.get('regression', 0)} regressions, "
+                       f"{counts.get('improvement', 0)} improvements, {counts.get('new', 0)} new; "
+                       "review the diff before committing", err=True)
+        else:
+            click.echo(f"edgeopt: not updating {baseline_path}: the report itself has failures "
+                       "(failed variants, checks or budgets)", err=True)
+    click.get_current_context().exit(code)
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="edgeopt")
