@@ -145,7 +145,7 @@ def test_load_report_missing_file(tmp_path):
 
 
 def test_report_module_does_not_import_tensorflow():
-    code = ("import sys, edgeopt.report; "
+    code = ("import sys, edgeopt.report, edgeopt.regress, edgeopt.progress; "
             "print('tensorflow' in sys.modules or 'matplotlib' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
