@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Install the system tools the device tests need (openssh-server, qemu-user-static), idempotently.
+# Install the system tools the tests need (openssh-server, qemu-user-static; chromium for the HTML
+# report browser test), idempotently.
 # Skips quietly when not root or when apt-get fails (no network): the tests then skip with the reason.
 # Other helpers append their packages to PACKAGES.
 set -u
-PACKAGES=(openssh-server qemu-user-static)
+PACKAGES=(openssh-server qemu-user-static chromium)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
