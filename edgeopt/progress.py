@@ -1,14 +1,16 @@
-"""Progress display for long work: rich bars on an interactive terminal, silence everywhere else.
+"""Progress display for long work: rich bars on an interactive terminal, no bars anywhere else.
 
 Bars are drawn on stderr only when stderr is a TTY and the user did not pass ``--quiet``; in CI
-logs (no TTY) and with ``--quiet`` every call is a no-op, so library code can report progress
-unconditionally. :meth:`Progress.keras_callback` builds a tf_keras ``Callback`` that advances a bar
-once per epoch; the Keras class is created on first use, so importing this module does not import
-TensorFlow.
+logs (no TTY) and with ``--quiet`` every bar call is a no-op, so library code can report progress
+unconditionally. Calling the :class:`Progress` object with a message prints one status line per step
+(on a terminal above the bars, in logs as a plain line), and nothing with ``--quiet``.
+:meth:`Progress.keras_callback` builds a tf_keras ``Callback`` that advances a bar once per epoch;
+the Keras class is created on first use, so importing this module does not import TensorFlow.
 
 Usage::
 
     with Progress(quiet=quiet) as progress:
+        progress("training digits_cnn")          # a status line (also in CI logs, unless quiet)
         model.fit(..., callbacks=[progress.keras_callback("train", epochs)])
         bench = progress.task("benchmark int8 on local", total=runs)
         for _ in range(runs):
@@ -19,6 +21,7 @@ Usage::
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any, TextIO
 
 _CALLBACK_CLASS: type | None = None
@@ -85,9 +88,24 @@ class Progress:
     """
 
     def __init__(self, quiet: bool = False, stream: TextIO | None = None):
+        self.quiet = quiet
         self.enabled = bars_enabled(quiet, stream)
         self._stream = sys.stderr if stream is None else stream
         self._rich: Any | None = None
+        self._start = time.monotonic()
+
+    def __call__(self, message: str) -> None:
+        """One status line per step (``[  12.3s] stage 1/2: prune``), on any stream, unless quiet.
+
+        Step lines are few and useful in CI logs too; only the bars are terminal-only.
+        """
+        if self.quiet:
+            return
+        line = f"[{time.monotonic() - self._start:6.1f}s] {message}"
+        if self._rich is not None:
+            self._rich.console.print(line, markup=False, highlight=False)
+        else:
+            print(line, file=self._stream, flush=True)
 
     def __enter__(self) -> Progress:
         if self.enabled:

@@ -40,6 +40,22 @@ def test_silent_when_not_a_terminal_or_quiet():
         assert stream.getvalue() == ""
 
 
+def test_status_lines_in_logs_but_not_with_quiet():
+    log = io.StringIO()
+    with Progress(stream=log) as progress:
+        progress("stage 1/2: prune")
+    assert log.getvalue().endswith("s] stage 1/2: prune\n")
+    quiet = FakeTerminal()
+    with Progress(quiet=True, stream=quiet) as progress:
+        progress("stage 1/2: prune")
+    assert quiet.getvalue() == ""
+    terminal = FakeTerminal()
+    with Progress(stream=terminal) as progress:
+        progress.task("bar", total=1)
+        progress("stage 2/2: quantize")
+    assert "stage 2/2: quantize" in terminal.getvalue()
+
+
 def test_keras_callback_advances_one_step_per_epoch():
     from edgeopt.kerasapi import keras
 
