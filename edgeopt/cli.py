@@ -251,6 +251,86 @@ def check_cmd(report_path, baseline_path, tolerances_path, junit_path, markdown_
     click.get_current_context().exit(code)
 
 
+def _parse_threads(_ctx, _param, value: str) -> list[int]:
+    try:
+        threads = [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        threads = []
+    if not threads or any(t < 1 for t in threads):
+        raise click.BadParameter(f"expected positive integers separated by commas, e.g. 1,2,4; got {value!r}")
+    return threads
+
+
+@cli.command("benchmark")
+@click.argument("models", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--target", "targets", multiple=True, default=("local",), show_default=True,
+              help="local | ssh://[user@]host[:port] | qemu:cortex-a53|a72|a76 | estimate:pi3|pi4|pi5 "
+                   "(repeatable; SSH boards run in parallel).")
+@click.option("--threads", default="1", show_default=True, callback=_parse_threads,
+              help="Interpreter thread counts, comma separated, e.g. 1,2,4.")
+@click.option("--runs", type=click.IntRange(min=1), default=100, show_default=True,
+              help="At least this many timed invokes.")
+@click.option("--min-seconds", type=click.FloatRange(min=0), default=0.5, show_default=True,
+              help="And time invokes for at least this long.")
+@click.option("--warmup", type=click.IntRange(min=0), default=10, show_default=True,
+              help="Warm-up invokes before timing (and at least 0.1 s).")
+@click.option("--no-xnnpack", is_flag=True, help="Disable LiteRT's default XNNPACK delegate.")
+@click.option("--inputs", type=click.Path(path_type=Path),
+              help=".npy (one input) or .npz (by input name or order) instead of random inputs.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random inputs.")
+@click.option("--timeout", type=click.FloatRange(min=1), default=300, show_default=True,
+              help="Seconds allowed per measurement (and per SSH step).")
+@click.option("--ssh-config", type=click.Path(path_type=Path), help="SSH config file passed to ssh -F.")
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as one JSON document.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Also write DIR/benchmark.json.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing DIR/benchmark.json.")
+def benchmark_cmd(models, targets, threads, runs, min_seconds, warmup, no_xnnpack, inputs, seed, timeout,
+                  ssh_config, as_json, out_dir, overwrite) -> None:
+    """Time .tflite models on targets: one row per model x target x threads.
+
+    \b
+    Provenance of each row: measured (local, ssh://), emulated (qemu:, timings are QEMU's and
+    qemu rows report the max abs output difference vs x86), estimated (estimate:, p50 only).
+    A failing row keeps its reason and the others still run. Exit codes: 0 all rows ok;
+    1 a measurement failed (e.g. the runtime crashed); 2 bad input (file, target, inputs);
+    3 environment (board unreachable, authentication, no Python/runtime, qemu missing, timeout).
+    """
+    import os
+
+    from edgeopt.bench import benchmark
+    from edgeopt.bench.stats import TABLE_HEADERS, table_rows, target_notes
+    from edgeopt.errors import OutputExistsError
+    from edgeopt.render import table
+
+    out_file = None if out_dir is None else out_dir / "benchmark.json"
+    if out_file is not None and out_file.exists() and not overwrite:
+        raise OutputExistsError(f"{out_file} exists; pass --overwrite or choose another --out")
+    if ssh_config is not None:
+        os.environ["EDGEOPT_SSH_CONFIG"] = str(ssh_config)
+    result = benchmark(models, targets, threads, runs=runs, warmup=warmup, min_seconds=min_seconds,
+                       use_xnnpack=not no_xnnpack, timeout=timeout, seed=seed, inputs=inputs)
+    if len(result.rows) == 1 and result.exit_code != 0 and not as_json and out_file is None:
+        click.echo(f"edgeopt: error: {result.rows[0]['reason']}", err=True)
+        click.get_current_context().exit(result.exit_code)
+    document = result.to_json()
+    if out_file is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        _write_output(out_file, json.dumps(document, indent=2) + "\n")
+    if as_json:
+        emit_json(document)
+    else:
+        click.echo(table(TABLE_HEADERS, table_rows(result.rows)))
+        for note in target_notes(result.rows):
+            click.echo(f"  {note}")
+    for row, code in zip(result.rows, result.codes, strict=True):
+        if code != 0:
+            click.echo(f"edgeopt: {row['model']} on {row['target']} ({row['threads']} threads): "
+                       f"{row['reason']}", err=True)
+    if out_file is not None:
+        click.echo(f"wrote {out_file}", err=True)
+    click.get_current_context().exit(result.exit_code)
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="edgeopt")

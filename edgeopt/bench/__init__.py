@@ -160,10 +160,23 @@ def measure(model_path: str | os.PathLike, target: str = "local", threads: int =
 
 @dataclass
 class BenchmarkResult:
-    """Rows of a model x target x threads run and the exit code the command should use."""
+    """Rows of a model x target x threads run, each row's exit code, and the worst of them."""
 
     rows: list[dict] = field(default_factory=list)
+    codes: list[int] = field(default_factory=list)
     exit_code: int = EXIT_OK
+
+    def to_json(self) -> dict:
+        """The ``--json`` / ``benchmark.json`` document: rows use report.json's latency field names."""
+        import datetime
+        import platform
+
+        from edgeopt import __version__
+
+        return {"schema_version": 1, "kind": "benchmark", "edgeopt_version": __version__,
+                "created_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+                "host": platform.node(), "status": "ok" if self.exit_code == EXIT_OK else "failed",
+                "rows": self.rows}
 
 
 def benchmark(models: Sequence[str | os.PathLike], targets: Sequence[str], threads: Sequence[int] = (1,),
@@ -212,6 +225,7 @@ def benchmark(models: Sequence[str | os.PathLike], targets: Sequence[str], threa
     for model, target, n in cells:
         entry, code = results[(model, target.name, n)]
         result.rows.append({"model": model, "target": target.name, **entry})
+        result.codes.append(code)
         result.exit_code = max(result.exit_code, code)
     return result
 

@@ -67,3 +67,56 @@ def _round(value: object, digits: int) -> object:
     if value == 0.0:
         return 0.0
     return round(value, max(digits - 1 - int(math.floor(math.log10(abs(value)))), 0))
+
+
+TABLE_HEADERS = ("model", "target", "threads", "provenance", "p50 ms", "p90 ms", "p99 ms", "mean ms",
+                 "std ms", "cv", "runs", "delegate", "vs x86", "status")
+
+
+def table_rows(rows: list[dict]) -> list[list[object]]:
+    """Benchmark rows (``model``, ``target`` + entry) as table cells; estimates show p50 only."""
+    cells = []
+    for row in rows:
+        estimated = row.get("provenance") == PROVENANCE_ESTIMATED
+
+        def ms(name: str, row: dict = row, estimated: bool = estimated) -> str:
+            value = row.get(name)
+            return "-" if value is None or (estimated and name != "p50_ms") else f"{value:.4g}"
+
+        diff = row.get("max_abs_diff")
+        status = row["status"] if row.get("status") == STATUS_OK else f"failed: {row.get('reason')}"
+        cells.append([_short_model(row["model"]), row["target"], row.get("threads"), row.get("provenance"),
+                      ms("p50_ms"), ms("p90_ms"), ms("p99_ms"), ms("mean_ms"), ms("std_ms"),
+                      "-" if row.get("cv") is None or estimated else f"{row['cv']:.2f}",
+                      "-" if estimated or not row.get("runs") else row["runs"], row.get("delegate") or "-",
+                      "-" if diff is None else f"{diff:.3g}", status])
+    return cells
+
+
+def _short_model(path: str) -> str:
+    return path.rsplit("/", 1)[-1]
+
+
+def target_notes(rows: list[dict]) -> list[str]:
+    """One line per distinct target: what ran the numbers (board facts, CPU, runtime, provenance)."""
+    notes: dict[str, str] = {}
+    for row in rows:
+        if row.get("status") != STATUS_OK or row["target"] in notes:
+            continue
+        parts = [row.get("provenance", "")]
+        board = row.get("board") or {}
+        if board.get("model"):
+            parts.append(board["model"])
+        parts.append(row.get("cpu") or "")
+        if row.get("governor"):
+            parts.append(f"governor {row['governor']}")
+        if board.get("temperature_c") is not None:
+            parts.append(f"{board['temperature_c']} C")
+        if board.get("throttled"):
+            parts.append(f"throttled={board['throttled']}")
+        if row.get("runtime"):
+            parts.append(row["runtime"])
+        if row.get("reference"):
+            parts.append(f"outputs compared with {row['reference']}")
+        notes[row["target"]] = f"{row['target']}: " + ", ".join(p for p in parts if p)
+    return list(notes.values())
