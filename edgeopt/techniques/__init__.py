@@ -46,6 +46,6 @@ def skipped_summary(skipped: dict[str, str], verb: str) -> tuple[dict[str, int],
 
 
 def get_technique(kind: str):
-    from edgeopt.techniques import prune, quantize
+    from edgeopt.techniques import cluster, distill, prune, quantize
 
-    return {"prune": prune, "quantize": quantize}[kind]
+    return {"prune": prune, "cluster": cluster, "quantize": quantize, "distill": distill}[kind]

@@ -1,38 +1,77 @@
-"""Quantization-aware training (QAT) as a recipe stage.
+"""Quantization as a recipe stage: quantization-aware training (``qat``) or post-training (``ptq``).
 
-Annotates the whole model and applies TFMOT's 8-bit QAT. When a prune stage came earlier, the
-prune-preserving scheme is chosen automatically, so fine-tuning keeps the zeros that plain QAT
-would fill back in. The wrapped model is exported as it is: the converter reads the learned
-quantization ranges from it, so ``strip`` is the identity.
+``qat`` annotates the whole model and applies TFMOT's 8-bit QAT, choosing the collaborative scheme
+automatically: prune-preserving after a prune stage, cluster-preserving after a cluster stage, and
+both after prune then cluster, so fine-tuning keeps the zeros and the shared values that plain QAT
+would dissolve (``preserve: none`` forces plain QAT, for comparison). ``ptq`` trains nothing: the int8
+export calibrates on representative data. The QAT model is exported as it is: the converter reads
+the learned quantization ranges from it, so ``strip`` is the identity.
 """
 
 from __future__ import annotations
 
 from edgeopt.errors import InputError
-from edgeopt.kerasapi import tfmot
+from edgeopt.kerasapi import keras, tfmot
 from edgeopt.recipe import QuantizeStage
 from edgeopt.techniques import StageContext, skipped_summary
 
 _quant = tfmot.quantization.keras
 
 
-def scheme_for(earlier: tuple[str, ...]):
-    """The QAT scheme that preserves what the earlier stages achieved (None: TFMOT's default)."""
+def scheme_for(earlier: tuple[str, ...], preserve: str = "auto"):
+    """The QAT scheme that preserves what the earlier stages achieved (None: TFMOT's default).
+
+    After clustering: cluster-preserving (and sparsity-preserving too when a prune stage came before
+    it); after pruning alone: prune-preserving; ``preserve='none'`` forces plain QAT.
+    """
+    combine = tfmot.experimental.combine
+    if preserve == "none":
+        return None
+    if "cluster" in earlier:
+        return combine.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity="prune" in earlier)
     if "prune" in earlier:
-        return tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme()
+        return combine.Default8BitPrunePreserveQuantizeScheme()
     return None
 
 
-def scheme_name(earlier: tuple[str, ...]) -> str:
+def scheme_name(earlier: tuple[str, ...], preserve: str = "auto", mode: str = "qat") -> str:
+    if mode == "ptq":
+        return "post_training_int8"
+    if preserve == "none":
+        return "default_8bit"
+    if "cluster" in earlier:
+        return "prune_cluster_preserving" if "prune" in earlier else "cluster_preserving"
     return "prune_preserving" if "prune" in earlier else "default_8bit"
 
 
+def unsupported_layers(model) -> list[str]:
+    """Layers TFMOT's default 8-bit QAT registry cannot quantize, as ``name (Class)``."""
+    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
+        default_8bit_quantize_registry as registry_module,
+    )
+
+    registry = registry_module.Default8BitQuantizeRegistry()
+    return [f"{layer.name} ({type(layer).__name__})" for layer in getattr(model, "layers", [])
+            if not isinstance(layer, keras.layers.InputLayer) and not registry.supports(layer)]
+
+
 def apply(model, stage: QuantizeStage, ctx: StageContext):
-    """Wrap ``model`` for quantization-aware training."""
+    """Wrap ``model`` for quantization-aware training (``ptq``: return it unchanged)."""
+    if stage.mode == "ptq":
+        return model
+    if not getattr(model, "_is_graph_network", False) and not isinstance(model, keras.Sequential):
+        raise InputError(f"stages[{ctx.stage_index}] quantize: TFMOT cannot wrap a subclassed model "
+                         f"({type(model).__name__}); rebuild it as a Functional or Sequential model")
+    offending = unsupported_layers(model)
+    if offending:
+        raise InputError(
+            f"stages[{ctx.stage_index}] quantize: TFMOT QAT cannot wrap layers {', '.join(offending)}; "
+            "replace them with built-in layers, or use mode: ptq"
+        )
     try:
         annotated = _quant.quantize_annotate_model(model)
         with _quant.quantize_scope():
-            scheme = scheme_for(ctx.earlier)
+            scheme = scheme_for(ctx.earlier, stage.preserve)
             return _quant.quantize_apply(annotated, scheme) if scheme else _quant.quantize_apply(annotated)
     except (ValueError, RuntimeError) as exc:
         raise InputError(
@@ -60,5 +99,8 @@ def report(stripped, stage: QuantizeStage, ctx: StageContext) -> dict:
         and not isinstance(layer, _quant.QuantizeWrapper)
         and type(layer).__name__ not in ("QuantizeLayer",)
     }
+    if stage.mode == "ptq":
+        skipped = {}
     counts, summary = skipped_summary(skipped, "quantization-aware")
-    return {"achieved": {"scheme": scheme_name(ctx.earlier)}, "skipped_layers": counts, "summary": summary}
+    achieved = {"scheme": scheme_name(ctx.earlier, stage.preserve, stage.mode)}
+    return {"achieved": achieved, "skipped_layers": counts, "summary": summary}

@@ -1,0 +1,136 @@
+"""Weight clustering (TFMOT ``cluster_weights``) as a recipe stage.
+
+Wraps every layer whose weights TFMOT can cluster (optionally only layers whose name or class matches
+``stage.layers`` glob patterns) so each kernel shares ``stage.clusters`` centroid values, fine-tunes
+the centroids, and strips the wrappers so the exported kernels hold at most that many distinct
+values. After a prune stage it is sparsity-preserving by default: zeros stay zeros (TFMOT's
+``preserve_sparsity``), so the clusters do not fill the pruned weights back in.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+
+import numpy as np
+
+from edgeopt.errors import InputError
+from edgeopt.kerasapi import keras, tfmot
+from edgeopt.recipe import ClusterStage
+from edgeopt.techniques import StageContext, skipped_summary
+
+_clustering = tfmot.clustering.keras
+_CENTROID_INIT = {
+    "kmeans_plus_plus": _clustering.CentroidInitialization.KMEANS_PLUS_PLUS,
+    "linear": _clustering.CentroidInitialization.LINEAR,
+    "density_based": _clustering.CentroidInitialization.DENSITY_BASED,
+    "random": _clustering.CentroidInitialization.RANDOM,
+}
+
+
+def preserves_sparsity(stage: ClusterStage, ctx: StageContext) -> bool:
+    """Whether zeros are kept: as asked, else exactly when a prune stage came earlier."""
+    return stage.preserve_sparsity if stage.preserve_sparsity is not None else "prune" in ctx.earlier
+
+
+def _selected(layer, patterns: list[str] | None) -> bool:
+    if not patterns:
+        return True
+    return any(fnmatch.fnmatch(layer.name, p) or fnmatch.fnmatch(type(layer).__name__, p) for p in patterns)
+
+
+def apply(model, stage: ClusterStage, ctx: StageContext):
+    """Wrap the selected, clusterable layers of ``model`` for weight clustering."""
+    preserve = preserves_sparsity(stage, ctx)
+    skipped: dict[str, str] = {}
+    unsupported: list[str] = []
+
+    # As in prune.apply, wrappers hold the original layer objects: `model` is consumed.
+    def wrap(layer):
+        if not layer.weights:
+            return layer
+        kind = type(layer).__name__
+        if not _selected(layer, stage.layers):
+            skipped[layer.name] = f"{kind}(not selected)"
+            return layer
+        kernel = next((w for w in layer.weights if "kernel" in w.name), None)
+        if kernel is not None and int(np.prod(kernel.shape)) <= stage.clusters:
+            skipped[layer.name] = f"{kind}(fewer weights than clusters)"
+            return layer
+        try:
+            return _clustering.cluster_weights(
+                layer,
+                number_of_clusters=stage.clusters,
+                cluster_centroids_init=_CENTROID_INIT[stage.centroid_init],
+                preserve_sparsity=preserve,
+            )
+        except ValueError:
+            unsupported.append(f"{layer.name} ({kind})")
+            return layer
+
+    try:
+        wrapped = keras.models.clone_model(model, clone_function=wrap)
+    except ValueError as exc:
+        raise InputError(
+            f"stages[{ctx.stage_index}] cluster: TFMOT cannot wrap this model ({exc}); "
+            "use a Functional or Sequential model"
+        ) from None
+    if unsupported:
+        raise InputError(
+            f"stages[{ctx.stage_index}] cluster: TFMOT cannot cluster layers {', '.join(unsupported)}; "
+            f"exclude them with stages[{ctx.stage_index}].layers patterns"
+        )
+    clustered = []
+    for layer in wrapped.layers:
+        if isinstance(layer, _clustering_wrapper()):
+            if layer.cluster_centroids:
+                clustered.append(layer.layer.name)
+            else:  # wrapped, but TFMOT clusters none of its weights (DepthwiseConv2D, BatchNormalization)
+                skipped[layer.name] = type(layer.layer).__name__
+    ctx.notes["skipped"] = skipped
+    ctx.notes["clustered"] = clustered
+    ctx.notes["preserve_sparsity"] = preserve
+    return wrapped
+
+
+def _clustering_wrapper():
+    from tensorflow_model_optimization.python.core.clustering.keras.cluster_wrapper import ClusterWeights
+
+    return ClusterWeights
+
+
+def callbacks(stage: ClusterStage, ctx: StageContext) -> list:
+    return []
+
+
+def strip(model):
+    return _clustering.strip_clustering(model)
+
+
+def scope():
+    return _clustering.cluster_scope()
+
+
+def kernel_unique_values(model) -> dict[str, int]:
+    """Distinct values in each layer's kernel (Keras side; the .tflite is checked too)."""
+    result = {}
+    for layer in model.layers:
+        kernels = [w for w in layer.weights if "kernel" in w.name]
+        if kernels:
+            result[layer.name] = int(np.unique(keras.backend.get_value(kernels[0])).size)
+    return result
+
+
+def report(stripped, stage: ClusterStage, ctx: StageContext) -> dict:
+    counts, summary = skipped_summary(ctx.notes.get("skipped", {}), "clustered")
+    clustered = set(ctx.notes.get("clustered", []))
+    per_layer = {k: v for k, v in kernel_unique_values(stripped).items() if k in clustered}
+    return {
+        "achieved": {
+            "per_layer_unique_values": per_layer,
+            "max_layer_unique_values": max(per_layer.values()) if per_layer else None,
+            "preserve_sparsity": ctx.notes.get("preserve_sparsity", False),
+            "clustered_layers": sorted(clustered),
+        },
+        "skipped_layers": counts,
+        "summary": summary,
+    }
