@@ -526,13 +526,24 @@ def _latency_plot(report: dict[str, Any], target: str):
         if p90 is not None:
             ax.barh(i, p90 - p50, left=p50, height=0.5, color="#8fb3de", edgecolor="#3b6fb6", zorder=2)
         ax.plot([p50, p50], [i - 0.25, i + 0.25], color="#1d3d6b", lw=2, zorder=3)
-        mean, std = finite(e.get("mean_ms")), finite(e.get("std_ms"))
+        mean = finite(e.get("mean_ms"))
         if mean is not None:
-            ax.errorbar(mean, i, xerr=std or 0, fmt="o", color="#d1495b", ms=4, capsize=3, lw=1, zorder=4)
-    ax.set_yticks(range(len(rows)), [name for name, _ in rows], fontsize=9)
+            # no ±std bar: timings are heavy-tailed, so std often exceeds the mean and would go negative
+            ax.plot([mean], [i], "o", color="#d1495b", ms=4, zorder=4)
+    lows = [x for _, e in rows if (x := finite(e.get("min_ms")) or finite(e.get("p50_ms")))]
+    highs = [x for _, e in rows if (x := finite(e.get("p99_ms")) or finite(e.get("p90_ms")))]
+    if lows and highs and min(lows) > 0 and max(highs) / min(lows) > 8:
+        ax.set_xscale("log")  # a long tail (p99 of a busy machine) would squash the boxes
+    labels = []
+    for name, e in rows:
+        std, runs = finite(e.get("std_ms")), e.get("runs")
+        parts = (f"n={runs}" if runs else "", f"std {fmt_ms(std)}" if std is not None else "")
+        detail = ", ".join(x for x in parts if x)
+        labels.append(f"{name}\n({detail})" if detail else name)
+    ax.set_yticks(range(len(rows)), labels, fontsize=8)
     ax.invert_yaxis()
     first = rows[0][1]
-    ax.set_xlabel("latency (ms): whisker min-p99, box p50-p90, dot mean±std; "
+    ax.set_xlabel("latency (ms): whisker min-p99, box p50-p90, line p50, dot mean; "
                   f"{first.get('provenance', '?')}, {first.get('threads', '?')} thread(s)", fontsize=8)
     ax.set_title(f"latency on {target}", fontsize=10)
     ax.grid(axis="x", alpha=0.3)
@@ -742,6 +753,34 @@ figure img{max-width:100%;border:1px solid #d0d7de}
 """
 
 
+def _brief(value: Any) -> str:
+    """A short rendering of an achieved figure: numbers to 3 digits, mappings as a range."""
+    number = finite(value)
+    if number is not None:
+        return f"{number:.3g}"
+    if isinstance(value, dict):
+        numbers = [n for n in (finite(v) for v in value.values()) if n is not None]
+        if numbers and len(numbers) == len(value):
+            return f"{len(numbers)} layers, {min(numbers):.3g} to {max(numbers):.3g}"
+        return f"{len(value)} entries"
+    return str(value)
+
+
+def _number_like(text: str) -> bool:
+    """Whether a table cell is a figure (right-aligned): ``12.4 KB``, ``97.5%``, ``0.04/0.05``, ``-``."""
+    cleaned = text.replace(",", "").replace("%", "").replace("x", "").replace("~", "")
+    cleaned = cleaned.replace("(emu)", "").strip()
+    for unit in (" KB", " MB", " B"):
+        cleaned = cleaned.removesuffix(unit)
+    for part in cleaned.split("/"):
+        try:
+            float(part)
+        except ValueError:
+            if part.strip() not in ("", "-"):
+                return False
+    return True
+
+
 def _html_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], left: int = 1) -> str:
     esc = html.escape
     out = ["<table><thead><tr>"]
@@ -753,7 +792,7 @@ def _html_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], left: int
         for i, cell in enumerate(row):
             text = str(cell)
             cls = []
-            if i < left or i == len(row) - 1:
+            if i < left or i == len(row) - 1 or not _number_like(text):
                 cls.append("l")
             if i == len(row) - 1 and text in ("ok", "fail") or text.startswith("failed"):
                 cls.append("ok" if text == "ok" else "failed")
@@ -799,7 +838,7 @@ def render_html(report: dict[str, Any]) -> str:
     if summaries:
         parts.append("<h2>Stages</h2><ul>")
         for s in summaries:
-            achieved = ", ".join(f"{k} {v}" for k, v in (s.get("achieved") or {}).items())
+            achieved = ", ".join(f"{k} {_brief(v)}" for k, v in (s.get("achieved") or {}).items())
             parts.append(f"<li><b>{esc(str(s.get('kind', '?')))}</b> {esc(achieved)}"
                          f" <span class='note'>{esc(str(s.get('summary') or ''))}</span></li>")
         parts.append("</ul>")
