@@ -35,6 +35,7 @@ UPLOAD_MIN_TIMEOUT_S = 30.0
 UPLOAD_BYTES_PER_S = 1_000_000  # a slow Wi-Fi board; the upload timeout scales with the file size
 SSH_FAILED = 255  # the ssh client's own exit status for connection and authentication failures
 PROBE_MARK = "edgeopt-probe"
+TIMEOUT_EXIT, TIMEOUT_KILLED = 124, 137  # coreutils `timeout`: timed out / had to SIGKILL
 
 _TARGET = re.compile(r"^ssh://(?:(?P<user>[^@/:\s]+)@)?(?P<host>\[[0-9a-fA-F:.]+\]|[^@/:\[\]\s]+)"
                      r"(?::(?P<port>\d+))?/?$")
@@ -197,9 +198,15 @@ def run_ssh(model: str, target_text: str, *, threads: int, runs: int, warmup: in
         upload(target, inputs_path, inputs_name, present)
     args = runner_args(model_name, threads=threads, runs=runs, warmup=warmup, min_seconds=min_seconds,
                        use_xnnpack=use_xnnpack, seed=seed, inputs=inputs_name, board_facts=True)
-    remote = (f'cd "{REMOTE_DIR}" && {python_word(python)} {runner_name} '
+    # The board enforces the timeout too (coreutils `timeout` where present), so a run the client
+    # gave up on does not keep a board core busy.
+    remote = (f'T=; if command -v timeout >/dev/null 2>&1; then T="timeout -k 5 {timeout:g}"; fi; '
+              f'cd "{REMOTE_DIR}" && $T {python_word(python)} {runner_name} '
               + " ".join(shlex.quote(a) for a in args))
-    done = _ssh(target, remote, timeout=timeout + CONNECT_TIMEOUT_S, step="the benchmark")
+    done = _ssh(target, remote, timeout=timeout, step="the benchmark")
+    if done.returncode in (TIMEOUT_EXIT, TIMEOUT_KILLED) and "{" not in done.stdout:
+        raise MeasurementTimeout(f"ssh://{target.label}: the benchmark did not finish within {timeout:g} s "
+                                 "(stopped on the board)")
     if "SyntaxError" in done.stderr and "{" not in done.stdout:
         raise EnvironmentProblem(f"ssh://{target.label}: the board's {python} is too old for the runner "
                                  "(Python >= 3.7 needed): run scripts/provision_board.sh")
