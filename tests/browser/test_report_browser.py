@@ -25,9 +25,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "unit"))
 
-from sample_report import make_report  # noqa: E402
-
-from edgeopt.report import render_html  # noqa: E402
+from sample_report import make_report, rendered_html  # noqa: E402
 
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--remote-debugging-pipe",
@@ -204,7 +202,7 @@ PLOT_STATE = """(() => {
 @pytest.mark.parametrize("task", ["classification", "regression"])
 def test_html_report_renders_offline_with_all_plots_and_no_errors(browser, tmp_path, task):
     page = tmp_path / "report.html"
-    page.write_text(render_html(make_report(task)))
+    page.write_text(rendered_html(task))
     browser.load(page.as_uri())
     state = browser.evaluate(PLOT_STATE)
     assert state["figures"] == 7

@@ -7,6 +7,7 @@ int8); they are test inputs, not measurements. Each call returns a fresh deep co
 from __future__ import annotations
 
 import copy
+import functools
 import random
 from typing import Any
 
@@ -112,3 +113,11 @@ def make_report(task: str = "classification", seed: int = 0) -> dict[str, Any]:
     if task == "regression":
         report["data"].update({"input_shape": [1024], "mean_predictor_mae": 17.9})
     return copy.deepcopy(report)
+
+
+@functools.cache
+def rendered_html(task: str = "classification") -> str:
+    """``render_html(make_report(task))``, rendered once per test session (plots take seconds)."""
+    from edgeopt.report import render_html
+
+    return render_html(make_report(task))

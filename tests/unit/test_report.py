@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from sample_report import make_report
+from sample_report import make_report, rendered_html
 
 from edgeopt.errors import InputError
 from edgeopt.report import (
@@ -64,13 +64,8 @@ def test_regression_report_shows_mae_with_unit():
     assert "4.4 deg" in text
 
 
-@pytest.fixture(scope="module")
-def classification_html() -> str:
-    return render_html(make_report())
-
-
-def test_html_is_self_contained_with_every_plot(classification_html):
-    page = classification_html
+def test_html_is_self_contained_with_every_plot():
+    page = rendered_html("classification")
     assert "http://" not in page and "https://" not in page, "must read offline"
     captions = re.findall(r"<figcaption>(.*?)</figcaption>", page)
     assert captions == [
@@ -86,7 +81,7 @@ def test_html_is_self_contained_with_every_plot(classification_html):
 
 
 def test_html_regression_has_scatter_instead_of_confusion():
-    page = render_html(make_report("regression"))
+    page = rendered_html("regression")
     assert "predicted vs true (test split, LiteRT)" in page
     assert "confusion" not in page
 
