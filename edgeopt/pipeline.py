@@ -257,6 +257,13 @@ def int8_checks(variants: list[dict]) -> list[dict]:
 # -- the run ---------------------------------------------------------------------------------------
 
 
+def sparse_encoding(recipe: Recipe) -> bool:
+    """Export with TFLite's sparse encoding: as asked, else when a prune stage targets XNNPACK sparse."""
+    if recipe.export_options.sparse_encoding is not None:
+        return recipe.export_options.sparse_encoding
+    return any(getattr(s, "policy", None) == "xnnpack_sparse" for s in recipe.stages)
+
+
 def run_recipe(
     recipe: Recipe, out_dir: Path, *, overwrite: bool = False, quiet: bool = False
 ) -> dict[str, Any]:
@@ -278,6 +285,7 @@ def _run(recipe: Recipe, data: Dataset, work: Path, progress: Progress) -> dict[
     from edgeopt.convert import ConversionError, convert
     from edgeopt.techniques import StageContext, get_technique
     from edgeopt.train import fit, with_regularization
+    from edgeopt.verify import technique_checks
 
     seed_everything(recipe.seed)
     model = with_regularization(load_model(recipe, data), recipe.train.l1, recipe.train.l2)
@@ -323,6 +331,7 @@ def _run(recipe: Recipe, data: Dataset, work: Path, progress: Progress) -> dict[
             learning_rate=stage.learning_rate or recipe.train.learning_rate / 10,
             callbacks=technique.callbacks(stage, ctx),
             seed=recipe.seed,
+            early_stopping=False,
         )
         stripped = technique.strip(wrapped)
         outcome = technique.report(stripped, stage, ctx)
@@ -350,7 +359,8 @@ def _run(recipe: Recipe, data: Dataset, work: Path, progress: Progress) -> dict[
         path = work / f"{fmt}.tflite"
         progress(f"exporting {fmt}")
         try:
-            path.write_bytes(convert(source, fmt, representative))
+            path.write_bytes(convert(source, fmt, representative, int8_io=recipe.export_options.int8_io,
+                                     sparse_encoding=sparse_encoding(recipe)))
         except ConversionError as exc:
             variants.append(failed_variant(fmt, fmt, str(exc)))
             continue
@@ -358,6 +368,7 @@ def _run(recipe: Recipe, data: Dataset, work: Path, progress: Progress) -> dict[
 
     checks = sparsity_checks(stages, variants, pruned_kernels / all_kernels if all_kernels else 0.0)
     checks += int8_checks(variants)
+    checks += technique_checks(stages, variants)
     failed = any(v["status"] != STATUS_OK for v in variants) or any(c["status"] != "ok" for c in checks)
     return {
         "schema_version": SCHEMA_VERSION,

@@ -71,11 +71,13 @@ def fit(
     callbacks: Sequence[Any] = (),
     seed: int = 0,
     compile_first: bool = True,
+    early_stopping: bool = True,
 ) -> dict[str, list[float]]:
     """Fit ``model`` on ``data``'s training split; return the per-epoch history (plain floats).
 
     Validation uses a fixed, seeded slice of the training split (``spec.validation_split``); the
-    test split is never seen here.
+    test split is never seen here. Compression stages pass ``early_stopping=False``: their schedules
+    (pruning's end step, for one) must run to the end to reach what was asked.
     """
     epochs = spec.epochs if epochs is None else epochs
     if epochs == 0:
@@ -91,7 +93,7 @@ def fit(
         validation = (x[val_idx], y[val_idx])
         x, y = x[train_idx], y[train_idx]
     all_callbacks = list(callbacks)
-    if spec.early_stopping is not None:
+    if early_stopping and spec.early_stopping is not None:
         all_callbacks.append(
             keras.callbacks.EarlyStopping(
                 monitor=spec.early_stopping.monitor,

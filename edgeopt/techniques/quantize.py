@@ -10,6 +10,8 @@ the learned quantization ranges from it, so ``strip`` is the identity.
 
 from __future__ import annotations
 
+import numpy as np
+
 from edgeopt.errors import InputError
 from edgeopt.kerasapi import keras, tfmot
 from edgeopt.recipe import QuantizeStage
@@ -72,11 +74,56 @@ def apply(model, stage: QuantizeStage, ctx: StageContext):
         annotated = _quant.quantize_annotate_model(model)
         with _quant.quantize_scope():
             scheme = scheme_for(ctx.earlier, stage.preserve)
-            return _quant.quantize_apply(annotated, scheme) if scheme else _quant.quantize_apply(annotated)
+            wrapped = _quant.quantize_apply(annotated, scheme) if scheme else _quant.quantize_apply(annotated)
     except (ValueError, RuntimeError) as exc:
         raise InputError(
             f"stages[{ctx.stage_index}] quantize: TFMOT cannot apply QAT to this model: {exc}"
         ) from None
+    warm_start_ranges(wrapped, ctx.data.representative(count=1024, seed=ctx.seed))
+    return wrapped
+
+
+# TFMOT's moving-average quantizers update their ranges as min <- decay*min + (1-decay)*batch_min
+# with this fixed decay, starting from [-6, 6].
+_TFMOT_EMA_DECAY = 0.999
+_CALIBRATION_BATCH = 256
+
+
+def _range_variables(model) -> list:
+    # Only the moving-average ranges: the input's QuantizeLayer grows its range to cover every value
+    # it sees, so one calibration pass already sets it right.
+    names = ("pre_activation_min", "pre_activation_max", "post_activation_min", "post_activation_max",
+             "output_min", "output_max")
+    return [w for w in model.weights if w.name.split("/")[-1].split(":")[0] in names]
+
+
+def warm_start_ranges(model, samples: np.ndarray) -> None:
+    """Start QAT's activation ranges at the ranges the data really has.
+
+    TFMOT starts every activation range at [-6, 6] and moves it by an exponential moving average
+    with decay 0.999, so an output that lives in [-75, 75] (degrees, say) stays clipped for
+    thousands of steps and QAT first destroys the model it should fine-tune. Each training-mode
+    forward pass moves a range variable by (1 - decay) x (batch value - current value), so the batch
+    value is recovered exactly from that move; the widest range over a few calibration batches is
+    assigned, as post-training calibration would. Weights are not touched.
+    """
+    variables = _range_variables(model)
+    if not variables:
+        return
+    lows: dict[int, float] = {}
+    highs: dict[int, float] = {}
+    for start in range(0, len(samples), _CALIBRATION_BATCH):
+        before = [float(v.numpy()) for v in variables]
+        model(samples[start : start + _CALIBRATION_BATCH], training=True)
+        for i, (v, old) in enumerate(zip(variables, before, strict=True)):
+            batch_value = old + (float(v.numpy()) - old) / (1.0 - _TFMOT_EMA_DECAY)
+            if v.name.split("/")[-1].split(":")[0].endswith("_min"):
+                lows[i] = min(lows.get(i, batch_value), batch_value)
+            else:
+                highs[i] = max(highs.get(i, batch_value), batch_value)
+            v.assign(old)  # undo the partial move until the final assignment below
+    for i, v in enumerate(variables):
+        v.assign(lows[i] if i in lows else highs[i])
 
 
 def callbacks(stage: QuantizeStage, ctx: StageContext) -> list:
