@@ -32,6 +32,7 @@ import copy
 import json
 import math
 import xml.etree.ElementTree as ET
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -242,6 +243,15 @@ def _num(value: Any) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
+def _op_counts(ops: list[Any]) -> Counter[str]:
+    """Op-type counts from inspect's ``float_ops`` (``{index, op}`` entries, or plain names)."""
+    return Counter(str(o.get("op")) if isinstance(o, dict) else str(o) for o in ops)
+
+
+def _show_ops(counts: Counter[str]) -> str:
+    return ", ".join(f"{op} x{n}" if n > 1 else op for op, n in sorted(counts.items())) or "(none)"
+
+
 def _latency_value(variant: dict[str, Any] | None, target: str, fld: str) -> float | None:
     """A successful latency figure of ``variant`` on ``target``, else None."""
     lat = (variant or {}).get("latency")
@@ -395,18 +405,18 @@ class _Comparer:
             if not isinstance(now, list):
                 self.add(name, "float_ops", FAIL, "float_ops missing from the report's inspection")
             else:
-                added = sorted(set(map(str, now)) - set(map(str, b_insp["float_ops"])))
-                gone = sorted(set(map(str, b_insp["float_ops"])) - set(map(str, now)))
+                before, after = _op_counts(b_insp["float_ops"]), _op_counts(now)
+                added = after - before  # more ops of a type in float than before: a fallback
+                gone = before - after
+                shown = {"baseline": _show_ops(before), "measured": _show_ops(after)}
                 if added:
                     self.add(name, "float_ops", REGRESSION,
-                             f"float fallback: now runs {', '.join(added)} in float",
-                             baseline=b_insp["float_ops"], measured=now)
+                             f"float fallback: now runs {_show_ops(added)} in float", **shown)
                 elif gone:
-                    self.add(name, "float_ops", IMPROVEMENT, f"no longer in float: {', '.join(gone)}",
-                             baseline=b_insp["float_ops"], measured=now)
+                    self.add(name, "float_ops", IMPROVEMENT, f"no longer in float: {_show_ops(gone)}",
+                             **shown)
                 else:
-                    self.add(name, "float_ops", PASS, "same float ops", baseline=b_insp["float_ops"],
-                             measured=now)
+                    self.add(name, "float_ops", PASS, "same float ops", **shown)
         if self.enabled("latency") or self.enabled("setup"):
             self.latencies(name, r, b)
 

@@ -11,6 +11,10 @@ import functools
 import random
 from typing import Any
 
+FLOAT_OPS = [{"index": 0, "op": "CONV_2D"}, {"index": 1, "op": "CONV_2D"},
+             {"index": 2, "op": "FULLY_CONNECTED"}, {"index": 3, "op": "FULLY_CONNECTED"},
+             {"index": 4, "op": "SOFTMAX"}]
+
 
 def _latency(p50: float, threads: int = 1, provenance: str = "measured") -> dict[str, Any]:
     return {
@@ -50,13 +54,13 @@ def make_report(task: str = "classification", seed: int = 0) -> dict[str, Any]:
          "reason": None, "size_bytes": 136_400, "gzip_bytes": 124_020, "params": 33_482, "sparsity": 0.0,
          "metrics": _metric(task, good[0], prov), "latency": {"local": _latency(0.050)},
          "inspect": {"ops": {"CONV_2D": 2, "FULLY_CONNECTED": 2, "SOFTMAX": 1}, "int8_op_coverage": 0.0,
-                     "float_ops": ["CONV_2D", "FULLY_CONNECTED", "SOFTMAX"],
+                     "float_ops": FLOAT_OPS,
                      "per_tensor": _per_tensor(0.0, None)}},
         {"name": "float32", "format": "float32", "path": "float32.tflite", "status": "ok", "reason": None,
          "size_bytes": 136_400, "gzip_bytes": 31_200, "params": 33_482, "sparsity": 0.80,
          "metrics": _metric(task, good[1], prov), "latency": {"local": _latency(0.049)},
          "inspect": {"ops": {"CONV_2D": 2, "FULLY_CONNECTED": 2, "SOFTMAX": 1}, "int8_op_coverage": 0.0,
-                     "float_ops": ["CONV_2D", "FULLY_CONNECTED", "SOFTMAX"],
+                     "float_ops": FLOAT_OPS,
                      "per_tensor": _per_tensor(0.80, None)}},
         {"name": "int8", "format": "int8", "path": "int8.tflite", "status": "ok", "reason": None,
          "size_bytes": 38_900, "gzip_bytes": 11_750, "params": 33_482, "sparsity": 0.80,

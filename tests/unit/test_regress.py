@@ -86,7 +86,7 @@ def test_absolute_reference_latency_gated_only_when_asked():
 def test_float_fallback_and_lost_coverage_are_regressions():
     report = make_report()
     inspect = variant(report, "int8")["inspect"]
-    inspect["float_ops"] = ["FULLY_CONNECTED"]
+    inspect["float_ops"] = [{"index": 3, "op": "FULLY_CONNECTED"}]
     inspect["int8_op_coverage"] = 0.6
     result = compare(report, make_baseline(make_report()))
     assert statuses(result, "int8", "float_ops") == [REGRESSION]
