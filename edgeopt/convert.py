@@ -1,9 +1,11 @@
 """Keras model -> ``.tflite`` bytes, one function per export format.
 
-``float32`` converts as is; ``int8`` is full-integer (int8 weights and activations, int8 input and
-output) calibrated on a representative set drawn from the training split, or using the ranges a
-QAT model learned. A converter failure becomes :class:`ConversionError` carrying the converter's
-own reason on one line (exit 1).
+``float32`` converts as is; ``float16`` stores float16 weights; ``dynamic`` stores int8 weights and
+quantizes activations at run time; ``int8`` is full-integer (int8 weights and activations; int8 or
+float input and output) and ``int16x8`` keeps int16 activations with int8 weights, both calibrated
+on a representative set drawn from the training split, or using the ranges a QAT model learned.
+Any format can store sparse weights in TFLite's sparse encoding. A converter failure becomes
+:class:`ConversionError` carrying the converter's own reason on one line (exit 1).
 """
 
 from __future__ import annotations
@@ -38,27 +40,55 @@ def _reason(exc: Exception) -> str:
     return reason + (f" (failing op: {', '.join(ops[:5])})" if ops else "")
 
 
-def convert(model, fmt: str, representative: np.ndarray | None = None) -> bytes:
+INTEGER_FORMATS = ("int8", "int16x8")
+
+
+def convert(model, fmt: str, representative: np.ndarray | None = None, *, int8_io: str = "int8",
+            sparse_encoding: bool = False) -> bytes:
     """Convert a Keras model to ``.tflite`` bytes in export format ``fmt``.
 
     Args:
         model: a tf_keras model (plain, stripped, or QAT-wrapped for ``int8``).
-        fmt: an export format (``float32``, ``int8``).
+        fmt: an export format: ``float32``; ``float16`` (float16 weights, float compute);
+            ``dynamic`` (int8 weights, activations quantized on the fly); ``int8`` (full integer);
+            ``int16x8`` (int16 activations, int8 weights; float input/output).
         representative: calibration inputs for the integer formats.
+        int8_io: ``int8`` for int8 input/output tensors, ``float`` to keep float32 ones (the model
+            then quantizes its input and dequantizes its output itself).
+        sparse_encoding: store sparse weight tensors in TFLite's sparse format (raw file shrinks;
+            XNNPACK can run sparse 1x1 convolutions).
+
+    Raises:
+        ConversionError: the converter refused the model (its reason and the failing op, one line).
     """
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    optimizations = []
     if fmt == "float32":
         pass
-    elif fmt == "int8":
+    elif fmt == "float16":
+        optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif fmt == "dynamic":
+        optimizations = [tf.lite.Optimize.DEFAULT]
+    elif fmt in INTEGER_FORMATS:
         if representative is None:
-            raise ValueError("int8 export needs representative data")
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            raise ValueError(f"{fmt} export needs representative data")
+        optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = _representative(representative)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
+        if fmt == "int8":
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            if int8_io == "int8":
+                converter.inference_input_type = tf.int8
+                converter.inference_output_type = tf.int8
+        else:
+            converter.target_spec.supported_ops = [
+                tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
+            ]
     else:
         raise ValueError(f"unknown export format {fmt!r}")
+    if sparse_encoding:
+        optimizations.append(tf.lite.Optimize.EXPERIMENTAL_SPARSITY)
+    converter.optimizations = optimizations
     try:
         return converter.convert()
     except Exception as exc:  # the converter raises many types (ConverterError, RuntimeError, ...)

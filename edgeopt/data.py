@@ -5,6 +5,7 @@ comparable across runs and releases. Built-in data never touches the network:
 
 - ``digits``: scikit-learn's bundled 8x8 handwritten digits (1,797 real samples), pixels scaled to
   [0, 1], shape (8, 8, 1); a stratified 80/20 split with seed 0 (1,437 train / 360 test).
+- ``digits32``: the same digits and split, upsampled to 32x32x1 by bilinear interpolation.
 - ``facepose``: a deterministic generator of 32x32 grayscale synthetic faces labelled with
   (yaw, pitch) in degrees, yaw uniform in [-75, 75] and pitch uniform in [-45, 45]. Train and test
   are drawn from independent seeded streams (8,000 / 2,000 samples). See :func:`make_facepose`.
@@ -91,6 +92,29 @@ def load_digits() -> Dataset:
     y = bunch.target.astype(np.int64)
     x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.2, stratify=y, random_state=0)
     return Dataset("digits", CLASSIFICATION, x_train, y_train, x_test, y_test)
+
+
+DIGITS32_SIZE = 32
+
+
+def upsample_bilinear(images: np.ndarray, size: int) -> np.ndarray:
+    """Resize (n, h, w, 1) images to (n, size, size, 1) by bilinear interpolation (pixel centres aligned)."""
+    n, h, w = images.shape[:3]
+    ys = np.clip((np.arange(size) + 0.5) * h / size - 0.5, 0, h - 1)
+    xs = np.clip((np.arange(size) + 0.5) * w / size - 0.5, 0, w - 1)
+    y0, x0 = np.floor(ys).astype(int), np.floor(xs).astype(int)
+    y1, x1 = np.minimum(y0 + 1, h - 1), np.minimum(x0 + 1, w - 1)
+    wy, wx = (ys - y0)[None, :, None, None], (xs - x0)[None, None, :, None]
+    top = images[:, y0][:, :, x0] * (1 - wx) + images[:, y0][:, :, x1] * wx
+    bottom = images[:, y1][:, :, x0] * (1 - wx) + images[:, y1][:, :, x1] * wx
+    return (top * (1 - wy) + bottom * wy).astype(np.float32)
+
+
+def load_digits32() -> Dataset:
+    """The same digits and split, upsampled to 32x32x1 (bilinear): input for mobilenet_v2-style models."""
+    small = load_digits()
+    return Dataset("digits32", CLASSIFICATION, upsample_bilinear(small.x_train, DIGITS32_SIZE), small.y_train,
+                   upsample_bilinear(small.x_test, DIGITS32_SIZE), small.y_test)
 
 
 def _rotate(points: np.ndarray, yaw_deg: np.ndarray, pitch_deg: np.ndarray) -> np.ndarray:
@@ -190,7 +214,7 @@ def load_facepose() -> Dataset:
     return Dataset("facepose", REGRESSION, x_train, y_train, x_test, y_test, unit="degrees")
 
 
-BUILTIN = {"digits": load_digits, "facepose": load_facepose}
+BUILTIN = {"digits": load_digits, "digits32": load_digits32, "facepose": load_facepose}
 
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 

@@ -42,6 +42,14 @@ ZOO: dict[str, ZooEntry] = {
             33_482,
             "MLP 1024-32-16-8-2 (tanh) for face yaw/pitch; width option for students",
         ),
+        ZooEntry(
+            "mobilenet_v2",
+            "edgeopt.zoo.mobilenet_v2:build",
+            "classification",
+            "digits32",
+            53_162,
+            "MobileNetV2-style (depthwise-separable, BN, ReLU6) for 32x32x1; width multiplier",
+        ),
     )
 }
 
