@@ -27,6 +27,15 @@ def _latency(p50: float, threads: int = 1, provenance: str = "measured") -> dict
     }
 
 
+TIMING_FIELDS = ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "min_ms")
+
+
+def scale_latency(entry: dict[str, Any], factor: float) -> None:
+    """Make a latency entry ``factor`` times slower (every timing field), as a real slowdown would."""
+    for field in TIMING_FIELDS:
+        entry[field] *= factor
+
+
 def _metric(task: str, value: float, provenance: str) -> dict[str, dict[str, Any]]:
     if task == "classification":
         return {"accuracy": {"value": value, "unit": "fraction", "higher_is_better": True,

@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 from click.testing import CliRunner
-from sample_report import make_report
+from sample_report import make_report, scale_latency
 
 from edgeopt.cli import cli
 from edgeopt.regress import make_baseline
@@ -21,7 +21,7 @@ def files(tmp_path):
     (tmp_path / "report.json").write_text(json.dumps(report))
     (tmp_path / "baseline.json").write_text(json.dumps(make_baseline(report)))
     slow = make_report()
-    slow["variants"][3]["latency"]["local"]["p50_ms"] *= 1.3
+    scale_latency(slow["variants"][3]["latency"]["local"], 1.3)
     (tmp_path / "slow.json").write_text(json.dumps(slow))
     return tmp_path
 

@@ -6,7 +6,7 @@ import json
 import xml.etree.ElementTree as ET
 
 import pytest
-from sample_report import make_report
+from sample_report import make_report, scale_latency
 
 from edgeopt.errors import InputError
 from edgeopt.regress import (
@@ -46,7 +46,7 @@ def test_latency_is_a_ratio_to_the_reference_so_a_uniformly_slower_machine_passe
     report = make_report()
     for v in report["variants"]:
         for entry in v["latency"].values():
-            entry["p50_ms"] *= 1.8  # the whole CI machine is 80% slower today
+            scale_latency(entry, 1.8)  # the whole CI machine is 80% slower today
     result = compare(report, make_baseline(make_report()))
     assert result.passed
     assert statuses(result, "int8", "latency", "local") == [PASS]
@@ -55,12 +55,25 @@ def test_latency_is_a_ratio_to_the_reference_so_a_uniformly_slower_machine_passe
 
 def test_a_30_percent_slower_variant_fails_and_a_faster_one_is_an_improvement():
     report = make_report()
-    variant(report, "int8")["latency"]["local"]["p50_ms"] *= 1.30
-    variant(report, "float32")["latency"]["local"]["p50_ms"] *= 0.70
+    scale_latency(variant(report, "int8")["latency"]["local"], 1.30)
+    scale_latency(variant(report, "float32")["latency"]["local"], 0.70)
     result = compare(report, make_baseline(make_report()))
     assert not result.passed and result.exit_code == 1
     assert statuses(result, "int8", "latency", "local") == [REGRESSION]
     assert statuses(result, "float32", "latency", "local") == [IMPROVEMENT]
+
+
+def test_contention_in_the_median_does_not_flap_the_default_min_ratio():
+    # Measured on the shared 2-core VM (docs/check.md): under load the p50 of a 40 us invoke rose up
+    # to 47% between runs while the minimum of thousands of invokes stayed within 9%.
+    report = make_report()
+    entry = variant(report, "int8")["latency"]["local"]
+    entry["p50_ms"] *= 1.45
+    entry["p90_ms"] *= 1.6
+    entry["min_ms"] *= 1.04
+    assert statuses(compare(report, make_baseline(make_report())), "int8", "latency", "local") == [PASS]
+    by_median = compare(report, make_baseline(make_report()), Tolerances(latency_field="p50_ms"))
+    assert statuses(by_median, "int8", "latency", "local") == [REGRESSION]
 
 
 def test_threads_change_is_a_regression_even_when_ratios_hold():
@@ -75,9 +88,9 @@ def test_threads_change_is_a_regression_even_when_ratios_hold():
 
 def test_absolute_reference_latency_gated_only_when_asked():
     report = make_report()
-    variant(report, "trained_float32")["latency"]["local"]["p50_ms"] *= 2
-    variant(report, "int8")["latency"]["local"]["p50_ms"] *= 2
-    variant(report, "float32")["latency"]["local"]["p50_ms"] *= 2
+    scale_latency(variant(report, "trained_float32")["latency"]["local"], 2)
+    scale_latency(variant(report, "int8")["latency"]["local"], 2)
+    scale_latency(variant(report, "float32")["latency"]["local"], 2)
     assert compare(report, make_baseline(make_report())).passed
     strict = compare(report, make_baseline(make_report()), Tolerances(latency_absolute_rel=0.5))
     assert statuses(strict, "trained_float32", "latency", "local") == [REGRESSION]
@@ -199,7 +212,7 @@ def test_budget_variants_restrict_what_is_budgeted():
 
 def test_skip_latency_for_machines_where_timing_is_meaningless():
     report = make_report()
-    variant(report, "int8")["latency"]["local"]["p50_ms"] *= 3
+    scale_latency(variant(report, "int8")["latency"]["local"], 3)
     result = compare(report, make_baseline(make_report()), Tolerances(skip=["latency"]))
     assert result.passed
     assert not [f for f in result.findings if f.check == "latency"]
@@ -207,7 +220,7 @@ def test_skip_latency_for_machines_where_timing_is_meaningless():
 
 def test_junit_has_one_case_per_finding_and_failures_marked():
     report = make_report()
-    variant(report, "int8")["latency"]["local"]["p50_ms"] *= 1.5
+    scale_latency(variant(report, "int8")["latency"]["local"], 1.5)
     result = compare(report, make_baseline(make_report()))
     root = ET.fromstring(result.to_junit())
     cases = root.findall("./testsuite/testcase")
