@@ -203,8 +203,9 @@ def check_cmd(report_path, baseline_path, tolerances_path, junit_path, markdown_
     """Compare a report with its baseline and the recipe's budgets; exit 1 on a regression.
 
     \b
-    Latency is compared as the ratio of each variant's p50 to the trained_float32 variant's p50 on
-    the same target in the same report, so a slower or busier CI machine does not flap the check.
+    Latency is compared as the ratio of each variant's fastest invoke (min_ms) to the
+    trained_float32 variant's on the same target in the same report, so a slower or busier CI
+    machine does not flap the check (docs/check.md).
     Regressions and improvements are both reported. Exit codes: 0 pass; 1 regression or budget
     missed; 2 bad input (missing/invalid report or baseline, other model, schema mismatch);
     3 environment (cannot write an output).
