@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""Benchmark fidelity: edgeopt's `local` p50 versus a bare `interpreter.invoke()` loop, same models.
+
+For each model, alternating over several rounds to cancel drift on a shared machine:
+  * edgeopt: ``edgeopt.bench.measure(model, "local")`` (the runner in a child process);
+  * bare: this process builds the same ai_edge_litert Interpreter (same threads, XNNPACK default,
+    same kind of seeded random inputs), warms up, and times each ``invoke()`` with perf_counter.
+The figure per model is median(edgeopt p50) / median(bare p50) - 1. Exit 1 when any |difference|
+exceeds --tolerance (default 3%).
+
+    .venv/bin/python scripts/bench_harness.py [--rounds 5] [--threads 1] [--json]
+
+Models (built once into ~/.cache/edgeopt/harness): a small MLP and a small CNN (float32), MobileNetV2
+alpha 0.35 at 96x96 (float32 and int8), and MobileNet v2 1.0 224 int8 (from scripts/bench_estimate.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+CACHE = Path.home() / ".cache" / "edgeopt" / "harness"
+
+
+def convert(model, path: Path, int8: bool, shape: tuple[int, ...]) -> Path:
+    """Write ``model`` as a float32 or full-int8 .tflite (random representative data)."""
+    import numpy as np
+
+    from edgeopt.kerasapi import tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if int8:
+        rng = np.random.default_rng(0)
+
+        def representative():
+            for _ in range(8):
+                yield [rng.uniform(-1, 1, (1, *shape)).astype(np.float32)]
+
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    partial = path.with_suffix(".partial")
+    partial.write_bytes(converter.convert())
+    partial.replace(path)
+    return path
+
+
+def harness_models() -> list[Path]:
+    """The models timed by the harness, built on first use."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    specs = ["mlp_float32", "cnn_float32", "mobilenetv2_035_96_float32", "mobilenetv2_035_96_int8"]
+    paths = [CACHE / f"{name}.tflite" for name in specs]
+    if not all(p.exists() for p in paths):
+        from edgeopt.kerasapi import keras
+
+        keras.utils.set_random_seed(0)
+        layers = keras.layers
+        mlp = keras.Sequential([layers.Input((64,)), layers.Dense(256, activation="relu"),
+                                layers.Dense(256, activation="relu"), layers.Dense(10)])
+        cnn = keras.Sequential([layers.Input((32, 32, 3)), layers.Conv2D(32, 3, activation="relu"),
+                                layers.MaxPooling2D(), layers.Conv2D(64, 3, activation="relu"),
+                                layers.GlobalAveragePooling2D(), layers.Dense(10)])
+        mobile = keras.applications.MobileNetV2(input_shape=(96, 96, 3), alpha=0.35, weights=None,
+                                                classes=10)
+        convert(mlp, paths[0], False, (64,))
+        convert(cnn, paths[1], False, (32, 32, 3))
+        convert(mobile, paths[2], False, (96, 96, 3))
+        convert(mobile, paths[3], True, (96, 96, 3))
+    calibration = Path.home() / ".cache" / "edgeopt" / "calibration" / "mobilenet_v2_224_int8.tflite"
+    if calibration.exists():
+        paths.append(calibration)
+    return paths
+
+
+def bare_p50(path: Path, threads: int, runs: int, min_seconds: float, warmup: int, seed: int) -> float:
+    """p50 (ms) of a plain invoke() loop in this process, mirroring the runner's defaults."""
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path), num_threads=threads)
+    interpreter.allocate_tensors()
+    rng = np.random.default_rng(seed)
+    for detail in interpreter.get_input_details():
+        dtype = np.dtype(detail["dtype"])
+        if dtype.kind in "iu":
+            info = np.iinfo(dtype)
+            value = rng.integers(info.min, info.max, size=detail["shape"], endpoint=True).astype(dtype)
+        else:
+            value = rng.uniform(-1, 1, size=detail["shape"]).astype(dtype)
+        interpreter.set_tensor(detail["index"], value)
+    invoke = interpreter.invoke
+    clock = time.perf_counter
+    start = clock()
+    done = 0
+    while done < warmup or clock() - start < 0.1:
+        invoke()
+        done += 1
+    times = []
+    start = clock()
+    while len(times) < runs or clock() - start < min_seconds:
+        t0 = clock()
+        invoke()
+        times.append((clock() - t0) * 1000.0)
+    return statistics.median(times)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds per model")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--min-seconds", type=float, default=0.5)
+    parser.add_argument("--tolerance", type=float, default=0.03)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    from edgeopt.bench import measure
+
+    rows = []
+    for path in harness_models():
+        ours, bare = [], []
+        for round_index in range(args.rounds):
+            entry = measure(path, "local", threads=args.threads, runs=args.runs, warmup=10,
+                            min_seconds=args.min_seconds, seed=round_index)
+            if entry["status"] != "ok":
+                print(f"{path.name}: edgeopt failed: {entry['reason']}", file=sys.stderr)
+                return 1
+            ours.append(entry["p50_ms"])
+            bare.append(bare_p50(path, args.threads, args.runs, args.min_seconds, 10, round_index))
+        edgeopt_ms, bare_ms = statistics.median(ours), statistics.median(bare)
+        rows.append({"model": path.name, "threads": args.threads, "edgeopt_p50_ms": round(edgeopt_ms, 5),
+                     "bare_p50_ms": round(bare_ms, 5), "difference": round(edgeopt_ms / bare_ms - 1, 4)})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(f"{'model':34} {'edgeopt p50 ms':>15} {'bare p50 ms':>12} {'difference':>10}")
+        for r in rows:
+            print(f"{r['model']:34} {r['edgeopt_p50_ms']:15.5g} {r['bare_p50_ms']:12.5g}"
+                  f" {r['difference']:+10.2%}")
+        print(f"local, {args.threads} thread(s), median of {args.rounds} alternating rounds; "
+              f"tolerance {args.tolerance:.0%}")
+    return 0 if all(abs(r["difference"]) <= args.tolerance for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
