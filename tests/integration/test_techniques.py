@@ -1,0 +1,248 @@
+"""Each compression technique shows up in the emitted .tflite, read back by edgeopt.inspect.
+
+Tiny models on a slice of the 8x8 digits, one epoch per stage: the assertions are about structure
+(zeros, 2:4 groups, distinct values, dtypes), which one epoch already fixes, not about accuracy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from edgeopt.errors import InputError
+from edgeopt.inspect import inspect_tflite
+from edgeopt.recipe import parse_recipe
+
+pytestmark = pytest.mark.integration
+
+N_TRAIN = 400
+
+
+@pytest.fixture(scope="module")
+def env():
+    """A small digits slice, a train spec, and a trained tiny CNN (built once for the module)."""
+    from edgeopt.data import load_dataset
+    from edgeopt.kerasapi import keras
+    from edgeopt.train import fit
+
+    full = load_dataset("digits")
+    data = replace(full, x_train=full.x_train[:N_TRAIN], y_train=full.y_train[:N_TRAIN])
+    recipe = parse_recipe(
+        {
+            "model": "digits_cnn",
+            "data": "digits",
+            "train": {"epochs": 3, "batch_size": 32, "validation_split": 0.0},
+        }
+    )
+    keras.utils.set_random_seed(0)
+
+    def tiny():
+        inputs = keras.Input((8, 8, 1))
+        x = keras.layers.Conv2D(8, 3, activation="relu", name="conv1")(inputs)
+        x = keras.layers.Conv2D(16, 3, activation="relu", name="conv2")(x)
+        x = keras.layers.Flatten()(x)
+        x = keras.layers.Dense(32, activation="relu", name="dense")(x)
+        return keras.Model(inputs, keras.layers.Dense(10, name="logits")(x))
+
+    base = tiny()
+    fit(base, data, recipe.train)
+    return {"data": data, "train": recipe.train, "base": base, "tiny": tiny}
+
+
+def _copy(env):
+    from edgeopt.kerasapi import keras
+
+    model = keras.models.clone_model(env["base"])
+    model.set_weights(env["base"].get_weights())
+    return model
+
+
+def _stage(kind: str, **fields):
+    recipe = parse_recipe({"model": "m", "data": "d", "stages": [{"kind": kind, "epochs": 1, **fields}]})
+    return recipe.stages[0]
+
+
+def _run_stages(env, model, stages, earlier: tuple[str, ...] = ()):
+    """apply / fit / strip each stage in order, as the pipeline does; return the model and reports."""
+    from edgeopt.techniques import StageContext, get_technique
+    from edgeopt.train import fit
+
+    reports = []
+    for index, stage in enumerate(stages):
+        technique = get_technique(stage.kind)
+        ctx = StageContext(data=env["data"], train=env["train"], seed=0, stage_index=index, earlier=earlier)
+        wrapped = technique.apply(model, stage, ctx)
+        fit(
+            wrapped,
+            env["data"],
+            env["train"],
+            epochs=stage.epochs,
+            learning_rate=stage.learning_rate or 1e-3,
+            callbacks=technique.callbacks(stage, ctx),
+            early_stopping=False,
+        )
+        model = technique.strip(wrapped)
+        reports.append(technique.report(model, stage, ctx))
+        earlier = (*earlier, stage.kind)
+    return model, reports
+
+
+def _tflite(env, model, fmt="int8", **options):
+    from edgeopt.convert import convert
+
+    return inspect_tflite(convert(model, fmt, env["data"].representative(count=64), **options))
+
+
+def _weights(info):
+    return {name: t for name, t in info["per_tensor"].items() if t["role"] == "weight"}
+
+
+def test_2_4_pruning_leaves_every_group_compliant_in_int8(env):
+    stage = _stage("prune", structure="2:4")
+    model, (report,) = _run_stages(env, _copy(env), [stage])
+    info = _tflite(env, model)
+    for name, tensor in _weights(info).items():
+        if tensor["shape"][-1] >= 4:  # conv1 has one input channel: no group of 4 to thin
+            assert tensor["pattern_2_4"] == 1.0, name
+    assert info["pattern_2_4"] >= report["achieved"]["m_by_n_groups_share"]
+    assert info["sparsity"] > 0.45
+
+
+def test_collaborative_qat_keeps_sparsity_that_plain_qat_loses(env):
+    prune = _stage("prune", target_sparsity=0.8, schedule="constant")
+    pruned, _ = _run_stages(env, _copy(env), [prune])
+    kept = _run_stages(env, _copy_of(pruned), [_stage("quantize")], earlier=("prune",))[0]
+    lost = _run_stages(env, _copy_of(pruned), [_stage("quantize", preserve="none")], earlier=("prune",))[0]
+    assert _tflite(env, kept)["sparsity"] >= 0.78
+    assert _tflite(env, lost)["sparsity"] < 0.3
+
+
+def _copy_of(model):
+    from edgeopt.kerasapi import keras
+
+    clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+def test_cluster_after_prune_keeps_zeros_and_survives_cluster_preserving_qat(env):
+    stages = [
+        _stage("prune", target_sparsity=0.5, schedule="constant"),
+        _stage("cluster", clusters=8),
+        _stage("quantize"),
+    ]
+    model, reports = _run_stages(env, _copy(env), stages)
+    assert reports[1]["achieved"]["preserve_sparsity"] is True
+    assert reports[2]["achieved"]["scheme"] == "prune_cluster_preserving"
+    info = _tflite(env, model)
+    assert info["sparsity"] >= 0.48
+    for name, tensor in _weights(info).items():  # per-channel int8: the clusters live per channel
+        assert tensor["unique_values_per_channel_max"] <= 8, name
+    assert info["int8_op_coverage"] == 1.0
+
+
+def test_clusters_show_as_distinct_values_in_float32(env):
+    model, reports = _run_stages(env, _copy(env), [_stage("cluster", clusters=4)])
+    assert set(reports[0]["achieved"]["clustered_layers"]) == {"conv1", "conv2", "dense", "logits"}
+    for name, tensor in _weights(_tflite(env, model, "float32")).items():
+        assert tensor["unique_values"] <= 4, name
+
+
+def test_export_formats_store_the_dtypes_they_promise(env):
+    model = _copy(env)
+    float16 = _tflite(env, model, "float16")
+    assert {t["dtype"] for t in _weights(float16).values()} == {"float16"}
+    dynamic = _tflite(env, model, "dynamic")
+    # The converter leaves tensors under 1,024 elements in float; the larger ones become int8.
+    assert {t["dtype"] for t in _weights(dynamic).values() if t["size"] >= 1024} == {"int8"}
+    assert dynamic["float_ops"]
+    float_io = _tflite(env, model, "int8", int8_io="float")
+    assert float_io["input_details"][0]["dtype"] == "float32"
+    assert float_io["quantize_ops"]["QUANTIZE"] >= 1 and float_io["int8_op_coverage"] == 1.0
+    int8_io = _tflite(env, model, "int8")
+    assert int8_io["input_details"][0]["dtype"] == "int8" and int8_io["quantize_ops"]["QUANTIZE"] == 0
+    int16 = _tflite(env, model, "int16x8")
+    assert int16["integer_op_coverage"] == 1.0
+    assert {d for op in int16["op_list"] if op["op"] == "CONV_2D" for d in op["outputs"]} == {"int16"}
+
+
+def test_sparse_encoding_shrinks_the_raw_file(env):
+    model, _ = _run_stages(env, _copy(env), [_stage("prune", target_sparsity=0.8, schedule="constant")])
+    dense = _tflite(env, model, "float32")
+    sparse = _tflite(env, model, "float32", sparse_encoding=True)
+    assert any(t["sparse_encoded"] for t in sparse["per_tensor"].values())
+    assert sparse["size_bytes"] < 0.6 * dense["size_bytes"]
+    assert sparse["sparsity"] == pytest.approx(dense["sparsity"])
+
+
+def test_xnnpack_policy_prunes_only_pointwise_convolutions(env):
+    from edgeopt.kerasapi import keras
+
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv3x3")(inputs)
+    x = keras.layers.Conv2D(16, 1, activation="relu", name="pointwise")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(10, name="logits")(x))
+    stage = _stage("prune", target_sparsity=0.75, schedule="constant", policy="xnnpack_sparse")
+    pruned, (report,) = _run_stages(env, model, [stage])
+    assert set(report["achieved"]["per_layer_sparsity"]) == {"pointwise"}
+    assert report["skipped_layers"] == {"Conv2D(not a 1x1 convolution)": 1, "Dense(not a 1x1 convolution)": 1}
+    assert report["summary"].startswith("2 layers not pruned")
+
+
+def test_distillation_pulls_the_student_towards_the_teacher(env):
+    from edgeopt.kerasapi import keras
+    from edgeopt.techniques import distill
+    from edgeopt.train import fit
+
+    teacher = env["base"]
+    stage = _stage("distill", teacher="unused", alpha=0.0, temperature=2.0, epochs=3)
+    keras.utils.set_random_seed(1)
+    student = env["tiny"]()
+    alone = _copy_of(student)
+    wrapped = distill.Distiller(student, teacher, "classification", stage.alpha, stage.temperature)
+    before = distill.teacher_gap(student, teacher, env["data"], stage)
+    fit(wrapped, env["data"], env["train"], epochs=3, learning_rate=1e-3, early_stopping=False)
+    fit(alone, env["data"], env["train"], epochs=3, learning_rate=1e-3, early_stopping=False)
+    after = distill.teacher_gap(distill.strip(wrapped), teacher, env["data"], stage)
+    trained_alone = distill.teacher_gap(alone, teacher, env["data"], stage)
+    assert after < before / 2
+    assert after < trained_alone  # the teacher term, not the labels alone, closes the gap
+
+
+def test_unwrappable_layer_is_named_in_a_one_line_input_error(env):
+    from edgeopt.kerasapi import keras
+    from edgeopt.techniques import StageContext, prune, quantize
+
+    class Scale(keras.layers.Layer):
+        def build(self, input_shape):
+            self.scale = self.add_weight(name="scale", shape=(input_shape[-1],), initializer="ones")
+
+        def call(self, inputs):
+            return inputs * self.scale
+
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Flatten()(inputs)
+    x = Scale(name="my_scale")(x)
+    model = keras.Model(inputs, keras.layers.Dense(10, name="logits")(x))
+    ctx = StageContext(data=env["data"], train=env["train"], seed=0, stage_index=0)
+    with pytest.raises(InputError, match=r"my_scale \(Scale\)") as caught:
+        prune.apply(model, _stage("prune", target_sparsity=0.5), ctx)
+    assert caught.value.exit_code == 2 and "\n" not in str(caught.value)
+    with pytest.raises(InputError, match=r"my_scale \(Scale\)"):
+        quantize.apply(model, _stage("quantize"), ctx)
+
+
+def test_conversion_failure_names_the_converter_reason_and_op(env):
+    from edgeopt.convert import ConversionError, convert
+    from edgeopt.kerasapi import keras, tf
+
+    inputs = keras.Input((4,))
+    outputs = keras.layers.Lambda(lambda t: tf.math.igamma(t, t), name="incomplete_gamma")(inputs)
+    model = keras.Model(inputs, outputs)
+    with pytest.raises(ConversionError) as caught:
+        convert(model, "float32")
+    message = str(caught.value)
+    assert caught.value.exit_code == 1 and "\n" not in message
+    assert "float32 conversion failed" in message and "Igamma" in message
