@@ -5,8 +5,8 @@ For each model, alternating over several rounds to cancel drift on a shared mach
   * edgeopt: ``edgeopt.bench.measure(model, "local")`` (the runner in a child process);
   * bare: this process builds the same ai_edge_litert Interpreter (same threads, XNNPACK default,
     same kind of seeded random inputs), warms up, and times each ``invoke()`` with perf_counter.
-The figure per model is median(edgeopt p50) / median(bare p50) - 1. Exit 1 when any |difference|
-exceeds --tolerance (default 3%).
+The figure per model is the median over rounds of (edgeopt p50 / bare p50) - 1, each round pairing the
+two measurements taken back to back. Exit 1 when any |difference| exceeds --tolerance (default 3%).
 
     .venv/bin/python scripts/bench_harness.py [--rounds 5] [--threads 1] [--json]
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -112,7 +113,7 @@ def bare_p50(path: Path, threads: int, runs: int, min_seconds: float, warmup: in
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds per model")
+    parser.add_argument("--rounds", type=int, default=7, help="alternating rounds per model")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--min-seconds", type=float, default=0.5)
@@ -123,18 +124,28 @@ def main() -> int:
 
     rows = []
     for path in harness_models():
-        ours, bare = [], []
+        ours, bare, ratios = [], [], []
         for round_index in range(args.rounds):
-            entry = measure(path, "local", threads=args.threads, runs=args.runs, warmup=10,
-                            min_seconds=args.min_seconds, seed=round_index)
-            if entry["status"] != "ok":
-                print(f"{path.name}: edgeopt failed: {entry['reason']}", file=sys.stderr)
-                return 1
-            ours.append(entry["p50_ms"])
-            bare.append(bare_p50(path, args.threads, args.runs, args.min_seconds, 10, round_index))
-        edgeopt_ms, bare_ms = statistics.median(ours), statistics.median(bare)
-        rows.append({"model": path.name, "threads": args.threads, "edgeopt_p50_ms": round(edgeopt_ms, 5),
-                     "bare_p50_ms": round(bare_ms, 5), "difference": round(edgeopt_ms / bare_ms - 1, 4)})
+            # Alternate which side goes first, and pair each round's two figures, so that slow drift
+            # of a shared machine's load cancels in the per-round ratio.
+            pair = {}
+            for side in (("edgeopt", "bare") if round_index % 2 == 0 else ("bare", "edgeopt")):
+                if side == "edgeopt":
+                    entry = measure(path, "local", threads=args.threads, runs=args.runs, warmup=10,
+                                    min_seconds=args.min_seconds, seed=round_index)
+                    if entry["status"] != "ok":
+                        print(f"{path.name}: edgeopt failed: {entry['reason']}", file=sys.stderr)
+                        return 1
+                    pair[side] = entry["p50_ms"]
+                else:
+                    pair[side] = bare_p50(path, args.threads, args.runs, args.min_seconds, 10, round_index)
+            ours.append(pair["edgeopt"])
+            bare.append(pair["bare"])
+            ratios.append(pair["edgeopt"] / pair["bare"])
+        rows.append({"model": path.name, "threads": args.threads,
+                     "edgeopt_p50_ms": round(statistics.median(ours), 5),
+                     "bare_p50_ms": round(statistics.median(bare), 5),
+                     "difference": round(statistics.median(ratios) - 1, 4)})
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
@@ -142,8 +153,9 @@ def main() -> int:
         for r in rows:
             print(f"{r['model']:34} {r['edgeopt_p50_ms']:15.5g} {r['bare_p50_ms']:12.5g}"
                   f" {r['difference']:+10.2%}")
-        print(f"local, {args.threads} thread(s), median of {args.rounds} alternating rounds; "
-              f"tolerance {args.tolerance:.0%}")
+        load = os.getloadavg()[0]
+        print(f"local, {args.threads} thread(s), median of {args.rounds} paired rounds; tolerance "
+              f"{args.tolerance:.0%}; load average {load:.1f} on {os.cpu_count()} cores")
     return 0 if all(abs(r["difference"]) <= args.tolerance for r in rows) else 1
 
 
