@@ -9,10 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 from edgeopt.bench import benchmark, measure
 from edgeopt.bench.local import RUNNER_PATH
 from edgeopt.bench.stats import LATENCY_FIELDS
+from edgeopt.cli import cli
 from edgeopt.errors import InputError
 
 pytestmark = pytest.mark.integration
@@ -125,3 +127,49 @@ def test_grid_keeps_good_rows_when_one_model_is_bad(tiny, tmp_path):
         ("tiny_int8.tflite", 1, "ok"), ("tiny_int8.tflite", 2, "ok"),
         ("bad.tflite", 1, "failed"), ("bad.tflite", 2, "failed")]
     assert result.exit_code == 2
+
+
+def test_custom_op_the_runtime_lacks_is_named_with_exit_2(tmp_path):
+    from edgeopt.kerasapi import tf
+
+    @tf.function(input_signature=[tf.TensorSpec([1, 4], tf.float32)], autograph=False)
+    def special(x):
+        return tf.math.bessel_i1e(x) + 1.0
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([special.get_concrete_function()], special)
+    converter.allow_custom_ops = True
+    model = tmp_path / "custom.tflite"
+    model.write_bytes(converter.convert())
+    result = CliRunner().invoke(cli, ["benchmark", str(model), "--runs", "1"])
+    assert result.exit_code == 2
+    assert result.stderr == (f"edgeopt: error: {model}: the model uses custom op 'BesselI1e', "
+                             "which this runtime does not provide\n")
+
+
+def test_cli_table_json_and_out_folder(tiny, tmp_path):
+    args = ["benchmark", str(tiny["float32"]), str(tiny["int8"]), "--threads", "1,2", "--runs", "5",
+            "--warmup", "1", "--min-seconds", "0.02", "--out", str(tmp_path)]
+    table = CliRunner().invoke(cli, args)
+    assert table.exit_code == 0, table.output
+    lines = table.stdout.splitlines()
+    assert lines[0].split()[:4] == ["model", "target", "threads", "provenance"]
+    assert sum("tiny_int8.tflite" in line and " local " in line for line in lines) == 2
+    assert "local: measured, " in table.stdout
+    document = json.loads((tmp_path / "benchmark.json").read_text())
+    assert [(Path(r["model"]).name, r["threads"]) for r in document["rows"]] == [
+        ("tiny_float32.tflite", 1), ("tiny_float32.tflite", 2),
+        ("tiny_int8.tflite", 1), ("tiny_int8.tflite", 2)]
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code == 2 and "--overwrite" in again.stderr
+    as_json = CliRunner().invoke(cli, [*args, "--overwrite", "--json", "--threads", "1"])
+    assert as_json.exit_code == 0 and len(json.loads(as_json.stdout)["rows"]) == 2
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--threads", "1,x"], "positive integers"),
+    (["--target", "qemu:cortex-m4"], "unknown qemu target"),
+    (["--runs", "0"], "--runs"),
+])
+def test_cli_rejects_bad_options_with_exit_2(tiny, extra, message):
+    result = CliRunner().invoke(cli, ["benchmark", str(tiny["float32"]), *extra])
+    assert result.exit_code == 2 and message in result.stderr and "Traceback" not in result.output
