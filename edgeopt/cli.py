@@ -8,13 +8,12 @@ documented code (see :mod:`edgeopt.errors`). Nothing here imports TensorFlow at 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click
 
 from edgeopt import __version__
-from edgeopt.errors import EXIT_BAD_INPUT, EdgeoptError
+from edgeopt.errors import EXIT_CHECK_FAILED, EdgeoptError
 
 
 class EdgeoptGroup(click.Group):
@@ -68,7 +67,7 @@ def models_cmd(as_json: bool) -> None:
 
 @cli.command("train")
 @click.argument("model_name")
-@click.option("--data", "data_name", default=None, help="Built-in dataset or .npz (default: the model's own).")
+@click.option("--data", "data_name", default=None, help="Built-in dataset or .npz (default: the model's).")
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Output folder.")
 @click.option("--epochs", type=int, default=None, help="Override train.epochs.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -85,10 +84,12 @@ def train_cmd(model_name, data_name, out_dir, epochs, seed, overrides, overwrite
     if epochs is not None:
         sets.append(f"train.epochs={epochs}")
     recipe = load_recipe(None, sets + list(overrides))
-    from edgeopt.pipeline import train_only
+    from edgeopt.pipeline import run_recipe
+    from edgeopt.report import render_table
 
-    result = train_only(recipe, out_dir, overwrite=overwrite, quiet=quiet)
-    click.echo(f"saved {result}", err=True)
+    report = run_recipe(recipe, out_dir, overwrite=overwrite, quiet=quiet)
+    click.echo(render_table(report))
+    click.echo(f"saved {out_dir}/model.keras (and its float32 .tflite, report.json)", err=True)
 
 
 @cli.command("compress")
@@ -106,7 +107,8 @@ def compress_cmd(recipe_path, out_dir, overrides, dump_recipe, overwrite, quiet,
     Writes each .tflite, report.json, report.md and recipe.resolved.yaml into --out, built in a
     temporary folder and moved into place only when complete.
     """
-    from edgeopt.recipe import dump_recipe as dump, load_recipe
+    from edgeopt.recipe import dump_recipe as dump
+    from edgeopt.recipe import load_recipe
 
     recipe = load_recipe(recipe_path, list(overrides))
     if dump_recipe:
@@ -127,7 +129,7 @@ def compress_cmd(recipe_path, out_dir, overrides, dump_recipe, overwrite, quiet,
         failed = [c["message"] for c in report["checks"] if c["status"] != "ok"]
         failed += [f"{v['name']}: {v['reason']}" for v in report["variants"] if v["status"] != "ok"]
         click.echo("edgeopt: check failed: " + "; ".join(failed), err=True)
-        sys.exit(1)
+        click.get_current_context().exit(EXIT_CHECK_FAILED)
 
 
 @cli.command("inspect")

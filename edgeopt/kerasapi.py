@@ -13,7 +13,7 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep C++ INFO/WARNING noise out of user output
 
 import tensorflow as tf  # noqa: E402
-import tf_keras as keras  # noqa: E402
 import tensorflow_model_optimization as tfmot  # noqa: E402
+import tf_keras as keras  # noqa: E402
 
 __all__ = ["tf", "keras", "tfmot"]
