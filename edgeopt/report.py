@@ -482,8 +482,11 @@ def _tradeoff_plot(report: dict[str, Any], axis: str, target: str | None = None)
     ax = fig.add_subplot()
     xs, ys = zip(*points, strict=True)
     ax.scatter(xs, ys, s=40, color="#3b6fb6", zorder=3)
+    merged: dict[tuple[float, float], list[str]] = {}  # identical points share one label
     for x, y, label in zip(xs, ys, labels, strict=True):
-        ax.annotate(label, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        merged.setdefault((x, y), []).append(label)
+    for (x, y), names in merged.items():
+        ax.annotate(", ".join(names), (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
     front = pareto_front(points, higher)
     if len(front) > 1:
         ax.plot([xs[i] for i in front], [ys[i] for i in front], "--", color="#d1495b", lw=1.2,
