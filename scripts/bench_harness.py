@@ -8,7 +8,11 @@ For each model, alternating over several rounds to cancel drift on a shared mach
 The figure per model is the median over rounds of (edgeopt p50 / bare p50) - 1, each round pairing the
 two measurements taken back to back. Exit 1 when any |difference| exceeds --tolerance (default 3%).
 
-    .venv/bin/python scripts/bench_harness.py [--rounds 5] [--threads 1] [--json]
+    .venv/bin/python scripts/bench_harness.py [--rounds 7] [--threads 1] [--json]
+    .venv/bin/python scripts/bench_harness.py --qemu cortex-a53,cortex-a72,cortex-a76
+
+--qemu instead reports, per small model and emulated core, the max abs difference between ARM and x86
+outputs on the same inputs, next to the spread of the x86 outputs (so that a zero is not vacuous).
 
 Models (built once into ~/.cache/edgeopt/harness): a small MLP and a small CNN (float32), MobileNetV2
 alpha 0.35 at 96x96 (float32 and int8), and MobileNet v2 1.0 224 int8 (from scripts/bench_estimate.py).
@@ -55,7 +59,7 @@ def convert(model, path: Path, int8: bool, shape: tuple[int, ...]) -> Path:
 def harness_models() -> list[Path]:
     """The models timed by the harness, built on first use."""
     CACHE.mkdir(parents=True, exist_ok=True)
-    specs = ["mlp_float32", "cnn_float32", "mobilenetv2_035_96_float32", "mobilenetv2_035_96_int8"]
+    specs = ["mlp_float32", "cnn_float32", "mobilenetv2_035_96_bn_float32", "mobilenetv2_035_96_bn_int8"]
     paths = [CACHE / f"{name}.tflite" for name in specs]
     if not all(p.exists() for p in paths):
         from edgeopt.kerasapi import keras
@@ -69,6 +73,15 @@ def harness_models() -> list[Path]:
                                 layers.GlobalAveragePooling2D(), layers.Dense(10)])
         mobile = keras.applications.MobileNetV2(input_shape=(96, 96, 3), alpha=0.35, weights=None,
                                                 classes=10)
+        # Fresh batch-norm statistics make a randomly initialised MobileNet's activations die out and its
+        # outputs constant; one training-mode pass with momentum 0 sets them from random data, so that
+        # the outputs vary and the --qemu comparison is not vacuous.
+        import numpy as np
+
+        for layer in mobile.layers:
+            if isinstance(layer, layers.BatchNormalization):
+                layer.momentum = 0.0
+        mobile(np.random.default_rng(0).uniform(-1, 1, (16, 96, 96, 3)).astype("float32"), training=True)
         convert(mlp, paths[0], False, (64,))
         convert(cnn, paths[1], False, (32, 32, 3))
         convert(mobile, paths[2], False, (96, 96, 3))
@@ -111,6 +124,51 @@ def bare_p50(path: Path, threads: int, runs: int, min_seconds: float, warmup: in
     return statistics.median(times)
 
 
+def output_spread(path: Path) -> float:
+    """Standard deviation of the model's x86 outputs on seed-0 inputs (0 would make a diff vacuous)."""
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path))
+    interpreter.allocate_tensors()
+    rng = np.random.default_rng(0)
+    for detail in interpreter.get_input_details():
+        dtype = np.dtype(detail["dtype"])
+        if dtype.kind in "iu":
+            info = np.iinfo(dtype)
+            value = rng.integers(info.min, info.max, size=detail["shape"], endpoint=True).astype(dtype)
+        else:
+            value = rng.uniform(-1, 1, size=detail["shape"]).astype(dtype)
+        interpreter.set_tensor(detail["index"], value)
+    interpreter.invoke()
+    return float(np.std(interpreter.get_tensor(interpreter.get_output_details()[0]["index"])))
+
+
+def qemu_check(cpus: list[str], as_json: bool) -> int:
+    """Max abs output difference, emulated ARM vs x86, for the small harness models."""
+    from edgeopt.bench import measure
+
+    rows = []
+    for path in harness_models():
+        if path.parent != CACHE:
+            continue  # 224x224 models take seconds per invoke under emulation
+        spread = output_spread(path)
+        for cpu in cpus:
+            entry = measure(path, f"qemu:{cpu}", runs=3, warmup=1, min_seconds=0.0)
+            rows.append({"model": path.name, "target": f"qemu:{cpu}", "status": entry["status"],
+                         "max_abs_diff": entry.get("max_abs_diff"), "x86_output_std": round(spread, 5),
+                         "reason": entry["reason"]})
+    if as_json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(f"{'model':38} {'target':17} {'max abs diff':>12} {'x86 output std':>15}")
+        for r in rows:
+            diff = r["max_abs_diff"] if r["status"] == "ok" else f"failed: {r['reason']}"
+            print(f"{r['model']:38} {r['target']:17} {diff!s:>12} {r['x86_output_std']:15.4g}")
+        print("same inputs on both sides; int8 outputs in quantized steps, float outputs in their units")
+    return 0 if all(r["status"] == "ok" for r in rows) else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7, help="alternating rounds per model")
@@ -119,7 +177,11 @@ def main() -> int:
     parser.add_argument("--min-seconds", type=float, default=0.5)
     parser.add_argument("--tolerance", type=float, default=0.03)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--qemu", metavar="CPUS",
+                        help="instead: compare outputs under qemu:CPU (comma separated) with x86")
     args = parser.parse_args()
+    if args.qemu:
+        return qemu_check(args.qemu.split(","), args.json)
     from edgeopt.bench import measure
 
     rows = []
@@ -149,9 +211,9 @@ def main() -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
-        print(f"{'model':34} {'edgeopt p50 ms':>15} {'bare p50 ms':>12} {'difference':>10}")
+        print(f"{'model':38} {'edgeopt p50 ms':>15} {'bare p50 ms':>12} {'difference':>10}")
         for r in rows:
-            print(f"{r['model']:34} {r['edgeopt_p50_ms']:15.5g} {r['bare_p50_ms']:12.5g}"
+            print(f"{r['model']:38} {r['edgeopt_p50_ms']:15.5g} {r['bare_p50_ms']:12.5g}"
                   f" {r['difference']:+10.2%}")
         load = os.getloadavg()[0]
         print(f"local, {args.threads} thread(s), median of {args.rounds} paired rounds; tolerance "
