@@ -28,6 +28,8 @@ if [ -f "$dir/.complete" ] && [ "$(cat "$dir/.complete")" = "$SYSROOT_VERSION" ]
 fi
 command -v apt-get >/dev/null || { echo "make_arm_sysroot: apt-get is needed (Debian/Ubuntu host)" >&2; exit 3; }
 command -v dpkg >/dev/null || { echo "make_arm_sysroot: dpkg is needed" >&2; exit 3; }
+keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+[ -f "$keyring" ] || { echo "make_arm_sysroot: $keyring missing: apt-get install debian-archive-keyring" >&2; exit 3; }
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 python=${PYTHON:-$( [ -x "$root/.venv/bin/python" ] && echo "$root/.venv/bin/python" || command -v python3)}
 
@@ -35,7 +37,7 @@ work="$dir.partial"
 rm -rf "$work"
 mkdir -p "$work/.apt/lists/partial" "$work/.apt/archives/partial" "$work/.apt/etc/none"
 : > "$work/.apt/status"
-echo "deb [arch=arm64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $DEBIAN_MIRROR $DEBIAN_SUITE main" \
+echo "deb [arch=arm64 signed-by=$keyring] $DEBIAN_MIRROR $DEBIAN_SUITE main" \
   > "$work/.apt/etc/sources.list"
 # A private apt: its own architecture, lists, status file and cache; the host's apt is untouched.
 cat > "$work/.apt/apt.conf" <<EOF
