@@ -449,14 +449,18 @@ class _Comparer:
                 self.add(name, "latency", FAIL, f"{fld} missing, zero or not a number in the report",
                          target=target, measured=re_.get(fld))
                 continue
+            if base is None or base <= 0:
+                self.add(name, "latency", FAIL, f"baseline {fld} missing, zero or negative: refresh the "
+                         "baseline", target=target, baseline=be.get(fld), measured=now)
+                continue
             if name == ref_name:
                 self.reference_latency(name, target, base, now)
                 continue
             r_ref = _latency_value(self.r_vars.get(ref_name), target, fld)
             b_ref = _latency_value(self.b_vars.get(ref_name), target, fld)
-            if not r_ref or not b_ref or base is None:
-                self.add(name, "latency", FAIL,
-                         f"no {ref_name} {fld} on {target} in the {'report' if not r_ref else 'baseline'}: "
+            if r_ref is None or r_ref <= 0 or b_ref is None or b_ref <= 0:
+                side = "report" if r_ref is None or r_ref <= 0 else "baseline"
+                self.add(name, "latency", FAIL, f"no positive {ref_name} {fld} on {target} in the {side}: "
                          "cannot form the latency ratio", target=target)
                 continue
             r_ratio, b_ratio = now / r_ref, base / b_ref
@@ -577,8 +581,13 @@ def compare(
         A :class:`CheckResult` with one finding per compared figure.
 
     Raises:
-        InputError: the two describe different models, tasks or datasets.
+        InputError: either is malformed (see :func:`edgeopt.report.validate_report`), or the two
+            describe different models, tasks or datasets.
     """
+    from edgeopt.report import validate_report
+
+    validate_report(report, "report")
+    validate_report(baseline, "baseline")
     check_same_model(report, baseline)
     findings = _Comparer(report, baseline, tolerances or Tolerances()).run()
     return CheckResult(name=str(report.get("name") or "?"), findings=findings,

@@ -62,6 +62,19 @@ def parse_report(text: str, source: str = "report") -> dict[str, Any]:
         ) from None
     if not isinstance(data, dict):
         raise InputError(f"{source}: a report must be a JSON object, got {type(data).__name__}")
+    validate_report(data, source)
+    return data
+
+
+def validate_report(data: dict[str, Any], source: str = "report") -> None:
+    """Check the schema version and the type of every field a reader uses (null allowed).
+
+    Renderers and :func:`edgeopt.regress.compare` rely on this: after it passes they never meet a
+    string where an object or number should be.
+
+    Raises:
+        InputError: naming the first bad field path, e.g. ``variants[2].metrics must be an object``.
+    """
     version = data.get("schema_version")
     if version != SCHEMA_VERSION:
         raise InputError(
@@ -76,7 +89,74 @@ def parse_report(text: str, source: str = "report") -> dict[str, Any]:
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise InputError(f"{source}: variant names repeat: {', '.join(duplicates)}")
-    return data
+    problem = _shape_problem(data, _REPORT_SHAPE, "")
+    if problem:
+        raise InputError(f"{source}: {problem}; regenerate it with edgeopt compress")
+
+
+# The types readers rely on. A type tuple: the value must be one of them (None always allowed).
+# A dict: an object whose listed keys have those shapes; {"*": shape}: every value has that shape.
+# A list [shape]: a list whose items have that shape.
+_NUM = (int, float)
+_STR = (str,)
+_OBJ = (dict,)
+_METRIC = {"value": _NUM, "unit": _STR, "higher_is_better": (bool,), "provenance": _STR}
+_LATENCY = {**{f: _NUM for f in ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "min_ms", "cv",
+                                 "init_ms", "first_invoke_ms", "peak_rss_mb")},
+            "runs": _NUM, "warmup": _NUM, "threads": _NUM, "status": _STR, "reason": _STR,
+            "provenance": _STR, "runtime": _STR, "delegate": _STR}
+_VARIANT = {
+    "name": _STR, "format": _STR, "path": _STR, "status": _STR, "reason": _STR,
+    "size_bytes": _NUM, "gzip_bytes": _NUM, "params": _NUM, "sparsity": _NUM,
+    "metrics": {"*": _METRIC}, "latency": {"*": _LATENCY},
+    "inspect": {"ops": {"*": _NUM}, "int8_op_coverage": _NUM, "float_ops": [(dict, str)],
+                "per_tensor": {"*": {"sparsity": _NUM, "unique_values": _NUM}}},
+    "evaluation": {"confusion_matrix": [[_NUM]], "scatter": {"true": [(list, int, float)],
+                                                             "pred": [(list, int, float)]}},
+}
+_REPORT_SHAPE = {
+    "name": _STR, "task": _STR, "status": _STR, "created_utc": _STR, "recipe": _OBJ,
+    "environment": _OBJ, "data": _OBJ,
+    "training": {"history": {"*": [_NUM]}},
+    "stages": [{"kind": _STR, "summary": _STR, "achieved": _OBJ, "history": {"*": [_NUM]}}],
+    "variants": [_VARIANT],
+    "checks": [{"variant": _STR, "check": _STR, "status": _STR}],
+}
+_TYPE_NAMES = {int: "a number", float: "a number", str: "a string", dict: "an object", list: "a list",
+               bool: "true or false"}
+
+
+def _shape_problem(value: Any, shape: Any, path: str) -> str | None:
+    """The first place ``value`` does not have ``shape``, as ``path must be ..., got ...``; else None."""
+    if value is None:
+        return None
+    if isinstance(shape, tuple):
+        ok = isinstance(value, shape) and not (isinstance(value, bool) and bool not in shape)
+        if ok:
+            return None
+        wanted = " or ".join(dict.fromkeys(_TYPE_NAMES.get(t, t.__name__) for t in shape))
+        return f"{path or 'report'} must be {wanted}, got {type(value).__name__}"
+    if isinstance(shape, list):
+        if not isinstance(value, list):
+            return f"{path} must be a list, got {type(value).__name__}"
+        for i, item in enumerate(value):
+            problem = _shape_problem(item, shape[0], f"{path}[{i}]")
+            if problem:
+                return problem
+        return None
+    if not isinstance(value, dict):
+        return f"{path or 'report'} must be an object, got {type(value).__name__}"
+    if "*" in shape:
+        for key, item in value.items():
+            problem = _shape_problem(item, shape["*"], f"{path}.{key}" if path else str(key))
+            if problem:
+                return problem
+        return None
+    for key, sub in shape.items():
+        problem = _shape_problem(value.get(key), sub, f"{path}.{key}" if path else key)
+        if problem:
+            return problem
+    return None
 
 
 def load_report(path: str | Path) -> dict[str, Any]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import json
+import random
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -165,13 +168,16 @@ def test_failed_variant_failed_measurement_and_failed_verification_fail():
     assert statuses(result, "int8", "verify:sparsity") == [FAIL]
 
 
-def test_null_or_garbage_metric_is_a_failure_not_a_pass():
+def test_null_metric_is_a_failure_and_a_wrong_type_is_bad_input():
     report = make_report()
     variant(report, "int8")["metrics"]["accuracy"]["value"] = None
-    variant(report, "float32")["size_bytes"] = "big"
+    variant(report, "float32")["size_bytes"] = None
     result = compare(report, make_baseline(make_report()))
     assert statuses(result, "int8", "accuracy") == [FAIL]
     assert statuses(result, "float32", "size") == [FAIL]
+    variant(report, "float32")["size_bytes"] = "big"
+    with pytest.raises(InputError, match=r"report: variants\[2\].size_bytes must be a number, got str"):
+        compare(report, make_baseline(make_report()))
 
 
 def test_baseline_of_another_model_is_bad_input():
@@ -261,3 +267,57 @@ def test_tolerances_file(tmp_path):
     path.write_text("size_rel: -1\n")
     with pytest.raises(InputError, match="size_rel"):
         load_tolerances(path)
+
+
+def _paths(node, prefix=()):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield (*prefix, key)
+            yield from _paths(value, (*prefix, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield (*prefix, i)
+            yield from _paths(value, (*prefix, i))
+
+
+ITERATIONS = 120  # 2,500 per task with 3 other seeds ran clean once; 120 keeps the guard fast
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_damaged_reports_are_refused_or_compared_never_a_crash(task, seed=7):
+    """Random damage (wrong types, zeros, missing keys): InputError or findings, nothing else."""
+    from edgeopt.report import render_markdown, render_table, validate_report
+
+    rng = random.Random(seed)
+    junk = [None, "x", -1, 0, 1e308, [], {}, [1, "a"], {"a": None}, True, [[1]], {"value": "x"}]
+    pristine = make_report(task)
+    pristine_baseline = make_baseline(pristine)
+    # not every one of the hundreds of plot points: damage spread over the fields readers use
+    paths = [p for p in _paths(pristine) if not any(k in p[:-2] for k in ("scatter", "confusion_matrix"))]
+    refused = compared = 0
+    for _ in range(ITERATIONS):
+        damaged = copy.deepcopy(pristine)
+        for _ in range(rng.randint(1, 3)):
+            path, node = rng.choice(paths), damaged
+            try:
+                for key in path[:-1]:
+                    node = node[key]
+                if rng.random() < 0.3 and isinstance(node, dict):
+                    node.pop(path[-1], None)
+                else:
+                    node[path[-1]] = rng.choice(junk)
+            except (KeyError, IndexError, TypeError):
+                pass
+        try:
+            validate_report(damaged)
+        except InputError as exc:
+            assert "\n" not in str(exc)
+            refused += 1
+            continue
+        compared += 1
+        for run in (lambda d=damaged: compare(d, pristine_baseline),
+                    lambda d=damaged: compare(pristine, make_baseline(d)),
+                    lambda d=damaged: render_table(d), lambda d=damaged: render_markdown(d)):
+            with contextlib.suppress(InputError):
+                run()
+    assert refused > 20 and compared > 20
