@@ -9,8 +9,9 @@ failing check makes the report ``failed`` and ``compress`` exit 1. No TensorFlow
   be at least the share of groups lying in the 2:4-pruned kernels (those are compliant by
   construction; the others may be compliant by chance, which only raises the measured share).
 * ``clusters``: with a cluster stage of ``clusters: K``, at least as many weight tensors as layers
-  were clustered must hold at most K distinct values (at most K per output channel for a
-  per-channel quantized tensor, as per-channel scales give each channel its own K values).
+  were clustered must hold at most K distinct values per output channel (batch-norm folding and
+  per-channel int8 scales multiply each channel by its own factor: K values per channel survive,
+  K per tensor need not).
 """
 
 from __future__ import annotations
@@ -51,10 +52,9 @@ def pattern_checks(stages: list[dict[str, Any]], variants: list[dict[str, Any]])
 
 
 def _tensor_clusters(tensor: dict[str, Any]) -> int:
-    quantization = tensor.get("quantization") or {}
-    if "per_channel" in quantization:
-        return int(tensor["unique_values_per_channel_max"])
-    return int(tensor["unique_values"])
+    # Per output channel: batch-norm folding (float) and per-channel scales (int8) multiply each
+    # channel by its own factor, which keeps K values per channel but not K per tensor.
+    return int(tensor["unique_values_per_channel_max"])
 
 
 def cluster_checks(stages: list[dict[str, Any]], variants: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -47,14 +47,17 @@ def scheme_name(earlier: tuple[str, ...], preserve: str = "auto", mode: str = "q
 
 
 def unsupported_layers(model) -> list[str]:
-    """Layers TFMOT's default 8-bit QAT registry cannot quantize, as ``name (Class)``."""
+    """User-defined layers TFMOT's default 8-bit QAT cannot quantize, as ``name (Class)``."""
     from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
         default_8bit_quantize_registry as registry_module,
     )
 
     registry = registry_module.Default8BitQuantizeRegistry()
+    # Built-in layers the registry does not list (BatchNormalization after a convolution, ...) are
+    # handled by TFMOT's layout transforms; only user-defined layers are known to fail.
     return [f"{layer.name} ({type(layer).__name__})" for layer in getattr(model, "layers", [])
-            if not isinstance(layer, keras.layers.InputLayer) and not registry.supports(layer)]
+            if not isinstance(layer, keras.layers.InputLayer) and not registry.supports(layer)
+            and not type(layer).__module__.startswith(("tf_keras.", "keras."))]
 
 
 def apply(model, stage: QuantizeStage, ctx: StageContext):
