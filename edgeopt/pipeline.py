@@ -283,7 +283,7 @@ def run_recipe(
 
 def _run(recipe: Recipe, data: Dataset, work: Path, progress: Progress) -> dict[str, Any]:
     from edgeopt.convert import ConversionError, convert
-    from edgeopt.techniques import StageContext, get_technique
+    from edgeopt.techniques import StageContext, distill, get_technique
     from edgeopt.train import fit, with_regularization
     from edgeopt.verify import technique_checks
 
@@ -315,6 +315,7 @@ def _run(recipe: Recipe, data: Dataset, work: Path, progress: Progress) -> dict[
     stages, float_model, current, earlier = [], model, model, ()
     all_kernels = sum(int(np.prod(w.shape)) for w in model.weights)
     pruned_kernels = 0
+    guide = None  # a distill stage's teacher, guiding the fine-tuning of the stages after it
     for index, stage in enumerate(recipe.stages):
         technique = get_technique(stage.kind)
         ctx = StageContext(
@@ -323,7 +324,7 @@ def _run(recipe: Recipe, data: Dataset, work: Path, progress: Progress) -> dict[
         progress(f"stage {index + 1}/{len(recipe.stages)}: {stage.kind} ({stage.epochs} epochs)")
         wrapped = technique.apply(current, stage, ctx)
         stage_history = fit(
-            wrapped,
+            distill.guided(wrapped, guide) if stage.kind != "distill" else wrapped,
             data,
             recipe.train,
             epochs=stage.epochs,
@@ -347,6 +348,8 @@ def _run(recipe: Recipe, data: Dataset, work: Path, progress: Progress) -> dict[
                 for w in layer.weights
                 if "kernel" in w.name
             )
+        if stage.kind == "distill":
+            guide = distill.guidance(stage, ctx)
         current, earlier = stripped, (*earlier, stage.kind)
         if stage.kind != "quantize":
             float_model = stripped

@@ -10,8 +10,11 @@ recipe's own ``train`` section. The student is trained against both the labels a
 * regression: ``alpha * MSE(labels, student) + (1 - alpha) * MSE(teacher, student)``.
 
 ``apply`` returns a :class:`Distiller` wrapping the student; ``strip`` returns the student itself, so
-later stages prune, cluster and quantize it like any model. Validation loss is the label loss, so
-early stopping and the history compare with training the student alone.
+later stages prune, cluster and quantize it like any model; with ``guide_later_stages`` (default)
+their fine-tuning keeps the same loss against the teacher (:func:`guided`), which is how a distill
+stage with ``epochs: 0`` and the trained model as its own teacher makes compression
+self-distilled. Validation loss is the label loss, so early stopping and the history compare with
+training the student alone.
 """
 
 from __future__ import annotations
@@ -97,6 +100,25 @@ class Distiller(keras.Model):
         self.teacher_loss_tracker.update_state(towards_teacher)
         self.compiled_metrics.update_state(y, student_out)
         return {m.name: m.result() for m in self.metrics}
+
+
+def guidance(stage: DistillStage, ctx: StageContext) -> dict | None:
+    """What later stages need to keep training against the teacher (None: plain labels again)."""
+    if not stage.guide_later_stages:
+        return None
+    return {"teacher": ctx.notes["teacher"], "task": ctx.data.task, "alpha": stage.alpha,
+            "temperature": stage.temperature}
+
+
+def guided(model, guide: dict | None):
+    """``model`` (a later stage's wrapped model) inside a Distiller when a distill stage guides it.
+
+    Compression fine-tuning then learns from the uncompressed teacher's outputs as well as the
+    labels; ``strip`` of the stage still receives the stage's own wrapped model.
+    """
+    if guide is None:
+        return model
+    return Distiller(model, guide["teacher"], guide["task"], guide["alpha"], guide["temperature"])
 
 
 def teacher_epochs(stage: DistillStage, ctx: StageContext) -> int:
