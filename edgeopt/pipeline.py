@@ -26,6 +26,7 @@ import numpy as np
 from edgeopt import __version__, environment
 from edgeopt.data import Dataset, load_dataset
 from edgeopt.errors import InputError, OutputExistsError
+from edgeopt.progress import Progress
 from edgeopt.recipe import Recipe, dump_recipe
 
 SCHEMA_VERSION = 1
@@ -69,20 +70,6 @@ def staged_output(out_dir: Path, overwrite: bool) -> Iterator[Path]:
 
 
 # -- small helpers ---------------------------------------------------------------------------------
-
-
-class Progress:
-    """One status line per step on stderr, unless quiet."""
-
-    def __init__(self, quiet: bool):
-        self.quiet = quiet
-        self.start = time.monotonic()
-
-    def __call__(self, message: str) -> None:
-        if not self.quiet:
-            import click
-
-            click.echo(f"[{time.monotonic() - self.start:6.1f}s] {message}", err=True)
 
 
 def file_sizes(path: Path) -> dict[str, int]:
@@ -270,9 +257,9 @@ def run_recipe(
     """Run ``recipe`` and write every output into ``out_dir``; return the report."""
     out_dir = Path(out_dir)
     check_output(out_dir, overwrite)
-    progress = Progress(quiet)
-    data = load_dataset(recipe.data)
-    with staged_output(out_dir, overwrite) as work:
+    # Progress draws bars only on a terminal and not quiet; otherwise one status line per step.
+    with Progress(quiet) as progress, staged_output(out_dir, overwrite) as work:
+        data = load_dataset(recipe.data)
         report = _run(recipe, data, work, progress)
         from edgeopt.report import write_report
 
@@ -290,7 +277,8 @@ def _run(recipe: Recipe, data: Dataset, work: Path, progress: Progress) -> dict[
     seed_everything(recipe.seed)
     model = with_regularization(load_model(recipe, data), recipe.train.l1, recipe.train.l2)
     progress(f"training {recipe.run_name} on {data.name} ({recipe.train.epochs} epochs max)")
-    history = fit(model, data, recipe.train, seed=recipe.seed)
+    epochs_bar = progress.keras_callback(f"training {recipe.run_name}", recipe.train.epochs)
+    history = fit(model, data, recipe.train, seed=recipe.seed, callbacks=[epochs_bar])
     model.save(work / "model.keras")
     metrics, evaluation = keras_metrics(model, data)
     variants = [
@@ -330,7 +318,7 @@ def _run(recipe: Recipe, data: Dataset, work: Path, progress: Progress) -> dict[
             epochs=stage.epochs,
             batch_size=stage.batch_size,
             learning_rate=stage.learning_rate or recipe.train.learning_rate / 10,
-            callbacks=technique.callbacks(stage, ctx),
+            callbacks=[*technique.callbacks(stage, ctx), progress.keras_callback(stage.kind, stage.epochs)],
             seed=recipe.seed,
             early_stopping=False,
         )
