@@ -6,7 +6,9 @@ For each model, alternating over several rounds to cancel drift on a shared mach
   * bare: this process builds the same ai_edge_litert Interpreter (same threads, XNNPACK default,
     same kind of seeded random inputs), warms up, and times each ``invoke()`` with perf_counter.
 The figure per model is the median over rounds of (edgeopt p50 / bare p50) - 1, each round pairing the
-two measurements taken back to back. Exit 1 when any |difference| exceeds --tolerance (default 3%).
+two measurements taken back to back; "spread" is the interquartile range of those per-round ratios, the
+machine's noise: when it is far above the tolerance (a loaded machine), the run cannot resolve 3%.
+Exit 1 when any |difference| exceeds --tolerance (default 3%).
 
     .venv/bin/python scripts/bench_harness.py [--rounds 7] [--threads 1] [--json]
     .venv/bin/python scripts/bench_harness.py --qemu cortex-a53,cortex-a72,cortex-a76
@@ -169,6 +171,12 @@ def qemu_check(cpus: list[str], as_json: bool) -> int:
     return 0 if all(r["status"] == "ok" for r in rows) else 1
 
 
+def iqr(values: list[float]) -> float:
+    """Interquartile range: how much the per-round ratios scatter (machine noise)."""
+    q1, _, q3 = statistics.quantiles(values, n=4)
+    return q3 - q1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7, help="alternating rounds per model")
@@ -207,14 +215,15 @@ def main() -> int:
         rows.append({"model": path.name, "threads": args.threads,
                      "edgeopt_p50_ms": round(statistics.median(ours), 5),
                      "bare_p50_ms": round(statistics.median(bare), 5),
-                     "difference": round(statistics.median(ratios) - 1, 4)})
+                     "difference": round(statistics.median(ratios) - 1, 4),
+                     "round_spread": round(iqr(ratios), 4)})
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
-        print(f"{'model':38} {'edgeopt p50 ms':>15} {'bare p50 ms':>12} {'difference':>10}")
+        print(f"{'model':38} {'edgeopt p50 ms':>15} {'bare p50 ms':>12} {'difference':>10} {'spread':>8}")
         for r in rows:
             print(f"{r['model']:38} {r['edgeopt_p50_ms']:15.5g} {r['bare_p50_ms']:12.5g}"
-                  f" {r['difference']:+10.2%}")
+                  f" {r['difference']:+10.2%} {r['round_spread']:8.1%}")
         load = os.getloadavg()[0]
         print(f"local, {args.threads} thread(s), median of {args.rounds} paired rounds; tolerance "
               f"{args.tolerance:.0%}; load average {load:.1f} on {os.cpu_count()} cores")
