@@ -176,7 +176,7 @@ class DistillStage(FineTune):
     teacher_options: dict[str, Any] = Field(default_factory=dict, description="zoo builder options")
     alpha: float = Field(0.1, ge=0, le=1, description="weight of the label loss; 1 - alpha on the teacher")
     temperature: float = Field(4.0, gt=0, description="softmax temperature (classification)")
-    guide_later_stages: bool = Field(True, description="the teacher keeps guiding the fine-tuning of "
+    guide_later_stages: bool = Field(False, description="the teacher keeps guiding the fine-tuning of "
                                      "the stages after this one (prune, cluster, QAT) with the same loss")
     teacher_epochs: int | None = Field(None, ge=0, description="zoo teacher's training epochs "
                                        "(default: train.epochs, or this stage's epochs when that is 0)")
