@@ -9,6 +9,7 @@ measured locally, 1 thread):
 * ``float32``: the model trained with its ``models/<name>/recipe.yaml`` train section, exported as is.
   Its ``model.keras`` is the starting point (``train.epochs: 0``) of the two compressed rows, so all
   three rows of a seed compress the very same trained model.
+* ``int8_ptq``: that same trained model, full-integer post-training quantization only.
 * ``tfmot_tutorial``: what TFMOT's pruning tutorial does by hand: polynomial pruning 50% -> 80% over
   2 epochs, then full-integer post-training quantization (int8 in and out).
 * ``edgeopt_best``: the recipe below per model (distillation into a narrower student where it helps,
@@ -18,8 +19,8 @@ measured locally, 1 thread):
   both exported as float32, to show what distillation itself buys.
 
 Usage: ``python scripts/bench_compress.py [--models ...] [--seeds 0 1 2] [--out runs/bench_compress]``.
-Writes ``results.json`` (every run's figures) and ``table.md`` into ``--out`` and prints the table
-and the issue's targets with pass/fail.
+Writes ``results_<model>.json`` (every run's figures) and ``table.md`` (over every model benchmarked
+into ``--out`` so far) and prints the table and the issue's targets with pass/fail.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ BENCHMARK = {"targets": ["local"], "threads": 1, "runs": 100, "warmup": 10, "min
 
 # Narrow students for distillation (zoo width options) and how long they train.
 STUDENT = {
-    "digits_cnn": {"width": 0.5},
+    "digits_cnn": {"width": 0.25},
     "facepose_mlp": {"width": 0.5},
     "mobilenet_v2": {"width": 0.5},
 }
@@ -48,7 +49,12 @@ DISTILL = {"alpha": 0.1, "temperature": 4.0}
 
 
 def tutorial_stages(train: dict[str, Any]) -> list[dict[str, Any]]:
-    """TFMOT's pruning tutorial: PolynomialDecay 0.50 -> 0.80 over 2 epochs, then int8 PTQ."""
+    """TFMOT's pruning tutorial: PolynomialDecay 0.50 -> 0.80 over 2 epochs, then int8 PTQ.
+
+    The tutorial updates masks every 100 steps on MNIST (422 steps per epoch); these datasets have
+    far fewer steps per epoch (41 for digits), where 100 would never reach the target, so the mask
+    frequency is scaled to 10 steps, as a user adapting the tutorial would.
+    """
     return [
         {
             "kind": "prune",
@@ -58,25 +64,25 @@ def tutorial_stages(train: dict[str, Any]) -> list[dict[str, Any]]:
             "epochs": 2,
             "begin_epoch": 0,
             "end_epoch": 2,
-            "frequency": 100,
+            "frequency": 10,
             "learning_rate": train.get("learning_rate", 1e-3),
         },
         {"kind": "quantize", "mode": "ptq"},
     ]
 
 
-def best_stages(model: str, train: dict[str, Any], student_epochs: int) -> tuple[dict[str, Any], list]:
-    """edgeopt's best recipe per model: (recipe overrides, stages)."""
+def best_stages(model: str, train: dict[str, Any]) -> list[dict[str, Any]]:
+    """edgeopt's best recipe per model: prune, sparsity-preserving clustering, collaborative QAT."""
     lr = train.get("learning_rate", 1e-3)
     prune = {
         "kind": "prune",
-        "initial_sparsity": 0.3,
+        "initial_sparsity": 0.5,
         "target_sparsity": 0.9,
         "schedule": "polynomial",
-        "epochs": 10,
-        "end_epoch": 7,
-        "frequency": 20,
-        "learning_rate": lr / 2,
+        "epochs": 12,
+        "end_epoch": 8,
+        "frequency": 10,
+        "learning_rate": lr,
     }
     cluster = {
         "kind": "cluster",
@@ -86,9 +92,19 @@ def best_stages(model: str, train: dict[str, Any], student_epochs: int) -> tuple
         "learning_rate": lr / 10,
     }
     qat = {"kind": "quantize", "mode": "qat", "epochs": 3, "learning_rate": lr / 20}
-    if model == "facepose_mlp":
-        prune = {**prune, "target_sparsity": 0.8}
-    return {}, [prune, cluster, qat]
+    if model in BEST_OVERRIDES:
+        prune = {**prune, **BEST_OVERRIDES[model].get("prune", {})}
+        cluster = {**cluster, **BEST_OVERRIDES[model].get("cluster", {})}
+        qat = {**qat, **BEST_OVERRIDES[model].get("quantize", {})}
+    return [prune, cluster, qat]
+
+
+BEST_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
+    "digits_cnn": {"prune": {"epochs": 20}},
+    # 80% cost 6 degrees (18.5 vs 12.3, seed 0) and 70% 4 degrees: a milder target for the MAE bar.
+    "facepose_mlp": {"prune": {"initial_sparsity": 0.2, "target_sparsity": 0.5, "frequency": 20}},
+    "mobilenet_v2": {"prune": {"target_sparsity": 0.7}},
+}
 
 
 def run(recipe: dict[str, Any], out: Path) -> dict[str, Any]:
@@ -138,7 +154,7 @@ def bench_model(model: str, seeds: list[int], out: Path, log, results: list[dict
                 "seed": seed,
                 "train": train,
                 "stages": [],
-                "export": ["float32"],
+                "export": ["float32", "int8"],
             },
             where / "float32",
         )
@@ -159,7 +175,7 @@ def bench_model(model: str, seeds: list[int], out: Path, log, results: list[dict
             where / "tfmot_tutorial",
         )
         log(f"{model} seed {seed}: edgeopt_best")
-        overrides, stages = best_stages(model, train, train.get("epochs", 30))
+        stages = best_stages(model, train)
         c = run(
             {
                 **common,
@@ -169,7 +185,6 @@ def bench_model(model: str, seeds: list[int], out: Path, log, results: list[dict
                 "train": frozen,
                 "stages": stages,
                 "export": ["int8"],
-                **overrides,
             },
             where / "edgeopt_best",
         )
@@ -212,6 +227,7 @@ def bench_model(model: str, seeds: list[int], out: Path, log, results: list[dict
         )
         results += [
             {"model": model, "seed": seed, "variant": "float32", **row(a, "float32")},
+            {"model": model, "seed": seed, "variant": "int8_ptq", **row(a, "int8")},
             {"model": model, "seed": seed, "variant": "tfmot_tutorial", **row(b, "int8")},
             {"model": model, "seed": seed, "variant": "edgeopt_best", **row(c, "int8")},
             {
@@ -229,7 +245,108 @@ def bench_model(model: str, seeds: list[int], out: Path, log, results: list[dict
                 "epochs": epochs_alone,
             },
         ]
-        (out / "results.json").write_text(json.dumps(results, indent=1))
+        (out / f"results_{model}.json").write_text(json.dumps(results, indent=1))
+
+
+def sparse_encoding_effect(out: Path, log, seed: int = 0) -> list[dict[str, Any]]:
+    """What TFLite's sparse encoding does to size and latency, on mobilenet_v2's 1x1 convolutions.
+
+    The trained mobilenet_v2 of ``seed`` (from the main benchmark, or trained here) is pruned with
+    the ``xnnpack_sparse`` policy (1x1 convolutions only, 80%), then exported twice from the same
+    weights, with and without sparse encoding; each file is measured locally with XNNPACK and
+    without it (builtin kernels), 1 thread.
+    """
+    from edgeopt import bench
+
+    trained = out / "mobilenet_v2" / f"seed{seed}" / "float32" / "model.keras"
+    base = yaml.safe_load((ROOT / "models" / "mobilenet_v2" / "recipe.yaml").read_text())
+    if not trained.exists():
+        log("sparse encoding: training mobilenet_v2 first")
+        run(
+            {
+                "data": "digits32",
+                "benchmark": BENCHMARK,
+                "model": "mobilenet_v2",
+                "seed": seed,
+                "model_options": base.get("model_options", {}),
+                "train": base["train"],
+                "stages": [],
+                "export": ["float32"],
+            },
+            trained.parent,
+        )
+    frozen = {**base["train"], "epochs": 0}
+    frozen.pop("early_stopping", None)
+    prune = {
+        "kind": "prune",
+        "target_sparsity": 0.8,
+        "initial_sparsity": 0.3,
+        "policy": "xnnpack_sparse",
+        "epochs": 6,
+        "end_epoch": 4,
+        "frequency": 10,
+        "learning_rate": 5e-4,
+    }
+    rows = []
+    for encoded in (False, True):
+        log(f"sparse encoding: {'on' if encoded else 'off'}")
+        where = out / "sparse_encoding" / ("encoded" if encoded else "dense")
+        report = run(
+            {
+                "data": "digits32",
+                "benchmark": BENCHMARK,
+                "model": str(trained),
+                "seed": seed,
+                "train": frozen,
+                "stages": [prune],
+                "export": ["float32", "int8"],
+                "export_options": {"sparse_encoding": encoded},
+            },
+            where,
+        )
+        for v in report["variants"]:
+            if v["name"] not in ("float32", "int8") or v["status"] != "ok":
+                continue
+            path = where / v["path"]
+            builtin = bench.measure(
+                path,
+                target="local",
+                threads=1,
+                runs=BENCHMARK["runs"],
+                warmup=10,
+                min_seconds=BENCHMARK["min_seconds"],
+                use_xnnpack=False,
+            )
+            rows.append(
+                {
+                    "format": v["name"],
+                    "sparse_encoding": encoded,
+                    "accuracy": v["metrics"]["accuracy"]["value"],
+                    "size_bytes": v["size_bytes"],
+                    "gzip_bytes": v["gzip_bytes"],
+                    "sparsity": v["sparsity"],
+                    "densify_ops": v["inspect"]["ops"].get("DENSIFY", 0),
+                    "p50_ms_xnnpack": v["latency"]["local"].get("p50_ms"),
+                    "p50_ms_builtin": builtin.get("p50_ms"),
+                }
+            )
+    (out / "sparse_encoding.json").write_text(json.dumps(rows, indent=1))
+    return rows
+
+
+def sparse_markdown(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| format | sparse encoding | accuracy | raw bytes | gzip bytes | weight sparsity | DENSIFY ops | "
+        "p50 ms XNNPACK | p50 ms builtin |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['format']} | {'on' if r['sparse_encoding'] else 'off'} | {r['accuracy']:.4f} | "
+            f"{r['size_bytes']:,} | {r['gzip_bytes']:,} | {r['sparsity']:.3f} | {r['densify_ops']} | "
+            f"{r['p50_ms_xnnpack']} | {r['p50_ms_builtin']} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -297,11 +414,13 @@ def summarise(results: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list
                 f"{verdict(better)} {model}: distilled student {s['metric']} {d['value']:.4f} vs "
                 f"student alone {s['value']:.4f}"
             )
-    if ("facepose_mlp", "edgeopt_best") in by:
-        b = by[("facepose_mlp", "edgeopt_best")]
-        targets.append(
-            f"{verdict(b['value'] <= 15)} facepose_mlp int8 MAE {b['value']:.2f} deg (target <= 15)"
-        )
+    for variant in ("int8_ptq", "edgeopt_best"):
+        if ("facepose_mlp", variant) in by:
+            b = by[("facepose_mlp", variant)]
+            targets.append(
+                f"{verdict(b['value'] <= 15)} facepose_mlp {variant} int8 MAE {b['value']:.2f} deg "
+                f"(target <= 15)"
+            )
     return table, targets
 
 
@@ -341,6 +460,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", nargs="+", default=list(DATA), choices=list(DATA))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_compress")
+    parser.add_argument(
+        "--sparse-encoding",
+        action="store_true",
+        help="only measure sparse encoding's effect on mobilenet_v2 (size, latency)",
+    )
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
@@ -348,9 +472,16 @@ def main(argv: list[str] | None = None) -> int:
     def log(message: str) -> None:
         print(f"[{time.monotonic() - started:7.1f}s] {message}", file=sys.stderr, flush=True)
 
-    results: list[dict[str, Any]] = []
+    if args.sparse_encoding:
+        rows = sparse_encoding_effect(args.out, log, args.seeds[0])
+        text = sparse_markdown(rows)
+        (args.out / "sparse_encoding.md").write_text(text)
+        print(text)
+        return 0
     for model in args.models:
-        bench_model(model, args.seeds, args.out, log, results)
+        bench_model(model, args.seeds, args.out, log, [])
+    # Every model benchmarked into this folder so far (separate invocations may each run one model).
+    results = [r for path in sorted(args.out.glob("results_*.json")) for r in json.loads(path.read_text())]
     table, targets = summarise(results)
     command = "python scripts/bench_compress.py " + " ".join(sys.argv[1:] if argv is None else argv)
     text = markdown(table, targets, command.strip())
