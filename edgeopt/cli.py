@@ -128,6 +128,8 @@ def compress_cmd(recipe_path, out_dir, overrides, dump_recipe, overwrite, quiet,
     if report["status"] != "ok":
         failed = [c["message"] for c in report["checks"] if c["status"] != "ok"]
         failed += [f"{v['name']}: {v['reason']}" for v in report["variants"] if v["status"] != "ok"]
+        failed += sorted({f"{target}: {entry['reason']}" for v in report["variants"]
+                          for target, entry in v["latency"].items() if entry.get("status") != "ok"})
         click.echo("edgeopt: check failed: " + "; ".join(failed), err=True)
         click.get_current_context().exit(EXIT_CHECK_FAILED)
 

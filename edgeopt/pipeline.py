@@ -25,7 +25,7 @@ import numpy as np
 
 from edgeopt import __version__, environment
 from edgeopt.data import Dataset, load_dataset
-from edgeopt.errors import InputError, OutputExistsError
+from edgeopt.errors import EnvironmentProblem, InputError, OutputExistsError
 from edgeopt.progress import Progress
 from edgeopt.recipe import Recipe, dump_recipe
 
@@ -131,6 +131,7 @@ def tflite_variant(
 ) -> dict:
     """Inspect, evaluate and benchmark one emitted ``.tflite``."""
     from edgeopt import bench
+    from edgeopt.bench.stats import failed_entry
     from edgeopt.evaluate import evaluate_tflite
     from edgeopt.inspect import inspect_tflite
 
@@ -140,14 +141,19 @@ def tflite_variant(
     spec = recipe.benchmark
     for target in spec.targets:
         progress(f"benchmarking {path.name} on {target} ({spec.threads} thread(s))")
-        latency[target] = bench.measure(
-            path,
-            target=target,
-            threads=spec.threads,
-            runs=spec.runs,
-            warmup=spec.warmup,
-            min_seconds=spec.min_seconds,
-        )
+        try:
+            latency[target] = bench.measure(
+                path,
+                target=target,
+                threads=spec.threads,
+                runs=spec.runs,
+                warmup=spec.warmup,
+                min_seconds=spec.min_seconds,
+            )
+        except EnvironmentProblem as exc:  # an unreachable board is a failed row, not a dead run
+            latency[target] = failed_entry(
+                str(exc), provenance=bench.parse_target(target).provenance, threads=spec.threads
+            )
     return {
         "name": name,
         "format": fmt,
@@ -257,6 +263,10 @@ def run_recipe(
     """Run ``recipe`` and write every output into ``out_dir``; return the report."""
     out_dir = Path(out_dir)
     check_output(out_dir, overwrite)
+    from edgeopt.bench import parse_target
+
+    for target in recipe.benchmark.targets:  # a typo in a target fails now, not after training
+        parse_target(target)
     # Progress draws bars only on a terminal and not quiet; otherwise one status line per step.
     with Progress(quiet) as progress, staged_output(out_dir, overwrite) as work:
         data = load_dataset(recipe.data)
@@ -360,7 +370,12 @@ def _run(recipe: Recipe, data: Dataset, work: Path, progress: Progress) -> dict[
     checks = sparsity_checks(stages, variants, pruned_kernels / all_kernels if all_kernels else 0.0)
     checks += int8_checks(variants)
     checks += technique_checks(stages, variants)
-    failed = any(v["status"] != STATUS_OK for v in variants) or any(c["status"] != "ok" for c in checks)
+    failed_latency = [e for v in variants for e in v["latency"].values() if e.get("status") != STATUS_OK]
+    failed = (
+        any(v["status"] != STATUS_OK for v in variants)
+        or any(c["status"] != "ok" for c in checks)
+        or bool(failed_latency)
+    )
     return {
         "schema_version": SCHEMA_VERSION,
         "edgeopt_version": __version__,
