@@ -14,7 +14,10 @@ rules live in :func:`edgeopt.recipe.check_stage_order`.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from edgeopt.data import Dataset
 from edgeopt.recipe import TrainSpec
@@ -43,6 +46,16 @@ def skipped_summary(skipped: dict[str, str], verb: str) -> tuple[dict[str, int],
     parts = ", ".join(f"{n} {kind}" for kind, n in counts.most_common())
     total = sum(counts.values())
     return dict(counts), f"{total} layer{'s' if total != 1 else ''} not {verb}: {parts}"
+
+
+def per_layer_kernel(model, statistic: Callable[[np.ndarray], float | int]) -> dict[str, float | int]:
+    """``statistic`` of each layer's kernel, by layer name (Keras side; the .tflite is checked too)."""
+    result = {}
+    for layer in model.layers:
+        kernels = [w for w in layer.weights if "kernel" in w.name]
+        if kernels:
+            result[layer.name] = statistic(np.asarray(kernels[0].numpy()))
+    return result
 
 
 def get_technique(kind: str):

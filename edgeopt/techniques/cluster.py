@@ -16,7 +16,7 @@ import numpy as np
 from edgeopt.errors import InputError
 from edgeopt.kerasapi import keras, tfmot
 from edgeopt.recipe import ClusterStage
-from edgeopt.techniques import StageContext, skipped_summary
+from edgeopt.techniques import StageContext, per_layer_kernel, skipped_summary
 
 _clustering = tfmot.clustering.keras
 _CENTROID_INIT = {
@@ -111,13 +111,8 @@ def scope():
 
 
 def kernel_unique_values(model) -> dict[str, int]:
-    """Distinct values in each layer's kernel (Keras side; the .tflite is checked too)."""
-    result = {}
-    for layer in model.layers:
-        kernels = [w for w in layer.weights if "kernel" in w.name]
-        if kernels:
-            result[layer.name] = int(np.unique(keras.backend.get_value(kernels[0])).size)
-    return result
+    """Distinct values in each layer's kernel."""
+    return per_layer_kernel(model, lambda kernel: int(np.unique(kernel).size))
 
 
 def report(stripped, stage: ClusterStage, ctx: StageContext) -> dict:

@@ -16,7 +16,7 @@ import numpy as np
 from edgeopt.errors import InputError
 from edgeopt.kerasapi import keras, tfmot
 from edgeopt.recipe import PruneStage
-from edgeopt.techniques import StageContext, skipped_summary
+from edgeopt.techniques import StageContext, per_layer_kernel, skipped_summary
 from edgeopt.train import steps_per_epoch
 
 _sparsity = tfmot.sparsity.keras
@@ -131,14 +131,8 @@ def scope():
 
 
 def kernel_sparsity(model) -> dict[str, float]:
-    """Fraction of exact zeros in each layer's kernel (Keras side; the .tflite is checked too)."""
-    result = {}
-    for layer in model.layers:
-        kernels = [w for w in layer.weights if "kernel" in w.name]
-        if kernels:
-            values = keras.backend.get_value(kernels[0])
-            result[layer.name] = float(np.mean(values == 0))
-    return result
+    """Fraction of exact zeros in each layer's kernel."""
+    return per_layer_kernel(model, lambda kernel: float(np.mean(kernel == 0)))
 
 
 def kernel_groups(model, n: int) -> dict[str, int]:
