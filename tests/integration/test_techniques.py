@@ -246,3 +246,32 @@ def test_conversion_failure_names_the_converter_reason_and_op(env):
     message = str(caught.value)
     assert caught.value.exit_code == 1 and "\n" not in message
     assert "float32 conversion failed" in message and "Igamma" in message
+
+
+def test_pruned_layers_left_out_of_clustering_keep_their_zeros_through_qat(env):
+    stages = [
+        _stage("prune", target_sparsity=0.8, schedule="constant"),
+        _stage("cluster", clusters=8, layers=["conv*", "dense"]),
+        _stage("quantize", epochs=2),
+    ]
+    model, reports = _run_stages(env, _copy(env), stages)
+    assert "logits" not in reports[1]["achieved"]["clustered_layers"]
+    for name, tensor in _weights(_tflite(env, model)).items():
+        assert tensor["sparsity"] >= 0.78, name
+
+
+def test_clustering_skips_a_pruned_layer_with_fewer_non_zeros_than_clusters(env):
+    stages = [
+        _stage("prune", target_sparsity=0.97, schedule="constant"),
+        _stage("cluster", clusters=16),
+    ]
+    model, reports = _run_stages(env, _copy(env), stages)
+    # conv1 (72 weights) and logits (320) keep about 2 and 10 non-zeros: too few for 16 centroids.
+    assert reports[1]["skipped_layers"] == {
+        "Conv2D(fewer non-zero weights than clusters)": 1,
+        "Dense(fewer non-zero weights than clusters)": 1,
+    }
+    assert reports[1]["achieved"]["clustered_layers"] == ["conv2", "dense"]
+    assert reports[1]["achieved"]["zeros_kept_in_unclustered_layers"] == ["conv1", "logits"]
+    for name, tensor in _weights(_tflite(env, model, "float32")).items():
+        assert tensor["sparsity"] >= 0.96, name
