@@ -270,6 +270,11 @@ def run_recipe(
     # Progress draws bars only on a terminal and not quiet; otherwise one status line per step.
     with Progress(quiet) as progress, staged_output(out_dir, overwrite) as work:
         data = load_dataset(recipe.data)
+        from edgeopt.techniques import prune
+
+        for index, stage in enumerate(recipe.stages):  # a schedule that cannot finish fails now too
+            if stage.kind == "prune":
+                prune.check_reachable(stage, index, data, recipe.train)
         report = _run(recipe, data, work, progress)
         from edgeopt.report import write_report
 

@@ -22,22 +22,47 @@ from edgeopt.train import steps_per_epoch
 _sparsity = tfmot.sparsity.keras
 
 
-def schedule(stage: PruneStage, ctx: StageContext):
-    """The TFMOT pruning schedule for this stage, in optimizer steps."""
-    spe = steps_per_epoch(ctx.data, ctx.train, stage.batch_size)
+def schedule_steps(stage: PruneStage, data, train) -> tuple[int, int, int]:
+    """(begin step, step of the update that reaches the target, steps in the fine-tune)."""
+    spe = steps_per_epoch(data, train, stage.batch_size)
     total = max(1, stage.epochs * spe)
     begin = int(round(stage.begin_epoch * spe))
-    if stage.schedule == "constant":
-        return _sparsity.ConstantSparsity(stage.target_sparsity, begin_step=begin, frequency=stage.frequency)
+    if stage.schedule == "constant":  # the first update sets the target; step 0 never runs one
+        return begin, begin if begin >= 1 else stage.frequency, total
     end_epoch = stage.end_epoch if stage.end_epoch is not None else 0.8 * stage.epochs
     end = min(total, int(round(end_epoch * spe)))
     # Land the last mask update exactly on end_step: updates happen every `frequency` steps from begin.
     span = max(stage.frequency, ((end - begin) // stage.frequency) * stage.frequency)
+    return begin, begin + span, total
+
+
+def check_reachable(stage: PruneStage, index: int, data, train) -> None:
+    """Refuse, before any training, a schedule whose target-sparsity update never runs.
+
+    TFMOT numbers the fine-tune's steps 1 .. total when it updates masks; an update due after
+    ``total`` never runs and leaves the model short of its target, with only a failed check at
+    the end to show for the training time.
+    """
+    _, last, total = schedule_steps(stage, data, train)
+    if last > total:
+        what = "starts" if stage.schedule == "constant" else "reaches target_sparsity"
+        raise InputError(
+            f"stages[{index}] prune: the schedule {what} at step {last}, but the fine-tune has only "
+            f"{total} steps ({stage.epochs} epochs x {total // max(1, stage.epochs)}); lower "
+            f"stages[{index}].frequency (now {stage.frequency}), begin_epoch or end_epoch, or raise epochs"
+        )
+
+
+def schedule(stage: PruneStage, ctx: StageContext):
+    """The TFMOT pruning schedule for this stage, in optimizer steps."""
+    begin, last, _ = schedule_steps(stage, ctx.data, ctx.train)
+    if stage.schedule == "constant":
+        return _sparsity.ConstantSparsity(stage.target_sparsity, begin_step=begin, frequency=stage.frequency)
     return _sparsity.PolynomialDecay(
         initial_sparsity=stage.initial_sparsity,
         final_sparsity=stage.target_sparsity,
         begin_step=begin,
-        end_step=begin + span,
+        end_step=last,
         frequency=stage.frequency,
     )
 
