@@ -137,25 +137,38 @@ def compress_cmd(recipe_path, out_dir, overrides, dump_recipe, overwrite, quiet,
 @cli.command("inspect")
 @click.argument("model_path", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the full inspection as JSON.")
-def inspect_cmd(model_path, as_json) -> None:
+@click.option("--pattern", default="2:4", show_default=True, metavar="M:N",
+              help="Structured-sparsity pattern to check (at most M non-zeros in N), besides 2:4.")
+def inspect_cmd(model_path, as_json, pattern) -> None:
     """Read a .tflite flatbuffer: ops and dtypes, params, MACs, sparsity, 2:4, clusters, float ops.
 
     Needs no TensorFlow: the file is parsed, never run.
     """
     from edgeopt.inspect import inspect_tflite, summary_lines
+    from edgeopt.recipe import parse_m_by_n
 
-    info = inspect_tflite(model_path)
+    try:
+        m_by_n = parse_m_by_n(pattern)
+    except ValueError:
+        raise click.BadParameter(f"expected M:N with 0 < M < N (e.g. 1:4), got {pattern!r}",
+                                 param_hint="--pattern") from None
+    info = inspect_tflite(model_path, pattern=m_by_n or (2, 4))
     if as_json:
         emit_json(info)
         return
     click.echo("\n".join(summary_lines(info)))
     from edgeopt.render import table
 
+    def share(value):
+        return "-" if value is None else f"{value:.3f}"
+
+    asked = info["pattern"]["structure"]
+    extra = [asked] if asked != "2:4" else []
     rows = [[name, t["role"], "x".join(map(str, t["shape"])), t["dtype"], f"{t['sparsity']:.3f}",
-             t["unique_values"], "-" if t["pattern_2_4"] is None else f"{t['pattern_2_4']:.3f}"]
+             t["unique_values"], share(t["pattern_2_4"]), *([share(t["pattern_share"])] if extra else [])]
             for name, t in info["per_tensor"].items()]
     if rows:
-        click.echo(table(["tensor", "role", "shape", "dtype", "sparsity", "unique", "2:4"], rows))
+        click.echo(table(["tensor", "role", "shape", "dtype", "sparsity", "unique", "2:4", *extra], rows))
 
 
 @cli.command("report")

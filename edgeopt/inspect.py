@@ -322,20 +322,26 @@ def _op_macs(op_name: str, inputs: list[_Tensor | None], outputs: list[_Tensor |
     return 0
 
 
-def inspect_tflite(path_or_bytes: str | Path | bytes | bytearray | memoryview) -> dict[str, Any]:
+def inspect_tflite(
+    path_or_bytes: str | Path | bytes | bytearray | memoryview, pattern: tuple[int, int] = (2, 4)
+) -> dict[str, Any]:
     """Inspect a TFLite model: ops, dtypes, params, MACs, sparsity and clusters, from the file itself.
 
     Args:
         path_or_bytes: a path to a ``.tflite`` file, or its contents.
+        pattern: the ``(M, N)`` of the structured-sparsity pattern to check besides 2:4 (what a
+            recipe's ``structure: M:N`` asked for).
 
     Returns:
         A JSON-serialisable dict with: ``size_bytes``; ``subgraphs``; ``ops`` (op name -> count);
         ``op_list`` (per op: ``index``, ``subgraph``, ``op``, ``inputs``/``outputs`` dtypes, ``macs``,
         ``compute``: ``float``/``int8``/``int16``/``other``/``conversion``); ``macs`` (total);
         ``params``; ``weight_elements``; ``sparsity`` (over weight tensors, biases excluded);
-        ``pattern_2_4`` (over weight tensors); ``per_tensor`` (tensor name -> ``role``, ``shape``,
+        ``pattern_2_4`` (over weight tensors); ``pattern`` (``structure`` "M:N" and ``share`` of
+        compliant groups over weight tensors, for ``pattern``); ``per_tensor`` (tensor name ->
+        ``role``, ``shape``,
         ``dtype``, ``size``, ``bytes``, ``sparse_encoded``, ``sparsity``, ``unique_values``,
-        ``unique_values_per_channel_max``, ``pattern_2_4``); ``int8_op_coverage``;
+        ``unique_values_per_channel_max``, ``pattern_2_4``, ``pattern_share``); ``int8_op_coverage``;
         ``integer_op_coverage`` (int8 or int16 activations); ``float_ops`` (list of ``{index, op}``);
         ``quantize_ops`` (``{"QUANTIZE": n, "DEQUANTIZE": n}``); ``custom_ops`` (name -> count);
         ``input_details`` / ``output_details`` (name, shape, shape_signature, dtype, quantization).
@@ -343,7 +349,7 @@ def inspect_tflite(path_or_bytes: str | Path | bytes | bytearray | memoryview) -
     Raises:
         InputError: the file is missing, empty, not a TFLite flatbuffer, or truncated.
     """
-    return _inspect(*_read_bytes(path_or_bytes))[0]
+    return _inspect(*_read_bytes(path_or_bytes), pattern=pattern)[0]
 
 
 def tensor_arrays(path_or_bytes: str | Path | bytes | bytearray | memoryview) -> dict[str, np.ndarray]:
@@ -358,7 +364,9 @@ def tensor_arrays(path_or_bytes: str | Path | bytes | bytearray | memoryview) ->
     return _inspect(*_read_bytes(path_or_bytes))[1]
 
 
-def _inspect(data: bytes, source: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def _inspect(
+    data: bytes, source: str, pattern: tuple[int, int] = (2, 4)
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     model = _parse_model(data, source)
     schema = _schema()
     type_names = {k: v.lower() for k, v in _enum_names(schema.TensorType).items()}
@@ -475,13 +483,17 @@ def _inspect(data: bytes, source: str) -> tuple[dict[str, Any], dict[str, np.nda
     arrays: dict[str, np.ndarray] = {}
     params = weight_elements = weight_zeros = 0
     groups_ok = groups_total = 0.0
+    m, n = pattern
+    asked_ok = asked_total = 0.0
     for (s, index), role in sorted(roles.items()):
         tensor = tensors[s][index]
         dense = _dense_values(tensor, source)
         zero = _zero_mask(tensor, dense)
         size = int(dense.size)
         params += size
-        pattern = pattern_m_by_n(~zero) if role == ROLE_WEIGHT and dense.ndim >= 1 else None
+        weight = role == ROLE_WEIGHT and dense.ndim >= 1
+        share_2_4 = pattern_m_by_n(~zero) if weight else None
+        share = pattern_m_by_n(~zero, m, n) if weight else None
         entry = {
             "role": role, "shape": tensor.shape, "dtype": tensor.dtype, "size": size,
             "bytes": int(tensor.data.nbytes), "sparse_encoded": tensor.sparse,
@@ -489,7 +501,8 @@ def _inspect(data: bytes, source: str) -> tuple[dict[str, Any], dict[str, np.nda
             "unique_values": int(np.unique(dense).size),
             "unique_values_per_channel_max": _unique_per_channel_max(
                 dense, tensor.quantized_dimension if tensor.scale and len(tensor.scale) > 1 else 0),
-            "pattern_2_4": pattern,
+            "pattern_2_4": share_2_4,
+            "pattern_share": share,
             "quantization": _quantization_summary(tensor) if tensor.scale and len(tensor.scale) == 1 else (
                 {"per_channel": len(tensor.scale), "quantized_dimension": tensor.quantized_dimension}
                 if tensor.scale else None),
@@ -497,11 +510,14 @@ def _inspect(data: bytes, source: str) -> tuple[dict[str, Any], dict[str, np.nda
         if role == ROLE_WEIGHT:
             weight_elements += size
             weight_zeros += int(zero.sum())
-            if pattern is not None:
+            if share_2_4 is not None:
                 rows = max(1, size // max(1, dense.shape[-1]))
                 n_groups = rows * math.ceil(dense.shape[-1] / 4)
-                groups_ok += pattern * n_groups
+                groups_ok += share_2_4 * n_groups
                 groups_total += n_groups
+                asked_groups = rows * math.ceil(dense.shape[-1] / n)
+                asked_ok += share * asked_groups
+                asked_total += asked_groups
         key = tensor.name if tensor.name not in per_tensor else f"{tensor.name}#{s}:{index}"
         per_tensor[key] = entry
         arrays[key] = dense
@@ -517,6 +533,7 @@ def _inspect(data: bytes, source: str) -> tuple[dict[str, Any], dict[str, np.nda
         "weight_elements": weight_elements,
         "sparsity": weight_zeros / weight_elements if weight_elements else 0.0,
         "pattern_2_4": groups_ok / groups_total if groups_total else None,
+        "pattern": {"structure": f"{m}:{n}", "share": asked_ok / asked_total if asked_total else None},
         "per_tensor": per_tensor,
         "int8_op_coverage": int8_ops / compute_ops if compute_ops else 0.0,
         "integer_op_coverage": integer_ops / compute_ops if compute_ops else 0.0,
@@ -536,13 +553,17 @@ def summary_lines(info: dict[str, Any]) -> list[str]:
     out = "; ".join(f"{d['name']} {d['dtype']}{d['shape']}" for d in info["output_details"])
     floats = ", ".join(f"{f['op']}#{f['index']}" for f in info["float_ops"]) or "none"
     pattern = info["pattern_2_4"]
+    asked = info["pattern"]
+    extra = ""
+    if asked["structure"] != "2:4" and asked["share"] is not None:
+        extra = f", {asked['structure']} compliance {asked['share']:.3f}"
     return [
         f"size {info['size_bytes']:,} bytes, params {info['params']:,}, MACs {info['macs']:,}",
         f"ops: {ops}",
         f"input: {io}",
         f"output: {out}",
         f"weight sparsity {info['sparsity']:.3f}"
-        + (f", 2:4 compliance {pattern:.3f}" if pattern is not None else ""),
+        + (f", 2:4 compliance {pattern:.3f}" if pattern is not None else "") + extra,
         f"int8 op coverage {info['int8_op_coverage']:.2f}; float ops: {floats}",
         f"QUANTIZE x{info['quantize_ops']['QUANTIZE']}, DEQUANTIZE x{info['quantize_ops']['DEQUANTIZE']}; "
         f"custom ops: {', '.join(info['custom_ops']) or 'none'}",

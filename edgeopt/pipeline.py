@@ -135,7 +135,8 @@ def tflite_variant(
     from edgeopt.evaluate import evaluate_tflite
     from edgeopt.inspect import inspect_tflite
 
-    info = inspect_tflite(path)
+    structured = next((s.m_by_n for s in recipe.stages if getattr(s, "m_by_n", None)), None)
+    info = inspect_tflite(path, pattern=structured or (2, 4))
     metrics, evaluation = evaluate_tflite(path, data)
     latency = {}
     spec = recipe.benchmark

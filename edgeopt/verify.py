@@ -5,7 +5,7 @@ Pure functions of the stage entries and the variants of a report (each variant c
 report.json shape (``variant``, ``check``, ``expected``, ``measured``, ``status``, ``message``). A
 failing check makes the report ``failed`` and ``compress`` exit 1. No TensorFlow here.
 
-* ``pattern_2_4``: with ``structure: 2:4``, the share of compliant groups over all weight tensors must
+* ``pattern_M_N``: with ``structure: M:N``, the share of compliant groups over all weight tensors must
   be at least the share of groups lying in the 2:4-pruned kernels (those are compliant by
   construction; the others may be compliant by chance, which only raises the measured share).
 * ``clusters``: with a cluster stage of ``clusters: K``, at least as many weight tensors as layers
@@ -30,23 +30,29 @@ def _exported(variants: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def pattern_checks(stages: list[dict[str, Any]], variants: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """2:4 compliance of each exported variant against the share of groups the prune stage covered."""
-    prune = next((s for s in stages if s["kind"] == "prune" and s["params"].get("structure") == "2:4"), None)
+    """M:N compliance of each exported variant against the share of groups the prune stage covered."""
+    prune = next((s for s in stages if s["kind"] == "prune"
+                  and s["params"].get("structure", "unstructured") != "unstructured"), None)
     if prune is None:
         return []
+    structure = prune["params"]["structure"]
     expected = float(prune["achieved"].get("m_by_n_groups_share", 0.0))
     checks = []
     for v in _exported(variants):
-        measured = v["inspect"].get("pattern_2_4")
+        asked = v["inspect"].get("pattern") or {}
+        measured = asked.get("share") if asked.get("structure") == structure else None
+        if measured is None and structure == "2:4":
+            measured = v["inspect"].get("pattern_2_4")
         ok = measured is not None and measured >= expected - SLACK
         shown = "none" if measured is None else f"{measured:.3f}"
         checks.append({
-            "variant": v["name"], "check": "pattern_2_4", "expected": f">= {expected:.3f}",
+            "variant": v["name"], "check": f"pattern_{structure.replace(':', '_')}",
+            "expected": f">= {expected:.3f}",
             "measured": None if measured is None else round(measured, 4),
             "status": CHECK_OK if ok else CHECK_FAIL,
-            "message": f"{v['name']}: 2:4 compliance {shown} of weight groups in the .tflite "
+            "message": f"{v['name']}: {structure} compliance {shown} of weight groups in the .tflite "
                        f"({'meets' if ok else 'falls short of'} {expected:.3f}, the share of groups "
-                       "in 2:4-pruned layers)",
+                       f"in {structure}-pruned layers)",
         })
     return checks
 

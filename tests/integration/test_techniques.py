@@ -275,3 +275,17 @@ def test_clustering_skips_a_pruned_layer_with_fewer_non_zeros_than_clusters(env)
     assert reports[1]["achieved"]["zeros_kept_in_unclustered_layers"] == ["conv1", "logits"]
     for name, tensor in _weights(_tflite(env, model, "float32")).items():
         assert tensor["sparsity"] >= 0.96, name
+
+
+def test_1_4_pruning_is_verified_as_1_4_not_2_4(env):
+    model, (report,) = _run_stages(env, _copy(env), [_stage("prune", structure="1:4")])
+    info = inspect_tflite(convert_int8(env, model), pattern=(1, 4))
+    assert info["pattern"]["structure"] == "1:4"
+    assert info["pattern"]["share"] >= report["achieved"]["m_by_n_groups_share"] - 0.01
+    assert info["sparsity"] > 0.6
+
+
+def convert_int8(env, model):
+    from edgeopt.convert import convert
+
+    return convert(model, "int8", env["data"].representative(count=64))

@@ -241,3 +241,13 @@ def test_cli_inspect_json_and_exit_codes(planted, tmp_path):
     result = runner.invoke(cli, ["inspect", str(tmp_path / "absent.tflite")])
     assert result.exit_code == 2
     assert "file not found" in result.stderr and "Traceback" not in result.output
+
+
+def test_any_m_by_n_pattern_can_be_checked(planted):
+    # The 1x1 convolution's planted pattern keeps 2 of every 4: 2:4 holds, 1:4 and 2:8 do not.
+    info = inspect_tflite(planted["paths"]["float32"], pattern=(1, 4))
+    assert info["pattern"]["structure"] == "1:4"
+    assert _by_shape(info, [16, 1, 1, 8])["pattern_share"] == 0.0
+    assert _by_shape(info, [16, 1, 1, 8])["pattern_2_4"] == 1.0
+    four_of_eight = inspect_tflite(planted["paths"]["float32"], pattern=(4, 8))
+    assert _by_shape(four_of_eight, [16, 1, 1, 8])["pattern_share"] == 1.0

@@ -53,3 +53,16 @@ def test_cluster_count_counts_tensors_within_k_values_per_channel():
 def test_technique_checks_combine_both():
     checks = technique_checks([PRUNE_2_4, CLUSTER_4], [variant("int8", 1.0)])
     assert {c["check"] for c in checks} == {"pattern_2_4", "clusters"}
+
+
+def test_other_m_by_n_patterns_are_checked_against_their_own_share():
+    prune = {"kind": "prune", "params": {"structure": "1:4"}, "achieved": {"m_by_n_groups_share": 0.9}}
+    rows = [
+        {**variant("int8", 1.0), "inspect": {**variant("int8")["inspect"], "pattern_2_4": 1.0,
+                                             "pattern": {"structure": "1:4", "share": 0.4}}},
+        {**variant("float32"), "inspect": {**variant("float32")["inspect"],
+                                           "pattern": {"structure": "1:4", "share": 0.95}}},
+    ]
+    checks = pattern_checks([prune], rows)
+    assert [(c["check"], c["status"]) for c in checks] == [("pattern_1_4", "fail"), ("pattern_1_4", "ok")]
+    assert "1:4 compliance 0.400" in checks[0]["message"]  # 2:4 compliance of 1.0 does not count
