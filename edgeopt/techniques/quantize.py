@@ -149,8 +149,9 @@ def report(stripped, stage: QuantizeStage, ctx: StageContext) -> dict:
         and not isinstance(layer, _quant.QuantizeWrapper)
         and type(layer).__name__ not in ("QuantizeLayer",)
     }
-    if stage.mode == "ptq":
-        skipped = {}
-    counts, summary = skipped_summary(skipped, "quantization-aware")
     achieved = {"scheme": scheme_name(ctx.earlier, stage.preserve, stage.mode)}
+    if stage.mode == "ptq":
+        summary = "post-training: nothing trained; each int8 export calibrates on representative data"
+        return {"achieved": achieved, "skipped_layers": {}, "summary": summary}
+    counts, summary = skipped_summary(skipped, "quantization-aware")
     return {"achieved": achieved, "skipped_layers": counts, "summary": summary}

@@ -289,3 +289,11 @@ def convert_int8(env, model):
     from edgeopt.convert import convert
 
     return convert(model, "int8", env["data"].representative(count=64))
+
+
+def test_ptq_stage_reports_calibration_not_quantization_aware_training(env):
+    recipe = parse_recipe({"model": "m", "data": "d", "stages": [{"kind": "quantize", "mode": "ptq"}]})
+    stage = recipe.stages[0]
+    _, (report,) = _run_stages(env, _copy(env), [stage])
+    assert report["achieved"]["scheme"] == "post_training_int8"
+    assert report["summary"].startswith("post-training: nothing trained")
