@@ -361,6 +361,12 @@ def _run(recipe: Recipe, data: Dataset, work: Path, progress: Progress) -> dict[
     variants.append(
         tflite_variant("trained_float32", "float32", work / "trained_float32.tflite", data, recipe, progress)
     )
+    from edgeopt.zoo import ZOO
+
+    if recipe.model in ZOO and recipe.train.epochs == 0:
+        # A distill recipe may leave the student to its stage: the references are then untrained.
+        for v in variants[:2]:
+            v["note"] = "untrained: train.epochs is 0; a latency reference, not an accuracy one"
     for fmt in recipe.export:
         source = current if fmt in QUANTIZED_FORMATS else float_model
         path = work / f"{fmt}.tflite"

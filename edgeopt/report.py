@@ -106,7 +106,7 @@ _LATENCY = {**{f: _NUM for f in ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_m
             "runs": _NUM, "warmup": _NUM, "threads": _NUM, "status": _STR, "reason": _STR,
             "provenance": _STR, "runtime": _STR, "delegate": _STR}
 _VARIANT = {
-    "name": _STR, "format": _STR, "path": _STR, "status": _STR, "reason": _STR,
+    "name": _STR, "format": _STR, "path": _STR, "status": _STR, "reason": _STR, "note": _STR,
     "size_bytes": _NUM, "gzip_bytes": _NUM, "params": _NUM, "sparsity": _NUM,
     "metrics": {"*": _METRIC}, "latency": {"*": _LATENCY},
     "inspect": {"ops": {"*": _NUM}, "int8_op_coverage": _NUM, "float_ops": [(dict, str)],
@@ -313,10 +313,10 @@ def speedup(report: dict[str, Any], variant: dict[str, Any], target: str) -> flo
 
 
 def status_text(item: dict[str, Any]) -> str:
-    """``ok`` or ``failed: <reason>``."""
+    """``ok``, ``ok (<note>)`` or ``failed: <reason>``."""
     status = item.get("status") or "unknown"
     if status == STATUS_OK:
-        return STATUS_OK
+        return f"{STATUS_OK} ({item['note']})" if item.get("note") else STATUS_OK
     reason = item.get("reason")
     return f"{status}: {reason}" if reason else str(status)
 

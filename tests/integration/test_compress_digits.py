@@ -128,3 +128,17 @@ def test_prune_schedule_that_cannot_reach_its_target_is_refused_before_training(
     line = result.output.strip()  # one line: no "training ..." progress line came before it
     assert "stages[0].frequency (now 500)" in line and "\n" not in line and "Traceback" not in line
     assert not (tmp_path / "out").exists()
+
+
+def test_untrained_zoo_references_are_marked_in_the_report(tmp_path):
+    out = tmp_path / "out"
+    args = ["model=digits_cnn", "data=digits", "train.epochs=0", "export=[float32]",
+            "benchmark.runs=5", "benchmark.warmup=1", "benchmark.min_seconds=0"]
+    sets = [x for a in args for x in ("--set", a)]
+    result = CliRunner().invoke(cli, ["compress", *sets, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    variants = {v["name"]: v for v in json.loads((out / "report.json").read_text())["variants"]}
+    for name in ("keras_float", "trained_float32"):
+        assert variants[name]["note"].startswith("untrained: train.epochs is 0")
+    assert "note" not in variants["float32"]
+    assert "ok (untrained: train.epochs is 0" in (out / "report.md").read_text()
