@@ -30,10 +30,42 @@ def scheme_for(earlier: tuple[str, ...], preserve: str = "auto"):
     if preserve == "none":
         return None
     if "cluster" in earlier:
-        return combine.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity="prune" in earlier)
+        return _cluster_preserve_scheme(preserve_sparsity="prune" in earlier)
     if "prune" in earlier:
         return combine.Default8BitPrunePreserveQuantizeScheme()
     return None
+
+
+def _cluster_preserve_scheme(preserve_sparsity: bool):
+    """TFMOT's (prune-)cluster-preserving scheme, with one weight quantizer per layer.
+
+    TFMOT's registry hands the same quantizer object to every Dense (and every Conv2D) layer, and
+    that quantizer switches its ``preserve_sparsity`` off for good when it builds a layer without
+    zeros; the pruned layers sharing it then lose their zeros during QAT (facepose_mlp: hidden1
+    went from 90% to 65% zeros because the unpruned output layer had none). A quantizer per layer
+    confines the switch to the layer it is about.
+    """
+    from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.cluster_preserve import (
+        cluster_preserve_quantize_registry as registry,
+    )
+
+    class Registry(registry.Default8bitClusterPreserveQuantizeRegistry):
+        def __init__(self, preserve):
+            super().__init__(preserve)
+            self._preserve = preserve
+
+        def get_quantize_config(self, layer):
+            config = super().get_quantize_config(layer)
+            shared = getattr(config, "weight_quantizer", None)
+            if any(shared is q for q in self._config_quantizer_map.values()):
+                config.weight_quantizer = type(shared)(self._preserve)
+            return config
+
+    class Scheme(tfmot.experimental.combine.Default8BitClusterPreserveQuantizeScheme):
+        def get_quantize_registry(self):
+            return Registry(self.preserve_sparsity)
+
+    return Scheme(preserve_sparsity=preserve_sparsity)
 
 
 def scheme_name(earlier: tuple[str, ...], preserve: str = "auto", mode: str = "qat") -> str:
