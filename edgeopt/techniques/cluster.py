@@ -113,26 +113,29 @@ def apply(model, stage: ClusterStage, ctx: StageContext):
     return wrapped
 
 
-def _zero_masks(model, names: set[str]) -> dict[str, np.ndarray]:
-    """1.0 where each named layer's kernel is non-zero, for the named layers that hold zeros."""
+def _zero_masks(model, names: set[str]) -> dict[str, tuple]:
+    """(kernel variable, 1.0 where non-zero) of each named layer that holds zeros."""
     masks = {}
     for layer in model.layers:
         kernel = next((w for w in layer.weights if "kernel" in w.name), None)
         if layer.name in names and kernel is not None and np.any(kernel.numpy() == 0):
-            masks[layer.name] = (kernel.numpy() != 0).astype(kernel.dtype.as_numpy_dtype)
+            masks[layer.name] = (kernel, (kernel.numpy() != 0).astype(kernel.dtype.as_numpy_dtype))
     return masks
 
 
 class KeepZeros(keras.callbacks.Callback):
-    """After every training step, multiply the named layers' kernels by their fixed zero masks."""
+    """After every training step, multiply the given kernels by their fixed zero masks.
 
-    def __init__(self, masks: dict[str, np.ndarray]):
+    Holds the variables themselves, so it works whatever model object ``fit`` trains (a
+    distillation wrapper around the stage's model, say).
+    """
+
+    def __init__(self, masks: dict[str, tuple]):
         super().__init__()
-        self.masks = masks
+        self.masks = list(masks.values())
 
     def on_train_batch_end(self, batch, logs=None):
-        for name, mask in self.masks.items():
-            kernel = next(w for w in self.model.get_layer(name).weights if "kernel" in w.name)
+        for kernel, mask in self.masks:
             kernel.assign(kernel * mask)
 
 
