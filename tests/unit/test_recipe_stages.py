@@ -79,13 +79,30 @@ def test_cluster_and_distill_fields_are_validated_with_paths():
     assert "did you mean 'clusters'" in error_of({"kind": "cluster", "clustrs": 8})
 
 
-def test_compress_rejects_an_invalid_order_before_training(tmp_path):
+def _compress(tmp_path, recipe_text: str):
     recipe = tmp_path / "recipe.yaml"
-    recipe.write_text(
+    recipe.write_text(recipe_text)
+    return CliRunner().invoke(cli, ["compress", str(recipe), "--out", str(tmp_path / "out")])
+
+
+def test_compress_rejects_an_invalid_order_before_training(tmp_path):
+    result = _compress(
+        tmp_path,
         "model: digits_cnn\ndata: digits\nstages:\n  - {kind: quantize}\n"
-        "  - {kind: prune, target_sparsity: 0.5}\n"
+        "  - {kind: prune, target_sparsity: 0.5}\n",
     )
-    result = CliRunner().invoke(cli, ["compress", str(recipe), "--out", str(tmp_path / "out")])
     assert result.exit_code == 2
     assert "quantize must be the last stage" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_prune_schedule_that_cannot_reach_its_target_is_refused_before_training(tmp_path):
+    result = _compress(
+        tmp_path,
+        "model: digits_cnn\ndata: digits\ntrain: {epochs: 30}\n"
+        "stages:\n  - {kind: prune, target_sparsity: 0.8, epochs: 2, frequency: 500}\n",
+    )
+    assert result.exit_code == 2, result.output
+    line = result.output.strip()  # one line: no "training ..." progress line came before it
+    assert "stages[0].frequency (now 500)" in line and "\n" not in line and "Traceback" not in line
     assert not (tmp_path / "out").exists()
