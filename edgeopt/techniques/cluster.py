@@ -81,8 +81,8 @@ def apply(model, stage: ClusterStage, ctx: StageContext):
                 cluster_centroids_init=_CENTROID_INIT[stage.centroid_init],
                 preserve_sparsity=preserve,
             )
-        except ValueError:
-            unsupported.append(f"{layer.name} ({kind})")
+        except ValueError as exc:
+            unsupported.append(f"{layer.name} ({kind}: {str(exc).splitlines()[0][:120]})")
             return layer
 
     try:

@@ -41,8 +41,10 @@ class Distiller(keras.Model):
     def __init__(self, student, teacher, task: str, alpha: float, temperature: float):
         super().__init__(name="distiller")
         self.student = student
+        # The teacher runs with training=False outside the gradient tape and only the student's
+        # variables are updated; its `trainable` flag is left alone, since flipping it would change
+        # the caller's model (a frozen model clones frozen, and TFMOT then finds nothing to cluster).
         self.teacher = teacher
-        self.teacher.trainable = False
         self.task = task
         self.alpha = float(alpha)
         self.temperature = float(temperature)

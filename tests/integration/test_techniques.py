@@ -312,3 +312,11 @@ def test_pcqat_keeps_zeros_of_a_pruned_layer_next_to_unpruned_ones(env):
     assert reports[2]["achieved"]["scheme"] == "prune_cluster_preserving"
     dense = next(t for t in _weights(_tflite(env, model)).values() if t["shape"] == [32, 256])
     assert dense["sparsity"] >= 0.78
+
+
+def test_distillation_leaves_the_teacher_trainable(env):
+    from edgeopt.techniques import distill
+
+    teacher = _copy(env)
+    distill.Distiller(env["tiny"](), teacher, "classification", 0.1, 4.0)
+    assert teacher.trainable and all(layer.trainable for layer in teacher.layers)
