@@ -17,10 +17,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edgeopt.errors import InputError
+
+if TYPE_CHECKING:
+    from edgeopt.recipe import TrainSpec
 
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
@@ -276,3 +280,11 @@ def load_dataset(spec: str) -> Dataset:
             )
         return load_npz(path)
     raise InputError(f"data: unknown dataset '{spec}' (built-in: {', '.join(BUILTIN)}; or a path to an .npz)")
+
+
+def steps_per_epoch(data: Dataset, spec: TrainSpec, batch_size: int | None = None) -> int:
+    """Optimizer steps in one epoch of :func:`edgeopt.train.fit` (after the validation slice is taken out)."""
+    n = len(data.x_train)
+    if spec.validation_split > 0:
+        n -= max(1, int(round(n * spec.validation_split)))
+    return int(np.ceil(n / (batch_size or spec.batch_size)))

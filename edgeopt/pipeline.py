@@ -271,11 +271,11 @@ def run_recipe(
     # Progress draws bars only on a terminal and not quiet; otherwise one status line per step.
     with Progress(quiet) as progress, staged_output(out_dir, overwrite) as work:
         data = load_dataset(recipe.data)
-        from edgeopt.techniques import prune
+        from edgeopt.techniques.prune_steps import check_reachable
 
         for index, stage in enumerate(recipe.stages):  # a schedule that cannot finish fails now too
             if stage.kind == "prune":
-                prune.check_reachable(stage, index, data, recipe.train)
+                check_reachable(stage, index, data, recipe.train)
         report = _run(recipe, data, work, progress)
         from edgeopt.report import write_report
 
@@ -365,7 +365,7 @@ def _run(recipe: Recipe, data: Dataset, work: Path, progress: Progress) -> dict[
 
     if recipe.model in ZOO and recipe.train.epochs == 0:
         # A distill recipe may leave the student to its stage: the references are then untrained.
-        for v in variants[:2]:
+        for v in (v for v in variants if v["name"] in ("keras_float", "trained_float32")):
             v["note"] = "untrained: train.epochs is 0; a latency reference, not an accuracy one"
     for fmt in recipe.export:
         source = current if fmt in QUANTIZED_FORMATS else float_model

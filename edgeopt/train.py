@@ -112,11 +112,3 @@ def fit(
         verbose=0,
     )
     return {k: [float(v) for v in values] for k, values in history.history.items()}
-
-
-def steps_per_epoch(data: Dataset, spec: TrainSpec, batch_size: int | None = None) -> int:
-    """Optimizer steps in one epoch of :func:`fit` (after the validation slice is taken out)."""
-    n = len(data.x_train)
-    if spec.validation_split > 0:
-        n -= max(1, int(round(n * spec.validation_split)))
-    return int(np.ceil(n / (batch_size or spec.batch_size)))

@@ -9,14 +9,11 @@ values. After a prune stage it is sparsity-preserving by default: zeros stay zer
 
 from __future__ import annotations
 
-import fnmatch
-
 import numpy as np
 
-from edgeopt.errors import InputError
 from edgeopt.kerasapi import keras, tfmot
 from edgeopt.recipe import ClusterStage
-from edgeopt.techniques import StageContext, per_layer_kernel, skipped_summary
+from edgeopt.techniques import StageContext, per_layer_kernel, skipped_summary, wrap_selected
 
 _clustering = tfmot.clustering.keras
 _CENTROID_INIT = {
@@ -30,12 +27,6 @@ _CENTROID_INIT = {
 def preserves_sparsity(stage: ClusterStage, ctx: StageContext) -> bool:
     """Whether zeros are kept: as asked, else exactly when a prune stage came earlier."""
     return stage.preserve_sparsity if stage.preserve_sparsity is not None else "prune" in ctx.earlier
-
-
-def _selected(layer, patterns: list[str] | None) -> bool:
-    if not patterns:
-        return True
-    return any(fnmatch.fnmatch(layer.name, p) or fnmatch.fnmatch(type(layer).__name__, p) for p in patterns)
 
 
 def too_few_weights(kernel: np.ndarray, clusters: int, preserve: bool) -> bool:
@@ -59,44 +50,21 @@ def too_few_weights(kernel: np.ndarray, clusters: int, preserve: bool) -> bool:
 def apply(model, stage: ClusterStage, ctx: StageContext):
     """Wrap the selected, clusterable layers of ``model`` for weight clustering."""
     preserve = preserves_sparsity(stage, ctx)
-    skipped: dict[str, str] = {}
-    unsupported: list[str] = []
-
-    # As in prune.apply, wrappers hold the original layer objects: `model` is consumed.
-    def wrap(layer):
-        if not layer.weights:
-            return layer
-        kind = type(layer).__name__
-        if not _selected(layer, stage.layers):
-            skipped[layer.name] = f"{kind}(not selected)"
-            return layer
+    def skip_reason(layer) -> str | None:
         kernel = next((w for w in layer.weights if "kernel" in w.name), None)
         if kernel is not None and too_few_weights(kernel.numpy(), stage.clusters, preserve):
-            skipped[layer.name] = f"{kind}(fewer {'non-zero ' if preserve else ''}weights than clusters)"
-            return layer
-        try:
-            return _clustering.cluster_weights(
-                layer,
-                number_of_clusters=stage.clusters,
-                cluster_centroids_init=_CENTROID_INIT[stage.centroid_init],
-                preserve_sparsity=preserve,
-            )
-        except ValueError as exc:
-            unsupported.append(f"{layer.name} ({kind}: {str(exc).splitlines()[0][:120]})")
-            return layer
+            return f"fewer {'non-zero ' if preserve else ''}weights than clusters"
+        return None
 
-    try:
-        wrapped = keras.models.clone_model(model, clone_function=wrap)
-    except ValueError as exc:
-        raise InputError(
-            f"stages[{ctx.stage_index}] cluster: TFMOT cannot wrap this model ({exc}); "
-            "use a Functional or Sequential model"
-        ) from None
-    if unsupported:
-        raise InputError(
-            f"stages[{ctx.stage_index}] cluster: TFMOT cannot cluster layers {', '.join(unsupported)}; "
-            f"exclude them with stages[{ctx.stage_index}].layers patterns"
+    def wrap_one(layer):
+        return _clustering.cluster_weights(
+            layer,
+            number_of_clusters=stage.clusters,
+            cluster_centroids_init=_CENTROID_INIT[stage.centroid_init],
+            preserve_sparsity=preserve,
         )
+
+    wrapped, skipped = wrap_selected(model, ctx, "cluster", "cluster", stage.layers, skip_reason, wrap_one)
     clustered = []
     for layer in wrapped.layers:
         if isinstance(layer, _clustering_wrapper()):

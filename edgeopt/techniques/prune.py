@@ -9,48 +9,14 @@ end step is aligned to the mask-update frequency so the final update lands on th
 
 from __future__ import annotations
 
-import fnmatch
-
 import numpy as np
 
-from edgeopt.errors import InputError
 from edgeopt.kerasapi import keras, tfmot
 from edgeopt.recipe import PruneStage
-from edgeopt.techniques import StageContext, per_layer_kernel, skipped_summary
-from edgeopt.train import steps_per_epoch
+from edgeopt.techniques import StageContext, per_layer_kernel, skipped_summary, wrap_selected
+from edgeopt.techniques.prune_steps import schedule_steps
 
 _sparsity = tfmot.sparsity.keras
-
-
-def schedule_steps(stage: PruneStage, data, train) -> tuple[int, int, int]:
-    """(begin step, step of the update that reaches the target, steps in the fine-tune)."""
-    spe = steps_per_epoch(data, train, stage.batch_size)
-    total = max(1, stage.epochs * spe)
-    begin = int(round(stage.begin_epoch * spe))
-    if stage.schedule == "constant":  # the first update sets the target; step 0 never runs one
-        return begin, begin if begin >= 1 else stage.frequency, total
-    end_epoch = stage.end_epoch if stage.end_epoch is not None else 0.8 * stage.epochs
-    end = min(total, int(round(end_epoch * spe)))
-    # Land the last mask update exactly on end_step: updates happen every `frequency` steps from begin.
-    span = max(stage.frequency, ((end - begin) // stage.frequency) * stage.frequency)
-    return begin, begin + span, total
-
-
-def check_reachable(stage: PruneStage, index: int, data, train) -> None:
-    """Refuse, before any training, a schedule whose target-sparsity update never runs.
-
-    TFMOT numbers the fine-tune's steps 1 .. total when it updates masks; an update due after
-    ``total`` never runs and leaves the model short of its target, with only a failed check at
-    the end to show for the training time.
-    """
-    _, last, total = schedule_steps(stage, data, train)
-    if last > total:
-        what = "starts" if stage.schedule == "constant" else "reaches target_sparsity"
-        raise InputError(
-            f"stages[{index}] prune: the schedule {what} at step {last}, but the fine-tune has only "
-            f"{total} steps ({stage.epochs} epochs x {total // max(1, stage.epochs)}); lower "
-            f"stages[{index}].frequency (now {stage.frequency}), begin_epoch or end_epoch, or raise epochs"
-        )
 
 
 def schedule(stage: PruneStage, ctx: StageContext):
@@ -65,12 +31,6 @@ def schedule(stage: PruneStage, ctx: StageContext):
         end_step=last,
         frequency=stage.frequency,
     )
-
-
-def _selected(layer, patterns: list[str] | None) -> bool:
-    if not patterns:
-        return True
-    return any(fnmatch.fnmatch(layer.name, p) or fnmatch.fnmatch(type(layer).__name__, p) for p in patterns)
 
 
 def is_1x1_conv(layer) -> bool:
@@ -96,44 +56,17 @@ def apply(model, stage: PruneStage, ctx: StageContext):
     pruning_schedule = schedule(stage, ctx)
     # TFMOT counts zeros: (zeros, block); edgeopt's M:N counts non-zeros, as 2:4 hardware does.
     m_by_n = (stage.m_by_n[1] - stage.m_by_n[0], stage.m_by_n[1]) if stage.m_by_n else None
-    skipped: dict[str, str] = {}
-    unsupported: list[str] = []
-
-    # As TFMOT itself does, wrappers hold the original layer objects, so the trained weights carry
-    # over; the caller must treat `model` as consumed.
-    def wrap(layer):
-        if not layer.weights:
-            return layer
-        kind = type(layer).__name__
-        if not _selected(layer, stage.layers):
-            skipped[layer.name] = f"{kind}(not selected)"
-            return layer
+    def skip_reason(layer) -> str | None:
         if stage.policy == "xnnpack_sparse" and not is_1x1_conv(layer):
-            skipped[layer.name] = f"{kind}(not a 1x1 convolution)"
-            return layer
+            return "not a 1x1 convolution"
         if m_by_n is not None and not supports_m_by_n(layer):
-            skipped[layer.name] = f"{kind}({stage.structure} needs Conv2D or Dense)"
-            return layer
-        try:
-            return _sparsity.prune_low_magnitude(
-                layer, pruning_schedule=pruning_schedule, sparsity_m_by_n=m_by_n
-            )
-        except ValueError:
-            unsupported.append(f"{layer.name} ({kind})")
-            return layer
+            return f"{stage.structure} needs Conv2D or Dense"
+        return None
 
-    try:
-        wrapped = keras.models.clone_model(model, clone_function=wrap)
-    except ValueError as exc:
-        raise InputError(
-            f"stages[{ctx.stage_index}] prune: TFMOT cannot wrap this model ({exc}); "
-            "use a Functional or Sequential model"
-        ) from None
-    if unsupported:
-        raise InputError(
-            f"stages[{ctx.stage_index}] prune: TFMOT cannot prune layers {', '.join(unsupported)}; "
-            f"exclude them with stages[{ctx.stage_index}].layers patterns"
-        )
+    def wrap_one(layer):
+        return _sparsity.prune_low_magnitude(layer, pruning_schedule=pruning_schedule, sparsity_m_by_n=m_by_n)
+
+    wrapped, skipped = wrap_selected(model, ctx, "prune", "prune", stage.layers, skip_reason, wrap_one)
     for layer in wrapped.layers:
         if (
             hasattr(layer, "pruning_vars") and not layer.pruning_vars
