@@ -99,17 +99,13 @@ def bare_p50(path: Path, threads: int, runs: int, min_seconds: float, warmup: in
     import numpy as np
     from ai_edge_litert.interpreter import Interpreter
 
+    from edgeopt.bench.runner import random_input  # the runner's own inputs: only the loop differs
+
     interpreter = Interpreter(model_path=str(path), num_threads=threads)
     interpreter.allocate_tensors()
     rng = np.random.default_rng(seed)
     for detail in interpreter.get_input_details():
-        dtype = np.dtype(detail["dtype"])
-        if dtype.kind in "iu":
-            info = np.iinfo(dtype)
-            value = rng.integers(info.min, info.max, size=detail["shape"], endpoint=True).astype(dtype)
-        else:
-            value = rng.uniform(-1, 1, size=detail["shape"]).astype(dtype)
-        interpreter.set_tensor(detail["index"], value)
+        interpreter.set_tensor(detail["index"], random_input(detail, rng))
     invoke = interpreter.invoke
     clock = time.perf_counter
     start = clock()
@@ -131,17 +127,13 @@ def output_spread(path: Path) -> float:
     import numpy as np
     from ai_edge_litert.interpreter import Interpreter
 
+    from edgeopt.bench.runner import random_input
+
     interpreter = Interpreter(model_path=str(path))
     interpreter.allocate_tensors()
     rng = np.random.default_rng(0)
     for detail in interpreter.get_input_details():
-        dtype = np.dtype(detail["dtype"])
-        if dtype.kind in "iu":
-            info = np.iinfo(dtype)
-            value = rng.integers(info.min, info.max, size=detail["shape"], endpoint=True).astype(dtype)
-        else:
-            value = rng.uniform(-1, 1, size=detail["shape"]).astype(dtype)
-        interpreter.set_tensor(detail["index"], value)
+        interpreter.set_tensor(detail["index"], random_input(detail, rng))
     interpreter.invoke()
     return float(np.std(interpreter.get_tensor(interpreter.get_output_details()[0]["index"])))
 
