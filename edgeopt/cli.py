@@ -74,7 +74,10 @@ def models_cmd(as_json: bool) -> None:
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe field.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
-def train_cmd(model_name, data_name, out_dir, epochs, seed, overrides, overwrite, quiet) -> None:
+@click.option("--trust-model", is_flag=True,
+              help="Let code stored in the model files (Lambda layers) run when they load (recipe: "
+                   "trust_model: true). Only for files from a source you trust.")
+def train_cmd(model_name, data_name, out_dir, epochs, seed, overrides, overwrite, quiet, trust_model) -> None:
     """Build a zoo model (or load a saved one) and train it; saves model.keras and a report."""
     from edgeopt.recipe import load_recipe
     from edgeopt.zoo import default_data_for
@@ -83,6 +86,8 @@ def train_cmd(model_name, data_name, out_dir, epochs, seed, overrides, overwrite
             "stages=[]", "export=[float32]"]
     if epochs is not None:
         sets.append(f"train.epochs={epochs}")
+    if trust_model:
+        sets.append("trust_model=true")
     recipe = load_recipe(None, sets + list(overrides))
     from edgeopt.pipeline import run_recipe
     from edgeopt.report import render_table
@@ -101,7 +106,11 @@ def train_cmd(model_name, data_name, out_dir, epochs, seed, overrides, overwrite
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @click.option("--json", "as_json", is_flag=True, help="Print report.json to stdout.")
-def compress_cmd(recipe_path, out_dir, overrides, dump_recipe, overwrite, quiet, as_json) -> None:
+@click.option("--trust-model", is_flag=True,
+              help="Let code stored in the model files (Lambda layers) run when they load (recipe: "
+                   "trust_model: true). Only for files from a source you trust.")
+def compress_cmd(recipe_path, out_dir, overrides, dump_recipe, overwrite, quiet, as_json,
+                 trust_model) -> None:
     """Run a recipe: train, apply the stages, export, verify, evaluate and benchmark every .tflite.
 
     Writes each .tflite, report.json, report.md and recipe.resolved.yaml into --out, built in a
@@ -110,7 +119,7 @@ def compress_cmd(recipe_path, out_dir, overrides, dump_recipe, overwrite, quiet,
     from edgeopt.recipe import dump_recipe as dump
     from edgeopt.recipe import load_recipe
 
-    recipe = load_recipe(recipe_path, list(overrides))
+    recipe = load_recipe(recipe_path, list(overrides) + (["trust_model=true"] if trust_model else []))
     if dump_recipe:
         click.echo(dump(recipe), nl=False)
         return
@@ -119,7 +128,7 @@ def compress_cmd(recipe_path, out_dir, overrides, dump_recipe, overwrite, quiet,
     from edgeopt.pipeline import run_recipe
     from edgeopt.report import render_table
 
-    report = run_recipe(recipe, out_dir, overwrite=overwrite, quiet=quiet)
+    report = run_recipe(recipe, out_dir, overwrite=overwrite, quiet=quiet, recipe_path=recipe_path)
     if as_json:
         emit_json(report)
     else:
@@ -195,7 +204,7 @@ def report_cmd(report_path, fmt, out_file, overwrite) -> None:
 
 def _write_output(path: Path, text: str) -> None:
     from edgeopt.errors import EnvironmentProblem
-    from edgeopt.report import write_text_atomic
+    from edgeopt.outputs import write_text_atomic
 
     try:
         write_text_atomic(path, text)

@@ -11,12 +11,7 @@ is replaced only with ``overwrite`` (and only at the very end).
 
 from __future__ import annotations
 
-import contextlib
 import gzip
-import shutil
-import tempfile
-import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,7 +20,8 @@ import numpy as np
 
 from edgeopt import __version__, environment
 from edgeopt.data import Dataset, load_dataset
-from edgeopt.errors import EnvironmentProblem, InputError, OutputExistsError
+from edgeopt.errors import EnvironmentProblem, InputError
+from edgeopt.outputs import check_output, staged_output
 from edgeopt.progress import Progress
 from edgeopt.recipe import Recipe, dump_recipe
 
@@ -33,40 +29,6 @@ SCHEMA_VERSION = 1
 QUANTIZED_FORMATS = ("int8",)  # formats exported from the QAT model when the recipe has one
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
-
-
-# -- output folder ---------------------------------------------------------------------------------
-
-
-def check_output(out_dir: Path, overwrite: bool) -> None:
-    """Fail before any work if ``out_dir`` exists and may not be replaced."""
-    if out_dir.exists() and not overwrite:
-        raise OutputExistsError(
-            f"{out_dir} already exists; pass --overwrite to replace it, or choose a new --out"
-        )
-    if out_dir.exists() and not out_dir.is_dir():
-        raise OutputExistsError(f"{out_dir} exists and is not a folder; choose a new --out")
-
-
-@contextlib.contextmanager
-def staged_output(out_dir: Path, overwrite: bool) -> Iterator[Path]:
-    """Yield a temporary folder; on success it replaces ``out_dir``, on failure it disappears."""
-    out_dir = Path(out_dir)
-    check_output(out_dir, overwrite)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
-        yield work
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    old = None
-    if out_dir.exists():
-        old = out_dir.with_name(f".{out_dir.name}.old-{int(time.time())}")
-        out_dir.rename(old)
-    work.rename(out_dir)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 # -- small helpers ---------------------------------------------------------------------------------
@@ -86,7 +48,7 @@ def seed_everything(seed: int) -> None:
 
 def load_model(recipe: Recipe, data: Dataset):
     """The recipe's model: a zoo model built for the data, or a saved Keras model."""
-    from edgeopt.kerasapi import keras
+    from edgeopt.modelfile import load_keras_model
     from edgeopt.zoo import ZOO, build
 
     if recipe.model in ZOO:
@@ -100,12 +62,7 @@ def load_model(recipe: Recipe, data: Dataset):
         )
     if recipe.train.dropout:
         raise InputError("train.dropout applies to zoo models only; set it to 0 for a saved model")
-    try:
-        model = keras.models.load_model(path, compile=False)
-    except Exception as exc:  # Keras raises many types for a file that is not a model
-        raise InputError(
-            f"model: {path} is not a saved Keras model ({type(exc).__name__}: {str(exc)[:160]})"
-        ) from None
+    model = load_keras_model(path, trust=recipe.trust_model, where="model")
     expected = tuple(int(d) for d in model.input_shape[1:] if d is not None)
     if tuple(model.input_shape[1:]) != data.input_shape:
         raise InputError(
@@ -258,18 +215,51 @@ def sparse_encoding(recipe: Recipe) -> bool:
     return any(getattr(s, "policy", None) == "xnnpack_sparse" for s in recipe.stages)
 
 
+def recipe_inputs(recipe: Recipe) -> list[str]:
+    """Files and folders the recipe reads: an output folder must not hold (and so delete) them."""
+    from edgeopt.data import BUILTIN
+    from edgeopt.zoo import ZOO
+
+    paths = [recipe.model] if recipe.model not in ZOO else []
+    paths += [recipe.data] if recipe.data not in BUILTIN else []
+    paths += [s.teacher for s in recipe.stages if s.kind == "distill" and s.teacher not in ZOO]
+    return paths
+
+
+def check_model_files(recipe: Recipe) -> None:
+    """Refuse, before any work, a model or teacher file that would run code without --trust-model."""
+    from edgeopt.modelfile import check_no_code
+    from edgeopt.zoo import ZOO
+
+    if recipe.model not in ZOO and Path(recipe.model).exists():
+        check_no_code(Path(recipe.model), recipe.trust_model, "model")
+    for index, stage in enumerate(recipe.stages):
+        if stage.kind == "distill" and stage.teacher not in ZOO and Path(stage.teacher).exists():
+            check_no_code(Path(stage.teacher), recipe.trust_model, f"stages[{index}].teacher")
+
+
 def run_recipe(
-    recipe: Recipe, out_dir: Path, *, overwrite: bool = False, quiet: bool = False
+    recipe: Recipe, out_dir: Path, *, overwrite: bool = False, quiet: bool = False,
+    recipe_path: Path | None = None,
 ) -> dict[str, Any]:
-    """Run ``recipe`` and write every output into ``out_dir``; return the report."""
+    """Run ``recipe`` and write every output into ``out_dir``; return the report.
+
+    ``recipe_path``, the file the recipe came from, is protected like the other inputs: an output
+    folder that holds it is refused.
+    """
     out_dir = Path(out_dir)
-    check_output(out_dir, overwrite)
+    inputs = [*recipe_inputs(recipe), recipe_path]
+    check_output(out_dir, overwrite, inputs)
     from edgeopt.bench import parse_target
 
     for target in recipe.benchmark.targets:  # a typo in a target fails now, not after training
         parse_target(target)
+    check_model_files(recipe)
     # Progress draws bars only on a terminal and not quiet; otherwise one status line per step.
-    with Progress(quiet) as progress, staged_output(out_dir, overwrite) as work:
+    notices: list[str] = []
+    with Progress(quiet) as progress, staged_output(out_dir, overwrite, notices, inputs) as work:
+        for notice in notices:
+            progress(notice)
         data = load_dataset(recipe.data)
         from edgeopt.techniques.prune_steps import check_reachable
 
@@ -323,7 +313,8 @@ def _run(recipe: Recipe, data: Dataset, work: Path, progress: Progress) -> dict[
     for index, stage in enumerate(recipe.stages):
         technique = get_technique(stage.kind)
         ctx = StageContext(
-            data=data, train=recipe.train, seed=recipe.seed, stage_index=index, earlier=earlier
+            data=data, train=recipe.train, seed=recipe.seed, stage_index=index, earlier=earlier,
+            trust_model=recipe.trust_model,
         )
         progress(f"stage {index + 1}/{len(recipe.stages)}: {stage.kind} ({stage.epochs} epochs)")
         wrapped = technique.apply(current, stage, ctx)

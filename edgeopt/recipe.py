@@ -226,6 +226,8 @@ class Budgets(Strict):
 class Recipe(Strict):
     name: str | None = None
     model: str = Field(..., description="zoo model name, or a path to a saved Keras model")
+    trust_model: bool = Field(False, description="allow code stored in model files (Lambda layers) to "
+                              "run when they are loaded: only for files from a trusted source")
     model_options: dict[str, Any] = Field(default_factory=dict, description="zoo builder options")
     data: str = Field(..., description="built-in dataset name, or a path to an .npz file")
     seed: int = 0

@@ -55,7 +55,7 @@ MARKS = {PASS: "✅", REGRESSION: "❌", FAIL: "❌", IMPROVEMENT: "⬆️", NOT
 REFERENCE = "trained_float32"
 KB = 1024
 CHECK_NAMES = ("size", "gzip", "metric", "sparsity", "op_coverage", "float_ops", "latency", "setup",
-               "budget")
+               "budget", "recipe")
 
 
 class Tolerances(Strict):
@@ -290,6 +290,7 @@ class _Comparer:
         self.findings: list[Finding] = []
         self.r_vars = {v["name"]: v for v in report.get("variants") or []}
         self.b_vars = {v["name"]: v for v in baseline.get("variants") or []}
+        self.other_cpu = cpu_difference(report, baseline)
 
     def add(self, variant: str, check: str, status: str, message: str, **kw: Any) -> None:
         self.findings.append(Finding(variant=variant, check=check, status=status, message=message, **kw))
@@ -370,8 +371,26 @@ class _Comparer:
                 self.add(str(c.get("variant", "*")), f"verify:{c.get('check', '?')}", FAIL,
                          str(c.get("message") or "verification check failed"),
                          baseline=c.get("expected"), measured=c.get("measured"))
+        if self.enabled("recipe"):
+            self.recipe()
         self.budgets()
         return self.findings
+
+    def recipe(self) -> None:
+        """Figures are comparable only between runs of the same recipe (benchmark settings aside)."""
+        mine, theirs = self.report.get("recipe"), self.baseline.get("recipe")
+        if not isinstance(mine, dict) or not isinstance(theirs, dict) or theirs is mine:
+            return
+        differences = recipe_differences(theirs, mine)
+        if not differences:
+            self.add("*", "recipe", PASS, "same recipe as the baseline "
+                     "(benchmark settings and budgets aside)")
+            return
+        more = len(differences) - 4
+        shown = "; ".join(differences[:4]) + (f" and {more} more" if more > 0 else "")
+        self.add("*", "recipe", FAIL, f"the report's recipe differs from the baseline's ({shown}): "
+                 "its figures are not comparable; check against a baseline made from the same recipe",
+                 baseline=len(differences), measured=len(differences))
 
     def variant(self, name: str, r: dict[str, Any], b: dict[str, Any]) -> None:
         tol = self.tol
@@ -467,9 +486,13 @@ class _Comparer:
             change = r_ratio / b_ratio - 1
             worse, better = change > tol.latency_ratio_rel, change < -tol.latency_ratio_rel
             status = REGRESSION if worse else IMPROVEMENT if better else PASS
+            other_cpu = self.other_cpu if re_.get("provenance", "").startswith("measured") else None
+            if other_cpu:
+                status = NOTE  # an int8/float ratio depends on the CPU's instructions (VNNI, AVX-512)
             self.add(name, "latency", status,
                      f"{fld} / {ref_name}: {b_ratio:.3f} -> {r_ratio:.3f} ({100 * change:+.1f}%; "
-                     f"{now:.4g} ms vs reference {r_ref:.4g} ms)",
+                     f"{now:.4g} ms vs reference {r_ref:.4g} ms)"
+                     + (f"; not gated: {other_cpu}" if other_cpu else ""),
                      target=target, baseline=round(b_ratio, 4), measured=round(r_ratio, 4),
                      tolerance=f"ratio ±{100 * tol.latency_ratio_rel:g}%")
         for target in r_lat:
@@ -565,6 +588,54 @@ class _Comparer:
                         self.add(name, "budget:latency", PASS if p50 <= limit_ms else FAIL,
                                  f"p50 {p50:.4g} ms ({prov}), budget {limit_ms:g} ms", target=target,
                                  baseline=limit_ms, measured=p50)
+
+
+RECIPE_FIELDS_NOT_COMPARED = ("name", "benchmark", "budgets")
+
+
+def recipe_differences(before: Any, after: Any, path: str = "") -> list[str]:
+    """Field paths where two resolved recipes differ, as ``path before -> after``."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        out = []
+        for key in list(before) + [k for k in after if k not in before]:
+            if not path and key in RECIPE_FIELDS_NOT_COMPARED:
+                continue
+            where = f"{path}.{key}" if path else str(key)
+            out += recipe_differences(before.get(key), after.get(key), where)
+        return out
+    if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
+        out = []
+        for index, (b, a) in enumerate(zip(before, after, strict=True)):
+            out += recipe_differences(b, a, f"{path}[{index}]")
+        return out
+    if before != after:
+        return [f"{path} {json.dumps(before)} -> {json.dumps(after)}"]
+    return []
+
+
+def cpu_difference(report: dict[str, Any], baseline: dict[str, Any]) -> str | None:
+    """Why measured latencies of the two reports come from different CPUs, or None if the same.
+
+    A ratio such as int8/float32 depends on the instructions a CPU has (an int8 model runs 3x faster
+    than float32 with VNNI, and slower without it), so it is gated only on the baseline's own kind of CPU.
+    """
+    def machine(doc: dict[str, Any]) -> tuple[Any, Any, Any]:
+        env = doc.get("environment") if isinstance(doc.get("environment"), dict) else {}
+        isa = env.get("isa")
+        return str(env.get("cpu")), str(env.get("machine")), \
+            [str(f) for f in isa] if isinstance(isa, list) else None
+
+    (cpu, arch, isa), (b_cpu, b_arch, b_isa) = machine(report), machine(baseline)
+    if (cpu, arch) != (b_cpu, b_arch):
+        return f"baseline measured on {b_cpu} ({b_arch}), this report on {cpu} ({arch})"
+    if isa is None or b_isa is None:
+        return "the baseline or the report does not record the CPU's instruction sets"
+    if list(isa) != list(b_isa):
+        gone = sorted(set(b_isa) - set(isa))
+        new = sorted(set(isa) - set(b_isa))
+        return ("baseline measured on a CPU with other instruction sets ("
+                + ", ".join([f"-{f}" for f in gone] + [f"+{f}" for f in new]) + ")")
+    return None
 
 
 def compare(

@@ -15,13 +15,12 @@ import html
 import io
 import json
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from edgeopt.errors import InputError
+from edgeopt.outputs import write_text_atomic
 
 SCHEMA_VERSION = 1
 REFERENCE_VARIANT = "trained_float32"
@@ -960,20 +959,6 @@ def render(report: dict[str, Any], fmt: str) -> str:
     if fmt == "table":
         return render_table(report) + "\n"
     raise InputError(f"unknown report format '{fmt}' (choose from {', '.join(FORMATS)})")
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file next to ``path`` and move it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_report(

@@ -34,6 +34,7 @@ class StageContext:
     seed: int
     stage_index: int
     earlier: tuple[str, ...] = ()  # kinds of the stages already applied, in order
+    trust_model: bool = False  # may model files named by the stage (a teacher) run their code
     notes: dict = field(default_factory=dict)  # per-stage facts a technique records for report()
 
 

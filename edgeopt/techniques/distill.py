@@ -132,6 +132,7 @@ def teacher_epochs(stage: DistillStage, ctx: StageContext) -> int:
 
 def load_teacher(stage: DistillStage, ctx: StageContext):
     """The teacher: a saved model, checked against the data, or a zoo model trained on the data."""
+    from edgeopt.modelfile import load_keras_model
     from edgeopt.train import fit
     from edgeopt.zoo import ZOO, build
 
@@ -146,10 +147,7 @@ def load_teacher(stage: DistillStage, ctx: StageContext):
     if not path.exists():
         raise InputError(f"{where}: '{stage.teacher}' is neither a zoo model ({', '.join(ZOO)}) "
                          "nor an existing file")
-    try:
-        teacher = keras.models.load_model(path, compile=False)
-    except Exception as exc:  # Keras raises many types for a file that is not a model
-        raise InputError(f"{where}: {path} is not a saved Keras model ({type(exc).__name__})") from None
+    teacher = load_keras_model(path, trust=ctx.trust_model, where=where)
     if tuple(teacher.input_shape[1:]) != data.input_shape:
         raise InputError(f"{where}: {path} takes inputs of shape {tuple(teacher.input_shape[1:])} "
                          f"but the data has {data.input_shape}")

@@ -1,0 +1,235 @@
+"""Saved Keras models in: read what a file holds before Keras runs any of it, then load it safely.
+
+A saved Keras model can carry code: a ``Lambda`` layer stores its function as Python bytecode (legacy
+HDF5 and SavedModel) or source (the Keras 3 format), and Keras runs it while loading. Keras' own
+``safe_mode`` covers only the zip ``.keras`` format, and an HDF5 file renamed ``.keras`` slips past it.
+So edgeopt decides by the bytes, not the name: :func:`sniff` tells a zip ``.keras``, an HDF5 file and
+a SavedModel folder apart, :func:`code_layers` reads the model's configuration as plain JSON (never
+unpickled, never executed) and lists every layer that would run code, and :func:`load_keras_model`
+refuses such a file unless the user trusts it (``--trust-model``, recipe ``trust_model: true``).
+
+Only :func:`load_keras_model` imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgeopt.errors import InputError
+
+KERAS_ZIP = "keras"
+HDF5 = "hdf5"
+SAVEDMODEL = "savedmodel"
+
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+MAX_CONFIG_BYTES = 64 * 1024 * 1024  # a model's JSON configuration; weights are stored apart
+MAX_CONFIG_DEPTH = 200
+# Class names whose configuration carries a function Keras would deserialise and run.
+CODE_CLASSES = {"Lambda": "Lambda layer", "__lambda__": "Python lambda"}
+TRUST_HINT = "pass --trust-model (recipe: trust_model: true) only if you trust where this file came from"
+
+
+@dataclass(frozen=True)
+class CodeLayer:
+    """A layer (or object) whose loading would run code from the file."""
+
+    name: str
+    what: str
+
+    def __str__(self) -> str:
+        return f"{self.what} '{self.name}'"
+
+
+def sniff(path: Path) -> str:
+    """The container format by content: ``keras`` (zip), ``hdf5`` or ``savedmodel``.
+
+    Raises:
+        InputError: the path is missing or holds none of these.
+    """
+    path = Path(path)
+    if path.is_dir():
+        if (path / "saved_model.pb").is_file():
+            return SAVEDMODEL
+        raise InputError(f"{path} is a folder without saved_model.pb, so not a SavedModel; "
+                         "give a .keras or .h5 file or a SavedModel folder")
+    if not path.is_file():
+        raise InputError(f"{path} not found")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError as exc:
+        raise InputError(f"{path} cannot be read ({exc.strerror or exc})") from None
+    if head == HDF5_MAGIC:
+        return HDF5
+    if zipfile.is_zipfile(path):
+        return KERAS_ZIP
+    raise InputError(f"{path} is not a saved Keras model (neither a .keras zip, an HDF5 file nor a "
+                     "SavedModel folder)")
+
+
+def read_config(path: Path, kind: str) -> list[Any]:
+    """The model's configuration documents as plain JSON data, read without Keras."""
+    if kind == KERAS_ZIP:
+        return [_json(path, _zip_member(path, "config.json"))]
+    if kind == HDF5:
+        return [_json(path, _hdf5_config(path))]
+    return _savedmodel_configs(path)
+
+
+def code_layers(configs: list[Any]) -> list[CodeLayer]:
+    """Every object in the configuration whose deserialisation would run code from the file."""
+    found: list[CodeLayer] = []
+    stack: list[tuple[Any, int, str]] = [(c, 0, "model") for c in configs]
+    while stack:
+        node, depth, owner = stack.pop()
+        if depth > MAX_CONFIG_DEPTH:
+            raise InputError(f"the model's configuration is nested deeper than {MAX_CONFIG_DEPTH} levels")
+        if isinstance(node, dict):
+            config = node.get("config")
+            name = config.get("name", owner) if isinstance(config, dict) else owner
+            class_name = node.get("class_name")
+            if isinstance(class_name, str) and class_name in CODE_CLASSES:
+                found.append(CodeLayer(str(name), CODE_CLASSES[class_name]))
+            stack.extend((value, depth + 1, str(name)) for value in node.values())
+        elif isinstance(node, list):
+            stack.extend((value, depth + 1, owner) for value in node)
+    # A Python lambda inside a Lambda layer is one finding, not two.
+    unique = {layer.name: layer for layer in reversed(found)}
+    return sorted(unique.values(), key=lambda layer: layer.name)
+
+
+def check_no_code(path: Path, trust: bool, where: str) -> str:
+    """Refuse a model file that would run code on loading, unless trusted; return its kind."""
+    kind = sniff(path)
+    if trust:
+        return kind
+    layers = code_layers(read_config(path, kind))
+    if layers:
+        listed = ", ".join(map(str, layers[:5])) + (f" and {len(layers) - 5} more" if len(layers) > 5 else "")
+        raise InputError(f"{where}: {path} holds {listed}, whose code would run when the model is loaded; "
+                         f"{TRUST_HINT}")
+    return kind
+
+
+def load_keras_model(path: Path, *, trust: bool = False, where: str = "model"):
+    """Load a saved tf_keras model (``.keras``, ``.h5``, SavedModel) without running code unless trusted.
+
+    Raises:
+        InputError: not a model, code without trust, a SavedModel without Keras metadata, or a model
+            with several inputs or outputs.
+    """
+    path = Path(path)
+    kind = check_no_code(path, trust, where)
+    if kind == SAVEDMODEL and not (path / "keras_metadata.pb").is_file():
+        raise InputError(f"{where}: {path} is a TensorFlow SavedModel without Keras metadata; edgeopt "
+                         "needs a Keras model (save it with model.save('model.keras'))")
+    from edgeopt.kerasapi import keras
+
+    try:
+        if kind == HDF5:
+            import h5py
+
+            # By content, so an HDF5 file renamed .keras takes the path whose code was just checked.
+            with h5py.File(path, "r") as handle:
+                model = keras.models.load_model(handle, compile=False)
+        elif kind == KERAS_ZIP:
+            with _keras_suffixed(path) as named:
+                model = keras.saving.load_model(named, compile=False, safe_mode=not trust)
+        else:
+            model = keras.models.load_model(path, compile=False)
+    except InputError:
+        raise
+    except Exception as exc:  # Keras raises many types for a file that is not a model it can read
+        raise InputError(f"{where}: {path} could not be loaded as a tf_keras model "
+                         f"({type(exc).__name__}: {' '.join(str(exc).split())})") from None
+    if not isinstance(model, keras.Model):
+        raise InputError(f"{where}: {path} did not load as a Keras model (got {type(model).__name__})")
+    check_single_io(model, f"{where}: {path}")
+    return model
+
+
+def check_single_io(model, where: str) -> None:
+    """edgeopt's stages, data and metrics take one input and one output tensor today."""
+    inputs, outputs = len(model.inputs or []), len(model.outputs or [])
+    if inputs != 1 or outputs != 1:
+        raise InputError(f"{where} has {inputs} inputs and {outputs} outputs; edgeopt supports models "
+                         "with one input and one output (split the model, or export it as one of each)")
+
+
+# -- readers ---------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _keras_suffixed(path: Path) -> Iterator[Path]:
+    """tf_keras reads the zip format only from a name ending in .keras: give it one if needed."""
+    if path.suffix == ".keras":
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="edgeopt-model-") as folder:
+        link = Path(folder) / "model.keras"
+        link.symlink_to(path.resolve())
+        yield link
+
+
+def _zip_member(path: Path, member: str) -> bytes:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            info = archive.getinfo(member)
+            if info.file_size > MAX_CONFIG_BYTES:
+                raise InputError(f"{path}: {member} is larger than {MAX_CONFIG_BYTES // 2**20} MiB")
+            return archive.read(member)
+    except KeyError:
+        raise InputError(f"{path} is a zip file without {member}, so not a saved Keras model") from None
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise InputError(f"{path} is not a readable .keras file ({exc})") from None
+
+
+def _hdf5_config(path: Path) -> bytes:
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as handle:
+            raw = handle.attrs.get("model_config")
+    except OSError as exc:
+        raise InputError(f"{path} is not a readable HDF5 model file ({exc})") from None
+    if raw is None:
+        raise InputError(f"{path} is an HDF5 file without a model configuration (weights only?); "
+                         "save the whole model with model.save")
+    return raw if isinstance(raw, bytes) else str(raw).encode()
+
+
+def _savedmodel_configs(path: Path) -> list[Any]:
+    """Keras' per-layer metadata of a SavedModel: JSON documents inside keras_metadata.pb."""
+    meta = path / "keras_metadata.pb"
+    if not meta.is_file():
+        return []
+    raw = meta.read_bytes()
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise InputError(f"{meta} is larger than {MAX_CONFIG_BYTES // 2**20} MiB")
+    # The protobuf holds each layer's JSON as a plain string: find the class names without
+    # deserialising anything. A layer's JSON starts with {"name": ... or {"class_name": ...
+    configs = []
+    for match in re.finditer(rb'"class_name":\s*"([^"]+)"', raw):
+        window = raw[match.start(): match.start() + 4096]
+        name = re.search(rb'"name":\s*"([^"]+)"', window)
+        configs.append({"class_name": match.group(1).decode("utf-8", "replace"),
+                        "config": {"name": name.group(1).decode("utf-8", "replace") if name else "?"}})
+    return configs
+
+
+def _json(path: Path, raw: bytes) -> Any:
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise InputError(f"{path}: the model configuration is larger than {MAX_CONFIG_BYTES // 2**20} MiB")
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise InputError(f"{path}: the model configuration is not valid JSON "
+                         f"({type(exc).__name__})") from None
