@@ -77,7 +77,10 @@ def models_cmd(as_json: bool) -> None:
 @click.option("--trust-model", is_flag=True,
               help="Let code stored in the model files (Lambda layers) run when they load (recipe: "
                    "trust_model: true). Only for files from a source you trust.")
-def train_cmd(model_name, data_name, out_dir, epochs, seed, overrides, overwrite, quiet, trust_model) -> None:
+@click.option("--verbose", is_flag=True,
+              help="Show TensorFlow's own messages and warnings (by default kept in DIR/edgeopt.log).")
+def train_cmd(model_name, data_name, out_dir, epochs, seed, overrides, overwrite, quiet, trust_model,
+              verbose) -> None:
     """Build a zoo model (or load a saved one) and train it; saves model.keras and a report."""
     from edgeopt.recipe import load_recipe
     from edgeopt.zoo import default_data_for
@@ -89,10 +92,12 @@ def train_cmd(model_name, data_name, out_dir, epochs, seed, overrides, overwrite
     if trust_model:
         sets.append("trust_model=true")
     recipe = load_recipe(None, sets + list(overrides))
+    from edgeopt.logs import captured
     from edgeopt.pipeline import run_recipe
     from edgeopt.report import render_table
 
-    report = run_recipe(recipe, out_dir, overwrite=overwrite, quiet=quiet)
+    with captured(verbose) as log:
+        report = run_recipe(recipe, out_dir, overwrite=overwrite, quiet=quiet, log=log)
     click.echo(render_table(report))
     click.echo(f"saved {out_dir}/model.keras (and its float32 .tflite, report.json)", err=True)
 
@@ -109,8 +114,10 @@ def train_cmd(model_name, data_name, out_dir, epochs, seed, overrides, overwrite
 @click.option("--trust-model", is_flag=True,
               help="Let code stored in the model files (Lambda layers) run when they load (recipe: "
                    "trust_model: true). Only for files from a source you trust.")
+@click.option("--verbose", is_flag=True,
+              help="Show TensorFlow's own messages and warnings (by default kept in DIR/edgeopt.log).")
 def compress_cmd(recipe_path, out_dir, overrides, dump_recipe, overwrite, quiet, as_json,
-                 trust_model) -> None:
+                 trust_model, verbose) -> None:
     """Run a recipe: train, apply the stages, export, verify, evaluate and benchmark every .tflite.
 
     Writes each .tflite, report.json, report.md and recipe.resolved.yaml into --out, built in a
@@ -125,10 +132,13 @@ def compress_cmd(recipe_path, out_dir, overrides, dump_recipe, overwrite, quiet,
         return
     if out_dir is None:
         raise click.UsageError("--out DIR is required (or use --dump-recipe)")
+    from edgeopt.logs import captured
     from edgeopt.pipeline import run_recipe
     from edgeopt.report import render_table
 
-    report = run_recipe(recipe, out_dir, overwrite=overwrite, quiet=quiet, recipe_path=recipe_path)
+    with captured(verbose) as log:
+        report = run_recipe(recipe, out_dir, overwrite=overwrite, quiet=quiet, recipe_path=recipe_path,
+                            log=log)
     if as_json:
         emit_json(report)
     else:

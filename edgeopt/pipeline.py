@@ -21,6 +21,7 @@ import numpy as np
 from edgeopt import __version__, environment
 from edgeopt.data import Dataset, load_dataset
 from edgeopt.errors import EnvironmentProblem, InputError
+from edgeopt.logs import NOT_CAPTURING, Capture
 from edgeopt.outputs import check_output, staged_output
 from edgeopt.progress import Progress
 from edgeopt.recipe import Recipe, dump_recipe
@@ -240,12 +241,12 @@ def check_model_files(recipe: Recipe) -> None:
 
 def run_recipe(
     recipe: Recipe, out_dir: Path, *, overwrite: bool = False, quiet: bool = False,
-    recipe_path: Path | None = None,
+    recipe_path: Path | None = None, log: Capture = NOT_CAPTURING,
 ) -> dict[str, Any]:
     """Run ``recipe`` and write every output into ``out_dir``; return the report.
 
     ``recipe_path``, the file the recipe came from, is protected like the other inputs: an output
-    folder that holds it is refused.
+    folder that holds it is refused. ``log``, TensorFlow's captured output, is kept as edgeopt.log.
     """
     out_dir = Path(out_dir)
     inputs = [*recipe_inputs(recipe), recipe_path]
@@ -270,6 +271,7 @@ def run_recipe(
         from edgeopt.report import write_report
 
         (work / "recipe.resolved.yaml").write_text(dump_recipe(recipe))
+        log.copy_into(work)
         write_report(report, work)
     return report
 
