@@ -47,6 +47,10 @@ class CheckFailed(EdgeoptError):
     exit_code = EXIT_CHECK_FAILED
 
 
+class Diverged(CheckFailed):
+    """Training diverged (the loss became NaN or infinite): the run stops at once."""
+
+
 class EnvironmentProblem(EdgeoptError):
     """Something outside the input is missing or broken: a tool, a runtime, a board."""
 

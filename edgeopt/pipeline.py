@@ -330,6 +330,7 @@ def _run(recipe: Recipe, data: Dataset, work: Path, progress: Progress) -> dict[
             callbacks=[*technique.callbacks(stage, ctx), progress.keras_callback(stage.kind, stage.epochs)],
             seed=recipe.seed,
             early_stopping=False,
+            what=f"stage {index + 1} ({stage.kind})",
         )
         stripped = technique.strip(wrapped)
         outcome = technique.report(stripped, stage, ctx)

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from edgeopt.data import CLASSIFICATION, Dataset
+from edgeopt.errors import Diverged
 from edgeopt.kerasapi import keras
 from edgeopt.recipe import TrainSpec
 
@@ -72,12 +73,17 @@ def fit(
     seed: int = 0,
     compile_first: bool = True,
     early_stopping: bool = True,
+    what: str = "training",
 ) -> dict[str, list[float]]:
     """Fit ``model`` on ``data``'s training split; return the per-epoch history (plain floats).
 
     Validation uses a fixed, seeded slice of the training split (``spec.validation_split``); the
     test split is never seen here. Compression stages pass ``early_stopping=False``: their schedules
     (pruning's end step, for one) must run to the end to reach what was asked.
+
+    Raises:
+        Diverged: the loss became NaN or infinite; training stops at that batch. ``what`` names the
+            training in the message ("training", "stage 2 (quantize)").
     """
     epochs = spec.epochs if epochs is None else epochs
     if epochs == 0:
@@ -92,7 +98,8 @@ def fit(
         val_idx, train_idx = order[:n_val], order[n_val:]
         validation = (x[val_idx], y[val_idx])
         x, y = x[train_idx], y[train_idx]
-    all_callbacks = list(callbacks)
+    watch = _StopOnNonFinite()
+    all_callbacks = [watch, *callbacks]
     if early_stopping and spec.early_stopping is not None:
         all_callbacks.append(
             keras.callbacks.EarlyStopping(
@@ -111,4 +118,26 @@ def fit(
         shuffle=True,
         verbose=0,
     )
+    if watch.bad_epoch is not None:
+        raise Diverged(f"{what} diverged: the loss became {watch.bad_value} in epoch {watch.bad_epoch + 1}; "
+                       "lower its learning_rate, or check the data for extreme values")
     return {k: [float(v) for v in values] for k, values in history.history.items()}
+
+
+class _StopOnNonFinite(keras.callbacks.Callback):
+    """Stops training at the first batch whose loss is NaN or infinite, and remembers where."""
+
+    def __init__(self):
+        super().__init__()
+        self.epoch = 0
+        self.bad_epoch: int | None = None
+        self.bad_value = ""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(float(loss)):
+            self.bad_epoch, self.bad_value = self.epoch, "NaN" if np.isnan(float(loss)) else "infinite"
+            self.model.stop_training = True

@@ -113,3 +113,17 @@ def test_a_file_that_is_not_a_model_is_refused(tmp_path):
     result = _compress("--set", f"model={bogus}", "--set", "data=digits", "--out", tmp_path / "out", *FAST)
     assert result.exit_code == 2
     assert "not a saved Keras model" in _one_error_line(result)
+
+
+@pytest.mark.parametrize("where, sets", [
+    ("training", ["--set", "train.learning_rate=1e12", "--set", "train.optimizer=sgd",
+                  "--set", "train.epochs=2"]),
+    ("stage 1 (prune)", ["--set", "train.epochs=1", "--set", "stages.0.learning_rate=1e12",
+                         "--set", "stages.0.epochs=2", "--set", "stages.0.frequency=5"]),
+])
+def test_diverging_run_stops_with_exit_1_naming_where(tmp_path, where, sets):
+    out = tmp_path / "out"
+    result = _compress("models/digits_cnn/recipe.yaml", "--out", out, "--quiet", *sets)
+    assert result.exit_code == 1
+    assert f"{where} diverged" in _one_error_line(result)
+    assert not out.exists()
