@@ -321,3 +321,39 @@ def test_damaged_reports_are_refused_or_compared_never_a_crash(task, seed=7):
             with contextlib.suppress(InputError):
                 run()
     assert refused > 20 and compared > 20
+
+
+def test_report_from_another_recipe_fails_naming_the_fields_that_differ():
+    report = make_report()
+    report["recipe"] = copy.deepcopy(report["recipe"])
+    report["recipe"]["train"]["epochs"] = 40
+    report["recipe"]["benchmark"] = {"targets": ["local"], "min_seconds": 5}  # not compared
+    result = compare(report, make_baseline(make_report()))
+    recipe = [f for f in result.findings if f.check == "recipe"]
+    assert [f.status for f in recipe] == [FAIL] and not result.passed
+    assert "train.epochs" in recipe[0].message and "benchmark" not in recipe[0].message
+
+
+def test_recipe_check_can_be_skipped_and_passes_for_the_same_recipe():
+    assert statuses(compare(make_report(), make_baseline(make_report())), "*", "recipe") == [PASS]
+    report = make_report()
+    report["recipe"] = {**report["recipe"], "seed": 7}
+    assert compare(report, make_baseline(make_report()), Tolerances(skip=["recipe"])).passed
+
+
+@pytest.mark.parametrize("change", ["cpu", "isa"])
+def test_latency_ratio_from_another_kind_of_cpu_is_a_note_not_a_regression(change):
+    report = make_report()
+    report["environment"] = dict(report["environment"])
+    if change == "cpu":
+        report["environment"]["cpu"] = "Some ARM board"
+    else:
+        report["environment"]["isa"] = [*report["environment"]["isa"], "avx512_vnni"]
+    scale_latency(variant(report, "int8")["latency"]["local"], 3.0)  # int8 three times slower here
+    result = compare(report, make_baseline(make_report()))
+    assert statuses(result, "int8", "latency", "local") == ["note"]
+    assert result.passed
+    same_cpu = make_report()
+    scale_latency(variant(same_cpu, "int8")["latency"]["local"], 3.0)
+    same = compare(same_cpu, make_baseline(make_report()))
+    assert statuses(same, "int8", "latency", "local") == [REGRESSION]
