@@ -9,23 +9,38 @@ training. This module imports no TensorFlow.
 
 from __future__ import annotations
 
+import copy
 import difflib
+import math
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from edgeopt.documents import check_depth, load_yaml, read_text
 from edgeopt.errors import RecipeError
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "rmsprop", "adagrad")
 EXPORT_FORMATS = ("float32", "float16", "dynamic", "int8", "int16x8")
 
+# Upper bounds on counts: far above any real run, low enough that a typo (1e9 epochs, 1e20 runs)
+# is refused at once instead of running for ever or allocating a billion threads.
+MAX_EPOCHS = 10_000
+MAX_BATCH_SIZE = 1 << 20
+MAX_STEPS = 10_000_000  # prune frequency, in optimizer steps
+MAX_THREADS = 256
+MAX_RUNS = 1_000_000
+MAX_WARMUP = 100_000
+MAX_MIN_SECONDS = 3600.0
+SEED_LIMIT = 2**32  # seeds are in [0, 2**32): what NumPy, TensorFlow and Python's random all accept
+
 
 class Strict(BaseModel):
     """Base for every recipe section: frozen, and unknown keys rejected with a suggestion."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan: a recipe never means inf or nan (`end_epoch: .inf` would train for ever).
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod
@@ -40,15 +55,36 @@ class Strict(BaseModel):
         return data
 
 
+def plain_options(value: dict[str, Any]) -> dict[str, Any]:
+    """Refuse builder options that are not plain finite data (a field validator for ``*_options``)."""
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, dict):
+            for key, child in item.items():
+                if not isinstance(key, str):
+                    raise ValueError(f"key {key!r} must be a string")
+                stack.append((child, f"{where}.{key}" if where else key))
+        elif isinstance(item, list):
+            stack.extend((child, f"{where}[{i}]") for i, child in enumerate(item))
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise ValueError(f"'{where}' must be a finite number, got {item}")
+        elif item is not None and not isinstance(item, (str, int, float, bool)):
+            raise ValueError(f"'{where}' must be a string, number, boolean, list or mapping, "
+                             f"got {type(item).__name__}")
+    return value
+
+
 class EarlyStopping(Strict):
-    patience: int = Field(5, ge=1, description="epochs without improvement of monitor before stopping")
+    patience: int = Field(5, ge=1, le=MAX_EPOCHS,
+                          description="epochs without improvement of monitor before stopping")
     monitor: str = "val_loss"
     restore_best_weights: bool = True
 
 
 class TrainSpec(Strict):
-    epochs: int = Field(30, ge=0)
-    batch_size: int = Field(32, ge=1)
+    epochs: int = Field(30, ge=0, le=MAX_EPOCHS)
+    batch_size: int = Field(32, ge=1, le=MAX_BATCH_SIZE)
     optimizer: Literal[OPTIMIZERS] = "adam"  # type: ignore[valid-type]
     learning_rate: float = Field(1e-3, gt=0)
     l1: float = Field(0.0, ge=0)
@@ -67,9 +103,9 @@ class TrainSpec(Strict):
 class FineTune(Strict):
     """Fields shared by every stage that fine-tunes: how long and how fast."""
 
-    epochs: int = Field(2, ge=0)
+    epochs: int = Field(2, ge=0, le=MAX_EPOCHS)
     learning_rate: float | None = Field(None, gt=0, description="default: train.learning_rate / 10")
-    batch_size: int | None = Field(None, ge=1, description="default: train.batch_size")
+    batch_size: int | None = Field(None, ge=1, le=MAX_BATCH_SIZE, description="default: train.batch_size")
 
 
 class PruneStage(FineTune):
@@ -77,9 +113,11 @@ class PruneStage(FineTune):
     target_sparsity: float = Field(..., ge=0, lt=1, description="default 1 - M/N with structure M:N")
     initial_sparsity: float = Field(0.0, ge=0, lt=1, description="polynomial schedule start")
     schedule: Literal["polynomial", "constant"] = "polynomial"
-    frequency: int = Field(10, ge=1, description="steps between mask updates")
-    begin_epoch: float = Field(0.0, ge=0, description="fraction of the fine-tune epochs, or epochs")
-    end_epoch: float | None = Field(None, ge=0, description="default: 80% of the fine-tune epochs")
+    frequency: int = Field(10, ge=1, le=MAX_STEPS, description="steps between mask updates")
+    begin_epoch: float = Field(0.0, ge=0, le=MAX_EPOCHS,
+                               description="fraction of the fine-tune epochs, or epochs")
+    end_epoch: float | None = Field(None, ge=0, le=MAX_EPOCHS,
+                                    description="default: 80% of the fine-tune epochs")
     layers: list[str] | None = Field(None, description="glob patterns on layer names or class names")
     structure: str = Field(
         "unstructured",
@@ -174,11 +212,12 @@ class DistillStage(FineTune):
         "or a path to a saved Keras model",
     )
     teacher_options: dict[str, Any] = Field(default_factory=dict, description="zoo builder options")
+    _plain_teacher_options = field_validator("teacher_options")(plain_options)
     alpha: float = Field(0.1, ge=0, le=1, description="weight of the label loss; 1 - alpha on the teacher")
     temperature: float = Field(4.0, gt=0, description="softmax temperature (classification)")
     guide_later_stages: bool = Field(False, description="the teacher keeps guiding the fine-tuning of "
                                      "the stages after this one (prune, cluster, QAT) with the same loss")
-    teacher_epochs: int | None = Field(None, ge=0, description="zoo teacher's training epochs "
+    teacher_epochs: int | None = Field(None, ge=0, le=MAX_EPOCHS, description="zoo teacher's training epochs "
                                        "(default: train.epochs, or this stage's epochs when that is 0)")
 
 
@@ -199,10 +238,10 @@ class ExportOptions(Strict):
 
 class Benchmark(Strict):
     targets: list[str] = Field(default_factory=lambda: ["local"])
-    threads: int = Field(1, ge=1)
-    runs: int = Field(100, ge=1)
-    warmup: int = Field(10, ge=0)
-    min_seconds: float = Field(0.5, ge=0)
+    threads: int = Field(1, ge=1, le=MAX_THREADS)
+    runs: int = Field(100, ge=1, le=MAX_RUNS)
+    warmup: int = Field(10, ge=0, le=MAX_WARMUP)
+    min_seconds: float = Field(0.5, ge=0, le=MAX_MIN_SECONDS)
 
 
 class Budgets(Strict):
@@ -229,8 +268,9 @@ class Recipe(Strict):
     trust_model: bool = Field(False, description="allow code stored in model files (Lambda layers) to "
                               "run when they are loaded: only for files from a trusted source")
     model_options: dict[str, Any] = Field(default_factory=dict, description="zoo builder options")
+    _plain_model_options = field_validator("model_options")(plain_options)
     data: str = Field(..., description="built-in dataset name, or a path to an .npz file")
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=SEED_LIMIT)
     train: TrainSpec = Field(default_factory=TrainSpec)
     stages: list[Stage] = Field(default_factory=list)
     export: list[Literal[EXPORT_FORMATS]] = Field(  # type: ignore[valid-type]
@@ -327,12 +367,15 @@ def parse_recipe(data: Any, source: str = "recipe") -> Recipe:
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply ``dotted.path=value`` overrides (values parsed as YAML) to plain recipe data."""
-    result = yaml.safe_load(yaml.safe_dump(data)) or {}
+    result = copy.deepcopy(data) or {}
     for item in overrides:
         if "=" not in item:
             raise RecipeError(f"--set {item!r}: expected KEY=VALUE, e.g. --set train.epochs=2")
         key, raw = item.split("=", 1)
-        value = yaml.safe_load(raw)
+        try:
+            value = load_yaml(raw, f"--set {key}", RecipeError)
+        except RecipeError as exc:
+            raise RecipeError(f"{exc}; quote a value meant as text, e.g. --set 'name=\"[draft]\"'") from None
         node: Any = result
         parts = key.split(".")
         for part in parts[:-1]:
@@ -341,7 +384,9 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
                     raise RecipeError(f"--set {key}: '{part}' is not an index of that list")
                 node = node[int(part)]
             else:
-                node = node.setdefault(part, {})
+                if node.get(part) is None:  # absent or `budgets: null`: the override starts the section
+                    node[part] = {}
+                node = node[part]
             if not isinstance(node, (dict, list)):
                 raise RecipeError(f"--set {key}: '{part}' is not a section")
         last = parts[-1]
@@ -361,19 +406,17 @@ def load_recipe(path: str | Path | None, overrides: list[str] | None = None) -> 
     if path is not None:
         path = Path(path)
         source = str(path)
+        if path.is_dir():
+            raise RecipeError(f"{path}: is a folder; give the path of a recipe.yaml")
         if not path.is_file():
             raise RecipeError(f"{path}: recipe file not found (give the path to a recipe.yaml)")
-        try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}" if mark is not None else ""
-            raise RecipeError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+        data = load_yaml(read_text(path, RecipeError), source, RecipeError)
         if data is None:
             data = {}
     if not isinstance(data, dict):
         raise RecipeError(f"{source}: a recipe must be a YAML mapping, got {type(data).__name__}")
     data = apply_overrides(data, overrides or [])
+    check_depth(data, source, RecipeError)
     return parse_recipe(data, source)
 
 

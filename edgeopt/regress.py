@@ -37,9 +37,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 
+from edgeopt.documents import load_yaml, read_text
 from edgeopt.errors import EXIT_CHECK_FAILED, EXIT_OK, InputError
 from edgeopt.recipe import Strict
 
@@ -71,6 +71,14 @@ class Tolerances(Strict):
         default_factory=lambda: {"accuracy": 0.01, "mae": 0.25},
         description="absolute tolerance per metric name, in the metric's unit",
     )
+
+    @field_validator("metric_abs")
+    @classmethod
+    def _non_negative(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, tol in value.items():
+            if tol < 0:
+                raise ValueError(f"{name} must be >= 0, got {tol}")
+        return value
     default_metric_abs: float = Field(0.0, ge=0, description="for metrics not in metric_abs")
     sparsity_abs: float = Field(0.01, ge=0)
     op_coverage_abs: float = Field(0.0, ge=0, description="int8_op_coverage")
@@ -98,12 +106,11 @@ def load_tolerances(path: str | Path | None) -> Tolerances:
     if path is None:
         return Tolerances()
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; give the path of a tolerances YAML/JSON file")
     if not path.is_file():
         raise InputError(f"{path}: tolerances file not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not valid YAML/JSON ({' '.join(str(exc).split())})") from None
+    data = load_yaml(read_text(path), str(path))
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -116,7 +123,8 @@ def load_tolerances(path: str | Path | None) -> Tolerances:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("function-", "literal[")))
         msg = err["msg"].removeprefix("Value error, ")
-        raise InputError(f"{path}: {where or 'tolerances'}: {msg}") from None
+        got = "" if err["type"] == "value_error" else f", got {err.get('input')!r}"
+        raise InputError(f"{path}: {where or 'tolerances'}: {msg[:1].lower() + msg[1:]}{got}") from None
 
 
 @dataclass(frozen=True)

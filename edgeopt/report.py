@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from edgeopt.documents import load_json, read_text
 from edgeopt.errors import InputError
 from edgeopt.outputs import write_text_atomic
 
@@ -39,6 +40,32 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not valid in report.json (write null for a missing metric)")
 
 
+# Beyond these, numbers are not figures of a run but damage: a float that overflows to inf
+# (1e400), an integer too big to become a float for the comparisons and renderings.
+MAX_REPORT_INT = 2**63
+
+
+def _shown(number_text: str) -> str:
+    """A number as written, or its length when it is too long to be worth echoing."""
+    return number_text if len(number_text) <= 40 else f"of {len(number_text):,} characters"
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {_shown(text)} is out of range")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > 19:  # decided on the text, before converting thousands of digits
+        raise ValueError(f"integer {_shown(text)} is out of range")
+    value = int(text)
+    if abs(value) >= MAX_REPORT_INT:
+        raise ValueError(f"integer {text} is out of range")
+    return value
+
+
 def parse_report(text: str, source: str = "report") -> dict[str, Any]:
     """Parse report.json text and check the minimum structure every reader relies on.
 
@@ -54,7 +81,8 @@ def parse_report(text: str, source: str = "report") -> dict[str, Any]:
             ``variants`` missing or malformed.
     """
     try:
-        data = json.loads(text, parse_constant=_reject_constant)
+        data = load_json(text, source, parse_constant=_reject_constant, parse_float=_finite_float,
+                         parse_int=_bounded_int)
     except ValueError as exc:
         raise InputError(
             f"{source}: not valid report JSON ({exc}); regenerate it with edgeopt compress"
@@ -113,8 +141,11 @@ _VARIANT = {
     "evaluation": {"confusion_matrix": [[_NUM]], "scatter": {"true": [(list, int, float)],
                                                              "pred": [(list, int, float)]}},
 }
+# The recipe's budgets are read by `edgeopt check`; the rest of the recipe is shown, not computed on.
+_BUDGETS = {"max_size_kb": _NUM, "max_accuracy_drop": _NUM, "max_latency_ms": {"*": _NUM},
+            "variants": [_STR]}
 _REPORT_SHAPE = {
-    "name": _STR, "task": _STR, "status": _STR, "created_utc": _STR, "recipe": _OBJ,
+    "name": _STR, "task": _STR, "status": _STR, "created_utc": _STR, "recipe": {"budgets": _BUDGETS},
     "environment": _OBJ, "data": _OBJ,
     "training": {"history": {"*": [_NUM]}},
     "stages": [{"kind": _STR, "summary": _STR, "achieved": _OBJ, "history": {"*": [_NUM]}}],
@@ -165,13 +196,11 @@ def load_report(path: str | Path) -> dict[str, Any]:
         InputError: missing, unreadable or invalid file (see :func:`parse_report`).
     """
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; give the path of its report.json")
     if not path.is_file():
         raise InputError(f"{path}: file not found (give the path to a report.json)")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read ({exc})") from None
-    return parse_report(text, str(path))
+    return parse_report(read_text(path), str(path))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -730,6 +759,10 @@ def _confusion_plot(report: dict[str, Any]):
         ax.set_axis_off()
     for k, v in enumerate(vs):
         matrix = [[finite(x) or 0.0 for x in row] for row in v["evaluation"]["confusion_matrix"]]
+        width = max((len(row) for row in matrix), default=0)
+        if not width:
+            continue
+        matrix = [row + [0.0] * (width - len(row)) for row in matrix]  # a damaged, ragged matrix still draws
         ax = axes[k // cols][k % cols]
         ax.set_axis_on()
         ax.imshow(matrix, cmap="Blues")
