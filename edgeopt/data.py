@@ -221,50 +221,140 @@ def load_facepose() -> Dataset:
 BUILTIN = {"digits": load_digits, "digits32": load_digits32, "facepose": load_facepose}
 
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+MAX_CLASSES = 10_000
+MAX_NPZ_ARRAY_BYTES = 4 * 1024**3  # datasets are loaded into memory whole
+NUMERIC_KINDS = "biuf"  # bool, signed and unsigned integers, floats
+ZIP_MAGIC = b"PK\x03\x04"
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def load_npz(path: Path) -> Dataset:
-    """A user dataset: an .npz holding x_train, y_train, x_test, y_test.
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """The four arrays of an .npz, each header checked before its data is read; never unpickles."""
+    import zipfile
+    import zlib
 
-    Integer 1-D labels mean classification; anything else is regression (targets made 2-D).
-    """
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            missing = [k for k in NPZ_KEYS if k not in archive.files]
-            if missing:
-                raise InputError(
-                    f"{path}: missing arrays {', '.join(missing)} (an .npz needs {', '.join(NPZ_KEYS)})"
-                )
-            arrays = {k: archive[k] for k in NPZ_KEYS}
+        # Our own handle, so that it is closed even when numpy fails half-way through opening the zip.
+        with path.open("rb") as handle:
+            if handle.read(len(ZIP_MAGIC)) != ZIP_MAGIC:
+                raise InputError(f"{path}: not an .npz archive; save the arrays with "
+                                 f"numpy.savez(path, {', '.join(f'{k}=...' for k in NPZ_KEYS)})")
+            handle.seek(0)
+            with np.load(handle, allow_pickle=False) as archive:
+                missing = [k for k in NPZ_KEYS if k not in archive.files]
+                if missing:
+                    raise InputError(f"{path}: missing arrays {', '.join(missing)} "
+                                     f"(an .npz needs {', '.join(NPZ_KEYS)})")
+                arrays = {}
+                for key in NPZ_KEYS:
+                    _check_header(path, key, archive.zip)
+                    arrays[key] = archive[key]
+                return arrays
     except InputError:
         raise
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: not a readable .npz file ({exc})") from None
+    except (OSError, ValueError, EOFError, KeyError, RuntimeError, NotImplementedError, zipfile.BadZipFile,
+            zlib.error) as exc:
+        raise InputError(f"{path}: not a readable .npz file ({' '.join(str(exc).split())}); "
+                         "save it again with numpy.savez") from None
+
+
+def _check_header(path: Path, key: str, archive) -> None:
+    """Refuse an array by its .npy header: not numeric (objects would need unpickling), too big, truncated."""
+    info = archive.getinfo(key + ".npy")
+    with archive.open(info) as member:
+        version = np.lib.format.read_magic(member)
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)  # 2.0 and 3.0 share a layout
+        shape, _, dtype = read_header(member)
+    if dtype.hasobject or dtype.kind not in NUMERIC_KINDS:
+        what = "Python objects (pickled data, which edgeopt never loads)" if dtype.hasobject \
+            else f"{dtype} values"
+        raise InputError(f"{path}: {key} holds {what}; save numeric arrays (bool, int or float)")
+    size = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if size > MAX_NPZ_ARRAY_BYTES:
+        limit_gb = MAX_NPZ_ARRAY_BYTES // 1024**3
+        raise InputError(f"{path}: {key} of shape {shape} is {size / 1024**3:,.1f} GB; edgeopt loads "
+                         f"datasets into memory and takes at most {limit_gb} GB per array")
+    if size > info.file_size:
+        raise InputError(f"{path}: {key} is truncated (its header declares shape {shape}); "
+                         "save the dataset again")
+
+
+def _check_shapes(path: Path, arrays: dict[str, np.ndarray]) -> None:
     for split in ("train", "test"):
-        nx, ny = len(arrays[f"x_{split}"]), len(arrays[f"y_{split}"])
+        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if x.ndim < 2:
+            raise InputError(f"{path}: x_{split} has shape {x.shape}; it needs a sample axis and at least "
+                             "one feature axis, e.g. (n, features) or (n, height, width, channels)")
+        if 0 in x.shape[1:]:
+            raise InputError(f"{path}: x_{split} has shape {x.shape}: its samples hold no values")
+        if y.ndim not in (1, 2) or (y.ndim == 2 and y.shape[1] == 0):
+            raise InputError(f"{path}: y_{split} has shape {y.shape}; it must be class labels of shape (n,) "
+                             "or regression targets of shape (n, outputs)")
+        nx, ny = len(x), len(y)
         if nx != ny:
             raise InputError(f"{path}: x_{split} has {nx} samples but y_{split} has {ny}; they must match")
         if nx == 0:
             raise InputError(f"{path}: x_{split} is empty")
-    if arrays["x_train"].shape[1:] != arrays["x_test"].shape[1:]:
-        raise InputError(
-            f"{path}: x_train samples have shape {arrays['x_train'].shape[1:]} but x_test "
-            f"{arrays['x_test'].shape[1:]}; they must match"
-        )
+    for kind in ("x", "y"):
+        train, test = arrays[f"{kind}_train"], arrays[f"{kind}_test"]
+        if train.shape[1:] != test.shape[1:]:
+            raise InputError(
+                f"{path}: {kind}_train samples have shape {train.shape[1:]} but {kind}_test "
+                f"{test.shape[1:]}; they must match"
+            )
+
+
+def _check_labels(path: Path, y_train: np.ndarray, y_test: np.ndarray) -> None:
+    """Class labels must be 0..K-1, every class present in y_train, K at most MAX_CLASSES."""
+    if not np.issubdtype(y_test.dtype, np.integer):
+        raise InputError(f"{path}: y_train holds integer class labels but y_test holds {y_test.dtype} "
+                         "values; save both as integers (classification) or both as floats (regression)")
+    low = min(int(y_train.min()), int(y_test.min()))
+    high = max(int(y_train.max()), int(y_test.max()))
+    if low < 0:
+        raise InputError(f"{path}: class labels must be 0..K-1, found the negative label {low}")
+    if high >= MAX_CLASSES:
+        raise InputError(f"{path}: class label {high:,} is too large: labels must be 0..K-1 with at most "
+                         f"{MAX_CLASSES:,} classes; renumber the classes (or save float targets for "
+                         "regression)")
+    absent = np.setdiff1d(np.arange(high + 1), y_train)
+    if absent.size:
+        shown = ", ".join(str(int(c)) for c in absent[:5]) + (", ..." if absent.size > 5 else "")
+        raise InputError(f"{path}: class labels must be dense 0..{high}, but y_train has no sample of "
+                         f"class {shown}; renumber the classes 0..K-1")
+
+
+def _as_float32(path: Path, name: str, array: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore", invalid="ignore"):
+        values = array.astype(np.float32)
+    if not np.all(np.isfinite(values)):
+        raise InputError(f"{path}: {name} holds NaN, infinite or out-of-float32-range values")
+    return values
+
+
+def load_npz(path: Path) -> Dataset:
+    """A user dataset: an .npz holding x_train, y_train, x_test, y_test (numeric arrays, never pickles).
+
+    Integer 1-D labels mean classification (dense 0..K-1, K at most :data:`MAX_CLASSES`); anything else
+    is regression (targets made 2-D).
+
+    Raises:
+        InputError: naming the array and what is wrong with it.
+    """
+    arrays = _read_npz(path)
+    _check_shapes(path, arrays)
     y_train, y_test = arrays["y_train"], arrays["y_test"]
     if np.issubdtype(y_train.dtype, np.integer) and y_train.ndim == 1:
         task = CLASSIFICATION
+        _check_labels(path, y_train, y_test)
         y_train, y_test = y_train.astype(np.int64), y_test.astype(np.int64)
-        if min(y_train.min(), y_test.min()) < 0:
-            raise InputError(f"{path}: class labels must be 0..K-1, found a negative label")
     else:
         task = REGRESSION
-        y_train = y_train.astype(np.float32).reshape(len(y_train), -1)
-        y_test = y_test.astype(np.float32).reshape(len(y_test), -1)
-    x_train, x_test = arrays["x_train"].astype(np.float32), arrays["x_test"].astype(np.float32)
-    for name, arr in (("x_train", x_train), ("x_test", x_test), ("y_train", y_train), ("y_test", y_test)):
-        if not np.all(np.isfinite(arr)):
-            raise InputError(f"{path}: {name} holds NaN or infinite values")
+        y_train = _as_float32(path, "y_train", y_train).reshape(len(y_train), -1)
+        y_test = _as_float32(path, "y_test", y_test).reshape(len(y_test), -1)
+    x_train = _as_float32(path, "x_train", arrays["x_train"])
+    x_test = _as_float32(path, "x_test", arrays["x_test"])
     return Dataset(path.stem, task, x_train, y_train, x_test, y_test)
 
 
