@@ -95,7 +95,7 @@ def main() -> int:
         rows.append({"model": name, "format": fmt, "published_pi4_4t_ms": published,
                      "estimate_pi4_4t_ms": entry["p50_ms"], "error": round(error, 3),
                      "estimate_pi4_1t_ms": pi4_1t, "estimate_pi5_4t_ms": pi5, "estimate_pi3_4t_ms": pi3,
-                     "macs": entry["model"]["macs"]})
+                     "macs": entry["cost_model"]["macs"]})
     if args.fit:
         measured = {build(n, f): ms for (n, f), ms in PUBLISHED_PI4_MS.items()}
         fitted = fit_profile(measured, "pi4")

@@ -31,7 +31,8 @@ from edgeopt.bench.stats import (
 )
 from edgeopt.errors import EXIT_OK, EdgeoptError, InputError
 
-__all__ = ["measure", "benchmark", "check_model", "parse_target", "Target", "BenchmarkResult"]
+__all__ = ["measure", "benchmark", "check_model", "check_settings", "parse_target", "Target",
+           "BenchmarkResult"]
 
 TFLITE_IDENTIFIER = b"TFL3"
 QEMU_CPUS = ("cortex-a53", "cortex-a72", "cortex-a76")
@@ -78,6 +79,33 @@ def parse_target(text: str) -> Target:
     raise InputError(f"unknown target {name!r}{hint}: use " + ", ".join(TARGET_FORMS))
 
 
+MAX_TIMEOUT_S = 24 * 3600.0
+
+
+def check_settings(*, threads: Sequence[int], runs: int, warmup: int, min_seconds: float, timeout: float,
+                   seed: int) -> None:
+    """Refuse measurement settings out of range (the recipe's benchmark section has the same bounds).
+
+    Raises:
+        InputError: naming the setting, its range and the value given.
+    """
+    from edgeopt.recipe import MAX_MIN_SECONDS, MAX_RUNS, MAX_THREADS, MAX_WARMUP, SEED_LIMIT
+
+    counts = [("threads", t, 1, MAX_THREADS) for t in threads]
+    counts += [("runs", runs, 1, MAX_RUNS), ("warmup", warmup, 0, MAX_WARMUP),
+               ("seed", seed, 0, SEED_LIMIT - 1)]
+    for name, value, low, high in counts:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise InputError(f"{name} must be a whole number in {low}..{high:,}, got {value!r}")
+    # Written so that NaN fails every comparison and so is refused.
+    if not (isinstance(min_seconds, (int, float)) and 0 <= min_seconds <= MAX_MIN_SECONDS):
+        raise InputError(f"min_seconds must be a number of seconds from 0 to {MAX_MIN_SECONDS:g}, "
+                         f"got {min_seconds!r}")
+    if not (isinstance(timeout, (int, float)) and 0 < timeout <= MAX_TIMEOUT_S):
+        raise InputError(f"timeout must be a number of seconds above 0 and at most {MAX_TIMEOUT_S:g}, "
+                         f"got {timeout!r}")
+
+
 def check_model(model_path: str | os.PathLike) -> Path:
     """Check that ``model_path`` is a readable TFLite flatbuffer; return it as a Path.
 
@@ -85,6 +113,8 @@ def check_model(model_path: str | os.PathLike) -> Path:
         InputError: the file is missing, empty, unreadable or lacks the ``TFL3`` identifier.
     """
     path = Path(model_path)
+    if path.is_dir():
+        raise InputError(f"{path} is a folder: pass the path of a .tflite file")
     if not path.is_file():
         raise InputError(f"model file {path} does not exist: pass the path of a .tflite file")
     try:
@@ -146,8 +176,8 @@ def measure(model_path: str | os.PathLike, target: str = "local", threads: int =
     """
     model = check_model(model_path)
     parsed = parse_target(target)
-    if threads < 1 or runs < 1 or warmup < 0 or min_seconds < 0 or timeout <= 0:
-        raise InputError("threads and runs must be >= 1, warmup and min_seconds >= 0, timeout > 0")
+    check_settings(threads=[threads], runs=runs, warmup=warmup, min_seconds=min_seconds, timeout=timeout,
+                   seed=seed)
     try:
         entry = _measure_or_raise(model, parsed, threads=threads, runs=runs, warmup=warmup,
                                   min_seconds=min_seconds, use_xnnpack=use_xnnpack, timeout=timeout,
@@ -199,8 +229,8 @@ def benchmark(models: Sequence[str | os.PathLike], targets: Sequence[str], threa
     if not models or not targets or not threads:
         raise InputError("give at least one model, one --target and one thread count")
     parsed = [parse_target(t) for t in targets]
-    if any(t < 1 for t in threads):
-        raise InputError("--threads values must be >= 1")
+    check_settings(threads=threads, runs=runs, warmup=warmup, min_seconds=min_seconds, timeout=timeout,
+                   seed=seed)
     common = {"runs": runs, "warmup": warmup, "min_seconds": min_seconds, "use_xnnpack": use_xnnpack,
               "timeout": timeout, "seed": seed, "inputs": None if inputs is None else str(inputs)}
     cells = [(str(m), t, n) for m in models for t in parsed for n in threads]

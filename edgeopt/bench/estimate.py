@@ -9,7 +9,7 @@ threads with a contention factor, t(n) = t(1) * (1 + c*(n-1)) / n; a fixed cost 
 is added. The Pi 4 rates are fitted to published Pi 4 measurements (MobileNet v1/v2 1.0 224,
 float32 and int8, 4 threads: scripts/bench_estimate.py prints the table); Pi 5 is Pi 4 scaled by the
 published 3.2x (1 thread) / 2.8x (4 threads); Pi 3 is Pi 4 scaled by clock, NEON width and memory
-ratios and has NOT been checked against a measurement. The entry's ``model`` object carries the
+ratios and has NOT been checked against a measurement. The entry's ``cost_model`` object carries the
 totals and the compute / memory / overhead split.
 """
 
@@ -102,11 +102,11 @@ def model_costs(model_path: str) -> list[dict]:
         interpreter = Interpreter(model_path=str(model_path),
                                   experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
         interpreter.allocate_tensors()
-    except (ValueError, RuntimeError) as exc:
+        tensors = {d["index"]: d for d in interpreter.get_tensor_details()}
+        nodes = interpreter._get_ops_details()  # noqa: SLF001 - the only public-enough source of node I/O
+    except (ValueError, RuntimeError) as exc:  # ValueError includes names that are not UTF-8
         raise InputError(f"{model_path}: the runtime cannot load it for an estimate: "
-                         f"{' '.join(str(exc).split())[:200]}") from None
-    tensors = {d["index"]: d for d in interpreter.get_tensor_details()}
-    nodes = interpreter._get_ops_details()  # noqa: SLF001 - the only public-enough source of node I/O
+                         f"{' '.join(str(exc).split())}") from None
     if len(nodes) != len(ops):
         raise InputError(f"{model_path}: {len(ops)} ops in the file but {len(nodes)} in the interpreter")
     costs = []
@@ -165,7 +165,7 @@ def estimate(model_path: str, device: str, *, threads: int = 1, use_xnnpack: boo
         "min_ms": None, "cv": None, "init_ms": None, "first_invoke_ms": None, "peak_rss_mb": None,
         "runtime": runtime, "delegate": "xnnpack", "cpu": profile.description, "governor": None,
         "status": STATUS_OK, "reason": None,
-        "model": {"macs": sum(op["macs"] for op in costs), "bytes": sum(op["bytes"] for op in costs),
+        "cost_model": {"macs": sum(op["macs"] for op in costs), "bytes": sum(op["bytes"] for op in costs),
                   "ops": len(costs), "compute_ms_1t": parts["compute"] * 1000.0,
                   "memory_ms_1t": parts["memory"] * 1000.0, "overhead_ms": parts["overhead"] * 1000.0,
                   "calibration": profile.calibration},

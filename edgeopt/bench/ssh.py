@@ -37,8 +37,10 @@ SSH_FAILED = 255  # the ssh client's own exit status for connection and authenti
 PROBE_MARK = "edgeopt-probe"
 TIMEOUT_EXIT, TIMEOUT_KILLED = 124, 137  # coreutils `timeout`: timed out / had to SIGKILL
 
-_TARGET = re.compile(r"^ssh://(?:(?P<user>[^@/:\s]+)@)?(?P<host>\[[0-9a-fA-F:.]+\]|[^@/:\[\]\s]+)"
-                     r"(?::(?P<port>\d+))?/?$")
+# User and host are passed to ssh as arguments, never through a shell, but ssh itself refuses shell
+# metacharacters and a leading '-' would read as an option: accept the portable name characters only.
+_TARGET = re.compile(r"^ssh://(?:(?P<user>[A-Za-z0-9_.][A-Za-z0-9_.-]*)@)?"
+                     r"(?P<host>\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_][A-Za-z0-9_.-]*)(?::(?P<port>[0-9]+))?/?$")
 
 
 @dataclass(frozen=True)
@@ -60,9 +62,11 @@ class SshTarget:
 def parse_ssh_target(text: str) -> SshTarget:
     """Parse ``ssh://[user@]host[:port]``; InputError naming the expected form otherwise."""
     match = _TARGET.match(text.strip())
-    port = int(match["port"]) if match and match["port"] else None
-    if not match or match["host"].startswith("-") or (port is not None and not 0 < port < 65536):
-        raise InputError(f"bad SSH target {text!r}: use ssh://[user@]host[:port], e.g. ssh://pi@raspberrypi")
+    port = int(match["port"]) if match and match["port"] and len(match["port"]) <= 5 else None
+    if not match or (match["port"] and not (port is not None and 0 < port < 65536)):
+        raise InputError(f"bad SSH target {text!r}: use ssh://[user@]host[:port] with a user and host of "
+                         "letters, digits, '.', '_' and '-' (not first), and a port in 1-65535, "
+                         "e.g. ssh://pi@raspberrypi")
     return SshTarget(match["user"], match["host"].strip("[]"), port)
 
 
@@ -104,7 +108,7 @@ def explain_ssh_failure(target: SshTarget, stderr: str) -> str:
 
 def _last_line(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1][:200] if lines else ""
+    return " ".join(lines[-1].split()) if lines else ""
 
 
 def _ssh(target: SshTarget, remote: str, *, timeout: float, step: str, stdin_path: Path | None = None

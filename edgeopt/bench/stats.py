@@ -2,8 +2,8 @@
 
 Contract: a latency entry is a plain dict holding exactly :data:`LATENCY_FIELDS` (docs/report-schema.md),
 optionally plus target-specific extras (:data:`EXTRA_FIELDS`: ``board`` facts over SSH, ``max_abs_diff``
-versus x86 under QEMU, ``model`` for an estimate). Timing fields are ``None`` on a failed entry.
-No TensorFlow, no numpy.
+versus x86 under QEMU, ``cost_model`` for an estimate; never ``model``, which names the file in a
+benchmark row). Timing fields are ``None`` on a failed entry. No TensorFlow, no numpy.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ LATENCY_FIELDS = (
     "provenance", "threads", "runs", "warmup", *TIMING_FIELDS, "init_ms", "first_invoke_ms",
     "peak_rss_mb", "runtime", "delegate", "cpu", "governor", "status", "reason",
 )
-EXTRA_FIELDS = ("board", "max_abs_diff", "reference", "model")
+EXTRA_FIELDS = ("board", "max_abs_diff", "reference", "cost_model")
 
 
 def failed_entry(reason: str, *, provenance: str = PROVENANCE_MEASURED, threads: int = 1,

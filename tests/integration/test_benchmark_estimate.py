@@ -24,7 +24,7 @@ def test_estimate_is_labelled_and_fills_p50_only(tiny):
     assert entry["status"] == "ok" and entry["provenance"] == "estimated"
     assert entry["p50_ms"] > 0 and entry["runs"] == 0
     assert all(entry[k] is None for k in ("p90_ms", "p99_ms", "mean_ms", "std_ms", "init_ms"))
-    assert entry["model"]["macs"] == 6 * 6 * 4 * 9 + 144 * 10  # conv 3x3 (1->4 ch) + dense 144->10
+    assert entry["cost_model"]["macs"] == 6 * 6 * 4 * 9 + 144 * 10  # conv 3x3 (1->4 ch) + dense 144->10
     assert "Cortex-A72" in entry["cpu"]
 
 
@@ -53,4 +53,4 @@ def test_mobilenet_v2_float_estimate_is_within_25_percent_of_the_published_pi4_f
     entry = measure(path, "estimate:pi4", threads=4)
     published = PUBLISHED_PI4_MS[("mobilenet_v2", "float32")]
     assert abs(entry["p50_ms"] / published - 1) <= 0.25
-    assert entry["model"]["macs"] == pytest.approx(300e6, rel=0.01)
+    assert entry["cost_model"]["macs"] == pytest.approx(300e6, rel=0.01)
