@@ -116,7 +116,7 @@ def _parse_model(data: bytes, source: str):
                          "with a flatbuffer header)")
     if data[4:8] != TFLITE_IDENTIFIER:
         raise InputError(f"{source}: not a TFLite flatbuffer (identifier {data[4:8]!r}, expected "
-                         f"{TFLITE_IDENTIFIER!r}); convert the model with 'edgeopt convert' first")
+                         f"{TFLITE_IDENTIFIER!r}); give a .tflite file, e.g. one that edgeopt compress wrote")
     schema = _schema()
     try:
         model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
@@ -126,7 +126,46 @@ def _parse_model(data: bytes, source: str):
                          "re-export the model") from None
     if not model.subgraphs:
         raise InputError(f"{source}: TFLite flatbuffer has no subgraph; re-export the model")
+    problem = _structure_problem(model)
+    if problem:
+        raise InputError(f"{source}: corrupt TFLite flatbuffer ({problem}); re-export the model")
     return model
+
+
+MAX_TENSOR_ELEMENTS = 1 << 40  # far beyond any model that fits in memory; a larger shape is damage
+
+
+def _structure_problem(model) -> str | None:
+    """The first reference in the model that points nowhere, or a shape no tensor can have; else None.
+
+    Everything after parsing indexes tensors, buffers and operator codes by these numbers, so a
+    damaged file must be refused here rather than produce an IndexError or nonsense figures later.
+    """
+    n_buffers = len(model.buffers or [])
+    n_codes = len(model.operatorCodes or [])
+    for s, subgraph in enumerate(model.subgraphs):
+        tensors = subgraph.tensors or []
+        for t, raw in enumerate(tensors):
+            shape = _ints(raw.shape)
+            if any(d < 0 for d in shape) or math.prod(shape) > MAX_TENSOR_ELEMENTS:
+                return f"tensor {t} of subgraph {s} has shape {shape}"
+            if not 0 <= int(raw.buffer) < max(n_buffers, 1):
+                return f"tensor {t} of subgraph {s} refers to buffer {raw.buffer} of {n_buffers}"
+            sparsity = raw.sparsity
+            if sparsity is not None and (sparsity.traversalOrder is None or sparsity.dimMetadata is None
+                                         or len(sparsity.traversalOrder) != len(sparsity.dimMetadata)):
+                return f"tensor {t} of subgraph {s} has incomplete sparsity parameters"
+        for name, indices in (("input", subgraph.inputs), ("output", subgraph.outputs)):
+            bad = [i for i in _ints(indices) if not 0 <= i < len(tensors)]
+            if bad:
+                return f"subgraph {s} {name} {bad[0]} is not one of its {len(tensors)} tensors"
+        for o, op in enumerate(subgraph.operators or []):
+            if not 0 <= int(op.opcodeIndex) < n_codes:
+                return f"operator {o} of subgraph {s} has opcode {op.opcodeIndex} of {n_codes}"
+            bad = [i for i in _ints(op.inputs) + _ints(op.outputs) if not -1 <= i < len(tensors)]
+            if bad:
+                return f"operator {o} of subgraph {s} uses tensor {bad[0]} of {len(tensors)}"
+    return None
 
 
 class _Tensor:
@@ -239,7 +278,11 @@ def densify(values: np.ndarray, shape: list[int], sparsity) -> np.ndarray:
 def _dense_values(tensor: _Tensor, source: str) -> np.ndarray:
     """The tensor's stored values as a dense array of its shape."""
     if tensor.sparse:
-        return densify(tensor.data, tensor.shape, tensor.raw.sparsity)
+        try:
+            return densify(tensor.data, tensor.shape, tensor.raw.sparsity)
+        except (IndexError, ValueError, TypeError):  # index vectors that do not match the shape
+            raise InputError(f"{source}: corrupt TFLite file (sparse tensor '{tensor.name}' does not "
+                             f"expand to its shape {tensor.shape}); re-export the model") from None
     if tensor.data.size != tensor.size:
         raise InputError(f"{source}: truncated or corrupt TFLite file (tensor '{tensor.name}' of shape "
                          f"{tensor.shape} holds {tensor.data.size} values); re-export the model")
