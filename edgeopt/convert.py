@@ -36,7 +36,7 @@ def _reason(exc: Exception) -> str:
     text = str(exc)
     ops = sorted(set(re.findall(r"'(tf\.[A-Za-z0-9_]+|tfl\.[A-Za-z0-9_]+)'", text)))
     lines = [ln.strip() for ln in text.splitlines() if "error" in ln.lower()] or [text.strip()]
-    reason = lines[0][:300]
+    reason = " ".join(lines[0].split())
     return reason + (f" (failing op: {', '.join(ops[:5])})" if ops else "")
 
 

@@ -98,7 +98,7 @@ def describe_crash(returncode: int, stderr: str) -> str:
         what = f"the runner exited with status {returncode} without a result"
     lines = [ln.strip() for ln in stderr.strip().splitlines()
              if ln.strip() and not ln.startswith(("INFO:", "WARNING: All log"))]
-    return f"{what}: {lines[-1][:200]}" if lines else what
+    return f"{what}: {' '.join(lines[-1].split())}" if lines else what
 
 
 def run_runner(prefix: Sequence[str], args: Sequence[str], *, timeout: float, where: str,

@@ -168,9 +168,9 @@ def classify_load_error(exc: Exception) -> RunnerError:
         return RunnerError(f"the model uses custom op {op!r}, which this runtime does not provide",
                            EXIT_BAD_INPUT)
     if "identifier" in text.lower() or "flatbuffer" in text.lower() or "could not open" in text.lower():
-        return RunnerError(f"not a valid .tflite flatbuffer (truncated or corrupt?): {text[:200]}",
+        return RunnerError(f"not a valid .tflite flatbuffer (truncated or corrupt?): {text}",
                            EXIT_BAD_INPUT)
-    return RunnerError(f"the runtime could not load the model: {text[:300]}", EXIT_BAD_INPUT)
+    return RunnerError(f"the runtime could not load the model: {text}", EXIT_BAD_INPUT)
 
 
 def make_interpreter(args: argparse.Namespace):

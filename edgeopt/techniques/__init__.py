@@ -83,7 +83,7 @@ def wrap_selected(model, ctx: StageContext, kind: str, verb: str, patterns: list
         try:
             return wrap_one(layer)
         except ValueError as exc:
-            unsupported.append(f"{layer.name} ({type(layer).__name__}): {str(exc).splitlines()[0][:120]}")
+            unsupported.append(f"{layer.name} ({type(layer).__name__}): {' '.join(str(exc).split())}")
             return layer
 
     where = f"stages[{ctx.stage_index}]"
