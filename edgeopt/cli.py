@@ -202,6 +202,8 @@ def report_cmd(report_path, fmt, out_file, overwrite) -> None:
     from edgeopt.report import load_report, render
 
     report = load_report(report_path)
+    if out_file is not None:
+        _check_writable(out_file, "--out")
     if out_file is not None and out_file.exists() and not overwrite:
         raise OutputExistsError(f"{out_file} exists; pass --overwrite or choose another --out")
     text = render(report, fmt)
@@ -210,6 +212,23 @@ def report_cmd(report_path, fmt, out_file, overwrite) -> None:
         return
     _write_output(out_file, text)
     click.echo(f"wrote {out_file}", err=True)
+
+
+def _check_writable(path: Path, option: str, folder: bool = False) -> None:
+    """Refuse, before any work, an output path that names a folder for a file (or a file for a folder,
+    exit 2), or that lies under a file and so cannot be written (exit 3, like any unwritable output).
+    """
+    from edgeopt.errors import EnvironmentProblem, InputError
+
+    wanted = "folder" if folder else "file"
+    if path.exists() and path.is_dir() != folder:
+        actual = "file" if folder else "folder"
+        raise InputError(f"{option} {path} is a {actual}; give the path of a {wanted}")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise EnvironmentProblem(f"cannot write {option} {path}: {parent} is a file, not a folder")
+            break
 
 
 def _write_output(path: Path, text: str) -> None:
@@ -250,6 +269,11 @@ def check_cmd(report_path, baseline_path, tolerances_path, junit_path, markdown_
     from edgeopt.regress import baseline_json, check_budgets, compare, load_tolerances
     from edgeopt.report import load_report
 
+    for path, option in ((junit_path, "--junit"), (markdown_path, "--markdown")):
+        if path is not None:
+            _check_writable(path, option)
+    if update_baseline:
+        _check_writable(baseline_path, "--baseline")
     report = load_report(report_path)
     tolerances = load_tolerances(tolerances_path)
     if baseline_path.exists() or not update_baseline:
@@ -340,6 +364,9 @@ def benchmark_cmd(models, targets, threads, runs, min_seconds, warmup, no_xnnpac
     from edgeopt.render import table
 
     out_file = None if out_dir is None else out_dir / "benchmark.json"
+    if out_dir is not None:
+        _check_writable(out_dir, "--out", folder=True)
+        _check_writable(out_file, "--out")
     if out_file is not None and out_file.exists() and not overwrite:
         raise OutputExistsError(f"{out_file} exists; pass --overwrite or choose another --out")
     if ssh_config is not None:
