@@ -225,17 +225,29 @@ def load_inputs(path: str, details: list) -> list:
 
     if not os.path.isfile(path):
         raise RunnerError(f"inputs file {path} does not exist", EXIT_BAD_INPUT)
+    with open(path, "rb") as handle:
+        magic = handle.read(6)
+    if magic != b"\x93NUMPY" and magic[:4] != b"PK\x03\x04":
+        raise RunnerError(f"inputs file {path} is neither a .npy nor an .npz file: save the inputs with "
+                          "numpy.save or numpy.savez", EXIT_BAD_INPUT)
     try:
         loaded = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise RunnerError(f"cannot read inputs file {path}: {exc}", EXIT_BAD_INPUT) from None
-    if isinstance(loaded, np.ndarray):
-        arrays = [loaded]
-    else:
-        names = list(loaded.files)
-        by_name = [d["name"] for d in details]
-        arrays = [loaded[n] for n in by_name] if all(n in names for n in by_name) else \
-            [loaded[n] for n in names]
+        if isinstance(loaded, np.ndarray):
+            arrays = [loaded]
+        else:
+            names = list(loaded.files)
+            by_name = [d["name"] for d in details]
+            arrays = [loaded[n] for n in by_name] if all(n in names for n in by_name) else \
+                [loaded[n] for n in names]
+    except Exception as exc:  # noqa: BLE001 - numpy raises many types for a damaged file
+        reason = " ".join(str(exc).split())
+        if "allow_pickle" in reason:  # numpy's own advice would be to unpickle: never for inputs
+            reason = "it holds Python objects (pickled data), which are never loaded; save numeric arrays"
+        raise RunnerError(f"cannot read inputs file {path}: {reason}", EXIT_BAD_INPUT) from None
+    for array in arrays:
+        if array.dtype.kind not in "biuf":
+            raise RunnerError(f"inputs file {path} holds {array.dtype} values; save numeric arrays",
+                              EXIT_BAD_INPUT)
     if len(arrays) != len(details):
         raise RunnerError(f"inputs file has {len(arrays)} arrays, the model has {len(details)} inputs",
                           EXIT_BAD_INPUT)

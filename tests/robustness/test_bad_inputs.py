@@ -181,6 +181,7 @@ def with_budgets(budgets: object) -> Builder:
 
 GOOD_REPORTS = both(report_file("report.json"), report_file("baseline.json"))
 OLD_OUTPUT = "old output, must survive\n"
+QUICK_RUN = ["--runs", "1", "--warmup", "0", "--min-seconds", "0"]
 
 
 # -- the table ---------------------------------------------------------------------------------------
@@ -509,6 +510,14 @@ CASES = [
                "seed must be a whole number in 0..4,294,967,295"),
     bench_case("nan_benchmark_min_seconds_is_refused", ["--min-seconds", "nan"], "min_seconds must be"),
     bench_case("infinite_timeout_is_refused", ["--timeout", "inf"], "timeout must be"),
+    Case("inputs_file_that_is_text_is_refused_not_unpickled", both(tflite(), text("in.npy", "1,2,3,4\n")),
+         ["benchmark", "{tmp}/m.tflite", "--inputs", "{tmp}/in.npy", *QUICK_RUN], 2, "neither a .npy nor"),
+    Case("inputs_file_of_objects_is_never_unpickled",
+         both(tflite(), lambda root: np.save(root / "in.npy", np.array([{}] * 4, dtype=object))),
+         ["benchmark", "{tmp}/m.tflite", "--inputs", "{tmp}/in.npy", *QUICK_RUN], 2, "never loaded"),
+    Case("inputs_file_of_strings_is_refused",
+         both(tflite(), lambda root: np.save(root / "in.npy", np.array(["a"] * 4))),
+         ["benchmark", "{tmp}/m.tflite", "--inputs", "{tmp}/in.npy", *QUICK_RUN], 2, "holds <U1 values"),
     Case("benchmark_model_that_is_a_folder_is_named", folder("m.tflite"),
          ["benchmark", "{tmp}/m.tflite", "--target", "estimate:pi4"], 2, "is a folder"),
     Case("benchmark_of_a_text_file_is_bad_input", text("m.tflite", "not a model"),
