@@ -8,6 +8,7 @@ documented code (see :mod:`edgeopt.errors`). Nothing here imports TensorFlow at 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -19,6 +20,22 @@ from edgeopt.errors import EXIT_CHECK_FAILED, EdgeoptError
 class EdgeoptGroup(click.Group):
     """Turns library errors into one line on stderr and their exit code; never a traceback."""
 
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        """Click's usage errors (three lines by default) become one line, exit 2, like ours."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.ClickException as exc:
+            where = exc.ctx.command_path if isinstance(exc, click.UsageError) and exc.ctx else None
+            hint = f" (see '{where} --help')" if where else ""
+            click.echo(f"edgeopt: error: {' '.join(exc.format_message().split())}{hint}", err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("edgeopt: interrupted; no output was moved into place", err=True)
+            sys.exit(130)
+        sys.exit(code if isinstance(code, int) else 0)
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
@@ -28,6 +45,14 @@ class EdgeoptGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("edgeopt: interrupted; no output was moved into place", err=True)
             ctx.exit(130)
+        except OSError as exc:  # a write the library did not expect to fail: the machine's doing
+            from edgeopt.outputs import environment_error
+
+            problem = environment_error(exc, exc.filename or "the output")
+            if problem is None:
+                raise
+            click.echo(f"edgeopt: error: {problem}", err=True)
+            ctx.exit(problem.exit_code)
 
 
 @click.group(cls=EdgeoptGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -45,7 +45,7 @@ def environment_error(exc: BaseException, where: Path | str) -> EnvironmentProbl
     code = getattr(exc, "errno", None)
     text = str(exc)
     if code in ENVIRONMENT_ERRNOS or "No space left on device" in text or "Read-only file system" in text:
-        reason = os.strerror(code) if code in ENVIRONMENT_ERRNOS else " ".join(text.split())[:300]
+        reason = os.strerror(code) if code in ENVIRONMENT_ERRNOS else " ".join(text.split())
         fix = ("free some space or choose another --out" if code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
                or "No space" in text else "choose an --out folder you can write to")
         return EnvironmentProblem(f"cannot write into {where}: {reason}; {fix}")
@@ -168,7 +168,9 @@ def staged_output(out_dir: Path, overwrite: bool, notices: list[str] | None = No
         (work / STAGING_MARK).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
                                                      "started": time.time()}))
     except OSError as exc:
-        raise environment_error(exc, out_dir.parent) or exc from None
+        raise environment_error(exc, out_dir.parent) or EnvironmentProblem(
+            f"cannot create a staging folder in {out_dir.parent}: {exc.strerror or exc}; "
+            "choose an --out in a folder you can write to") from None
     try:
         yield work
         (work / STAGING_MARK).unlink(missing_ok=True)

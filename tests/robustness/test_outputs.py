@@ -154,7 +154,8 @@ def small_disk(tmp_path):
     mount.mkdir()
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root (CI runs as root)")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
+                          capture_output=True)
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
     yield mount
@@ -181,6 +182,20 @@ def test_report_onto_a_full_disk_is_exit_3_in_one_line(small_disk, tmp_path):
     assert result.exit_code == 3
     assert "No space left" in one_line(result)
     assert not (small_disk / "r.html").exists()
+
+
+def test_out_that_cannot_be_created_is_exit_3_in_one_line(tmp_path):
+    result = CliRunner().invoke(cli, ["compress", str(RECIPE), "--out", "/proc/no/such/out", *QUICK])
+    assert result.exit_code == 3
+    assert "cannot create a staging folder" in one_line(result)
+
+
+def test_usage_errors_are_one_line_exit_2():
+    for argv in (["benchmark", "x.tflite", "--runs", "0"], ["nosuch"], ["check"],
+                 ["inspect", "x.tflite", "--pattern", "9:4"]):
+        result = CliRunner().invoke(cli, argv)
+        assert result.exit_code == 2, argv
+        assert one_line(result).startswith("edgeopt: error: "), argv
 
 
 def test_read_only_output_folder_is_exit_3_before_any_work(small_disk):
@@ -229,8 +244,8 @@ def test_sigkill_mid_run_leaves_a_staging_folder_the_next_run_removes(tmp_path):
     process.communicate(timeout=60)
     leftovers = list(tmp_path.glob(".out.tmp-*"))
     assert len(leftovers) == 1 and not out.exists()
-    done = subprocess.run([str(ROOT / ".venv" / "bin" / "edgeopt"), "compress", str(RECIPE), "--out", str(out),
-                           *QUICK], capture_output=True, text=True, timeout=300)
+    done = subprocess.run([str(ROOT / ".venv" / "bin" / "edgeopt"), "compress", str(RECIPE),
+                           "--out", str(out), *QUICK], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert f"removed {leftovers[0]}" in done.stderr
     assert not list(tmp_path.glob(".out.tmp-*")) and (out / "report.json").is_file()
