@@ -14,7 +14,8 @@ several seeds, and then:
     .venv/bin/python scripts/calibrate_gate.py [--models digits_cnn ...] [--seeds 0 1 2]
         [--settings default avx2 onednn_off avx2_onednn_off] [--out runs/calibrate] [--dry-run]
 
-``--dry-run`` prints the spread table without writing anything under models/.
+``--dry-run`` prints the spread table without writing anything under models/; ``--table`` prints
+the Markdown spread table of docs/check.md from the committed spread.json files, running nothing.
 """
 
 from __future__ import annotations
@@ -98,6 +99,33 @@ def tolerances(base: dict, runs: list[dict], latency: dict) -> dict:
     }
 
 
+def markdown_table(models: list[str]) -> str:
+    """Per model, variant and figure: baseline, min and max over the runs, and the tolerance."""
+    lines = ["| model | variant | figure | baseline | min | max | runs | tolerance |",
+             "|---|---|---|---|---|---|---|---|"]
+    for model in models:
+        path = ROOT / "models" / model / "spread.json"
+        if not path.is_file():
+            continue
+        spread = json.loads(path.read_text())
+        runs, tol = spread["runs"], spread["tolerances"]
+        base = runs["default seed 0"]
+        for variant, row in base.items():
+            for key, value in row.items():
+                values = [r[variant][key] for r in runs.values() if key in r.get(variant, {})]
+                if key in tol.get("metric_abs", {}):
+                    allowed = f"±{tol['metric_abs'][key]:g}"
+                elif key == "size_bytes":
+                    allowed = f"±{100 * tol['size_rel']:g}%"
+                elif key == "gzip_bytes":
+                    allowed = f"±{100 * tol['gzip_rel']:g}%"
+                else:
+                    allowed = f"±{tol['sparsity_abs']:g}"
+                lines.append(f"| {model} | {variant} | {key} | {value:.4g} | {min(values):.4g} | "
+                             f"{max(values):.4g} | {len(values)} | {allowed} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     zoo = sorted(p.parent.name for p in (ROOT / "models").glob("*/ci.args"))
@@ -106,7 +134,11 @@ def main() -> None:
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "calibrate")
     parser.add_argument("--dry-run", action="store_true")
+    parser.add_argument("--table", action="store_true")
     ns = parser.parse_args()
+    if ns.table:
+        print(markdown_table(ns.models))
+        return
     shared = yaml.safe_load((ROOT / "models" / "ci-tolerances.yaml").read_text()) or {}
     latency = {k: v for k, v in shared.items() if k.startswith("latency")}
     for model in ns.models:
