@@ -216,27 +216,30 @@ def sparse_encoding(recipe: Recipe) -> bool:
     return any(getattr(s, "policy", None) == "xnnpack_sparse" for s in recipe.stages)
 
 
+def model_files(recipe: Recipe) -> list[tuple[str, str]]:
+    """(field path, file) for every saved model the recipe names: its model and distillation teachers."""
+    from edgeopt.zoo import ZOO
+
+    named = [("model", recipe.model)]
+    named += [(f"stages[{i}].teacher", s.teacher) for i, s in enumerate(recipe.stages) if s.kind == "distill"]
+    return [(where, path) for where, path in named if path not in ZOO]
+
+
 def recipe_inputs(recipe: Recipe) -> list[str]:
     """Files and folders the recipe reads: an output folder must not hold (and so delete) them."""
     from edgeopt.data import BUILTIN
-    from edgeopt.zoo import ZOO
 
-    paths = [recipe.model] if recipe.model not in ZOO else []
-    paths += [recipe.data] if recipe.data not in BUILTIN else []
-    paths += [s.teacher for s in recipe.stages if s.kind == "distill" and s.teacher not in ZOO]
-    return paths
+    paths = [path for _, path in model_files(recipe)]
+    return paths + ([recipe.data] if recipe.data not in BUILTIN else [])
 
 
 def check_model_files(recipe: Recipe) -> None:
     """Refuse, before any work, a model or teacher file that would run code without --trust-model."""
     from edgeopt.modelfile import check_no_code
-    from edgeopt.zoo import ZOO
 
-    if recipe.model not in ZOO and Path(recipe.model).exists():
-        check_no_code(Path(recipe.model), recipe.trust_model, "model")
-    for index, stage in enumerate(recipe.stages):
-        if stage.kind == "distill" and stage.teacher not in ZOO and Path(stage.teacher).exists():
-            check_no_code(Path(stage.teacher), recipe.trust_model, f"stages[{index}].teacher")
+    for where, path in model_files(recipe):
+        if Path(path).exists():
+            check_no_code(Path(path), recipe.trust_model, where)
 
 
 def run_recipe(
