@@ -24,6 +24,9 @@ class EdgeoptGroup(click.Group):
         """Click's usage errors (three lines by default) become one line, exit 2, like ours."""
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        from edgeopt.outputs import catch_interrupts
+
+        catch_interrupts()
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.ClickException as exc:
@@ -37,8 +40,13 @@ class EdgeoptGroup(click.Group):
         sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx: click.Context):
+        from edgeopt.outputs import interrupted
+
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            if interrupted():
+                raise KeyboardInterrupt
+            return result
         except EdgeoptError as exc:
             click.echo(f"edgeopt: error: {exc}", err=True)
             ctx.exit(exc.exit_code)

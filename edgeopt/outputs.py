@@ -19,8 +19,10 @@ import errno
 import json
 import os
 import shutil
+import signal
 import socket
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -31,6 +33,29 @@ STAGING_MARK = ".edgeopt-staging"  # inside a staging folder: who owns it
 ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
 _RENAME_NOREPLACE = 1
 _AT_FDCWD = -100
+_INTERRUPTED = threading.Event()
+
+
+def _on_interrupt(signum, frame):
+    _INTERRUPTED.set()
+    raise KeyboardInterrupt
+
+
+def catch_interrupts() -> None:
+    """Remember a Ctrl-C even where Python swallows the KeyboardInterrupt it raises.
+
+    The interrupt lands wherever the main thread happens to be; inside a finalizer (``__del__``,
+    which TensorFlow's resources have) the exception is printed and dropped, and the run would
+    go on to finish and move its result into place. With this handler the interrupt is also
+    recorded, and :func:`staged_output` and the CLI honour it.
+    """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, _on_interrupt)
+
+
+def interrupted() -> bool:
+    """Whether a Ctrl-C reached this process since :func:`catch_interrupts`."""
+    return _INTERRUPTED.is_set()
 
 
 def user_umask() -> int:
@@ -173,6 +198,8 @@ def staged_output(out_dir: Path, overwrite: bool, notices: list[str] | None = No
             "choose an --out in a folder you can write to") from None
     try:
         yield work
+        if interrupted():
+            raise KeyboardInterrupt  # one that a finalizer swallowed: the result is not moved
         (work / STAGING_MARK).unlink(missing_ok=True)
         _move_into_place(work, out_dir, overwrite)
     except OutputExistsError:

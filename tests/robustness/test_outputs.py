@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from edgeopt import outputs
 from edgeopt.cli import cli
 from edgeopt.errors import EnvironmentProblem, OutputExistsError
 from edgeopt.outputs import STAGING_MARK, clean_leftovers, staged_output, write_text_atomic
@@ -206,6 +207,28 @@ def test_read_only_output_folder_is_exit_3_before_any_work(small_disk):
 
 
 # -- signals mid-run ---------------------------------------------------------------------------------
+
+
+class _Finalizer:
+    def __del__(self):
+        signal.raise_signal(signal.SIGINT)  # lands inside __del__: Python prints and drops it
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_ctrl_c_swallowed_by_a_finalizer_still_keeps_the_result_out(tmp_path, monkeypatch):
+    previous = signal.getsignal(signal.SIGINT)
+    monkeypatch.setattr(outputs, "_INTERRUPTED", outputs.threading.Event())
+    out = tmp_path / "out"
+    try:
+        outputs.catch_interrupts()
+        with pytest.raises(KeyboardInterrupt), staged_output(out, overwrite=False) as work:
+            (work / "model.tflite").write_bytes(b"x")
+            _Finalizer()  # dropped at once; the KeyboardInterrupt never reaches this block
+            (work / "report.json").write_text("{}")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert outputs.interrupted()
+    assert not out.exists() and not list(tmp_path.glob(".out.*"))
 
 
 def _start(out: Path, *extra: str) -> subprocess.Popen:
