@@ -1,7 +1,22 @@
 """edgeopt: Keras model -> small, fast, verified TFLite/LiteRT model, with measured proof.
 
-Importing this package is cheap: it never imports TensorFlow. Modules that need TensorFlow get Keras
-through :mod:`edgeopt.kerasapi`, which is the single place that chooses tf_keras.
+The Python API (see docs/api.md) is available as ``edgeopt.load_recipe``, ``edgeopt.prepare``,
+``edgeopt.compress``, ``edgeopt.benchmark``, ``edgeopt.inspect_tflite``, ``edgeopt.check`` and
+``edgeopt.load_report``; its names are loaded on first use. Importing this package is cheap: it
+never imports TensorFlow. Modules that need TensorFlow get Keras through :mod:`edgeopt.kerasapi`,
+the single place that chooses tf_keras.
 """
 
 __version__ = "0.1.0"
+
+_API = ("load_recipe", "prepare", "compress", "Prepared", "Result", "benchmark", "inspect_tflite", "check",
+        "load_report", "Recipe", "Report")
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name: str):
+    if name in _API:
+        from edgeopt import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'edgeopt' has no attribute {name!r}")

@@ -130,7 +130,7 @@ def train_cmd(model_name, data_name, out_dir, epochs, seed, overrides, overwrite
     from edgeopt.report import render_table
 
     with captured(verbose) as log:
-        report = run_recipe(recipe, out_dir, overwrite=overwrite, quiet=quiet, log=log)
+        report = run_recipe(recipe, out_dir, overwrite=overwrite, quiet=quiet, log=log).report.to_json()
     click.echo(render_table(report))
     click.echo(f"saved {out_dir}/model.keras (and its float32 .tflite, report.json)", err=True)
 
@@ -171,7 +171,7 @@ def compress_cmd(recipe_path, out_dir, overrides, dump_recipe, overwrite, quiet,
 
     with captured(verbose) as log:
         report = run_recipe(recipe, out_dir, overwrite=overwrite, quiet=quiet, recipe_path=recipe_path,
-                            log=log)
+                            log=log).report.to_json()
     if as_json:
         emit_json(report)
     else:

@@ -1,17 +1,21 @@
-"""Run a recipe: sequence the stages, nothing else.
+"""Run a recipe in steps: prepare -> compress -> measure -> write. Sequences the stages, nothing else.
 
-recipe -> load data, build or load the model -> train -> for each stage: apply, fine-tune with its
-callbacks, strip, report -> convert to each export format -> inspect + evaluate + benchmark each
-``.tflite`` -> report.json and its renderings.
-
-Everything is written into a temporary folder beside ``out_dir`` and moved into place only when the
-run completes, so an interrupted or failed run never leaves partial files, and an existing output
-is replaced only with ``overwrite`` (and only at the very end).
+* :func:`prepare`: load the data, build or load the model, train it, and measure its float32
+  ``.tflite`` (the reference every ratio is taken against). Done once.
+* :func:`compress`: on a copy of the prepared model, for each stage apply, fine-tune with its
+  callbacks, strip and report; convert to each export format; :func:`measure` each ``.tflite``
+  (inspect, evaluate, benchmark); verify. Any number of times on one :class:`Prepared`.
+* :meth:`Result.save` / :func:`run_recipe`: write the files, the resolved recipe and the report,
+  staged beside the output folder and moved into place only when complete, so an interrupted or
+  failed run never leaves partial files, and an existing output is replaced only with
+  ``overwrite`` (and only at the very end).
 """
 
 from __future__ import annotations
 
 import gzip
+import tempfile
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,19 +29,17 @@ from edgeopt.logs import NOT_CAPTURING, Capture
 from edgeopt.outputs import check_output, staged_output
 from edgeopt.progress import Progress
 from edgeopt.recipe import Recipe, dump_recipe
+from edgeopt.types import KERAS_VARIANT, REFERENCE, SCHEMA_VERSION, Report, Status, Variant
 
-SCHEMA_VERSION = 1
 QUANTIZED_FORMATS = ("int8",)  # formats exported from the QAT model when the recipe has one
-STATUS_OK = "ok"
-STATUS_FAILED = "failed"
 
 
 # -- small helpers ---------------------------------------------------------------------------------
 
 
-def file_sizes(path: Path) -> dict[str, int]:
-    raw = path.read_bytes()
-    return {"size_bytes": len(raw), "gzip_bytes": len(gzip.compress(raw, compresslevel=9, mtime=0))}
+def gzip_size(raw: bytes) -> int:
+    """Size after gzip -9, the figure budgets and reports use for a compressed download."""
+    return len(gzip.compress(raw, compresslevel=9, mtime=0))
 
 
 def seed_everything(seed: int) -> None:
@@ -84,9 +86,7 @@ def keras_metrics(model, data: Dataset) -> tuple[dict, dict]:
 # -- variants --------------------------------------------------------------------------------------
 
 
-def tflite_variant(
-    name: str, fmt: str, path: Path, data: Dataset, recipe: Recipe, progress: Progress
-) -> dict:
+def measure(name: str, fmt: str, path: Path, data: Dataset, recipe: Recipe, progress: Progress) -> Variant:
     """Inspect, evaluate and benchmark one emitted ``.tflite``."""
     from edgeopt import bench
     from edgeopt.bench.stats import failed_entry
@@ -113,38 +113,22 @@ def tflite_variant(
             latency[target] = failed_entry(
                 str(exc), provenance=bench.parse_target(target).provenance, threads=spec.threads
             )
-    return {
+    raw = path.read_bytes()
+    return Variant.from_json({
         "name": name,
         "format": fmt,
         "path": path.name,
-        "status": STATUS_OK,
+        "status": Status.OK,
         "reason": None,
-        **file_sizes(path),
+        "size_bytes": len(raw),
+        "gzip_bytes": gzip_size(raw),
         "params": info["params"],
         "sparsity": info["sparsity"],
         "metrics": metrics,
         "latency": latency,
         "inspect": info,
         "evaluation": evaluation,
-    }
-
-
-def failed_variant(name: str, fmt: str, reason: str) -> dict:
-    return {
-        "name": name,
-        "format": fmt,
-        "path": None,
-        "status": STATUS_FAILED,
-        "reason": reason,
-        "size_bytes": None,
-        "gzip_bytes": None,
-        "params": None,
-        "sparsity": None,
-        "metrics": {},
-        "latency": {},
-        "inspect": {},
-        "evaluation": {},
-    }
+    })
 
 
 # -- checks: what was asked for versus what the .tflite holds --------------------------------------
@@ -162,7 +146,7 @@ def sparsity_checks(stages: list[dict], variants: list[dict], pruned_fraction: f
     expected = max(targets) * pruned_fraction - 0.02
     checks = []
     for v in variants:
-        if v["format"] in ("keras",) or v["name"] == "trained_float32" or v["status"] != STATUS_OK:
+        if v["format"] in ("keras",) or v["name"] == REFERENCE or v["status"] != Status.OK:
             continue
         ok = v["sparsity"] >= expected
         checks.append(
@@ -184,7 +168,7 @@ def int8_checks(variants: list[dict]) -> list[dict]:
     """An int8 export must compute in int8: no float ops left."""
     checks = []
     for v in variants:
-        if v["format"] != "int8" or v["status"] != STATUS_OK:
+        if v["format"] != "int8" or v["status"] != Status.OK:
             continue
         float_ops = v["inspect"].get("float_ops") or []
         ok = not float_ops
@@ -242,75 +226,176 @@ def check_model_files(recipe: Recipe) -> None:
             check_no_code(Path(path), recipe.trust_model, where)
 
 
-def run_recipe(
-    recipe: Recipe, out_dir: Path, *, overwrite: bool = False, quiet: bool = False,
-    recipe_path: Path | None = None, log: Capture = NOT_CAPTURING,
-) -> dict[str, Any]:
-    """Run ``recipe`` and write every output into ``out_dir``; return the report.
+@dataclass
+class Prepared:
+    """What every compression of a recipe shares: its data, the trained model and its reference.
 
-    ``recipe_path``, the file the recipe came from, is protected like the other inputs: an output
-    folder that holds it is refused. ``log``, TensorFlow's captured output, is kept as edgeopt.log.
+    Made once by :func:`prepare`; :func:`compress` may run on it any number of times (a search
+    does) without retraining or re-measuring the reference. ``model`` is never modified:
+    each compress works on a copy.
     """
-    out_dir = Path(out_dir)
-    inputs = [*recipe_inputs(recipe), recipe_path]
-    check_output(out_dir, overwrite, inputs)
+
+    recipe: Recipe
+    data: Dataset
+    model: Any  # the trained tf_keras model
+    history: dict[str, list]
+    keras_file: bytes  # model.keras as saved after training
+    reference_file: bytes  # trained_float32.tflite
+    keras_variant: Variant
+    reference: Variant  # trained_float32, inspected, evaluated and benchmarked
+
+
+@dataclass(frozen=True)
+class Result:
+    """One compression: the typed report and the files it describes, not yet on disk."""
+
+    report: Report
+    recipe: Recipe
+    files: dict[str, bytes] = field(repr=False)  # file name -> content: model.keras and each .tflite
+
+    @property
+    def ok(self) -> bool:
+        return self.report.ok
+
+    def table(self) -> str:
+        """The report as a terminal table."""
+        from edgeopt.report import render_table
+
+        return render_table(self.report.to_json())
+
+    def _repr_markdown_(self) -> str:  # a notebook shows the Markdown report
+        from edgeopt.report import render_markdown
+
+        return render_markdown(self.report.to_json())
+
+    def write_into(self, folder: Path, log: Capture = NOT_CAPTURING) -> None:
+        """Write every file, the resolved recipe, the log and the report into an existing ``folder``."""
+        from edgeopt.report import write_report
+
+        for name, content in self.files.items():
+            (folder / name).write_bytes(content)
+        (folder / "recipe.resolved.yaml").write_text(dump_recipe(self.recipe))
+        log.copy_into(folder)
+        write_report(self.report.to_json(), folder)
+
+    def save(self, folder: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the result into ``folder``, staged and moved into place only when complete."""
+        folder = Path(folder)
+        check_output(folder, overwrite, recipe_inputs(self.recipe))
+        with staged_output(folder, overwrite, inputs=recipe_inputs(self.recipe)) as work:
+            self.write_into(work)
+        return folder
+
+
+def check_recipe(recipe: Recipe, data: Dataset | None = None) -> None:
+    """Everything that can be refused before any training: targets, model files, prune schedules."""
     from edgeopt.bench import parse_target
 
     for target in recipe.benchmark.targets:  # a typo in a target fails now, not after training
         parse_target(target)
     check_model_files(recipe)
-    # Progress draws bars only on a terminal and not quiet; otherwise one status line per step.
-    notices: list[str] = []
-    with Progress(quiet) as progress, staged_output(out_dir, overwrite, notices, inputs) as work:
-        for notice in notices:
-            progress(notice)
-        data = load_dataset(recipe.data)
+    if data is not None:
         from edgeopt.techniques.prune_steps import check_reachable
 
         for index, stage in enumerate(recipe.stages):  # a schedule that cannot finish fails now too
             if stage.kind == "prune":
                 check_reachable(stage, index, data, recipe.train)
-        report = _run(recipe, data, work, progress)
-        from edgeopt.report import write_report
-
-        (work / "recipe.resolved.yaml").write_text(dump_recipe(recipe))
-        log.copy_into(work)
-        write_report(report, work)
-    return report
 
 
-def _run(recipe: Recipe, data: Dataset, work: Path, progress: Progress) -> dict[str, Any]:
-    from edgeopt.convert import ConversionError, convert
-    from edgeopt.techniques import StageContext, distill, get_technique
+def prepare(recipe: Recipe, progress: Progress | None = None) -> Prepared:
+    """Load the data, build (or load) and train the model, and measure its float32 reference."""
+    from edgeopt.convert import convert
     from edgeopt.train import fit, with_regularization
-    from edgeopt.verify import technique_checks
 
+    progress = progress or Progress(quiet=True)
+    data = load_dataset(recipe.data)
+    check_recipe(recipe, data)
     seed_everything(recipe.seed)
     model = with_regularization(load_model(recipe, data), recipe.train.l1, recipe.train.l2)
     progress(f"training {recipe.run_name} on {data.name} ({recipe.train.epochs} epochs max)")
     epochs_bar = progress.keras_callback(f"training {recipe.run_name}", recipe.train.epochs)
     history = fit(model, data, recipe.train, seed=recipe.seed, callbacks=[epochs_bar])
-    model.save(work / "model.keras")
+    with tempfile.TemporaryDirectory(prefix="edgeopt-") as scratch:
+        keras_path = Path(scratch) / "model.keras"
+        model.save(keras_path)
+        keras_file = keras_path.read_bytes()
+        reference_path = Path(scratch) / f"{REFERENCE}.tflite"
+        reference_path.write_bytes(convert(model, "float32"))
+        reference = measure(REFERENCE, "float32", reference_path, data, recipe, progress)
+        reference_file = reference_path.read_bytes()
     metrics, evaluation = keras_metrics(model, data)
-    variants = [
-        {
-            "name": "keras_float",
-            "format": "keras",
-            "path": "model.keras",
-            "status": STATUS_OK,
-            "reason": None,
-            **file_sizes(work / "model.keras"),
-            "params": int(model.count_params()),
-            "sparsity": None,
-            "metrics": metrics,
-            "latency": {},
-            "inspect": {},
-            "evaluation": evaluation,
-        }
-    ]
-    representative = data.representative(seed=recipe.seed)
-    (work / "trained_float32.tflite").write_bytes(convert(model, "float32"))
+    keras_variant = Variant.from_json({
+        "name": KERAS_VARIANT, "format": "keras", "path": "model.keras", "status": "ok", "reason": None,
+        "size_bytes": len(keras_file), "gzip_bytes": gzip_size(keras_file),
+        "params": int(model.count_params()), "sparsity": None, "metrics": metrics, "latency": {},
+        "inspect": {}, "evaluation": evaluation,
+    })
+    from edgeopt.zoo import ZOO
 
+    if recipe.model in ZOO and recipe.train.epochs == 0:
+        # A distill recipe may leave the student to its stage: the references are then untrained.
+        note = "untrained: train.epochs is 0; a latency reference, not an accuracy one"
+        keras_variant, reference = keras_variant.replace(note=note), reference.replace(note=note)
+    return Prepared(recipe=recipe, data=data, model=model, history=history, keras_file=keras_file,
+                    reference_file=reference_file, keras_variant=keras_variant, reference=reference)
+
+
+def copy_model(model):
+    """A copy of a trained tf_keras model with the same layer names and weights."""
+    from edgeopt.kerasapi import keras
+
+    clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+def compress(prepared: Prepared, *, stages: list | None = None, export: list[str] | None = None,
+             overrides: list[str] | None = None, progress: Progress | None = None) -> Result:
+    """Apply the recipe's stages to a copy of the trained model, export, verify and measure.
+
+    ``stages``, ``export`` and ``overrides`` (``KEY=VALUE`` as on the command line) replace the
+    prepared recipe's; the training and the reference are reused, never redone.
+    """
+    recipe = _with_changes(prepared.recipe, stages, export, overrides)
+    check_recipe(recipe, prepared.data)
+    progress = progress or Progress(quiet=True)
+    with tempfile.TemporaryDirectory(prefix="edgeopt-") as scratch:
+        return _compress(prepared, recipe, Path(scratch), progress)
+
+
+def _with_changes(recipe: Recipe, stages, export, overrides) -> Recipe:
+    from edgeopt.recipe import parse_recipe
+
+    if stages is None and export is None and not overrides:
+        return recipe
+    data = recipe.resolved()
+    if stages is not None:
+        data["stages"] = [s.model_dump(mode="json") if hasattr(s, "model_dump") else s for s in stages]
+    if export is not None:
+        data["export"] = list(export)
+    if overrides:
+        from edgeopt.recipe import apply_overrides
+
+        data = apply_overrides(data, list(overrides))
+    changed = parse_recipe(data, "compress()")
+    fixed = ("model", "model_options", "data", "seed", "train", "trust_model")
+    moved = [name for name in fixed if getattr(changed, name) != getattr(recipe, name)]
+    if moved:
+        raise InputError(f"compress() reuses the prepared model: {', '.join(moved)} cannot change; "
+                         "prepare() a new recipe instead")
+    return changed
+
+
+def _compress(prepared: Prepared, recipe: Recipe, scratch: Path, progress: Progress) -> Result:
+    from edgeopt.convert import ConversionError, convert
+    from edgeopt.techniques import StageContext, distill, get_technique
+    from edgeopt.train import fit
+    from edgeopt.verify import technique_checks
+
+    data = prepared.data
+    seed_everything(recipe.seed)
+    model = copy_model(prepared.model)
+    representative = data.representative(seed=recipe.seed)
     stages, float_model, current, earlier = [], model, model, ()
     all_kernels = sum(int(np.prod(w.shape)) for w in model.weights)
     pruned_kernels = 0
@@ -355,37 +440,25 @@ def _run(recipe: Recipe, data: Dataset, work: Path, progress: Progress) -> dict[
         if stage.kind != "quantize":
             float_model = stripped
 
-    variants.append(
-        tflite_variant("trained_float32", "float32", work / "trained_float32.tflite", data, recipe, progress)
-    )
-    from edgeopt.zoo import ZOO
-
-    if recipe.model in ZOO and recipe.train.epochs == 0:
-        # A distill recipe may leave the student to its stage: the references are then untrained.
-        for v in (v for v in variants if v["name"] in ("keras_float", "trained_float32")):
-            v["note"] = "untrained: train.epochs is 0; a latency reference, not an accuracy one"
+    variants = [prepared.keras_variant.to_json(), prepared.reference.to_json()]
+    files = {"model.keras": prepared.keras_file, f"{REFERENCE}.tflite": prepared.reference_file}
     for fmt in recipe.export:
         source = current if fmt in QUANTIZED_FORMATS else float_model
-        path = work / f"{fmt}.tflite"
+        path = scratch / f"{fmt}.tflite"
         progress(f"exporting {fmt}")
         try:
             path.write_bytes(convert(source, fmt, representative, int8_io=recipe.export_options.int8_io,
                                      sparse_encoding=sparse_encoding(recipe)))
         except ConversionError as exc:
-            variants.append(failed_variant(fmt, fmt, str(exc)))
+            variants.append(Variant.failed(fmt, fmt, str(exc)).to_json())
             continue
-        variants.append(tflite_variant(fmt, fmt, path, data, recipe, progress))
+        variants.append(measure(fmt, fmt, path, data, recipe, progress).to_json())
+        files[path.name] = path.read_bytes()
 
     checks = sparsity_checks(stages, variants, pruned_kernels / all_kernels if all_kernels else 0.0)
     checks += int8_checks(variants)
     checks += technique_checks(stages, variants)
-    failed_latency = [e for v in variants for e in v["latency"].values() if e.get("status") != STATUS_OK]
-    failed = (
-        any(v["status"] != STATUS_OK for v in variants)
-        or any(c["status"] != "ok" for c in checks)
-        or bool(failed_latency)
-    )
-    return {
+    report = Report.from_json({
         "schema_version": SCHEMA_VERSION,
         "edgeopt_version": __version__,
         "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -395,9 +468,33 @@ def _run(recipe: Recipe, data: Dataset, work: Path, progress: Progress) -> dict[
         "seed": recipe.seed,
         "environment": environment.describe(),
         "data": data.describe(),
-        "training": {"history": history, "epochs_run": len(history.get("loss", []))},
+        "training": {"history": prepared.history, "epochs_run": len(prepared.history.get("loss", []))},
         "stages": stages,
         "variants": variants,
         "checks": checks,
-        "status": STATUS_FAILED if failed else STATUS_OK,
-    }
+        "status": Status.OK,
+    })
+    return Result(report=report.with_status(), recipe=recipe, files=files)
+
+
+def run_recipe(
+    recipe: Recipe, out_dir: Path, *, overwrite: bool = False, quiet: bool = False,
+    recipe_path: Path | None = None, log: Capture = NOT_CAPTURING,
+) -> Result:
+    """Run ``recipe`` (prepare, compress, write) into ``out_dir``; return the result.
+
+    ``recipe_path``, the file the recipe came from, is protected like the other inputs: an output
+    folder that holds it is refused. ``log``, TensorFlow's captured output, is kept as edgeopt.log.
+    """
+    out_dir = Path(out_dir)
+    inputs = [*recipe_inputs(recipe), recipe_path]
+    check_output(out_dir, overwrite, inputs)
+    check_recipe(recipe)
+    # Progress draws bars only on a terminal and not quiet; otherwise one status line per step.
+    notices: list[str] = []
+    with Progress(quiet) as progress, staged_output(out_dir, overwrite, notices, inputs) as work:
+        for notice in notices:
+            progress(notice)
+        result = compress(prepare(recipe, progress), progress=progress)
+        result.write_into(work, log)
+    return result

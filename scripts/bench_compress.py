@@ -128,7 +128,7 @@ def run(recipe: dict[str, Any], out: Path) -> dict[str, Any]:
     from edgeopt.recipe import parse_recipe
 
     started = time.monotonic()
-    report = run_recipe(parse_recipe(recipe), out, overwrite=True, quiet=True)
+    report = run_recipe(parse_recipe(recipe), out, overwrite=True, quiet=True).report.to_json()
     report["_seconds"] = time.monotonic() - started
     return report
 

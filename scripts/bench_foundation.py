@@ -31,7 +31,7 @@ def main() -> None:
         start = time.monotonic()
         report = run_recipe(
             load_recipe(f"models/{name}/recipe.yaml"), Path(args.out) / name, overwrite=True, quiet=True
-        )
+        ).report.to_json()
         seconds = time.monotonic() - start
         ref, int8 = variant(report, "trained_float32"), variant(report, "int8")
         metric = "accuracy" if report["task"] == "classification" else "mae"
