@@ -10,16 +10,16 @@ training. This module imports no TensorFlow.
 from __future__ import annotations
 
 import copy
-import difflib
 import math
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from edgeopt.documents import check_depth, load_yaml, read_text
 from edgeopt.errors import RecipeError
+from edgeopt.strict import SEED_LIMIT, Strict
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "rmsprop", "adagrad")
 EXPORT_FORMATS = ("float32", "float16", "dynamic", "int8", "int16x8")
@@ -33,26 +33,7 @@ MAX_THREADS = 256
 MAX_RUNS = 1_000_000
 MAX_WARMUP = 100_000
 MAX_MIN_SECONDS = 3600.0
-SEED_LIMIT = 2**32  # seeds are in [0, 2**32): what NumPy, TensorFlow and Python's random all accept
-
-
-class Strict(BaseModel):
-    """Base for every recipe section: frozen, and unknown keys rejected with a suggestion."""
-
-    # allow_inf_nan: a recipe never means inf or nan (`end_epoch: .inf` would train for ever).
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _reject_unknown_keys(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            known = list(cls.model_fields)
-            for key in data:
-                if key not in cls.model_fields:
-                    close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
-                    hint = f"did you mean '{close[0]}'?" if close else "known keys: " + ", ".join(known)
-                    raise ValueError(f"unknown key '{key}' ({hint})")
-        return data
+# Strict and SEED_LIMIT live in edgeopt.strict (imported here, and re-exported, for regress).
 
 
 def plain_options(value: dict[str, Any]) -> dict[str, Any]:
