@@ -171,18 +171,14 @@ def compress_cmd(recipe_path, out_dir, overrides, dump_recipe, overwrite, quiet,
 
     with captured(verbose) as log:
         report = run_recipe(recipe, out_dir, overwrite=overwrite, quiet=quiet, recipe_path=recipe_path,
-                            log=log).report.to_json()
+                            log=log).report
     if as_json:
-        emit_json(report)
+        emit_json(report.to_json())
     else:
-        click.echo(render_table(report))
+        click.echo(render_table(report.to_json()))
         click.echo(f"\nwrote {out_dir}/report.json", err=True)
-    if report["status"] != "ok":
-        failed = [c["message"] for c in report["checks"] if c["status"] != "ok"]
-        failed += [f"{v['name']}: {v['reason']}" for v in report["variants"] if v["status"] != "ok"]
-        failed += sorted({f"{target}: {entry['reason']}" for v in report["variants"]
-                          for target, entry in v["latency"].items() if entry.get("status") != "ok"})
-        click.echo("edgeopt: check failed: " + "; ".join(failed), err=True)
+    if not report.ok:
+        click.echo("edgeopt: check failed: " + "; ".join(report.failures()), err=True)
         click.get_current_context().exit(EXIT_CHECK_FAILED)
 
 

@@ -360,6 +360,14 @@ class Report(_Json):
             seen += [t for t in v.latency if t not in seen]
         return seen
 
+    def failures(self) -> list[str]:
+        """One line per failed check, failed variant and failed measurement: why ``status`` is failed."""
+        lines = [c.message for c in self.checks if not c.ok]
+        lines += [f"{v.name}: {v.reason}" for v in self.variants if not v.ok]
+        lines += sorted({f"{target}: {entry.reason}" for v in self.variants
+                         for target, entry in v.latency.items() if not entry.ok})
+        return lines
+
     def with_status(self) -> Report:
         """This report with ``status`` worked out from its variants, latency entries and checks."""
         failed = (any(not v.ok for v in self.variants) or any(not c.ok for c in self.checks)
