@@ -15,7 +15,7 @@ This module imports no TensorFlow.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -48,6 +48,7 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     unit: str = ""  # of regression targets, for reports ("degrees")
+    preprocessing: dict = field(default_factory=dict)  # how user data was read: recorded in the report
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -83,6 +84,8 @@ class Dataset:
         if self.task == REGRESSION:
             info["unit"] = self.unit
             info["mean_predictor_mae"] = self.mean_predictor_mae()
+        if self.preprocessing:
+            info["preprocessing"] = self.preprocessing
         return info
 
 
@@ -241,12 +244,13 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
                                  f"numpy.savez(path, {', '.join(f'{k}=...' for k in NPZ_KEYS)})")
             handle.seek(0)
             with np.load(handle, allow_pickle=False) as archive:
-                missing = [k for k in NPZ_KEYS if k not in archive.files]
+                keys = NPZ_KEYS if not {"x", "y"} <= set(archive.files) else ("x", "y")
+                missing = [k for k in keys if k not in archive.files]
                 if missing:
                     raise InputError(f"{path}: missing arrays {', '.join(missing)} "
-                                     f"(an .npz needs {', '.join(NPZ_KEYS)})")
+                                     f"(an .npz needs {', '.join(NPZ_KEYS)}, or x and y to be split)")
                 arrays = {}
-                for key in NPZ_KEYS:
+                for key in keys:
                     _check_header(path, key, archive.zip)
                     arrays[key] = archive[key]
                 return arrays
@@ -333,43 +337,69 @@ def _as_float32(path: Path, name: str, array: np.ndarray) -> np.ndarray:
     return values
 
 
-def load_npz(path: Path) -> Dataset:
-    """A user dataset: an .npz holding x_train, y_train, x_test, y_test (numeric arrays, never pickles).
+def check_dataset_arrays(source: str, arrays: dict[str, np.ndarray], task: str | None = None):
+    """Checked float32 inputs and labels of the four split arrays, and the task.
 
-    Integer 1-D labels mean classification (dense 0..K-1, K at most :data:`MAX_CLASSES`); anything else
-    is regression (targets made 2-D).
+    Integer 1-D labels mean classification (dense 0..K-1, K at most :data:`MAX_CLASSES`) unless
+    ``task`` says regression; anything else is regression (targets made 2-D). ``source`` names the
+    data in messages.
 
     Raises:
         InputError: naming the array and what is wrong with it.
     """
-    arrays = _read_npz(path)
-    _check_shapes(path, arrays)
+    _check_shapes(source, arrays)
     y_train, y_test = arrays["y_train"], arrays["y_test"]
-    if np.issubdtype(y_train.dtype, np.integer) and y_train.ndim == 1:
+    integer_labels = np.issubdtype(y_train.dtype, np.integer) and y_train.ndim == 1
+    if task == CLASSIFICATION and not integer_labels:
+        raise InputError(f"{source}: task is classification but the labels are {y_train.dtype} values of "
+                         f"shape {y_train.shape[1:] or '()'}; give integer class labels 0..K-1")
+    if integer_labels and task != REGRESSION:
         task = CLASSIFICATION
-        _check_labels(path, y_train, y_test)
+        _check_labels(source, y_train, y_test)
         y_train, y_test = y_train.astype(np.int64), y_test.astype(np.int64)
     else:
         task = REGRESSION
-        y_train = _as_float32(path, "y_train", y_train).reshape(len(y_train), -1)
-        y_test = _as_float32(path, "y_test", y_test).reshape(len(y_test), -1)
-    x_train = _as_float32(path, "x_train", arrays["x_train"])
-    x_test = _as_float32(path, "x_test", arrays["x_test"])
+        y_train = _as_float32(source, "y_train", y_train).reshape(len(y_train), -1)
+        y_test = _as_float32(source, "y_test", y_test).reshape(len(y_test), -1)
+    x_train = _as_float32(source, "x_train", arrays["x_train"])
+    x_test = _as_float32(source, "x_test", arrays["x_test"])
+    return x_train, y_train, x_test, y_test, task
+
+
+def load_npz(path: Path, test_split: float = 0.2, seed: int = 0) -> Dataset:
+    """A user dataset: an .npz holding x_train, y_train, x_test, y_test, or x and y to split (seeded,
+    stratified for classes). Numeric arrays only: never unpickles.
+
+    Raises:
+        InputError: naming the array and what is wrong with it.
+    """
+    from edgeopt.sources import from_arrays
+
+    arrays = _read_npz(path)
+    if "x" in arrays:
+        return from_arrays(path.stem, str(path), arrays["x"], arrays["y"], test_split=test_split, seed=seed,
+                           preprocessing={"source": "npz"})
+    x_train, y_train, x_test, y_test, task = check_dataset_arrays(str(path), arrays)
     return Dataset(path.stem, task, x_train, y_train, x_test, y_test)
 
 
-def load_dataset(spec: str) -> Dataset:
-    """A built-in dataset by name, or an .npz file by path."""
+def load_dataset(spec) -> Dataset:
+    """A built-in dataset by name, user data by path (.npz, folder of class folders, .csv), or a
+    :class:`~edgeopt.sources.DataSpec` mapping (options, or a loader)."""
+    from edgeopt.sources import DataSpec, load_source
+
+    if isinstance(spec, DataSpec):
+        return load_source(spec)
     if spec in BUILTIN:
         return BUILTIN[spec]()
     path = Path(spec)
-    if path.suffix == ".npz" or path.exists():
-        if not path.is_file():
-            raise InputError(
-                f"data: file {path} not found (give a built-in name: {', '.join(BUILTIN)}, or an .npz path)"
-            )
-        return load_npz(path)
-    raise InputError(f"data: unknown dataset '{spec}' (built-in: {', '.join(BUILTIN)}; or a path to an .npz)")
+    if path.exists() or path.suffix.lower() in (".npz", ".csv"):
+        if not path.exists():
+            raise InputError(f"data: {path} not found (give a built-in name: {', '.join(BUILTIN)}, an .npz "
+                             "or .csv file, or a folder of class folders)")
+        return load_source(DataSpec(path=str(path)))
+    raise InputError(f"data: unknown dataset '{spec}' (built-in: {', '.join(BUILTIN)}; or a path to an .npz "
+                     "or .csv file, or to a folder of class folders)")
 
 
 def steps_per_epoch(data: Dataset, spec: TrainSpec, batch_size: int | None = None) -> int:

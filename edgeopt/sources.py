@@ -1,0 +1,299 @@
+"""The user's own data: image folders, CSV files, a Python loader, a single x/y split. No TensorFlow.
+
+A recipe's ``data:`` is a built-in name, a path (``.npz`` file, folder of class folders, ``.csv``
+file: the format is picked by what the path is), or a mapping (:class:`DataSpec`) with options::
+
+    data: {path: images/, image_size: [96, 96], color_mode: rgb, scale: 0.00392156862745098}
+    data: {path: table.csv, label: species, features: [a, b, c]}
+    data: {loader: "mypkg.data:load"}          # returns (x_train, y_train, x_test, y_test) or {x, y}
+
+Every source ends in :func:`from_arrays`, which checks the arrays the same way for all of them
+(shapes, finite values, dense class labels), makes the seeded split when the source has none, and
+records the preprocessing in the dataset (it goes into the report).
+
+Image folders follow ``keras.utils.image_dataset_from_directory``: one sub-folder per class, class
+indices in sorted folder-name order, ``image_size`` (height, width) with bilinear resizing,
+``color_mode`` grayscale / rgb / rgba, pixel values 0-255 unless ``scale`` says otherwise; with
+``train/`` and ``test/`` sub-folders those are the split.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from edgeopt.errors import InputError
+from edgeopt.strict import Strict
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+COLOR_MODES = {"grayscale": "L", "rgb": "RGB", "rgba": "RGBA"}
+
+
+class DataSpec(Strict):
+    """``data:`` as a mapping: where the data is and how to read it."""
+
+    path: str | None = Field(None, description="an .npz file, a folder of class folders, or a .csv file")
+    loader: str | None = Field(None, description="'module:function' returning arrays (your own code)")
+    format: Literal["auto", "npz", "images", "csv"] = "auto"
+    test_split: float = Field(0.2, gt=0, lt=1, description="share held out for testing when the source "
+                              "has no split of its own")
+    seed: int = Field(0, ge=0, description="seed of that split")
+    image_size: tuple[int, int] | None = Field(None, description="(height, width); default: the first "
+                                               "image's size")
+    color_mode: Literal["grayscale", "rgb", "rgba"] = "rgb"
+    scale: float = Field(1.0, gt=0, description="pixel values are multiplied by this (1/255 for [0, 1])")
+    label: str = Field("label", description="the CSV column holding the label")
+    features: list[str] | None = Field(None, description="CSV feature columns (default: every other)")
+    task: Literal["classification", "regression"] | None = Field(
+        None, description="default: classification for integer labels, else regression")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataSpec:
+        if (self.path is None) == (self.loader is None):
+            raise ValueError("give exactly one of path or loader")
+        return self
+
+    @property
+    def name(self) -> str:
+        return Path(self.path).stem if self.path else self.loader.rsplit(":", 1)[-1]
+
+
+def kind_of(path: Path) -> str:
+    """The format of a data path, by what it is."""
+    if path.is_dir():
+        return "images"
+    if path.suffix.lower() == ".csv":
+        return "csv"
+    return "npz"
+
+
+def load_source(spec: DataSpec):
+    """The dataset ``spec`` describes."""
+    if spec.loader:
+        return load_with_loader(spec)
+    path = Path(spec.path)
+    if not path.exists():
+        raise InputError(f"data.path: {path} not found; give an .npz file, a folder of class folders "
+                         "or a .csv file")
+    kind = kind_of(path) if spec.format == "auto" else spec.format
+    if kind == "images":
+        return load_image_folder(path, spec)
+    if kind == "csv":
+        return load_csv(path, spec)
+    from edgeopt.data import load_npz
+
+    return load_npz(path, test_split=spec.test_split, seed=spec.seed)
+
+
+# -- arrays -> a checked, split Dataset -----------------------------------------------------------------
+
+
+def split(x: np.ndarray, y: np.ndarray, test_split: float, seed: int, stratify: bool):
+    """A seeded train/test split, stratified by class for classification (every class in both sides
+    when it has at least two samples)."""
+    rng = np.random.default_rng(seed)
+    if not stratify:
+        order = rng.permutation(len(x))
+        n_test = max(1, int(round(len(x) * test_split)))
+        return x[order[n_test:]], y[order[n_test:]], x[order[:n_test]], y[order[:n_test]]
+    train_idx, test_idx = [], []
+    for label in np.unique(y):
+        members = rng.permutation(np.flatnonzero(y == label))
+        n_test = int(round(len(members) * test_split)) if len(members) > 1 else 0
+        n_test = min(max(n_test, 1 if len(members) > 1 else 0), len(members) - 1)
+        test_idx += members[:n_test].tolist()
+        train_idx += members[n_test:].tolist()
+    train_idx, test_idx = np.sort(train_idx), np.sort(test_idx)
+    if not len(test_idx):
+        raise InputError(f"data: too few samples ({len(x)}) to hold out a test split")
+    return x[train_idx], y[train_idx], x[test_idx], y[test_idx]
+
+
+def from_arrays(name: str, source: str, x_train, y_train, x_test=None, y_test=None, *,
+                task: str | None = None, test_split: float = 0.2, seed: int = 0,
+                preprocessing: dict[str, Any] | None = None, label_names: list[str] | None = None):
+    """A :class:`~edgeopt.data.Dataset` from arrays, checked like an .npz and split when not split.
+
+    ``source`` names where the arrays came from, for messages.
+    """
+    from edgeopt.data import CLASSIFICATION, REGRESSION, Dataset, check_dataset_arrays
+
+    arrays = {"x_train": np.asarray(x_train), "y_train": np.asarray(y_train)}
+    given_split = x_test is not None
+    if given_split:
+        arrays.update(x_test=np.asarray(x_test), y_test=np.asarray(y_test))
+    else:
+        x, y = arrays["x_train"], arrays["y_train"]
+        if len(x) != len(y):
+            raise InputError(f"{source}: x has {len(x)} samples but y has {len(y)}; they must match")
+        classes = task != REGRESSION and np.issubdtype(y.dtype, np.integer) and y.ndim == 1
+        arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"] = split(
+            x, y, test_split, seed, stratify=bool(classes))
+    x_tr, y_tr, x_te, y_te, inferred = check_dataset_arrays(source, arrays, task)
+    info = dict(preprocessing or {})
+    if not given_split:
+        info["split"] = {"test_split": test_split, "seed": seed,
+                         "stratified": inferred == CLASSIFICATION}
+    if label_names:
+        info["classes"] = list(label_names)
+    return Dataset(name, inferred, x_tr, y_tr, x_te, y_te, preprocessing=info)
+
+
+# -- image folders ----------------------------------------------------------------------------------------
+
+
+def _class_folders(folder: Path) -> list[Path]:
+    classes = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise InputError(f"data: {folder} holds no class folders; put each class's images in a folder "
+                         "named after the class (images/cat/1.png, images/dog/2.png)")
+    for cls in classes:
+        if not any(p.suffix.lower() in IMAGE_SUFFIXES for p in cls.iterdir()):
+            raise InputError(f"data: class folder {cls} has no images ({', '.join(IMAGE_SUFFIXES)}); "
+                             "add images or remove the folder")
+    return classes
+
+
+def _read_image(path: Path, size: tuple[int, int] | None, mode: str) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image = image.convert(mode)
+            if size is not None and image.size != (size[1], size[0]):
+                image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+            pixels = np.asarray(image, dtype=np.float32)
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise InputError(f"data: cannot read image {path} ({' '.join(str(exc).split())}); "
+                         "remove it or save it again as PNG or JPEG") from None
+    return pixels[..., np.newaxis] if pixels.ndim == 2 else pixels
+
+
+def _read_class_folders(folder: Path, names: list[str], size, mode: str) -> tuple[np.ndarray, np.ndarray]:
+    images, labels = [], []
+    for index, name in enumerate(names):
+        cls = folder / name
+        if not cls.is_dir():
+            raise InputError(f"data: {folder} has no folder for class '{name}'; train/ and test/ need "
+                             "the same class folders")
+        for path in sorted(p for p in cls.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
+            images.append(_read_image(path, size, mode))
+            labels.append(index)
+    return np.stack(images), np.asarray(labels, dtype=np.int64)
+
+
+def load_image_folder(folder: Path, spec: DataSpec):
+    """One sub-folder per class (or ``train/`` and ``test/``, each with the same class folders)."""
+    mode = COLOR_MODES[spec.color_mode]
+    splits = [folder / "train", folder / "test"]
+    has_split = all(p.is_dir() for p in splits)
+    classes = _class_folders(splits[0] if has_split else folder)
+    names = [c.name for c in classes]
+    size = spec.image_size
+    if size is None:  # the first image's size, so that every other is resized to it
+        first = next(p for p in sorted(classes[0].iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES)
+        height, width = _read_image(first, None, mode).shape[:2]
+        size = (height, width)
+    preprocessing = {"source": "image folder", "image_size": list(size), "color_mode": spec.color_mode,
+                     "scale": spec.scale, "interpolation": "bilinear"}
+    if has_split:
+        _class_folders(splits[1])
+        x_train, y_train = _read_class_folders(splits[0], names, size, mode)
+        x_test, y_test = _read_class_folders(splits[1], names, size, mode)
+        return from_arrays(folder.name, f"data {folder}", x_train * spec.scale, y_train,
+                           x_test * spec.scale, y_test, task="classification",
+                           preprocessing=preprocessing, label_names=names)
+    x, y = _read_class_folders(folder, names, size, mode)
+    return from_arrays(folder.name, f"data {folder}", x * spec.scale, y, task="classification",
+                       test_split=spec.test_split, seed=spec.seed, preprocessing=preprocessing,
+                       label_names=names)
+
+
+# -- CSV ----------------------------------------------------------------------------------------------------
+
+
+def load_csv(path: Path, spec: DataSpec):
+    """Feature columns plus a label column; numeric features, integer or text labels (classes) or
+    numbers (regression)."""
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.reader(handle))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"data: cannot read {path} ({exc}); save it as UTF-8 CSV") from None
+    if len(rows) < 2:
+        raise InputError(f"data: {path} needs a header row and at least one data row")
+    header = [h.strip() for h in rows[0]]
+    if spec.label not in header:
+        raise InputError(f"data: {path} has no label column '{spec.label}' (columns: {', '.join(header)}); "
+                         "name the label column with data.label")
+    features = spec.features or [h for h in header if h != spec.label]
+    unknown = [f for f in features if f not in header]
+    if unknown:
+        raise InputError(f"data.features: {path} has no column {', '.join(unknown)}")
+    columns = [header.index(f) for f in features]
+    label_at = header.index(spec.label)
+    body = [r for r in rows[1:] if any(cell.strip() for cell in r)]
+    try:
+        x = np.asarray([[float(r[i]) for i in columns] for r in body], dtype=np.float64)
+    except (ValueError, IndexError) as exc:
+        raise InputError(f"data: {path} has a non-numeric or missing feature value ({exc}); "
+                         "features must be numbers") from None
+    raw = [r[label_at].strip() if label_at < len(r) else "" for r in body]
+    label_names = None
+    task = spec.task
+    try:
+        numbers = np.asarray([float(v) for v in raw])
+        integral = bool(np.all(np.isfinite(numbers)) and np.all(numbers == np.round(numbers)))
+        if task == "classification" or (task is None and integral):
+            y = numbers.astype(np.int64)
+        else:
+            y = numbers.astype(np.float32)
+    except ValueError:  # text labels: classes in sorted order
+        if task == "regression":
+            raise InputError(f"data: {path} column '{spec.label}' holds text; regression needs numbers") \
+                from None
+        label_names = sorted(set(raw))
+        y = np.asarray([label_names.index(v) for v in raw], dtype=np.int64)
+    preprocessing = {"source": "csv", "features": features, "label": spec.label}
+    return from_arrays(path.stem, f"data {path}", x, y, task=task, test_split=spec.test_split,
+                       seed=spec.seed, preprocessing=preprocessing, label_names=label_names)
+
+
+# -- a loader the user names ---------------------------------------------------------------------------------
+
+
+def load_with_loader(spec: DataSpec):
+    """Call the user's ``module:function``; it returns ``(x_train, y_train, x_test, y_test)``, ``(x, y)``,
+    or a dict with those keys."""
+    module_name, _, function_name = spec.loader.partition(":")
+    if not module_name or not function_name:
+        raise InputError(f"data.loader must be 'module:function', got {spec.loader!r}")
+    where = f"data.loader {spec.loader}"
+    try:
+        function = getattr(importlib.import_module(module_name), function_name)
+    except (ImportError, AttributeError) as exc:
+        raise InputError(f"{where} cannot be imported ({exc}); make the module importable "
+                         "(e.g. PYTHONPATH) and check the function name") from None
+    try:
+        result = function()
+    except Exception as exc:  # the user's code: any failure is theirs to fix, in one line
+        raise InputError(f"{where} raised {type(exc).__name__}: {' '.join(str(exc).split())}") from None
+    if isinstance(result, dict):
+        keys = ("x_train", "y_train", "x_test", "y_test") if "x_train" in result else ("x", "y")
+        missing = [k for k in keys if k not in result]
+        if missing:
+            raise InputError(f"{where} returned a dict without {', '.join(missing)}")
+        result = tuple(result[k] for k in keys)
+    if not isinstance(result, (tuple, list)) or len(result) not in (2, 4):
+        raise InputError(f"{where} must return (x_train, y_train, x_test, y_test) or (x, y), "
+                         f"got {type(result).__name__}")
+    preprocessing = {"source": "loader", "loader": spec.loader}
+    if len(result) == 4:
+        return from_arrays(spec.name, where, *result, task=spec.task, preprocessing=preprocessing)
+    return from_arrays(spec.name, where, *result, task=spec.task, test_split=spec.test_split, seed=spec.seed,
+                       preprocessing=preprocessing)
