@@ -351,57 +351,79 @@ def _parse_threads(_ctx, _param, value: str) -> list[int]:
     return threads
 
 
-@cli.command("benchmark")
+class _BenchmarkCommand(click.Command):
+    """The benchmark command, whose help names the targets of edgeopt.bench's registry when shown."""
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        from edgeopt.bench import parallel_prefixes, provenance_help, targets_help
+
+        together = ", ".join(parallel_prefixes())
+        for param in self.params:
+            if param.name == "targets":
+                param.help = f"{targets_help()} (repeatable" + (
+                    f"; {together} targets run in parallel)." if together else ").")
+        self.help = BENCHMARK_HELP.format(provenance=provenance_help())
+        super().format_help(ctx, formatter)
+
+
+BENCHMARK_HELP = """Time .tflite models on targets: one row per model x target x threads.
+
+    \b
+    Provenance of each row, by target: {provenance}.
+    Emulated timings are QEMU's, and emulated rows report the max abs output difference vs x86;
+    estimated rows hold p50 only. A failing row keeps its reason and the others still run.
+    Exit codes: 0 all rows ok; 1 a measurement failed (e.g. the runtime crashed);
+    2 bad input (file, target, inputs, settings); 3 environment (board unreachable,
+    authentication, no Python/runtime, qemu missing, timeout).
+    """
+# How the benchmark command's user spells each BenchSpec field, for its messages.
+BENCHMARK_OPTIONS = {"targets": "--target", "threads": "--threads", "runs": "--runs", "warmup": "--warmup",
+                     "min_seconds": "--min-seconds", "xnnpack": "--no-xnnpack", "timeout": "--timeout",
+                     "inputs": "--inputs", "seed": "--seed", "ssh_config": "--ssh-config"}
+
+
+@cli.command("benchmark", cls=_BenchmarkCommand, help=BENCHMARK_HELP)
 @click.argument("models", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--target", "targets", multiple=True, default=("local",), show_default=True,
-              help="local | ssh://[user@]host[:port] | qemu:cortex-a53|a72|a76 | estimate:pi3|pi4|pi5 "
-                   "(repeatable; SSH boards run in parallel).")
+              help="Where to run (repeatable); `edgeopt benchmark --help` lists the forms.")
 @click.option("--threads", default="1", show_default=True, callback=_parse_threads,
               help="Interpreter thread counts, comma separated, e.g. 1,2,4.")
-@click.option("--runs", type=click.IntRange(min=1), default=100, show_default=True,
-              help="At least this many timed invokes.")
-@click.option("--min-seconds", type=click.FloatRange(min=0), default=0.5, show_default=True,
+@click.option("--runs", type=int, default=100, show_default=True, help="At least this many timed invokes.")
+@click.option("--min-seconds", type=float, default=0.5, show_default=True,
               help="And time invokes for at least this long.")
-@click.option("--warmup", type=click.IntRange(min=0), default=10, show_default=True,
+@click.option("--warmup", type=int, default=10, show_default=True,
               help="Warm-up invokes before timing (and at least 0.1 s).")
 @click.option("--no-xnnpack", is_flag=True, help="Disable LiteRT's default XNNPACK delegate.")
 @click.option("--inputs", type=click.Path(path_type=Path),
               help=".npy (one input) or .npz (by input name or order) instead of random inputs.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random inputs.")
-@click.option("--timeout", type=click.FloatRange(min=1), default=300, show_default=True,
+@click.option("--timeout", type=float, default=300, show_default=True,
               help="Seconds allowed per measurement (and per SSH step).")
-@click.option("--ssh-config", type=click.Path(path_type=Path), help="SSH config file passed to ssh -F.")
+@click.option("--ssh-config", type=click.Path(path_type=Path),
+              help="SSH config file passed to ssh -F (default: $EDGEOPT_SSH_CONFIG, else ssh's own).")
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as one JSON document.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Also write DIR/benchmark.json.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing DIR/benchmark.json.")
 def benchmark_cmd(models, targets, threads, runs, min_seconds, warmup, no_xnnpack, inputs, seed, timeout,
                   ssh_config, as_json, out_dir, overwrite) -> None:
-    """Time .tflite models on targets: one row per model x target x threads.
-
-    \b
-    Provenance of each row: measured (local, ssh://), emulated (qemu:, timings are QEMU's and
-    qemu rows report the max abs output difference vs x86), estimated (estimate:, p50 only).
-    A failing row keeps its reason and the others still run. Exit codes: 0 all rows ok;
-    1 a measurement failed (e.g. the runtime crashed); 2 bad input (file, target, inputs);
-    3 environment (board unreachable, authentication, no Python/runtime, qemu missing, timeout).
-    """
-    import os
-
-    from edgeopt.bench import benchmark
+    # The help is BENCHMARK_HELP: it names the targets, which come from the registry.
+    from edgeopt.bench import benchmark, make_spec
     from edgeopt.bench.stats import TABLE_HEADERS, table_rows, target_notes
     from edgeopt.errors import OutputExistsError
     from edgeopt.render import table
 
+    spec = make_spec({"targets": list(targets), "threads": threads, "runs": runs, "warmup": warmup,
+                      "min_seconds": min_seconds, "xnnpack": not no_xnnpack, "timeout": timeout,
+                      "seed": seed, **({"inputs": str(inputs)} if inputs is not None else {}),
+                      "ssh_config": None if ssh_config is None else str(ssh_config)},
+                     names=BENCHMARK_OPTIONS)
     out_file = None if out_dir is None else out_dir / "benchmark.json"
     if out_dir is not None:
         _check_writable(out_dir, "--out", folder=True)
         _check_writable(out_file, "--out")
     if out_file is not None and out_file.exists() and not overwrite:
         raise OutputExistsError(f"{out_file} exists; pass --overwrite or choose another --out")
-    if ssh_config is not None:
-        os.environ["EDGEOPT_SSH_CONFIG"] = str(ssh_config)
-    result = benchmark(models, targets, threads, runs=runs, warmup=warmup, min_seconds=min_seconds,
-                       use_xnnpack=not no_xnnpack, timeout=timeout, seed=seed, inputs=inputs)
+    result = benchmark(models, spec)
     if len(result.rows) == 1 and result.exit_code != 0 and not as_json and out_file is None:
         click.echo(f"edgeopt: error: {result.rows[0]['reason']}", err=True)
         click.get_current_context().exit(result.exit_code)

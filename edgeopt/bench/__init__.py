@@ -1,109 +1,53 @@
 """Benchmark a .tflite on a target: the desktop, a board over SSH, emulated ARM, or a cost model.
 
-Contract: :func:`measure` returns one latency entry (docs/report-schema.md) for one model on one
-target at one thread count. Targets are ``local``, ``ssh://[user@]host[:port]``,
-``qemu:cortex-a53|cortex-a72|cortex-a76`` and ``estimate:pi3|pi4|pi5``. A measurement that fails
-(the runtime crashes, a step times out) comes back as an entry with ``status: failed`` and a one-line
-``reason``; bad input (missing file, not a flatbuffer, custom op the runtime lacks, inputs of the wrong
-shape) raises :class:`~edgeopt.errors.InputError` and an unusable environment (no sshd answer, no
-runtime on the board, no qemu) raises :class:`~edgeopt.errors.EnvironmentProblem`.
-:func:`benchmark` runs the model x target x threads grid, SSH boards in parallel, and never raises
-for a single row: each failure becomes a row with its reason and the worst exit code is returned.
+Contract: :func:`measure` returns one :class:`~edgeopt.types.LatencyEntry` (docs/report-schema.md)
+for one model on one target at one thread count, with the settings of a
+:class:`~edgeopt.bench.spec.BenchSpec`. Targets are parsed and run by the runners of
+:data:`~edgeopt.bench.registry.RUNNERS` (``local``, ``ssh://[user@]host[:port]``,
+``qemu:cortex-a53|cortex-a72|cortex-a76``, ``estimate:pi3|pi4|pi5``); nothing here names one.
+A measurement that fails (the runtime crashes, a step times out) comes back as an entry with
+``status: failed`` and a one-line ``reason``; bad input (missing file, not a flatbuffer, custom op
+the runtime lacks, inputs of the wrong shape, bad settings) raises :class:`~edgeopt.errors.InputError`
+and an unusable environment (no sshd answer, no runtime on the board, no qemu) raises
+:class:`~edgeopt.errors.EnvironmentProblem`. :func:`benchmark` runs the spec's model x target x
+threads grid, the rows of parallel runners (SSH boards) at the same time, and never raises for a
+single row: each failure becomes a row with its reason and the worst exit code is returned.
 Nothing here imports TensorFlow; the measured code is always ``runner.py`` in a child process.
 """
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, overload
 
-from edgeopt.bench.local import MeasurementFailed, MeasurementTimeout, run_local
-from edgeopt.bench.stats import (
-    PROVENANCE_EMULATED,
-    PROVENANCE_ESTIMATED,
-    PROVENANCE_MEASURED,
-    failed_entry,
-    tidy,
+from edgeopt.bench.local import MeasurementFailed, MeasurementTimeout
+from edgeopt.bench.registry import (
+    RUNNERS,
+    parallel_prefixes,
+    parse_target,
+    provenance_help,
+    runner_for,
+    target_forms,
+    target_kinds,
+    targets_help,
 )
-from edgeopt.errors import EXIT_OK, EdgeoptError, InputError
+from edgeopt.bench.spec import MAX_THREADS, BenchSpec, Target, make_spec
+from edgeopt.bench.stats import failed_entry, to_entry
+from edgeopt.errors import EXIT_CHECK_FAILED, EXIT_OK, EdgeoptError, InputError
+from edgeopt.types import LatencyEntry
 
-__all__ = ["measure", "benchmark", "check_model", "check_settings", "parse_target", "Target",
-           "BenchmarkResult"]
+__all__ = ["measure", "benchmark", "check_model", "parse_target", "Target", "BenchSpec", "make_spec",
+           "BenchmarkResult", "RUNNERS", "target_forms", "target_kinds", "targets_help", "provenance_help",
+           "parallel_prefixes"]
 
 TFLITE_IDENTIFIER = b"TFL3"
-QEMU_CPUS = ("cortex-a53", "cortex-a72", "cortex-a76")
-ESTIMATE_DEVICES = ("pi3", "pi4", "pi5")
-TARGET_FORMS = ("local", "ssh://[user@]host[:port]", "qemu:" + "|".join(QEMU_CPUS),
-                "estimate:" + "|".join(ESTIMATE_DEVICES))
-
-
-@dataclass(frozen=True)
-class Target:
-    """A parsed target: ``kind`` is local, ssh, qemu or estimate; ``spec`` the part after it."""
-
-    kind: str
-    spec: str
-    name: str
-
-    @property
-    def provenance(self) -> str:
-        """What kind of number this target produces."""
-        return {"qemu": PROVENANCE_EMULATED, "estimate": PROVENANCE_ESTIMATED}.get(
-            self.kind, PROVENANCE_MEASURED)
-
-
-def parse_target(text: str) -> Target:
-    """Parse a target string; raise InputError naming the accepted forms when it is not one."""
-    name = text.strip()
-    if name == "local":
-        return Target("local", "", name)
-    if name.startswith("ssh://") and len(name) > len("ssh://"):
-        from edgeopt.bench.ssh import parse_ssh_target
-
-        parse_ssh_target(name)  # validates
-        return Target("ssh", name[len("ssh://"):], name)
-    for kind, choices in (("qemu", QEMU_CPUS), ("estimate", ESTIMATE_DEVICES)):
-        if name.startswith(kind + ":"):
-            spec = name[len(kind) + 1:]
-            if spec not in choices:
-                raise InputError(f"unknown {kind} target {name!r}: use one of "
-                                 + ", ".join(f"{kind}:{c}" for c in choices))
-            return Target(kind, spec, name)
-    guess = difflib.get_close_matches(name, ["local"] + [f"qemu:{c}" for c in QEMU_CPUS]
-                                      + [f"estimate:{d}" for d in ESTIMATE_DEVICES], n=1)
-    hint = f" (did you mean {guess[0]!r}?)" if guess else ""
-    raise InputError(f"unknown target {name!r}{hint}: use " + ", ".join(TARGET_FORMS))
-
-
-MAX_TIMEOUT_S = 24 * 3600.0
-
-
-def check_settings(*, threads: Sequence[int], runs: int, warmup: int, min_seconds: float, timeout: float,
-                   seed: int) -> None:
-    """Refuse measurement settings out of range (the recipe's benchmark section has the same bounds).
-
-    Raises:
-        InputError: naming the setting, its range and the value given.
-    """
-    from edgeopt.recipe import MAX_MIN_SECONDS, MAX_RUNS, MAX_THREADS, MAX_WARMUP, SEED_LIMIT
-
-    counts = [("threads", t, 1, MAX_THREADS) for t in threads]
-    counts += [("runs", runs, 1, MAX_RUNS), ("warmup", warmup, 0, MAX_WARMUP),
-               ("seed", seed, 0, SEED_LIMIT - 1)]
-    for name, value, low, high in counts:
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise InputError(f"{name} must be a whole number in {low}..{high:,}, got {value!r}")
-    # Written so that NaN fails every comparison and so is refused.
-    if not (isinstance(min_seconds, (int, float)) and 0 <= min_seconds <= MAX_MIN_SECONDS):
-        raise InputError(f"min_seconds must be a number of seconds from 0 to {MAX_MIN_SECONDS:g}, "
-                         f"got {min_seconds!r}")
-    if not (isinstance(timeout, (int, float)) and 0 < timeout <= MAX_TIMEOUT_S):
-        raise InputError(f"timeout must be a number of seconds above 0 and at most {MAX_TIMEOUT_S:g}, "
-                         f"got {timeout!r}")
+# measure()'s keyword settings from before BenchSpec -> the spec's field names.
+_LEGACY_SETTINGS = {"runs": "runs", "warmup": "warmup", "min_seconds": "min_seconds",
+                    "use_xnnpack": "xnnpack", "timeout": "timeout", "seed": "seed", "inputs": "inputs"}
 
 
 def check_model(model_path: str | os.PathLike) -> Path:
@@ -128,64 +72,63 @@ def check_model(model_path: str | os.PathLike) -> Path:
     return path
 
 
-def _measure_or_raise(model: Path, target: Target, *, threads: int, runs: int, warmup: int,
-                      min_seconds: float, use_xnnpack: bool, timeout: float, seed: int,
-                      inputs: str | None) -> dict:
-    """One measurement; every failure is raised as a typed edgeopt error."""
-    common = {"threads": threads, "runs": runs, "warmup": warmup, "min_seconds": min_seconds,
-              "use_xnnpack": use_xnnpack, "timeout": timeout, "seed": seed, "inputs": inputs}
-    if target.kind == "local":
-        return run_local(str(model), **common)
-    if target.kind == "ssh":
-        from edgeopt.bench.ssh import run_ssh
-
-        return run_ssh(str(model), target.name, **common)
-    if target.kind == "qemu":
-        from edgeopt.bench.qemu import run_qemu
-
-        return run_qemu(str(model), target.spec, **common)
-    from edgeopt.bench.estimate import estimate
-
-    return estimate(str(model), target.spec, threads=threads, use_xnnpack=use_xnnpack)
+def failed(reason: str, target: Target, spec: BenchSpec, threads: int) -> LatencyEntry:
+    """The entry of a measurement of ``target`` that could not be made, with its one-line reason."""
+    return to_entry(failed_entry(reason, provenance=target.provenance, threads=threads,
+                                 delegate=spec.delegate))
 
 
-def measure(model_path: str | os.PathLike, target: str = "local", threads: int = 1, runs: int = 100,
-            warmup: int = 10, min_seconds: float = 0.5, use_xnnpack: bool = True,
-            timeout: float = 300, *, seed: int = 0, inputs: str | os.PathLike | None = None) -> dict:
+@overload
+def measure(model_path: str | os.PathLike, target: str, spec: BenchSpec, threads: int | None = None
+            ) -> LatencyEntry: ...
+
+
+@overload
+def measure(model_path: str | os.PathLike, target: str = "local", spec: None = None, threads: int = 1,
+            **settings: Any) -> dict: ...
+
+
+def measure(model_path, target="local", spec=None, threads=None, **settings):
     """Measure one model on one target at one thread count.
 
     Args:
         model_path: the .tflite file.
-        target: ``local``, ``ssh://[user@]host[:port]``, ``qemu:cortex-a53|a72|a76`` or
-            ``estimate:pi3|pi4|pi5``.
-        threads: interpreter threads.
-        runs: at least this many timed invokes.
-        warmup: at least this many warm-up invokes (and at least 0.1 s).
-        min_seconds: time invokes for at least this long.
-        use_xnnpack: keep LiteRT's default XNNPACK delegate (False: builtin kernels only).
-        timeout: seconds allowed for the measurement (per step over SSH).
-        seed: seed of the random inputs.
-        inputs: optional .npy/.npz of input values instead of random ones.
+        target: one of :func:`target_forms`, e.g. ``local``, ``ssh://pi@board``, ``qemu:cortex-a72``,
+            ``estimate:pi4``.
+        spec: the settings (runs, warm-up, minimum time, XNNPACK, timeout, inputs, seed, SSH config);
+            its ``targets`` are not used here.
+        threads: interpreter threads (default: the spec's first thread count).
+        **settings: without ``spec`` only, the settings as keywords as before BenchSpec (``runs``,
+            ``warmup``, ``min_seconds``, ``use_xnnpack``, ``timeout``, ``seed``, ``inputs``;
+            ``threads`` defaults to 1): the result is then the entry's JSON dict. Kept for scripts.
 
     Returns:
-        A latency entry (rounded, schema field order). A crash or timeout gives ``status: failed``.
+        The latency entry (its ``to_json()`` is rounded, in schema field order). A crash or timeout
+        gives ``status: failed``.
 
     Raises:
-        InputError: bad model, target or inputs file.
+        InputError: bad model, target, settings or inputs file.
         EnvironmentProblem: the target cannot be used (unreachable, no runtime, no qemu/sysroot).
     """
+    if spec is None:
+        unknown = sorted(set(settings) - set(_LEGACY_SETTINGS))
+        if unknown:
+            raise TypeError(f"measure() got unexpected keyword arguments: {', '.join(unknown)}")
+        values = {_LEGACY_SETTINGS[k]: str(v) if k == "inputs" else v
+                  for k, v in settings.items() if v is not None}
+        legacy = make_spec({**values, "threads": [1 if threads is None else threads]})
+        return measure(model_path, target, legacy).to_json()
+    if settings:
+        raise TypeError("measure() takes its settings from spec: drop " + ", ".join(sorted(settings)))
     model = check_model(model_path)
     parsed = parse_target(target)
-    check_settings(threads=[threads], runs=runs, warmup=warmup, min_seconds=min_seconds, timeout=timeout,
-                   seed=seed)
+    count = spec.threads[0] if threads is None else threads
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_THREADS:
+        raise InputError(f"threads: input should be a whole number in 1..{MAX_THREADS}, got {count!r}")
     try:
-        entry = _measure_or_raise(model, parsed, threads=threads, runs=runs, warmup=warmup,
-                                  min_seconds=min_seconds, use_xnnpack=use_xnnpack, timeout=timeout,
-                                  seed=seed, inputs=None if inputs is None else str(inputs))
+        return runner_for(parsed).run(str(model), parsed, spec, count)
     except (MeasurementFailed, MeasurementTimeout) as exc:
-        entry = failed_entry(str(exc), provenance=parsed.provenance, threads=threads,
-                             delegate="xnnpack" if use_xnnpack else "none")
-    return tidy(entry)
+        return failed(str(exc), parsed, spec, count)
 
 
 @dataclass
@@ -209,64 +152,54 @@ class BenchmarkResult:
                 "rows": self.rows}
 
 
-def benchmark(models: Sequence[str | os.PathLike], targets: Sequence[str], threads: Sequence[int] = (1,),
-              *, runs: int = 100, warmup: int = 10, min_seconds: float = 0.5, use_xnnpack: bool = True,
-              timeout: float = 300, seed: int = 0, inputs: str | os.PathLike | None = None
-              ) -> BenchmarkResult:
-    """Run every model on every target at every thread count; one row each, failures included.
+def benchmark(models: Sequence[str | os.PathLike], spec: BenchSpec) -> BenchmarkResult:
+    """Run every model on every target at every thread count of ``spec``; one row each, failures included.
 
-    Targets are parsed (and models checked) first, so a typo fails before anything runs. SSH
-    targets run in parallel with each other (a fleet); local, qemu and estimate rows run one after
-    another so that they do not disturb each other's timings.
+    Targets are parsed first, so a typo fails before anything runs. The rows of a runner marked
+    ``parallel`` (SSH boards) run at the same time as the others, one target's rows after another;
+    the other rows run one after another so that they do not disturb each other's timings.
 
     Returns:
         Rows ``{"model", "target", **latency entry}`` in model, target, threads order, and the worst
         exit code over the rows (0 all ok, 1 a measurement failed, 2 bad input, 3 environment).
 
     Raises:
-        InputError: an unknown target form, or no model / target / thread count given.
+        InputError: an unknown target form, or no model or no target given.
     """
-    if not models or not targets or not threads:
-        raise InputError("give at least one model, one --target and one thread count")
-    parsed = [parse_target(t) for t in targets]
-    check_settings(threads=threads, runs=runs, warmup=warmup, min_seconds=min_seconds, timeout=timeout,
-                   seed=seed)
-    common = {"runs": runs, "warmup": warmup, "min_seconds": min_seconds, "use_xnnpack": use_xnnpack,
-              "timeout": timeout, "seed": seed, "inputs": None if inputs is None else str(inputs)}
-    cells = [(str(m), t, n) for m in models for t in parsed for n in threads]
-    results: dict[tuple, tuple[dict, int]] = {}
+    if not models or not spec.targets:
+        raise InputError("give at least one model and one target")
+    parsed = [parse_target(t) for t in spec.targets]
+    cells = [(str(m), t, n) for m in models for t in parsed for n in spec.threads]
+    results: dict[tuple, tuple[LatencyEntry, int]] = {}
 
     def run_cells(cell_list: list) -> None:
         for model, target, n in cell_list:
-            results[(model, target.name, n)] = _row(model, target, n, common)
+            results[(model, target.name, n)] = _row(model, target, n, spec)
 
-    remote = [c for c in cells if c[1].kind == "ssh"]
-    others = [c for c in cells if c[1].kind != "ssh"]
-    by_host: dict[str, list] = {}
-    for cell in remote:
-        by_host.setdefault(cell[1].name, []).append(cell)
-    with ThreadPoolExecutor(max_workers=max(len(by_host), 1)) as pool:
-        futures = [pool.submit(run_cells, host_cells) for host_cells in by_host.values()]
-        run_cells(others)
+    serial = [c for c in cells if not runner_for(c[1]).parallel]
+    by_target: dict[str, list] = {}
+    for cell in cells:
+        if runner_for(cell[1]).parallel:
+            by_target.setdefault(cell[1].name, []).append(cell)
+    with ThreadPoolExecutor(max_workers=max(len(by_target), 1)) as pool:
+        futures = [pool.submit(run_cells, target_cells) for target_cells in by_target.values()]
+        run_cells(serial)
         for future in futures:
             future.result()
 
     result = BenchmarkResult()
     for model, target, n in cells:
         entry, code = results[(model, target.name, n)]
-        result.rows.append({"model": model, "target": target.name, **entry})
+        result.rows.append({"model": model, "target": target.name, **entry.to_json()})
         result.codes.append(code)
         result.exit_code = max(result.exit_code, code)
     return result
 
 
-def _row(model: str, target: Target, threads: int, common: dict) -> tuple[dict, int]:
+def _row(model: str, target: Target, threads: int, spec: BenchSpec) -> tuple[LatencyEntry, int]:
     """One cell of the grid: (entry, exit code), never raising for an edgeopt error."""
     try:
-        path = check_model(model)
-        entry = _measure_or_raise(path, target, threads=threads, **common)
-        return tidy(entry), EXIT_OK
+        entry = measure(model, target.name, spec, threads=threads)
     except EdgeoptError as exc:
-        delegate = "xnnpack" if common["use_xnnpack"] else "none"
-        return (tidy(failed_entry(str(exc), provenance=target.provenance, threads=threads,
-                                  delegate=delegate)), exc.exit_code)
+        return failed(str(exc), target, spec, threads), exc.exit_code
+    return entry, EXIT_OK if entry.ok else EXIT_CHECK_FAILED

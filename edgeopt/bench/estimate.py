@@ -10,15 +10,22 @@ is added. The Pi 4 rates are fitted to published Pi 4 measurements (MobileNet v1
 float32 and int8, 4 threads: scripts/bench_estimate.py prints the table); Pi 5 is Pi 4 scaled by the
 published 3.2x (1 thread) / 2.8x (4 threads); Pi 3 is Pi 4 scaled by clock, NEON width and memory
 ratios and has NOT been checked against a measurement. The entry's ``cost_model`` object carries the
-totals and the compute / memory / overhead split.
+totals and the compute / memory / overhead split. As a runner of the registry
+(:mod:`edgeopt.bench.registry`) this module is the ``estimate:BOARD`` target, ``estimated``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
-from edgeopt.bench.stats import PROVENANCE_ESTIMATED, STATUS_OK, failed_entry
+from edgeopt.bench.spec import Target, choice_target
+from edgeopt.bench.stats import PROVENANCE_ESTIMATED, STATUS_OK, failed_entry, to_entry
 from edgeopt.errors import InputError
+from edgeopt.types import LatencyEntry, Provenance
+
+if TYPE_CHECKING:
+    from edgeopt.bench.spec import BenchSpec
 
 COST_MODEL_VERSION = 1
 DENSE_OPS = frozenset({"CONV_2D", "FULLY_CONNECTED", "BATCH_MATMUL", "TRANSPOSE_CONV", "CONV_3D",
@@ -76,6 +83,12 @@ PI3 = PI4.scaled("pi3", "Raspberry Pi 3 Model B: 4x Cortex-A53 @ 1.2 GHz (profil
                  calibration="Pi 4 profile scaled by clock, NEON throughput and memory ratios; "
                  "not checked against a Pi 3 measurement")
 PROFILES = {p.name: p for p in (PI3, PI4, PI5)}
+
+kind = "estimate"
+prefix = "estimate:"
+provenance = Provenance.ESTIMATED
+parallel = False  # it loads the model on this CPU, which would disturb a local measurement
+forms = tuple(prefix + name for name in PROFILES)
 
 
 def _tensor_bytes(detail: dict) -> int:
@@ -217,3 +230,13 @@ def fit_profile(measured_ms: dict, device: str = "pi4", threads: int = 4) -> dic
             "bandwidth_gbs": round(1 / solution[2], 3),
             "relative_error": {name: round(float(np.dot(r, solution) - t), 4)
                                for name, r, t in zip(names, rows, targets, strict=True)}}
+
+
+def parse(text: str) -> Target:
+    """``estimate:`` and one of the profiled boards; InputError listing them otherwise."""
+    return choice_target(text, kind, prefix, tuple(PROFILES), provenance)
+
+
+def run(model_path: str, target: Target, spec: BenchSpec, threads: int) -> LatencyEntry:
+    """The registry's entry point: one estimate."""
+    return to_entry(estimate(model_path, target.detail, threads=threads, use_xnnpack=spec.xnnpack))

@@ -6,6 +6,8 @@ returns the runner's JSON entry. The runner's exit status maps to edgeopt's erro
 :class:`~edgeopt.errors.InputError`, 3 raises :class:`~edgeopt.errors.EnvironmentProblem`; a crash
 (signal, no JSON) raises :class:`MeasurementFailed` and a timeout :class:`MeasurementTimeout`, which
 :func:`edgeopt.bench.measure` turns into failed rows. The measured code is only ever the runner.
+As a runner of the registry (:mod:`edgeopt.bench.registry`) this module is the ``local`` target:
+this machine's CPU, ``measured``, never in parallel with other measurements.
 """
 
 from __future__ import annotations
@@ -17,8 +19,21 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from edgeopt.bench.spec import Target
+from edgeopt.bench.stats import to_entry
 from edgeopt.errors import EdgeoptError, EnvironmentProblem, InputError
+from edgeopt.types import LatencyEntry, Provenance
+
+if TYPE_CHECKING:
+    from edgeopt.bench.spec import BenchSpec
+
+kind = "local"
+prefix = "local"
+provenance = Provenance.MEASURED
+parallel = False  # two timings on this CPU at once would slow each other down
+forms = ("local",)
 
 RUNNER_PATH = Path(__file__).with_name("runner.py")
 
@@ -36,14 +51,17 @@ class MeasurementTimeout(EnvironmentProblem):
     """A step did not finish within its timeout."""
 
 
-def runner_args(model: str, *, threads: int, runs: int, warmup: int, min_seconds: float,
-                use_xnnpack: bool, seed: int = 0, inputs: str | None = None,
+def runner_args(model: str, spec: BenchSpec, threads: int, *, inputs: str | None,
                 dump_inputs: str | None = None, dump_outputs: str | None = None,
                 board_facts: bool = False) -> list[str]:
-    """The runner's command-line arguments for one measurement."""
-    args = [model, "--threads", str(threads), "--runs", str(runs), "--warmup", str(warmup),
-            "--min-seconds", repr(float(min_seconds)), "--seed", str(seed)]
-    if not use_xnnpack:
+    """The runner's command-line arguments for one measurement with ``spec`` at ``threads``.
+
+    ``inputs`` is the inputs file as the runner will see it (a board's copy, a dumped file), or None
+    for the spec's seeded random inputs.
+    """
+    args = [model, "--threads", str(threads), "--runs", str(spec.runs), "--warmup", str(spec.warmup),
+            "--min-seconds", repr(float(spec.min_seconds)), "--seed", str(spec.seed)]
+    if not spec.xnnpack:
         args.append("--no-xnnpack")
     for flag, value in (("--inputs", inputs), ("--dump-inputs", dump_inputs),
                         ("--dump-outputs", dump_outputs)):
@@ -125,11 +143,20 @@ def run_runner(prefix: Sequence[str], args: Sequence[str], *, timeout: float, wh
     return parse_runner_output(done.stdout, done.stderr, done.returncode, where, model)
 
 
-def run_local(model: str, *, threads: int, runs: int, warmup: int, min_seconds: float,
-              use_xnnpack: bool, timeout: float, seed: int = 0, inputs: str | None = None,
-              dump_inputs: str | None = None, dump_outputs: str | None = None) -> dict:
+def run_local(model: str, spec: BenchSpec, threads: int) -> dict:
     """Measure ``model`` on this machine's CPU in a child Python (``sys.executable``)."""
-    args = runner_args(model, threads=threads, runs=runs, warmup=warmup, min_seconds=min_seconds,
-                       use_xnnpack=use_xnnpack, seed=seed, inputs=inputs, dump_inputs=dump_inputs,
-                       dump_outputs=dump_outputs)
-    return run_runner([sys.executable], args, timeout=timeout, where="local", model=model)
+    args = runner_args(model, spec, threads, inputs=spec.inputs_file)
+    return run_runner([sys.executable], args, timeout=spec.timeout, where="local", model=model)
+
+
+def parse(text: str) -> Target:
+    """``local``; InputError for anything else that starts with it."""
+    name = text.strip()
+    if name != prefix:
+        raise InputError(f"unknown target {name!r}: use 'local' for this machine's CPU")
+    return Target(kind, "", name, provenance)
+
+
+def run(model_path: str, target: Target, spec: BenchSpec, threads: int) -> LatencyEntry:
+    """The registry's entry point: one measurement on this machine."""
+    return to_entry(run_local(model_path, spec, threads))

@@ -7,7 +7,9 @@ where VIEW is the per-core view ``SYSROOT/cpus/cortex-XXX`` built by ``scripts/m
 (LiteRT's CompiledModel path loads code the Cortex-A72 cannot execute). The inputs used on ARM are the
 ones a local x86 run of the runner used, and the entry carries ``max_abs_diff``: the largest absolute
 difference between the ARM and x86 outputs, in the output tensors' own units. Timings are labelled
-``emulated``: they are QEMU's, not the board's.
+``emulated``: they are QEMU's, not the board's. As a runner of the registry
+(:mod:`edgeopt.bench.registry`) this module is the ``qemu:CPU`` target, never run in parallel with
+other measurements (emulation is CPU-bound on this machine).
 """
 
 from __future__ import annotations
@@ -17,10 +19,23 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgeopt.bench.local import run_runner, runner_args
-from edgeopt.bench.stats import PROVENANCE_EMULATED
+from edgeopt.bench.spec import Target, choice_target
+from edgeopt.bench.stats import PROVENANCE_EMULATED, to_entry
 from edgeopt.errors import EnvironmentProblem
+from edgeopt.types import LatencyEntry, Provenance
+
+if TYPE_CHECKING:
+    from edgeopt.bench.spec import BenchSpec
+
+CPUS = ("cortex-a53", "cortex-a72", "cortex-a76")  # each needs a view in the sysroot
+kind = "qemu"
+prefix = "qemu:"
+provenance = Provenance.EMULATED
+parallel = False  # emulation is CPU-bound on this machine, like a local measurement
+forms = tuple(prefix + cpu for cpu in CPUS)
 
 SYSROOT_ENV = "EDGEOPT_ARM_SYSROOT"
 SYSROOT_VERSION = "1"  # must match SYSROOT_VERSION in scripts/make_arm_sysroot.sh
@@ -85,9 +100,7 @@ def max_abs_diff(first: Path, second: Path) -> float:
     return worst
 
 
-def run_qemu(model: str, cpu: str, *, threads: int, runs: int, warmup: int, min_seconds: float,
-             use_xnnpack: bool, timeout: float, seed: int = 0, inputs: str | None = None,
-             sysroot: Path | None = None) -> dict:
+def run_qemu(model: str, cpu: str, spec: BenchSpec, threads: int, sysroot: Path | None = None) -> dict:
     """Measure ``model`` under emulated ``cpu`` and compare its outputs with an x86 run.
 
     Returns:
@@ -98,21 +111,30 @@ def run_qemu(model: str, cpu: str, *, threads: int, runs: int, warmup: int, min_
         InputError: the model or inputs are rejected (by the x86 reference run first).
         MeasurementFailed / MeasurementTimeout: the emulated run crashed or took too long.
     """
-    prefix, env = emulated_python(cpu, sysroot)
+    prefix_argv, env = emulated_python(cpu, sysroot)
     where = f"qemu:{cpu}"
+    once = spec.model_copy(update={"runs": 1, "warmup": 0, "min_seconds": 0.0})  # outputs, not timings
     with tempfile.TemporaryDirectory(prefix="edgeopt-qemu-") as tmp:
         used_inputs, reference, emulated = (str(Path(tmp) / n) for n in ("in.npz", "x86.npz", "arm.npz"))
         x86 = run_runner([sys.executable], runner_args(
-            model, threads=threads, runs=1, warmup=0, min_seconds=0.0, use_xnnpack=use_xnnpack, seed=seed,
-            inputs=inputs, dump_inputs=used_inputs, dump_outputs=reference), timeout=timeout,
-            where="local", model=model)
-        entry = run_runner(prefix, runner_args(
-            model, threads=threads, runs=runs, warmup=warmup, min_seconds=min_seconds,
-            use_xnnpack=use_xnnpack, inputs=used_inputs, dump_outputs=emulated),
-            timeout=timeout + STARTUP_ALLOWANCE_S, where=where, env=env, model=model)
+            model, once, threads, inputs=spec.inputs_file, dump_inputs=used_inputs, dump_outputs=reference),
+            timeout=spec.timeout, where="local", model=model)
+        entry = run_runner(prefix_argv, runner_args(
+            model, spec, threads, inputs=used_inputs, dump_outputs=emulated),
+            timeout=spec.timeout + STARTUP_ALLOWANCE_S, where=where, env=env, model=model)
         entry["max_abs_diff"] = max_abs_diff(Path(reference), Path(emulated))
     entry["provenance"] = PROVENANCE_EMULATED
     entry["cpu"] = f"{cpu} (QEMU_CPU, qemu-aarch64 user mode on {x86.get('cpu')})"
     entry["governor"] = None
     entry["reference"] = f"x86_64 {x86.get('runtime')}, same inputs"
     return entry
+
+
+def parse(text: str) -> Target:
+    """``qemu:`` and one of :data:`CPUS`; InputError listing them otherwise."""
+    return choice_target(text, kind, prefix, CPUS, provenance)
+
+
+def run(model_path: str, target: Target, spec: BenchSpec, threads: int) -> LatencyEntry:
+    """The registry's entry point: one emulated measurement."""
+    return to_entry(run_qemu(model_path, target.detail, spec, threads))

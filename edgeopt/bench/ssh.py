@@ -1,15 +1,18 @@
 """A real board over SSH: copy the runner and the model, run, read one JSON document back.
 
 Contract: :func:`run_ssh` uses the system OpenSSH client, so the user's ``~/.ssh/config``, agent, keys
-and jump hosts apply (``$EDGEOPT_SSH_CONFIG`` or ``--ssh-config`` passes another config file with
-``-F``). It runs in ``BatchMode`` (never prompts) and never weakens host key checking: an unknown or
-changed host key is an :class:`~edgeopt.errors.EnvironmentProblem` telling the user to verify it.
+and jump hosts apply; the spec's ``ssh_config`` (``--ssh-config``, the recipe's
+``benchmark.ssh_config``), else ``$EDGEOPT_SSH_CONFIG``, passes another config file with ``-F``.
+It runs in ``BatchMode`` (never prompts) and never weakens host key checking: an unknown or changed
+host key is an :class:`~edgeopt.errors.EnvironmentProblem` telling the user to verify it.
 Three steps, each with its own timeout: probe (find Python: ``~/edgeopt-venv/bin/python`` from
 ``scripts/provision_board.sh``, else ``python3``; list what is already copied), upload (runner and
 model, content-addressed under ``~/.cache/edgeopt-bench`` on the board, skipped when present), run
 (``runner.py --board-facts``). The entry is ``measured`` and carries a ``board`` object: device-tree
 model, machine, kernel, cores, temperature, ``vcgencmd get_throttled``. Only POSIX ``sh``, ``cat``,
-``mkdir``, ``mv`` and ``ls`` are needed on the board besides Python.
+``mkdir``, ``mv`` and ``ls`` are needed on the board besides Python. As a runner of the registry
+(:mod:`edgeopt.bench.registry`) this module is the ``ssh://`` target, ``measured``, and boards run in
+parallel with each other (each is its own machine).
 """
 
 from __future__ import annotations
@@ -20,13 +23,26 @@ import re
 import shlex
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgeopt.bench.local import RUNNER_PATH, MeasurementTimeout, parse_runner_output, runner_args
+from edgeopt.bench.spec import Target
+from edgeopt.bench.stats import to_entry
 from edgeopt.errors import EnvironmentProblem, InputError
+from edgeopt.types import LatencyEntry, Provenance
 
-SSH_CONFIG_ENV = "EDGEOPT_SSH_CONFIG"
+if TYPE_CHECKING:
+    from edgeopt.bench.spec import BenchSpec
+
+kind = "ssh"
+prefix = "ssh://"
+provenance = Provenance.MEASURED
+parallel = True  # each board is its own machine: a fleet is measured at once
+forms = ("ssh://[user@]host[:port]",)
+
+SSH_CONFIG_ENV = "EDGEOPT_SSH_CONFIG"  # the user's default SSH config file; edgeopt never sets it
 REMOTE_DIR = "$HOME/.cache/edgeopt-bench"
 PROVISIONED_PYTHON = "$HOME/edgeopt-venv/bin/python"
 CONNECT_TIMEOUT_S = 10
@@ -45,11 +61,12 @@ _TARGET = re.compile(r"^ssh://(?:(?P<user>[A-Za-z0-9_.][A-Za-z0-9_.-]*)@)?"
 
 @dataclass(frozen=True)
 class SshTarget:
-    """Where to connect: ``host`` may be an alias from the SSH config."""
+    """Where and how to connect: ``host`` may be an alias from ``config`` (None: ssh's own config)."""
 
     user: str | None
     host: str
     port: int | None
+    config: str | None = None
 
     @property
     def label(self) -> str:
@@ -78,9 +95,8 @@ def ssh_command(target: SshTarget, remote: str) -> list[str]:
                                  "install it with `sudo apt-get install openssh-client`")
     argv = [client, "-o", "BatchMode=yes", "-o", f"ConnectTimeout={CONNECT_TIMEOUT_S}",
             "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3", "-o", "LogLevel=ERROR"]
-    config = os.environ.get(SSH_CONFIG_ENV)
-    if config:
-        argv += ["-F", config]
+    if target.config:
+        argv += ["-F", target.config]
     if target.port:
         argv += ["-p", str(target.port)]
     if target.user:
@@ -173,9 +189,8 @@ def upload(target: SshTarget, local: Path, name: str, present: set[str]) -> None
                                  f"{_last_line(done.stderr) or f'status {done.returncode}'}")
 
 
-def run_ssh(model: str, target_text: str, *, threads: int, runs: int, warmup: int, min_seconds: float,
-            use_xnnpack: bool, timeout: float, seed: int = 0, inputs: str | None = None) -> dict:
-    """Measure ``model`` on the board named by ``ssh://[user@]host[:port]``.
+def run_ssh(model: str, target: SshTarget, spec: BenchSpec, threads: int) -> dict:
+    """Measure ``model`` on the board ``target`` with ``spec`` at ``threads``.
 
     Returns:
         The board runner's latency entry (``measured``) with a ``board`` object.
@@ -186,7 +201,6 @@ def run_ssh(model: str, target_text: str, *, threads: int, runs: int, warmup: in
         InputError: the board's runtime rejected the model or the inputs.
         MeasurementFailed: the runner crashed on the board.
     """
-    target = parse_ssh_target(target_text)
     python, present = probe(target)
     runner_name = f"runner-{_digest(RUNNER_PATH)}.py"
     model_path = Path(model)
@@ -194,14 +208,14 @@ def run_ssh(model: str, target_text: str, *, threads: int, runs: int, warmup: in
     upload(target, RUNNER_PATH, runner_name, present)
     upload(target, model_path, model_name, present)
     inputs_name = None
-    if inputs:
-        inputs_path = Path(inputs)
+    if spec.inputs_file:
+        inputs_path = Path(spec.inputs_file)
         if not inputs_path.is_file():
-            raise InputError(f"inputs file {inputs} does not exist")
+            raise InputError(f"inputs file {spec.inputs_file} does not exist")
         inputs_name = f"inputs-{_digest(inputs_path)}{inputs_path.suffix}"
         upload(target, inputs_path, inputs_name, present)
-    args = runner_args(model_name, threads=threads, runs=runs, warmup=warmup, min_seconds=min_seconds,
-                       use_xnnpack=use_xnnpack, seed=seed, inputs=inputs_name, board_facts=True)
+    args = runner_args(model_name, spec, threads, inputs=inputs_name, board_facts=True)
+    timeout = spec.timeout
     # The board enforces the timeout too (coreutils `timeout` where present), so a run the client
     # gave up on does not keep a board core busy.
     remote = (f'T=; if command -v timeout >/dev/null 2>&1; then T="timeout -k 5 {timeout:g}"; fi; '
@@ -227,3 +241,27 @@ def python_word(python: str) -> str:
     if python.startswith("$HOME/"):
         return '"$HOME/' + python[len("$HOME/"):] + '"'
     return shlex.quote(python)
+
+
+def parse(text: str) -> Target:
+    """``ssh://[user@]host[:port]``; InputError naming the expected form otherwise."""
+    parse_ssh_target(text)
+    name = text.strip()
+    return Target(kind, name[len(prefix):], name, provenance)
+
+
+def board(target: Target, spec: BenchSpec) -> SshTarget:
+    """Where to connect for ``target``, with the spec's SSH config (else ``$EDGEOPT_SSH_CONFIG``).
+
+    Raises:
+        InputError: the SSH config file does not exist.
+    """
+    config = spec.ssh_config or os.environ.get(SSH_CONFIG_ENV) or None
+    if config is not None and not Path(config).is_file():
+        raise InputError(f"SSH config file {config} does not exist")
+    return replace(parse_ssh_target(target.name), config=config)
+
+
+def run(model_path: str, target: Target, spec: BenchSpec, threads: int) -> LatencyEntry:
+    """The registry's entry point: one measurement on a board."""
+    return to_entry(run_ssh(model_path, board(target, spec), spec, threads))

@@ -3,12 +3,18 @@
 Contract: a latency entry is a plain dict holding exactly :data:`LATENCY_FIELDS` (docs/report-schema.md),
 optionally plus target-specific extras (:data:`EXTRA_FIELDS`: ``board`` facts over SSH, ``max_abs_diff``
 versus x86 under QEMU, ``cost_model`` for an estimate; never ``model``, which names the file in a
-benchmark row). Timing fields are ``None`` on a failed entry. No TensorFlow, no numpy.
+benchmark row). Timing fields are ``None`` on a failed entry. :func:`to_entry` turns a runner's
+dict into the typed :class:`~edgeopt.types.LatencyEntry` whose ``to_json()`` is exactly that dict,
+tidied. No TensorFlow, no numpy.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
+
+from edgeopt.types import LatencyEntry
 
 PROVENANCE_MEASURED = "measured"
 PROVENANCE_EMULATED = "emulated"
@@ -41,7 +47,7 @@ def failed_entry(reason: str, *, provenance: str = PROVENANCE_MEASURED, threads:
         A dict with every field of :data:`LATENCY_FIELDS`, timings ``None``, ``status`` ``failed``.
     """
     entry = {name: None for name in LATENCY_FIELDS}
-    entry.update({"provenance": provenance, "threads": threads, "runs": 0, "warmup": 0,
+    entry.update({"provenance": str(provenance), "threads": threads, "runs": 0, "warmup": 0,
                   "runtime": runtime, "delegate": delegate, "cpu": cpu,
                   "status": STATUS_FAILED, "reason": " ".join(str(reason).split())})
     return entry
@@ -55,6 +61,14 @@ def tidy(entry: dict, digits: int = 4) -> dict:
     ordered = {name: entry.get(name) for name in LATENCY_FIELDS}
     ordered.update({k: v for k, v in entry.items() if k not in ordered})
     return {k: _round(v, digits) for k, v in ordered.items()}
+
+
+def to_entry(raw: Mapping[str, Any]) -> LatencyEntry:
+    """A runner's latency dict as a LatencyEntry: tidied, and keeping its extras and key order.
+
+    ``to_entry(raw).to_json() == tidy(raw)``: what report.json and benchmark.json hold is unchanged.
+    """
+    return LatencyEntry.from_json(tidy(dict(raw)))
 
 
 def _round(value: object, digits: int) -> object:

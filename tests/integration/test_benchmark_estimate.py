@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from test_benchmark_local import build_tiny_models
 
-from edgeopt.bench import measure
+from edgeopt.bench import make_spec, measure
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -20,7 +20,7 @@ def tiny(tmp_path_factory) -> dict[str, Path]:
 
 
 def test_estimate_is_labelled_and_fills_p50_only(tiny):
-    entry = measure(tiny["int8"], "estimate:pi4", threads=4)
+    entry = measure(tiny["int8"], "estimate:pi4", make_spec(), threads=4).to_json()
     assert entry["status"] == "ok" and entry["provenance"] == "estimated"
     assert entry["p50_ms"] > 0 and entry["runs"] == 0
     assert all(entry[k] is None for k in ("p90_ms", "p99_ms", "mean_ms", "std_ms", "init_ms"))
@@ -39,8 +39,8 @@ def test_boards_rank_and_threads_help_as_published(tiny):
 
 
 def test_estimate_refuses_to_model_builtin_kernels(tiny):
-    entry = measure(tiny["float32"], "estimate:pi4", use_xnnpack=False)
-    assert entry["status"] == "failed" and "XNNPACK only" in entry["reason"]
+    entry = measure(tiny["float32"], "estimate:pi4", make_spec({"xnnpack": False}))
+    assert entry.status == "failed" and "XNNPACK only" in entry.reason and entry.delegate == "none"
 
 
 def test_mobilenet_v2_float_estimate_is_within_25_percent_of_the_published_pi4_figure():

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from edgeopt.bench import benchmark, measure
+from edgeopt.bench import benchmark, make_spec, measure
 from edgeopt.bench.local import RUNNER_PATH
 from edgeopt.bench.stats import LATENCY_FIELDS
 from edgeopt.cli import cli
@@ -20,6 +20,7 @@ from edgeopt.errors import InputError
 pytestmark = pytest.mark.integration
 
 FAST = {"runs": 20, "warmup": 2, "min_seconds": 0.05}
+FAST_SPEC = make_spec(FAST)
 
 
 def build_tiny_models(folder: Path) -> dict[str, Path]:
@@ -53,7 +54,7 @@ def tiny(tmp_path_factory) -> dict[str, Path]:
 
 
 def test_local_measure_returns_every_schema_field_with_consistent_statistics(tiny):
-    entry = measure(tiny["float32"], "local", threads=1, **FAST)
+    entry = measure(tiny["float32"], "local", FAST_SPEC).to_json()
     assert list(entry)[: len(LATENCY_FIELDS)] == list(LATENCY_FIELDS)
     assert entry["status"] == "ok" and entry["reason"] is None
     assert entry["provenance"] == "measured" and entry["delegate"] == "xnnpack"
@@ -92,7 +93,7 @@ def test_runner_uses_given_inputs_and_rejects_wrong_shapes(tiny, tmp_path):
 
     np.save(inputs, np.zeros((1, 9, 8, 1), np.float32))
     with pytest.raises(InputError, match=r"expects shape \[1, 8, 8, 1\].*\[1, 9, 8, 1\]"):
-        measure(tiny["float32"], "local", inputs=inputs, **FAST)
+        measure(tiny["float32"], "local", make_spec({**FAST, "inputs": str(inputs)}))
 
 
 def test_bad_model_files_raise_input_error_naming_the_problem(tiny, tmp_path):
@@ -114,15 +115,15 @@ def test_crashing_runtime_is_a_failed_row_not_an_exception(tiny, tmp_path, monke
     crashing = tmp_path / "sitecustomize.py"
     crashing.write_text("import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n")
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
-    entry = measure(tiny["float32"], "local", **FAST)
-    assert entry["status"] == "failed" and "SIGSEGV" in entry["reason"]
-    assert entry["p50_ms"] is None
+    entry = measure(tiny["float32"], "local", FAST_SPEC, threads=2)
+    assert entry.status == "failed" and "SIGSEGV" in entry.reason
+    assert entry.p50_ms is None and entry.threads == 2 and entry.provenance == "measured"
 
 
 def test_grid_keeps_good_rows_when_one_model_is_bad(tiny, tmp_path):
     bad = tmp_path / "bad.tflite"
     bad.write_bytes(b"\x00" * 64)
-    result = benchmark([tiny["int8"], bad], ["local"], [1, 2], **FAST)
+    result = benchmark([tiny["int8"], bad], make_spec({**FAST, "threads": [1, 2]}))
     assert [(Path(r["model"]).name, r["threads"], r["status"]) for r in result.rows] == [
         ("tiny_int8.tflite", 1, "ok"), ("tiny_int8.tflite", 2, "ok"),
         ("bad.tflite", 1, "failed"), ("bad.tflite", 2, "failed")]
@@ -173,3 +174,9 @@ def test_cli_table_json_and_out_folder(tiny, tmp_path):
 def test_cli_rejects_bad_options_with_exit_2(tiny, extra, message):
     result = CliRunner().invoke(cli, ["benchmark", str(tiny["float32"]), *extra])
     assert result.exit_code == 2 and message in result.stderr and "Traceback" not in result.output
+
+
+def test_keyword_settings_still_measure_and_return_the_json_dict(tiny):
+    entry = measure(tiny["int8"], "local", threads=2, use_xnnpack=False, seed=3, **FAST)
+    assert isinstance(entry, dict) and list(entry)[: len(LATENCY_FIELDS)] == list(LATENCY_FIELDS)
+    assert entry["status"] == "ok" and entry["threads"] == 2 and entry["delegate"] == "none"
