@@ -294,51 +294,27 @@ def check_cmd(report_path, baseline_path, tolerances_path, junit_path, markdown_
     missed; 2 bad input (missing/invalid report or baseline, other model, schema mismatch);
     3 environment (cannot write an output).
     """
-    from edgeopt.errors import EXIT_OK, InputError
-    from edgeopt.regress import baseline_json, check_budgets, compare, load_tolerances
-    from edgeopt.report import load_report
+    from edgeopt.regress import BaselineUpdate, check, load_tolerances
 
     for path, option in ((junit_path, "--junit"), (markdown_path, "--markdown")):
         if path is not None:
             _check_writable(path, option)
     if update_baseline:
         _check_writable(baseline_path, "--baseline")
-    report = load_report(report_path)
-    tolerances = load_tolerances(tolerances_path)
-    if baseline_path.exists() or not update_baseline:
-        if not baseline_path.exists():
-            raise InputError(f"{baseline_path}: baseline not found; create it with "
-                             f"edgeopt check {report_path} --baseline {baseline_path} --update-baseline")
-        result = compare(report, load_report(baseline_path), tolerances)
-    else:
-        result = check_budgets(report)
+    result = check(report_path, baseline_path, load_tolerances(tolerances_path), update=update_baseline)
     if junit_path is not None:
         _write_output(junit_path, result.to_junit())
     if markdown_path is not None:
         _write_output(markdown_path, result.to_markdown())
-    code = result.exit_code
-    updated = None
-    if update_baseline:
-        own = check_budgets(report)  # the report's own failures and budgets, whatever the baseline says
-        if own.passed:
-            _write_output(baseline_path, baseline_json(report))
-            updated = str(baseline_path)
-            code = EXIT_OK
     if as_json:
-        emit_json({**result.to_json(), "exit_code": code, "baseline_updated": updated})
+        emit_json(result.to_json())
+        click.echo(result.summary(), err=True)  # stdout holds the document only
     else:
-        click.echo(result.to_table())
-    click.echo(result.summary(), err=True)
-    if update_baseline:
-        if updated:
-            counts = result.counts()
-            click.echo(f"wrote {baseline_path}: accepted {counts.get('regression', 0)} regressions, "
-                       f"{counts.get('improvement', 0)} improvements, {counts.get('new', 0)} new; "
-                       "review the diff before committing", err=True)
-        else:
-            click.echo(f"edgeopt: not updating {baseline_path}: the report itself has failures "
-                       "(failed variants, checks or budgets)", err=True)
-    click.get_current_context().exit(code)
+        click.echo(result.to_table())  # the table ends with the summary line
+    if result.update is not None:
+        warning = "edgeopt: " if result.update == BaselineUpdate.REFUSED else ""
+        click.echo(warning + result.update_message(), err=True)
+    click.get_current_context().exit(result.exit_code)
 
 
 def _parse_threads(_ctx, _param, value: str) -> list[int]:

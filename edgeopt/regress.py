@@ -1,8 +1,11 @@
 """Compare a report with a baseline: the CI regression gate behind ``edgeopt check``. No TensorFlow.
 
-:func:`compare` takes two report dicts (a baseline is a report, usually trimmed by
-:func:`make_baseline`) and returns a :class:`CheckResult`: one :class:`Finding` per variant, target
-and check, passes included, so CI systems can list every check as a test case (:meth:`to_junit`).
+:func:`check` is the whole of ``edgeopt check``: it compares a report with the baseline at a path,
+and with ``update=True`` accepts the report as the new baseline when the report itself has no
+failures. :func:`compare` takes two :class:`~edgeopt.types.Report`\\ s (a baseline is a report,
+usually trimmed by :func:`make_baseline`) and returns a :class:`CheckResult`: one :class:`Finding`
+per variant, target and check, passes included, so CI systems can list every check as a test case
+(:meth:`CheckResult.to_junit`).
 
 What is compared (tolerances in :class:`Tolerances`, overridable from a YAML/JSON file):
 
@@ -18,8 +21,8 @@ What is compared (tolerances in :class:`Tolerances`, overridable from a YAML/JSO
   kernel) moves it. The reference's own absolute latency is reported as a note, and fails only
   when ``latency_absolute_rel`` is set. A change of threads, delegate or provenance between
   baseline and report is a regression: the figures are no longer comparable;
-* budgets from the report's resolved recipe (``budgets.max_size_kb``, ``max_accuracy_drop``,
-  ``max_latency_ms: {target: ms}``), independent of the baseline;
+* budgets from the report's resolved recipe (:class:`edgeopt.recipe.Budgets`: ``max_size_kb``,
+  ``max_accuracy_drop``, ``max_latency_ms: {target: ms}``), independent of the baseline;
 * a failed variant, a failed latency measurement, a failed verification check, a variant or target
   missing from the report: failures. Variants or targets new in the report are notes.
 
@@ -28,20 +31,22 @@ A baseline from another model, task or dataset raises :class:`~edgeopt.errors.In
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import xml.etree.ElementTree as ET
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 
 from edgeopt.documents import load_yaml, read_text
-from edgeopt.errors import EXIT_CHECK_FAILED, EXIT_OK, InputError
-from edgeopt.recipe import Strict
+from edgeopt.errors import EXIT_CHECK_FAILED, EXIT_OK, EnvironmentProblem, InputError
+from edgeopt.recipe import Budgets, Strict
+from edgeopt.types import REFERENCE, LatencyEntry, Provenance, Report, Variant, finite
 
 PASS = "pass"
 REGRESSION = "regression"
@@ -52,7 +57,6 @@ NEW = "new"
 FAILING = (REGRESSION, FAIL)
 MARKS = {PASS: "✅", REGRESSION: "❌", FAIL: "❌", IMPROVEMENT: "⬆️", NOTE: "ℹ️", NEW: "🆕"}
 
-REFERENCE = "trained_float32"
 KB = 1024
 CHECK_NAMES = ("size", "gzip", "metric", "sparsity", "op_coverage", "float_ops", "latency", "setup",
                "budget", "recipe")
@@ -97,6 +101,15 @@ class Tolerances(Strict):
     )
 
 
+def _validation_problem(exc: ValidationError, root: str = "") -> tuple[str, str]:
+    """Pydantic's first error as (field path under ``root``, ``what is wrong, got VALUE``)."""
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("function-", "literal[")))
+    msg = err["msg"].removeprefix("Value error, ")
+    got = "" if err["type"] == "value_error" else f", got {err.get('input')!r}"
+    return ".".join(p for p in (root, where) if p), f"{msg[:1].lower() + msg[1:]}{got}"
+
+
 def load_tolerances(path: str | Path | None) -> Tolerances:
     """Read tolerances from a YAML or JSON file (keys of :class:`Tolerances`); None gives defaults.
 
@@ -120,11 +133,24 @@ def load_tolerances(path: str | Path | None) -> Tolerances:
     try:
         return Tolerances.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("function-", "literal[")))
-        msg = err["msg"].removeprefix("Value error, ")
-        got = "" if err["type"] == "value_error" else f", got {err.get('input')!r}"
-        raise InputError(f"{path}: {where or 'tolerances'}: {msg[:1].lower() + msg[1:]}{got}") from None
+        where, problem = _validation_problem(exc)
+        raise InputError(f"{path}: {where or 'tolerances'}: {problem}") from None
+
+
+def report_budgets(report: Report) -> Budgets | None:
+    """The budgets of the report's resolved recipe, typed; None when it has none.
+
+    Raises:
+        InputError: the budgets do not validate (naming the field, e.g. ``recipe.budgets.max_size_kb``).
+    """
+    budgets = report.recipe.get("budgets")
+    if not budgets:
+        return None
+    try:
+        return Budgets.model_validate(budgets)
+    except ValidationError as exc:
+        where, problem = _validation_problem(exc, "recipe.budgets")
+        raise InputError(f"report: {where}: {problem}") from None
 
 
 @dataclass(frozen=True)
@@ -151,14 +177,23 @@ class Finding:
         return f"{self.check}@{self.target}" if self.target else self.check
 
 
-@dataclass
+class BaselineUpdate(StrEnum):
+    """What ``check(..., update=True)`` did with the baseline file."""
+
+    WRITTEN = "written"  # the report was accepted: its trimmed copy is the baseline now
+    REFUSED = "refused"  # the report itself has failures (variants, checks, budgets): file left as it was
+
+
+@dataclass(frozen=True)
 class CheckResult:
-    """All findings of one comparison."""
+    """All findings of one comparison, and what became of the baseline when an update was asked."""
 
     name: str
-    findings: list[Finding] = field(default_factory=list)
+    findings: tuple[Finding, ...] = ()
     baseline_created: str | None = None
     report_created: str | None = None
+    baseline_path: str | None = None
+    update: BaselineUpdate | None = None  # None: no update was asked
 
     @property
     def passed(self) -> bool:
@@ -167,15 +202,12 @@ class CheckResult:
 
     @property
     def exit_code(self) -> int:
-        """0 when passed, else 1."""
-        return EXIT_OK if self.passed else EXIT_CHECK_FAILED
+        """0 when passed or when the report was accepted as the new baseline, else 1."""
+        return EXIT_OK if self.passed or self.update == BaselineUpdate.WRITTEN else EXIT_CHECK_FAILED
 
     def counts(self) -> dict[str, int]:
         """Number of findings per status."""
-        out: dict[str, int] = {}
-        for f in self.findings:
-            out[f.status] = out.get(f.status, 0) + 1
-        return out
+        return dict(Counter(f.status for f in self.findings))
 
     def summary(self) -> str:
         """One line: verdict and counts."""
@@ -186,12 +218,26 @@ class CheckResult:
         verdict = "PASSED" if self.passed else "FAILED"
         return f"edgeopt check {self.name}: {verdict} ({', '.join(parts) or 'nothing compared'})"
 
+    def update_message(self) -> str | None:
+        """What happened to the baseline, in one line; None when no update was asked."""
+        if self.update == BaselineUpdate.WRITTEN:
+            counts = self.counts()
+            return (f"wrote {self.baseline_path}: accepted {counts.get(REGRESSION, 0)} regressions, "
+                    f"{counts.get(IMPROVEMENT, 0)} improvements, {counts.get(NEW, 0)} new; "
+                    "review the diff before committing")
+        if self.update == BaselineUpdate.REFUSED:
+            return (f"not updating {self.baseline_path}: the report itself has failures "
+                    "(failed variants, checks or budgets)")
+        return None
+
     def to_json(self) -> dict[str, Any]:
         """A machine-readable document (``edgeopt check --json``)."""
+        written = self.update == BaselineUpdate.WRITTEN
         return {"name": self.name, "passed": self.passed, "exit_code": self.exit_code,
                 "counts": self.counts(), "baseline_created_utc": self.baseline_created,
                 "report_created_utc": self.report_created,
-                "findings": [{**asdict(f), "failing": f.failing} for f in self.findings]}
+                "findings": [{**asdict(f), "failing": f.failing} for f in self.findings],
+                "baseline_updated": self.baseline_path if written else None}
 
     def rows(self) -> list[list[str]]:
         """Rows for tables: status, variant, check, target, baseline, measured, message."""
@@ -247,12 +293,6 @@ def _show(value: Any) -> str:
     return str(value)
 
 
-def _num(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
 def _op_counts(ops: list[Any]) -> Counter[str]:
     """Op-type counts from inspect's ``float_ops`` (``{index, op}`` entries, or plain names)."""
     return Counter(str(o.get("op")) if isinstance(o, dict) else str(o) for o in ops)
@@ -262,22 +302,18 @@ def _show_ops(counts: Counter[str]) -> str:
     return ", ".join(f"{op} x{n}" if n > 1 else op for op, n in sorted(counts.items())) or "(none)"
 
 
-def _latency_value(variant: dict[str, Any] | None, target: str, fld: str) -> float | None:
+def _timing(variant: Variant | None, target: str, fld: str) -> float | None:
     """A successful latency figure of ``variant`` on ``target``, else None."""
-    lat = (variant or {}).get("latency")
-    entry = lat.get(target) if isinstance(lat, dict) else None
-    if not isinstance(entry, dict) or entry.get("status", "ok") != "ok":
-        return None
-    return _num(entry.get(fld))
+    entry = variant.latency.get(target) if variant else None
+    return entry.value(fld) if entry else None
 
 
-def _identity(report: dict[str, Any]) -> dict[str, Any]:
-    recipe = report.get("recipe") if isinstance(report.get("recipe"), dict) else {}
-    return {"name": report.get("name"), "model": recipe.get("model"), "task": report.get("task"),
-            "data": recipe.get("data") or (report.get("data") or {}).get("name")}
+def _identity(report: Report) -> dict[str, Any]:
+    return {"name": report.name, "model": report.recipe.get("model"), "task": report.task,
+            "data": report.recipe.get("data") or report.data.get("name")}
 
 
-def check_same_model(report: dict[str, Any], baseline: dict[str, Any]) -> None:
+def check_same_model(report: Report, baseline: Report) -> None:
     """Refuse to compare reports of different models, tasks or datasets.
 
     Raises:
@@ -293,12 +329,14 @@ def check_same_model(report: dict[str, Any], baseline: dict[str, Any]) -> None:
 
 
 class _Comparer:
-    def __init__(self, report: dict[str, Any], baseline: dict[str, Any], tol: Tolerances):
-        self.report, self.baseline, self.tol = report, baseline, tol
+    """Builds the findings of one report against a baseline (None: the report's own failures only)."""
+
+    def __init__(self, report: Report, baseline: Report | None, tol: Tolerances, budgets: Budgets | None):
+        self.report, self.baseline, self.tol, self.budget_spec = report, baseline, tol, budgets
         self.findings: list[Finding] = []
-        self.r_vars = {v["name"]: v for v in report.get("variants") or []}
-        self.b_vars = {v["name"]: v for v in baseline.get("variants") or []}
-        self.other_cpu = cpu_difference(report, baseline)
+        self.r_vars = {v.name: v for v in report.variants}
+        self.b_vars = {v.name: v for v in baseline.variants} if baseline else {}
+        self.other_cpu = cpu_difference(report, baseline) if baseline else None
 
     def add(self, variant: str, check: str, status: str, message: str, **kw: Any) -> None:
         self.findings.append(Finding(variant=variant, check=check, status=status, message=message, **kw))
@@ -310,7 +348,7 @@ class _Comparer:
 
     def relative(self, variant: str, check: str, label: str, base: Any, now: Any, rel: float,
                  lower_is_better: bool = True, unit: str = "", target: str | None = None) -> None:
-        b, n = _num(base), _num(now)
+        b, n = finite(base), finite(now)
         tol = f"±{100 * rel:g}%"
         if b is None and n is None:
             return
@@ -331,7 +369,7 @@ class _Comparer:
 
     def absolute(self, variant: str, check: str, label: str, base: Any, now: Any, tol_abs: float,
                  higher_is_better: bool, unit: str = "") -> None:
-        b, n = _num(base), _num(now)
+        b, n = finite(base), finite(now)
         tol = f"±{tol_abs:g}{unit}"
         if b is None and n is None:
             return
@@ -353,41 +391,43 @@ class _Comparer:
 
     # -- per variant ---------------------------------------------------------------------------------
 
+    def failed_variant(self, v: Variant) -> None:
+        self.add(v.name, "variant", FAIL, f"variant failed: {v.reason or 'no reason given'}")
+
     def run(self) -> list[Finding]:
         for name, b in self.b_vars.items():
             r = self.r_vars.get(name)
             if r is None:
                 self.add(name, "variant", FAIL, "variant in the baseline is missing from the report")
-                continue
-            if r.get("status") != "ok":
-                self.add(name, "variant", FAIL, f"variant failed: {r.get('reason') or 'no reason given'}")
-                continue
-            if b.get("status") != "ok":
+            elif not r.ok:
+                self.failed_variant(r)
+            elif not b.ok:
                 self.add(name, "variant", NOTE, "variant failed in the baseline; nothing to compare")
+            else:
+                self.variant(name, r, b)
+        for name, r in self.r_vars.items():
+            if name in self.b_vars:
                 continue
-            self.variant(name, r, b)
-        for name in self.r_vars:
-            if name not in self.b_vars:
-                r = self.r_vars[name]
-                if r.get("status") != "ok":
-                    self.add(name, "variant", FAIL, f"variant failed: {r.get('reason') or 'no reason given'}")
-                else:
-                    self.add(name, "variant", NEW, "variant not in the baseline (refresh it with "
-                                                   "--update-baseline)")
-        for c in self.report.get("checks") or []:
-            if isinstance(c, dict) and c.get("status") not in ("ok", None):
-                self.add(str(c.get("variant", "*")), f"verify:{c.get('check', '?')}", FAIL,
-                         str(c.get("message") or "verification check failed"),
-                         baseline=c.get("expected"), measured=c.get("measured"))
-        if self.enabled("recipe"):
+            if not r.ok:
+                self.failed_variant(r)
+            else:
+                self.add(name, "variant", NEW,
+                         "variant not in the baseline (refresh it with --update-baseline)")
+        for c in self.report.checks:
+            if not c.ok:
+                self.add(str(c.variant or "*"), f"verify:{c.check or '?'}", FAIL,
+                         str(c.message or "verification check failed"), baseline=c.expected,
+                         measured=c.measured)
+        if self.baseline is not None and self.enabled("recipe"):
             self.recipe()
-        self.budgets()
+        if self.budget_spec is not None and self.enabled("budget"):
+            self.budgets(self.budget_spec)
         return self.findings
 
     def recipe(self) -> None:
         """Figures are comparable only between runs of the same recipe (benchmark settings aside)."""
-        mine, theirs = self.report.get("recipe"), self.baseline.get("recipe")
-        if not isinstance(mine, dict) or not isinstance(theirs, dict) or theirs is mine:
+        mine, theirs = self.report.recipe, self.baseline.recipe
+        if not mine or not theirs:  # a hand-made report or baseline without its recipe
             return
         differences = recipe_differences(theirs, mine)
         if not differences:
@@ -400,119 +440,105 @@ class _Comparer:
                  "its figures are not comparable; check against a baseline made from the same recipe",
                  baseline=len(differences), measured=len(differences))
 
-    def variant(self, name: str, r: dict[str, Any], b: dict[str, Any]) -> None:
+    def variant(self, name: str, r: Variant, b: Variant) -> None:
         tol = self.tol
-        is_tflite = r.get("format") != "keras"
-        if is_tflite and self.enabled("size"):
-            self.relative(name, "size", "size", b.get("size_bytes"), r.get("size_bytes"), tol.size_rel,
-                          unit=" B")
-        if is_tflite and self.enabled("gzip"):
-            self.relative(name, "gzip", "gzip size", b.get("gzip_bytes"), r.get("gzip_bytes"), tol.gzip_rel,
-                          unit=" B")
+        if r.is_tflite and self.enabled("size"):
+            self.relative(name, "size", "size", b.size_bytes, r.size_bytes, tol.size_rel, unit=" B")
+        if r.is_tflite and self.enabled("gzip"):
+            self.relative(name, "gzip", "gzip size", b.gzip_bytes, r.gzip_bytes, tol.gzip_rel, unit=" B")
         if self.enabled("metric"):
-            r_metrics = r.get("metrics") if isinstance(r.get("metrics"), dict) else {}
-            for mname, bm in (b.get("metrics") or {}).items():
-                if not isinstance(bm, dict):
-                    continue
-                rm = r_metrics.get(mname)
-                higher = bool(bm.get("higher_is_better", mname == "accuracy"))
-                self.absolute(name, mname, mname, bm.get("value"),
-                              rm.get("value") if isinstance(rm, dict) else None,
-                              tol.metric_abs.get(mname, tol.default_metric_abs), higher)
-        if not is_tflite:
+            for mname, bm in b.metrics.items():
+                rm = r.metric(mname)
+                self.absolute(name, mname, mname, bm.value, rm.value if rm else None,
+                              tol.metric_abs.get(mname, tol.default_metric_abs), bool(bm.higher_is_better))
+        if not r.is_tflite:
             return
         if self.enabled("sparsity"):
-            self.absolute(name, "sparsity", "weight sparsity", b.get("sparsity"), r.get("sparsity"),
+            self.absolute(name, "sparsity", "weight sparsity", b.sparsity, r.sparsity,
                           tol.sparsity_abs, higher_is_better=True)
-        r_insp = r.get("inspect") if isinstance(r.get("inspect"), dict) else {}
-        b_insp = b.get("inspect") if isinstance(b.get("inspect"), dict) else {}
         if self.enabled("op_coverage"):
-            self.absolute(name, "int8_op_coverage", "int8 op coverage", b_insp.get("int8_op_coverage"),
-                          r_insp.get("int8_op_coverage"), tol.op_coverage_abs, higher_is_better=True)
-        if self.enabled("float_ops") and isinstance(b_insp.get("float_ops"), list):
-            now = r_insp.get("float_ops")
-            if not isinstance(now, list):
-                self.add(name, "float_ops", FAIL, "float_ops missing from the report's inspection")
-            else:
-                before, after = _op_counts(b_insp["float_ops"]), _op_counts(now)
-                added = after - before  # more ops of a type in float than before: a fallback
-                gone = before - after
-                shown = {"baseline": _show_ops(before), "measured": _show_ops(after)}
-                if added:
-                    self.add(name, "float_ops", REGRESSION,
-                             f"float fallback: now runs {_show_ops(added)} in float", **shown)
-                elif gone:
-                    self.add(name, "float_ops", IMPROVEMENT, f"no longer in float: {_show_ops(gone)}",
-                             **shown)
-                else:
-                    self.add(name, "float_ops", PASS, "same float ops", **shown)
+            self.absolute(name, "int8_op_coverage", "int8 op coverage", b.inspect.get("int8_op_coverage"),
+                          r.inspect.get("int8_op_coverage"), tol.op_coverage_abs, higher_is_better=True)
+        if self.enabled("float_ops") and isinstance(b.inspect.get("float_ops"), list):
+            self.float_ops(name, b.inspect["float_ops"], r.inspect.get("float_ops"))
         if self.enabled("latency") or self.enabled("setup"):
             self.latencies(name, r, b)
 
-    def latencies(self, name: str, r: dict[str, Any], b: dict[str, Any]) -> None:
-        tol = self.tol
-        fld = tol.latency_field
-        ref_name = tol.latency_reference
-        r_lat = r.get("latency") if isinstance(r.get("latency"), dict) else {}
-        b_lat = b.get("latency") if isinstance(b.get("latency"), dict) else {}
-        for target, be in b_lat.items():
-            if not isinstance(be, dict) or be.get("status", "ok") != "ok":
+    def float_ops(self, name: str, base: list[Any], now: Any) -> None:
+        if not isinstance(now, list):
+            self.add(name, "float_ops", FAIL, "float_ops missing from the report's inspection")
+            return
+        before, after = _op_counts(base), _op_counts(now)
+        added = after - before  # more ops of a type in float than before: a fallback
+        gone = before - after
+        shown = {"baseline": _show_ops(before), "measured": _show_ops(after)}
+        if added:
+            self.add(name, "float_ops", REGRESSION, f"float fallback: now runs {_show_ops(added)} in float",
+                     **shown)
+        elif gone:
+            self.add(name, "float_ops", IMPROVEMENT, f"no longer in float: {_show_ops(gone)}", **shown)
+        else:
+            self.add(name, "float_ops", PASS, "same float ops", **shown)
+
+    def latencies(self, name: str, r: Variant, b: Variant) -> None:
+        for target, be in b.latency.items():
+            if not be.ok:
                 continue
-            re_ = r_lat.get(target)
-            if not isinstance(re_, dict):
+            re_ = r.latency.get(target)
+            if re_ is None:
                 self.add(name, "latency", FAIL, "target in the baseline was not measured in the report",
                          target=target)
-                continue
-            if re_.get("status", "ok") != "ok":
-                self.add(name, "latency", FAIL, f"measurement failed: {re_.get('reason') or 'no reason'}",
+            elif not re_.ok:
+                self.add(name, "latency", FAIL, f"measurement failed: {re_.reason or 'no reason'}",
                          target=target)
-                continue
-            if self.enabled("setup"):
-                self.setup(name, target, re_, be)
-            if not self.enabled("latency"):
-                continue
-            now, base = _num(re_.get(fld)), _num(be.get(fld))
-            if now is None or now <= 0:
-                self.add(name, "latency", FAIL, f"{fld} missing, zero or not a number in the report",
-                         target=target, measured=re_.get(fld))
-                continue
-            if base is None or base <= 0:
-                self.add(name, "latency", FAIL, f"baseline {fld} missing, zero or negative: refresh the "
-                         "baseline", target=target, baseline=be.get(fld), measured=now)
-                continue
-            if name == ref_name:
-                self.reference_latency(name, target, base, now)
-                continue
-            r_ref = _latency_value(self.r_vars.get(ref_name), target, fld)
-            b_ref = _latency_value(self.b_vars.get(ref_name), target, fld)
-            if r_ref is None or r_ref <= 0 or b_ref is None or b_ref <= 0:
-                side = "report" if r_ref is None or r_ref <= 0 else "baseline"
-                self.add(name, "latency", FAIL, f"no positive {ref_name} {fld} on {target} in the {side}: "
-                         "cannot form the latency ratio", target=target)
-                continue
-            r_ratio, b_ratio = now / r_ref, base / b_ref
-            change = r_ratio / b_ratio - 1
-            worse, better = change > tol.latency_ratio_rel, change < -tol.latency_ratio_rel
-            status = REGRESSION if worse else IMPROVEMENT if better else PASS
-            other_cpu = self.other_cpu if re_.get("provenance", "").startswith("measured") else None
-            if other_cpu:
-                status = NOTE  # an int8/float ratio depends on the CPU's instructions (VNNI, AVX-512)
-            self.add(name, "latency", status,
-                     f"{fld} / {ref_name}: {b_ratio:.3f} -> {r_ratio:.3f} ({100 * change:+.1f}%; "
-                     f"{now:.4g} ms vs reference {r_ref:.4g} ms)"
-                     + (f"; not gated: {other_cpu}" if other_cpu else ""),
-                     target=target, baseline=round(b_ratio, 4), measured=round(r_ratio, 4),
-                     tolerance=f"ratio ±{100 * tol.latency_ratio_rel:g}%")
-        for target in r_lat:
-            if target not in b_lat:
+            else:
+                if self.enabled("setup"):
+                    self.setup(name, target, re_, be)
+                if self.enabled("latency"):
+                    self.latency_ratio(name, target, re_, be)
+        for target in r.latency:
+            if target not in b.latency:
                 self.add(name, "latency", NEW, "target not in the baseline", target=target)
 
-    def reference_latency(self, name: str, target: str, base: float | None, now: float) -> None:
+    def latency_ratio(self, name: str, target: str, re_: LatencyEntry, be: LatencyEntry) -> None:
         tol = self.tol
-        if base is None:
-            self.add(name, "latency", NOTE, "reference latency not in the baseline", target=target,
-                     measured=now)
+        fld, ref_name = tol.latency_field, tol.latency_reference
+        now, base = re_.value(fld), be.value(fld)
+        if now is None or now <= 0:
+            self.add(name, "latency", FAIL, f"{fld} missing, zero or not a number in the report",
+                     target=target, measured=getattr(re_, fld))
             return
+        if base is None or base <= 0:
+            self.add(name, "latency", FAIL, f"baseline {fld} missing, zero or negative: refresh the "
+                     "baseline", target=target, baseline=getattr(be, fld), measured=now)
+            return
+        if name == ref_name:
+            self.reference_latency(name, target, base, now)
+            return
+        r_ref = _timing(self.r_vars.get(ref_name), target, fld)
+        b_ref = _timing(self.b_vars.get(ref_name), target, fld)
+        if r_ref is None or r_ref <= 0 or b_ref is None or b_ref <= 0:
+            side = "report" if r_ref is None or r_ref <= 0 else "baseline"
+            self.add(name, "latency", FAIL, f"no positive {ref_name} {fld} on {target} in the {side}: "
+                     "cannot form the latency ratio", target=target)
+            return
+        r_ratio, b_ratio = now / r_ref, base / b_ref
+        change = r_ratio / b_ratio - 1
+        worse, better = change > tol.latency_ratio_rel, change < -tol.latency_ratio_rel
+        status = REGRESSION if worse else IMPROVEMENT if better else PASS
+        measured = str(re_.provenance or "").startswith(Provenance.MEASURED)
+        other_cpu = self.other_cpu if measured else None
+        if other_cpu:
+            status = NOTE  # an int8/float ratio depends on the CPU's instructions (VNNI, AVX-512)
+        self.add(name, "latency", status,
+                 f"{fld} / {ref_name}: {b_ratio:.3f} -> {r_ratio:.3f} ({100 * change:+.1f}%; "
+                 f"{now:.4g} ms vs reference {r_ref:.4g} ms)"
+                 + (f"; not gated: {other_cpu}" if other_cpu else ""),
+                 target=target, baseline=round(b_ratio, 4), measured=round(r_ratio, 4),
+                 tolerance=f"ratio ±{100 * tol.latency_ratio_rel:g}%")
+
+    def reference_latency(self, name: str, target: str, base: float, now: float) -> None:
+        tol = self.tol
         change = now / base - 1
         text = f"reference {tol.latency_field} {base:.4g} -> {now:.4g} ms ({100 * change:+.1f}%, absolute)"
         if tol.latency_absolute_rel is None:
@@ -524,78 +550,65 @@ class _Comparer:
                  target=target, baseline=base, measured=now,
                  tolerance=f"±{100 * tol.latency_absolute_rel:g}%")
 
-    def setup(self, name: str, target: str, re_: dict[str, Any], be: dict[str, Any]) -> None:
+    def setup(self, name: str, target: str, re_: LatencyEntry, be: LatencyEntry) -> None:
         changed = []
         for key in ("provenance", "threads", "delegate"):
-            if key in be and key in re_ and be[key] != re_[key]:
-                changed.append(f"{key} {be[key]} -> {re_[key]}")
+            before, after = getattr(be, key), getattr(re_, key)
+            if before is not None and after is not None and before != after:
+                changed.append(f"{key} {before} -> {after}")
         if changed:
             self.add(name, "setup", REGRESSION, "benchmark setup changed, timings not comparable: "
                      + "; ".join(changed), target=target)
-        elif be.get("runtime") and re_.get("runtime") and be["runtime"] != re_["runtime"]:
-            self.add(name, "setup", NOTE, f"runtime {be['runtime']} -> {re_['runtime']}", target=target)
+        elif be.runtime and re_.runtime and be.runtime != re_.runtime:
+            self.add(name, "setup", NOTE, f"runtime {be.runtime} -> {re_.runtime}", target=target)
 
     # -- budgets ---------------------------------------------------------------------------------------
 
-    def budgets(self) -> None:
-        recipe = self.report.get("recipe") if isinstance(self.report.get("recipe"), dict) else {}
-        budgets = recipe.get("budgets")
-        if not budgets or not self.enabled("budget"):
-            return
-        if not isinstance(budgets, dict):
-            self.add("*", "budget", FAIL, "recipe.budgets is not a mapping")
-            return
-        names = budgets.get("variants") or [n for n, v in self.r_vars.items()
-                                            if v.get("format") != "keras" and n != REFERENCE]
-        task_metric = "mae" if self.report.get("task") == "regression" else "accuracy"
-        ref = self.r_vars.get(REFERENCE)
+    def budgets(self, budgets: Budgets) -> None:
+        names = budgets.variants or [v.name for v in self.report.variants if v.is_export]
+        task_metric = self.report.primary_metric()
+        ref = self.report.reference
+        ref_metric = ref.metric(task_metric) if ref else None
         for name in names:
             v = self.r_vars.get(name)
             if v is None:
                 self.add(name, "budget", FAIL, "budgeted variant is missing from the report")
                 continue
-            if v.get("status") != "ok":
-                self.add(name, "budget", FAIL, f"budgeted variant failed: {v.get('reason')}")
+            if not v.ok:
+                self.add(name, "budget", FAIL, f"budgeted variant failed: {v.reason}")
                 continue
-            max_kb = _num(budgets.get("max_size_kb"))
-            if max_kb is not None:
-                kb = _num(v.get("size_bytes"))
-                kb = kb / KB if kb is not None else None
-                ok = kb is not None and kb <= max_kb
+            if budgets.max_size_kb is not None:
+                size = finite(v.size_bytes)
+                kb = size / KB if size is not None else None
+                ok = kb is not None and kb <= budgets.max_size_kb
                 self.add(name, "budget:size", PASS if ok else FAIL,
-                         f"size {_show(kb)} KB (budget {max_kb:g} KB)", baseline=max_kb, measured=kb)
-            max_drop = _num(budgets.get("max_accuracy_drop"))
-            if max_drop is not None:
-                mv = _num(((v.get("metrics") or {}).get(task_metric) or {}).get("value"))
-                rv = _num((((ref or {}).get("metrics") or {}).get(task_metric) or {}).get("value"))
-                if mv is None or rv is None:
-                    self.add(name, "budget:accuracy_drop", FAIL,
-                             f"{task_metric} of {name} or {REFERENCE} missing: cannot check the budget")
+                         f"size {_show(kb)} KB (budget {budgets.max_size_kb:g} KB)",
+                         baseline=budgets.max_size_kb, measured=kb)
+            if budgets.max_accuracy_drop is not None:
+                self.accuracy_budget(v, task_metric, ref_metric, budgets.max_accuracy_drop)
+            for target, limit_ms in (budgets.max_latency_ms or {}).items():
+                entry = v.latency.get(target)
+                p50 = entry.value("p50_ms") if entry else None
+                if p50 is None:
+                    self.add(name, "budget:latency", FAIL, "target not measured (or failed): "
+                             "add it to benchmark.targets", target=target)
                 else:
-                    drop = rv - mv if task_metric == "accuracy" else mv - rv
-                    ok = drop <= max_drop + 1e-12
-                    unit = " (fraction)" if task_metric == "accuracy" else " (MAE increase)"
-                    self.add(name, "budget:accuracy_drop", PASS if ok else FAIL,
-                             f"{task_metric} drop vs {REFERENCE} {drop:+.4g}{unit}, budget {max_drop:g}",
-                             baseline=max_drop, measured=round(drop, 6))
-            max_lat = budgets.get("max_latency_ms") or {}
-            if isinstance(max_lat, dict):
-                for target, limit in max_lat.items():
-                    entry = (v.get("latency") or {}).get(target)
-                    limit_ms = _num(limit)
-                    p50 = _num(entry.get("p50_ms")) if isinstance(entry, dict) and \
-                        entry.get("status", "ok") == "ok" else None
-                    if limit_ms is None:
-                        self.add(name, "budget:latency", FAIL, f"budget for {target} is not a number",
-                                 target=target)
-                    elif p50 is None:
-                        self.add(name, "budget:latency", FAIL, "target not measured (or failed): "
-                                 "add it to benchmark.targets", target=target)
-                    else:
-                        prov = entry.get("provenance", "?")
-                        self.add(name, "budget:latency", PASS if p50 <= limit_ms else FAIL,
-                                 f"p50 {p50:.4g} ms ({prov}), budget {limit_ms:g} ms", target=target,
-                                 baseline=limit_ms, measured=p50)
+                    self.add(name, "budget:latency", PASS if p50 <= limit_ms else FAIL,
+                             f"p50 {p50:.4g} ms ({entry.provenance or '?'}), budget {limit_ms:g} ms",
+                             target=target, baseline=limit_ms, measured=p50)
+
+    def accuracy_budget(self, v: Variant, task_metric: str, ref_metric: Any, max_drop: float) -> None:
+        metric = v.metric(task_metric)
+        drop = metric.drop(ref_metric) if metric and ref_metric else None
+        if drop is None:
+            self.add(v.name, "budget:accuracy_drop", FAIL,
+                     f"{task_metric} of {v.name} or {REFERENCE} missing: cannot check the budget")
+            return
+        ok = drop <= max_drop + 1e-12
+        unit = " (fraction)" if metric.higher_is_better else f" ({task_metric.upper()} increase)"
+        self.add(v.name, "budget:accuracy_drop", PASS if ok else FAIL,
+                 f"{task_metric} drop vs {REFERENCE} {drop:+.4g}{unit}, budget {max_drop:g}",
+                 baseline=max_drop, measured=round(drop, 6))
 
 
 RECIPE_FIELDS_NOT_COMPARED = ("name", "benchmark", "budgets")
@@ -603,7 +616,7 @@ RECIPE_FIELDS_NOT_COMPARED = ("name", "benchmark", "budgets")
 
 def recipe_differences(before: Any, after: Any, path: str = "") -> list[str]:
     """Field paths where two resolved recipes differ, as ``path before -> after``."""
-    if isinstance(before, dict) and isinstance(after, dict):
+    if isinstance(before, Mapping) and isinstance(after, Mapping):
         out = []
         for key in list(before) + [k for k in after if k not in before]:
             if not path and key in RECIPE_FIELDS_NOT_COMPARED:
@@ -621,15 +634,14 @@ def recipe_differences(before: Any, after: Any, path: str = "") -> list[str]:
     return []
 
 
-def cpu_difference(report: dict[str, Any], baseline: dict[str, Any]) -> str | None:
+def cpu_difference(report: Report, baseline: Report) -> str | None:
     """Why measured latencies of the two reports come from different CPUs, or None if the same.
 
     A ratio such as int8/float32 depends on the instructions a CPU has (an int8 model runs 3x faster
     than float32 with VNNI, and slower without it), so it is gated only on the baseline's own kind of CPU.
     """
-    def machine(doc: dict[str, Any]) -> tuple[Any, Any, Any]:
-        env = doc.get("environment") if isinstance(doc.get("environment"), dict) else {}
-        isa = env.get("isa")
+    def machine(doc: Report) -> tuple[Any, Any, Any]:
+        env, isa = doc.environment, doc.environment.get("isa")
         return str(env.get("cpu")), str(env.get("machine")), \
             [str(f) for f in isa] if isinstance(isa, list) else None
 
@@ -646,13 +658,18 @@ def cpu_difference(report: dict[str, Any], baseline: dict[str, Any]) -> str | No
     return None
 
 
-def compare(
-    report: dict[str, Any], baseline: dict[str, Any], tolerances: Tolerances | None = None
-) -> CheckResult:
-    """Compare ``report`` with ``baseline`` (both parsed report dicts) and check the recipe budgets.
+def _result(report: Report, findings: list[Finding], baseline: Report | None = None) -> CheckResult:
+    return CheckResult(name=str(report.name or "?"), findings=tuple(findings),
+                       baseline_created=baseline.created_utc if baseline else None,
+                       report_created=report.created_utc)
+
+
+def compare(report: Report | Mapping[str, Any], baseline: Report | Mapping[str, Any],
+            tolerances: Tolerances | None = None) -> CheckResult:
+    """Compare ``report`` with ``baseline`` and check the recipe budgets.
 
     Args:
-        report: the new report.
+        report: the new report (a plain report.json dict is validated and converted first).
         baseline: the accepted report (or a :func:`make_baseline` trim of one).
         tolerances: defaults if None.
 
@@ -660,22 +677,77 @@ def compare(
         A :class:`CheckResult` with one finding per compared figure.
 
     Raises:
-        InputError: either is malformed (see :func:`edgeopt.report.validate_report`), or the two
-            describe different models, tasks or datasets.
+        InputError: either is malformed (see :func:`edgeopt.report.validate_report`), the budgets do
+            not validate, or the two describe different models, tasks or datasets.
     """
-    from edgeopt.report import validate_report
+    from edgeopt.report import as_report
 
-    validate_report(report, "report")
-    validate_report(baseline, "baseline")
+    report, baseline = as_report(report, "report"), as_report(baseline, "baseline")
     check_same_model(report, baseline)
-    findings = _Comparer(report, baseline, tolerances or Tolerances()).run()
-    return CheckResult(name=str(report.get("name") or "?"), findings=findings,
-                       baseline_created=baseline.get("created_utc"), report_created=report.get("created_utc"))
+    tol = tolerances or Tolerances()
+    findings = _Comparer(report, baseline, tol, report_budgets(report)).run()
+    return _result(report, findings, baseline)
 
 
-def check_budgets(report: dict[str, Any]) -> CheckResult:
-    """Only the budgets and the report's own failures (no baseline): for a first run."""
-    return compare(report, {**report, "variants": []}, Tolerances())
+def check_budgets(report: Report | Mapping[str, Any]) -> CheckResult:
+    """Only the budgets and the report's own failures (no baseline): for a first run.
+
+    Every variant is ``new``; failed variants, failed measurements' variants, failed verification
+    checks and missed budgets are failures.
+    """
+    from edgeopt.report import as_report
+
+    report = as_report(report, "report")
+    return _result(report, _Comparer(report, None, Tolerances(), report_budgets(report)).run())
+
+
+def check(report: Report | str | Path, baseline_path: str | Path, tolerances: Tolerances | None = None,
+          *, update: bool = False) -> CheckResult:
+    """``edgeopt check``: compare a report with the baseline at ``baseline_path``, optionally accept it.
+
+    Without ``update`` the baseline must exist. With ``update`` a missing baseline is no error (the
+    report is checked against its budgets alone), and the report is written, trimmed by
+    :func:`make_baseline`, to ``baseline_path`` when the report itself has no failures: no failed
+    variant or verification check and no missed budget, whatever the comparison found (those are the
+    changes being accepted). Otherwise the file is left as it was.
+
+    Args:
+        report: a Report, or the path of a report.json.
+        baseline_path: the accepted report, e.g. ``models/<name>/baseline.json``.
+        tolerances: defaults if None.
+        update: accept the report as the new baseline.
+
+    Returns:
+        The comparison, with ``update`` saying whether the baseline was written or refused.
+
+    Raises:
+        InputError: a missing or invalid report or baseline, a baseline of another model.
+        EnvironmentProblem: the baseline cannot be written.
+    """
+    from edgeopt.report import load_report
+
+    shown = report if isinstance(report, (str, Path)) else "REPORT.json"
+    report = load_report(report) if isinstance(report, (str, Path)) else report
+    baseline_path = Path(baseline_path)
+    if baseline_path.exists():
+        result = compare(report, load_report(baseline_path), tolerances)
+        own = check_budgets(report) if update else result
+    elif update:
+        result = own = check_budgets(report)
+    else:
+        raise InputError(f"{baseline_path}: baseline not found; create it with "
+                         f"edgeopt check {shown} --baseline {baseline_path} --update-baseline")
+    if not update:
+        return result
+    if not own.passed:
+        return replace(result, baseline_path=str(baseline_path), update=BaselineUpdate.REFUSED)
+    from edgeopt.outputs import write_text_atomic
+
+    try:
+        write_text_atomic(baseline_path, baseline_json(report))
+    except OSError as exc:
+        raise EnvironmentProblem(f"cannot write {baseline_path}: {exc.strerror or exc}") from None
+    return replace(result, baseline_path=str(baseline_path), update=BaselineUpdate.WRITTEN)
 
 
 # Fields kept in a baseline: everything compare() reads, nothing bulky (plot data, per-tensor stats).
@@ -686,23 +758,26 @@ _TOP_KEEP = ("schema_version", "edgeopt_version", "created_utc", "name", "task",
              "environment", "data", "status")
 
 
-def make_baseline(report: dict[str, Any]) -> dict[str, Any]:
+def make_baseline(report: Report | Mapping[str, Any]) -> Report:
     """A trimmed copy of ``report`` to commit as a baseline: still a valid schema-v1 report.
 
     Plot data (evaluation, per-tensor statistics, training histories) is dropped; everything
     :func:`compare` reads is kept.
     """
-    out = {k: copy.deepcopy(report[k]) for k in _TOP_KEEP if k in report}
+    from edgeopt.report import as_report
+
+    data = json.loads(json.dumps(as_report(report).to_json()))  # a deep copy, detached from the source
+    out = {k: data[k] for k in _TOP_KEEP if k in data}
     out["variants"] = []
-    for v in report.get("variants") or []:
-        trimmed = {k: copy.deepcopy(v[k]) for k in _VARIANT_KEEP if k in v}
+    for v in data.get("variants") or []:
+        trimmed = {k: v[k] for k in _VARIANT_KEEP if k in v}
         inspect = v.get("inspect") if isinstance(v.get("inspect"), dict) else {}
-        trimmed["inspect"] = {k: copy.deepcopy(inspect[k]) for k in _INSPECT_KEEP if k in inspect}
+        trimmed["inspect"] = {k: inspect[k] for k in _INSPECT_KEEP if k in inspect}
         out["variants"].append(trimmed)
-    out["checks"] = copy.deepcopy(report.get("checks") or [])
-    return out
+    out["checks"] = data.get("checks") or []
+    return Report.from_json(out)
 
 
-def baseline_json(report: dict[str, Any]) -> str:
+def baseline_json(report: Report | Mapping[str, Any]) -> str:
     """:func:`make_baseline` as stable, reviewable JSON text."""
-    return json.dumps(make_baseline(report), indent=2, allow_nan=False) + "\n"
+    return json.dumps(make_baseline(report).to_json(), indent=2, allow_nan=False) + "\n"

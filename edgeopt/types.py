@@ -143,6 +143,15 @@ class Metric(_Json):
         return cls(value=float(value), unit=unit or ("fraction" if name == "accuracy" else ""),
                    higher_is_better=higher, provenance=provenance)
 
+    @classmethod
+    def read(cls, name: str, data: Mapping[str, Any]) -> Metric:
+        """``from_json`` of the metric called ``name``: one that does not state its direction gets its
+        name's (``mae`` lower is better); written back, the key stays absent."""
+        metric = cls.from_json(data)
+        if metric.higher_is_better is None:
+            metric = dataclasses.replace(metric, higher_is_better=HIGHER_IS_BETTER.get(name, True))
+        return metric
+
     @property
     def number(self) -> float | None:
         return finite(self.value)
@@ -231,7 +240,7 @@ class Variant(_Json):
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Variant:
-        metrics = {k: Metric.from_json(m) for k, m in (data.get("metrics") or {}).items()}
+        metrics = {k: Metric.read(k, m) for k, m in (data.get("metrics") or {}).items()}
         latency = {k: LatencyEntry.from_json(e) for k, e in (data.get("latency") or {}).items()}
         return _read(cls, data, metrics=metrics if "metrics" in data else {},
                      latency=latency if "latency" in data else {},

@@ -98,7 +98,7 @@ def main() -> int:
         run_dir = args.out / f"run{i}"
         if not (args.reuse and (run_dir / "report.json").is_file()):
             compress(args.recipe, run_dir, overrides)
-        reports.append(load_report(run_dir / "report.json"))
+        reports.append(load_report(run_dir / "report.json").to_json())  # dicts: the cases below edit them
     names = [v["name"] for v in reports[0]["variants"]
              if v.get("latency", {}).get("local") and v["name"] != "trained_float32"]
 

@@ -12,14 +12,14 @@ from click.testing import CliRunner
 from sample_report import make_report, scale_latency
 
 from edgeopt.cli import cli
-from edgeopt.regress import make_baseline
+from edgeopt.regress import baseline_json
 
 
 @pytest.fixture
 def files(tmp_path):
     report = make_report()
     (tmp_path / "report.json").write_text(json.dumps(report))
-    (tmp_path / "baseline.json").write_text(json.dumps(make_baseline(report)))
+    (tmp_path / "baseline.json").write_text(baseline_json(report))
     slow = make_report()
     scale_latency(slow["variants"][3]["latency"]["local"], 1.3)
     (tmp_path / "slow.json").write_text(json.dumps(slow))
@@ -34,6 +34,15 @@ def test_check_passes_with_exit_0(files):
     result = run("check", files / "report.json", "--baseline", files / "baseline.json")
     assert result.exit_code == 0, result.output
     assert "PASSED" in result.output
+
+
+def test_check_prints_its_summary_once(files):
+    result = run("check", files / "slow.json", "--baseline", files / "baseline.json")
+    assert result.exit_code == 1
+    assert result.output.count("edgeopt check digits_cnn: FAILED") == 1
+    as_json = run("check", files / "slow.json", "--baseline", files / "baseline.json", "--json")
+    assert as_json.stderr.count("edgeopt check digits_cnn: FAILED") == 1
+    assert json.loads(as_json.stdout)["passed"] is False  # stdout holds the document only
 
 
 def test_check_regression_exit_1_with_junit_and_markdown(files):
@@ -58,7 +67,7 @@ def test_check_json_document(files):
     [
         ("{corrupt", "not valid report JSON"),
         (json.dumps({**make_report(), "schema_version": 7}), "schema_version 7 is not supported"),
-        (json.dumps(make_baseline(make_report("regression"))), "baseline is for name 'facepose_mlp'"),
+        (baseline_json(make_report("regression")), "baseline is for name 'facepose_mlp'"),
         ('{"schema_version": 1, "variants": [{"name": "x", "p50_ms": Infinity}]}', "Infinity is not valid"),
     ],
 )
@@ -89,9 +98,13 @@ def test_unwritable_output_is_environment_exit_3(files):
 
 
 def test_update_baseline_accepts_and_says_so(files):
-    result = run("check", files / "slow.json", "--baseline", files / "baseline.json", "--update-baseline")
+    result = run("check", files / "slow.json", "--baseline", files / "baseline.json", "--update-baseline",
+                 "--json")
     assert result.exit_code == 0
     assert "accepted 1 regressions" in result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["exit_code"] == 0 and doc["passed"] is False
+    assert doc["baseline_updated"] == str(files / "baseline.json")
     assert json.loads((files / "baseline.json").read_text())["variants"][3]["latency"]["local"]["p50_ms"] == \
         pytest.approx(0.021 * 1.3)
     assert run("check", files / "slow.json", "--baseline", files / "baseline.json").exit_code == 0

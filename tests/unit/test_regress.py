@@ -1,4 +1,4 @@
-"""regress.compare: regressions, improvements, budgets, bad input, JUnit. Pure Python, no TensorFlow."""
+"""regress.compare and check: regressions, improvements, budgets, baselines, JUnit. No TensorFlow."""
 
 from __future__ import annotations
 
@@ -18,12 +18,16 @@ from edgeopt.regress import (
     NEW,
     PASS,
     REGRESSION,
+    BaselineUpdate,
     Tolerances,
+    check,
+    check_budgets,
     compare,
     load_tolerances,
     make_baseline,
 )
 from edgeopt.report import parse_report
+from edgeopt.types import Report
 
 
 def variant(report, name):
@@ -249,7 +253,7 @@ def test_markdown_and_json_outputs():
 
 
 def test_baseline_is_a_trimmed_valid_report():
-    base = make_baseline(make_report())
+    base = make_baseline(make_report()).to_json()
     parse_report(json.dumps(base))
     assert "evaluation" not in base["variants"][1]
     assert "per_tensor" not in base["variants"][1]["inspect"]
@@ -357,3 +361,49 @@ def test_latency_ratio_from_another_kind_of_cpu_is_a_note_not_a_regression(chang
     scale_latency(variant(same_cpu, "int8")["latency"]["local"], 3.0)
     same = compare(same_cpu, make_baseline(make_report()))
     assert statuses(same, "int8", "latency", "local") == [REGRESSION]
+
+
+def test_budgets_are_read_through_the_recipe_budgets_type():
+    report = make_report()
+    report["recipe"]["budgets"] = {"max_size_kb": 0}
+    with pytest.raises(InputError, match=r"report: recipe.budgets.max_size_kb: input should be greater"):
+        compare(report, make_baseline(make_report()))
+    report["recipe"]["budgets"] = {"max_size": 40}
+    with pytest.raises(InputError, match="unknown key 'max_size' .did you mean 'max_size_kb'"):
+        check_budgets(report)
+
+
+def test_a_metric_that_does_not_state_its_direction_takes_its_names():
+    base, report = make_report("regression"), make_report("regression")
+    for doc in (base, report):
+        for v in doc["variants"]:
+            del v["metrics"]["mae"]["higher_is_better"]
+    variant(report, "int8")["metrics"]["mae"]["value"] += 1.0
+    assert statuses(compare(report, make_baseline(base)), "int8", "mae") == [REGRESSION]
+    assert "higher_is_better" not in make_baseline(base).to_json()["variants"][3]["metrics"]["mae"]
+
+
+def test_check_compares_with_the_baseline_file_and_accepts_only_a_report_without_failures(tmp_path):
+    path = tmp_path / "models" / "digits_cnn" / "baseline.json"
+    with pytest.raises(InputError, match="baseline not found; create it with .* --update-baseline"):
+        check(Report.from_json(make_report()), path)
+    first = check(Report.from_json(make_report()), path, update=True)
+    assert first.update == BaselineUpdate.WRITTEN and first.exit_code == 0 and path.is_file()
+    assert statuses(first, "int8", "variant") == [NEW]  # nothing to compare with yet
+    slow = make_report()
+    scale_latency(variant(slow, "int8")["latency"]["local"], 1.5)
+    (tmp_path / "slow.json").write_text(json.dumps(slow))
+    result = check(tmp_path / "slow.json", path)
+    assert result.update is None and result.exit_code == 1
+    assert statuses(result, "int8", "latency", "local") == [REGRESSION]
+    accepted = check(tmp_path / "slow.json", path, update=True)
+    assert accepted.update == BaselineUpdate.WRITTEN and accepted.exit_code == 0 and not accepted.passed
+    assert "accepted 1 regressions" in accepted.update_message()
+    assert check(tmp_path / "slow.json", path).passed
+    failing = make_report()
+    variant(failing, "int8").update(status="failed", reason="converter crashed")
+    before = path.read_text()
+    refused = check(Report.from_json(failing), path, update=True)
+    assert refused.update == BaselineUpdate.REFUSED and refused.exit_code == 1
+    assert path.read_text() == before
+    assert refused.to_json()["baseline_updated"] is None

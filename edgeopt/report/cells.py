@@ -1,0 +1,207 @@
+"""The figures every rendering shows, formatted once: sizes, times, metrics, and deltas vs the reference.
+
+The terminal table, the Markdown and the HTML all show the same cells: ``x smaller`` (the reference's
+gzip size over the variant's), the metric with its change against the reference, latency with its
+speed-up, a status with its reason, and one provenance line per metric and target. Each is a pure
+function of a :class:`~edgeopt.types.Report` and one of its variants; a missing figure is ``-``.
+No TensorFlow, no matplotlib.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edgeopt.types import (
+    KERAS_VARIANT,
+    REFERENCE,
+    Check,
+    LatencyEntry,
+    Metric,
+    Provenance,
+    Report,
+    Status,
+    Variant,
+    finite,
+)
+
+KB = 1024  # sizes are shown in KiB-based units (KB = 1024 bytes), the same unit as budgets.max_size_kb
+PROVENANCE_MARKS = {Provenance.ESTIMATED: "~", Provenance.EMULATED: "(emu) "}
+
+
+def fmt_bytes(n: Any) -> str:
+    """Human size: ``812 B``, ``12.4 KB``, ``3.10 MB`` (KB = 1024 bytes)."""
+    value = finite(n)
+    if value is None:
+        return "-"
+    if value < KB:
+        return f"{int(value)} B"
+    if value < KB * KB:
+        return f"{value / KB:.1f} KB"
+    return f"{value / KB / KB:.2f} MB"
+
+
+def fmt_ms(value: Any) -> str:
+    """Milliseconds with 3 significant digits: ``0.0412``, ``1.23``, ``45.6``."""
+    v = finite(value)
+    if v is None:
+        return "-"
+    if v == 0:
+        return "0"
+    return f"{v:.3g}" if v < 1000 else f"{v:,.0f}"
+
+
+def is_percentage(name: str, metric: Metric | None) -> bool:
+    """Whether a metric is shown in percent (accuracy, any fraction)."""
+    return name == "accuracy" or (metric is not None and metric.unit == "fraction")
+
+
+def fmt_metric(name: str, metric: Metric | None) -> str:
+    """A metric for a table: accuracy as a percentage, others with their unit."""
+    value = metric.number if metric else None
+    if value is None:
+        return "-"
+    if is_percentage(name, metric):
+        return f"{100 * value:.2f}%"
+    unit = metric.unit or ""
+    unit = {"degrees": "deg", "degree": "deg"}.get(unit, unit)
+    return f"{value:.3g} {unit}".strip()
+
+
+def fmt_ratio(value: float | None) -> str:
+    """A ratio like ``4.1x``."""
+    return "-" if value is None else f"{value:.1f}x" if value < 100 else f"{value:,.0f}x"
+
+
+def fmt_fraction(value: Any) -> str:
+    """A fraction as a percentage with one decimal."""
+    v = finite(value)
+    return "-" if v is None else f"{100 * v:.1f}%"
+
+
+def fmt_params(value: Any) -> str:
+    v = finite(value)
+    return "-" if v is None else f"{int(v):,}"
+
+
+# -- against the reference ------------------------------------------------------------------------------
+
+
+def size_ratio(report: Report, variant: Variant) -> float | None:
+    """How many times smaller (gzip bytes) ``variant`` is than the trained float32 .tflite."""
+    ref = report.reference
+    ref_gz = finite(ref.gzip_bytes) if ref else None
+    gz = finite(variant.gzip_bytes)
+    if not ref_gz or not gz:
+        return None
+    return ref_gz / gz
+
+
+def size_ratio_cell(report: Report, variant: Variant, blank: str = "-") -> str:
+    """``x smaller`` of a .tflite variant; ``blank`` for the Keras model (another kind of file)."""
+    return fmt_ratio(size_ratio(report, variant)) if variant.is_tflite else blank
+
+
+def speedup(report: Report, variant: Variant, target: str) -> float | None:
+    """Reference p50 / variant p50 on ``target`` (>1 means faster than trained float32)."""
+    ref = report.reference
+    ref_entry = ref.latency.get(target) if ref else None
+    entry = variant.latency.get(target)
+    ref_p50 = ref_entry.value() if ref_entry else None
+    p50 = entry.value() if entry else None
+    if not ref_p50 or not p50:
+        return None
+    return ref_p50 / p50
+
+
+def speedup_text(report: Report, variant: Variant, target: str) -> str:
+    """``2.38x`` for a variant other than the reference, else empty."""
+    s = speedup(report, variant, target)
+    return "" if s is None or variant.name == REFERENCE else f"{s:.2f}x"
+
+
+def metric_delta(report: Report, variant: Variant, name: str) -> str:
+    """The metric's change against the reference: ``-0.60 pp`` (accuracy), ``+0.3`` (others); else empty.
+
+    Empty for the reference itself and for the Keras model, which is shown for reference only.
+    """
+    if variant.name in (REFERENCE, KERAS_VARIANT) or report.reference is None:
+        return ""
+    mine, theirs = variant.metric(name), report.reference.metric(name)
+    if mine is None or theirs is None or mine.number is None or theirs.number is None:
+        return ""
+    delta = mine.number - theirs.number
+    return f"{100 * delta:+.2f} pp" if is_percentage(name, mine) else f"{delta:+.3g}"
+
+
+def metric_cell(report: Report, variant: Variant, name: str) -> str:
+    """The metric with its change against the reference: ``96.90% (-0.60 pp)``."""
+    delta = metric_delta(report, variant, name)
+    return fmt_metric(name, variant.metric(name)) + (f" ({delta})" if delta else "")
+
+
+# -- status, latency, checks, provenance -----------------------------------------------------------------
+
+
+def status_text(item: Variant | LatencyEntry) -> str:
+    """``ok``, ``ok (<note>)`` or ``failed: <reason>``."""
+    status = item.status or "unknown"
+    if status == Status.OK:
+        note = getattr(item, "note", None)
+        return f"{Status.OK} ({note})" if note else Status.OK.value
+    return f"{status}: {item.reason}" if item.reason else str(status)
+
+
+def latency_mark(entry: LatencyEntry) -> str:
+    """``~`` for an estimate, ``(emu)`` for an emulation, nothing for a measurement."""
+    return PROVENANCE_MARKS.get(entry.provenance, "")
+
+
+def latency_cell(entry: LatencyEntry | None, p90: bool = True) -> str:
+    """``p50/p90`` in ms with the provenance mark; ``failed`` or ``-`` when there is no figure."""
+    if entry is None:
+        return "-"
+    if not entry.ok:
+        return Status.FAILED.value
+    cell = f"{latency_mark(entry)}{fmt_ms(entry.p50_ms)}"
+    return f"{cell}/{fmt_ms(entry.p90_ms)}" if p90 else cell
+
+
+def failed_checks(report: Report) -> list[Check]:
+    """Checks whose status is not ok."""
+    return [c for c in report.checks if not c.ok]
+
+
+def stage_summaries(report: Report) -> list[str]:
+    """``kind: summary`` for each stage that has a summary."""
+    return [f"{s.kind or 'stage'}: {s.summary}" for s in report.stages if s.summary]
+
+
+def provenance_lines(report: Report) -> list[str]:
+    """One line per metric source and per target saying where and how the figures were obtained."""
+    lines: list[str] = []
+    name = report.primary_metric()
+    seen: set[str] = set()
+    for v in report.variants:
+        metric = v.metric(name)
+        if v.name == KERAS_VARIANT or metric is None:
+            continue
+        if metric.provenance and metric.provenance not in seen:
+            seen.add(metric.provenance)
+            lines.append(f"{name}: {metric.provenance}")
+    for target in report.targets():
+        entry = next((e for v in report.variants if (e := v.latency.get(target)) and e.value() is not None),
+                     None)
+        if entry is None:
+            lines.append(f"{target}: no successful measurement")
+            continue
+        parts = [str(entry.provenance or "unknown provenance")]
+        for value, label in ((entry.runtime, ""), (entry.delegate, "delegate "), (entry.cpu, "")):
+            if value:
+                parts.append(f"{label}{value}")
+        if entry.threads is not None:
+            parts.append(f"{entry.threads} thread{'s' if entry.threads != 1 else ''}")
+        if entry.runs is not None:
+            warmup = "?" if entry.warmup is None else entry.warmup
+            parts.append(f"{entry.runs} runs after {warmup} warm-up")
+        lines.append(f"{target}: " + ", ".join(parts))
+    return lines
