@@ -98,20 +98,14 @@ def measure(name: str, fmt: str, path: Path, data: Dataset, recipe: Recipe, prog
     metrics, evaluation = evaluate_tflite(path, data)
     latency = {}
     spec = recipe.benchmark
+    threads = spec.threads[0]  # report.json has one latency entry per target: the first thread count
     for target in spec.targets:
-        progress(f"benchmarking {path.name} on {target} ({spec.threads} thread(s))")
+        progress(f"benchmarking {path.name} on {target} ({threads} thread(s))")
         try:
-            latency[target] = bench.measure(
-                path,
-                target=target,
-                threads=spec.threads,
-                runs=spec.runs,
-                warmup=spec.warmup,
-                min_seconds=spec.min_seconds,
-            )
+            latency[target] = bench.measure(path, target, spec, threads=threads).to_json()
         except EnvironmentProblem as exc:  # an unreachable board is a failed row, not a dead run
             latency[target] = failed_entry(
-                str(exc), provenance=bench.parse_target(target).provenance, threads=spec.threads
+                str(exc), provenance=bench.parse_target(target).provenance, threads=threads
             )
     raw = path.read_bytes()
     return Variant.from_json({

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from edgeopt.bench.spec import BenchSpec
 from edgeopt.documents import check_depth, load_yaml, read_text
 from edgeopt.errors import RecipeError
 from edgeopt.strict import SEED_LIMIT, Strict
@@ -29,11 +30,8 @@ EXPORT_FORMATS = ("float32", "float16", "dynamic", "int8", "int16x8")
 MAX_EPOCHS = 10_000
 MAX_BATCH_SIZE = 1 << 20
 MAX_STEPS = 10_000_000  # prune frequency, in optimizer steps
-MAX_THREADS = 256
-MAX_RUNS = 1_000_000
-MAX_WARMUP = 100_000
-MAX_MIN_SECONDS = 3600.0
-# Strict and SEED_LIMIT live in edgeopt.strict (imported here, and re-exported, for regress).
+# The benchmark section's bounds live with it (BenchSpec, edgeopt.bench.spec, which `edgeopt benchmark`
+# shares); Strict and SEED_LIMIT in edgeopt.strict (imported here, and re-exported, for regress).
 
 
 def plain_options(value: dict[str, Any]) -> dict[str, Any]:
@@ -217,14 +215,6 @@ class ExportOptions(Strict):
         "stage using policy xnnpack_sparse)")
 
 
-class Benchmark(Strict):
-    targets: list[str] = Field(default_factory=lambda: ["local"])
-    threads: int = Field(1, ge=1, le=MAX_THREADS)
-    runs: int = Field(100, ge=1, le=MAX_RUNS)
-    warmup: int = Field(10, ge=0, le=MAX_WARMUP)
-    min_seconds: float = Field(0.5, ge=0, le=MAX_MIN_SECONDS)
-
-
 class Budgets(Strict):
     """Limits the compressed variants must meet; `edgeopt check` fails (exit 1) when one is missed."""
 
@@ -258,7 +248,7 @@ class Recipe(Strict):
         default_factory=lambda: ["float32", "int8"], min_length=1
     )
     export_options: ExportOptions = Field(default_factory=ExportOptions)
-    benchmark: Benchmark = Field(default_factory=Benchmark)
+    benchmark: BenchSpec = Field(default_factory=BenchSpec)
     budgets: Budgets | None = None
 
     @model_validator(mode="after")

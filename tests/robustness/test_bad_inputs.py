@@ -327,7 +327,7 @@ CASES = [
              "benchmark.min_seconds: input should be a finite"),
     set_case("runs_of_1e20_is_refused", "benchmark.runs=1.0e+20", "benchmark.runs"),
     set_case("a_billion_threads_is_refused", "benchmark.threads=1000000000",
-             "benchmark.threads: input should be less"),
+             "benchmark.threads[0]: input should be less"),
     set_case("a_billion_epochs_is_refused", "train.epochs=1000000000", "train.epochs: input should be less"),
     set_case("batch_size_of_1e12_is_refused", "train.batch_size=1.0e+12", "train.batch_size"),
     set_case("warmup_of_1e15_is_refused", "benchmark.warmup=1.0e+15", "benchmark.warmup"),

@@ -23,7 +23,8 @@ from edgeopt.bench.spec import Target, choice_target
 from edgeopt.bench.ssh import SSH_CONFIG_ENV, board, explain_ssh_failure, parse_ssh_target, ssh_command
 from edgeopt.bench.stats import LATENCY_FIELDS, failed_entry, table_rows, tidy, to_entry
 from edgeopt.cli import cli
-from edgeopt.errors import EnvironmentProblem, InputError
+from edgeopt.errors import EnvironmentProblem, InputError, RecipeError
+from edgeopt.recipe import parse_recipe
 from edgeopt.types import LatencyEntry, Provenance
 
 TFLITE_HEADER = b"\x1c\x00\x00\x00TFL3" + b"\x00" * 16
@@ -250,6 +251,63 @@ def test_cli_names_the_option_of_a_bad_setting_before_anything_runs(fake, model,
 
 
 # -- BenchSpec ---------------------------------------------------------------------------------------
+
+
+BASE = {"model": "digits_cnn", "data": "digits"}
+
+
+def recipe_error(benchmark: object) -> str:
+    with pytest.raises(RecipeError) as info:
+        parse_recipe({**BASE, "benchmark": benchmark})
+    return str(info.value)
+
+
+def test_threads_accepts_one_count_or_a_list():
+    assert parse_recipe({**BASE, "benchmark": {"threads": 2}}).benchmark.threads == [2]
+    assert parse_recipe({**BASE, "benchmark": {"threads": [1, 4]}}).benchmark.threads == [1, 4]
+    assert BenchSpec().threads == [1] and BenchSpec(threads=3).threads == [3]
+
+
+def test_the_recipe_and_the_cli_share_one_spec_with_the_same_defaults():
+    spec = parse_recipe(BASE).benchmark
+    assert isinstance(spec, BenchSpec) and spec == make_spec()
+    assert spec.model_dump() == {"targets": ["local"], "threads": [1], "runs": 100, "warmup": 10,
+                                 "min_seconds": 0.5, "xnnpack": True, "timeout": 300.0, "inputs": "random",
+                                 "seed": 0, "ssh_config": None}
+    assert spec.inputs_file is None and make_spec({"inputs": "x.npz"}).inputs_file == "x.npz"
+
+
+@pytest.mark.parametrize(("benchmark", "message"), [
+    ({"threads": 0}, "benchmark.threads[0]: input should be greater than or equal to 1, got 0"),
+    ({"threads": [1, 257]}, "benchmark.threads[1]: input should be less than or equal to 256, got 257"),
+    ({"threads": [2, 2]}, "benchmark.threads: 2 is listed twice"),
+    ({"threads": []}, "benchmark.threads: list should have at least 1 item"),
+    ({"threads": True}, "benchmark.threads: input should be a valid list"),
+    ({"runs": 0}, "benchmark.runs: input should be greater than or equal to 1, got 0"),
+    ({"runs": "5"}, "benchmark.runs: input should be a valid integer, got '5'"),
+    ({"warmup": 100_001}, "benchmark.warmup: input should be less than or equal to 100000"),
+    ({"min_seconds": 3601}, "benchmark.min_seconds: input should be less than or equal to 3600"),
+    ({"timeout": 0}, "benchmark.timeout: input should be greater than 0, got 0"),
+    ({"timeout": 86401}, "benchmark.timeout: input should be less than or equal to 86400"),
+    ({"seed": 2**32}, "benchmark.seed: input should be less than 4294967296"),
+    ({"xnnpack": "no"}, "benchmark.xnnpack: input should be a valid boolean, got 'no'"),
+    ({"inputs": ""}, "benchmark.inputs: string should have at least 1 character"),
+    ({"targets": ["locl"]}, "benchmark.targets[0]: unknown target 'locl' (did you mean 'local'?)"),
+    ({"targets": ["local", "local"]}, "benchmark.targets: 'local' is listed twice"),
+    ({"run": 5}, "benchmark: unknown key 'run' (did you mean 'runs'?)"),
+    ({"ssh-config": "x"}, "benchmark: unknown key 'ssh-config' (did you mean 'ssh_config'?)"),
+])
+def test_bad_settings_are_refused_with_their_field_path(benchmark, message):
+    assert message in recipe_error(benchmark)
+
+
+def test_every_committed_recipe_still_loads():
+    from edgeopt.recipe import load_recipe
+
+    recipes = sorted(Path(__file__).resolve().parents[2].glob("models/*/recipe.yaml"))
+    assert recipes
+    for path in recipes:
+        assert load_recipe(path).benchmark.threads == [1]
 
 
 def test_runner_args_come_from_the_spec():
