@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import pytest
@@ -42,6 +43,15 @@ def test_fleet_runs_in_parallel_with_local_and_every_row_completes(ssh_env, tiny
     assert "unreachable" in rows[2]["reason"] and rows[2]["p50_ms"] is None
     assert result.exit_code == 3  # environment: a board could not be reached
     assert json.loads((tmp_path / "benchmark.json").read_text())["rows"] == rows
+
+
+def test_ssh_config_option_reaches_ssh_in_the_spec_not_the_environment(ssh_board, tiny_models, monkeypatch):
+    monkeypatch.delenv("EDGEOPT_SSH_CONFIG", raising=False)
+    result = CliRunner().invoke(cli, ["benchmark", str(tiny_models["int8"]), "--target", "ssh://board-a",
+                                      "--ssh-config", str(ssh_board.ssh_config), "--json", *QUICK_ARGS])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["rows"][0]["board"]["machine"] == "aarch64"
+    assert "EDGEOPT_SSH_CONFIG" not in os.environ
 
 
 @pytest.mark.parametrize(("board", "message"), [
