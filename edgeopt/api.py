@@ -22,6 +22,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from edgeopt.bench.spec import BenchSpec
 from edgeopt.pipeline import Prepared, Result, compress, prepare
 from edgeopt.recipe import Recipe
 from edgeopt.types import LatencyEntry, Report
@@ -37,14 +38,17 @@ def load_recipe(path: str | os.PathLike | None = None, overrides: list[str] | No
     return load(path, list(overrides or []))
 
 
-def benchmark(path: str | os.PathLike, target: str = "local", **settings: Any) -> LatencyEntry:
+def benchmark(path: str | os.PathLike, target: str = "local", spec: BenchSpec | None = None,
+              threads: int | None = None, **settings: Any) -> LatencyEntry:
     """Latency of one ``.tflite`` on one target (``local``, ``ssh://user@host``, ``qemu:cortex-a72``,
-    ``estimate:pi4``). ``settings``: ``threads``, ``runs``, ``warmup``, ``min_seconds``, ``timeout``.
+    ``estimate:pi4``), with a :class:`~edgeopt.bench.spec.BenchSpec` or its fields as keywords
+    (``runs``, ``warmup``, ``min_seconds``, ``xnnpack``, ``timeout``, ``inputs``, ``seed``, ``ssh_config``).
     """
     from edgeopt import bench
 
-    entry = bench.measure(bench.check_model(path), target=target, **settings)
-    return entry if isinstance(entry, LatencyEntry) else LatencyEntry.from_json(entry)
+    if spec is None:
+        spec = bench.make_spec({**settings, "targets": [target], **({"threads": [threads]} if threads else {})})
+    return bench.measure(bench.check_model(path), target, spec, threads=threads)
 
 
 def inspect_tflite(path: str | os.PathLike, pattern: tuple[int, int] = (2, 4)) -> dict[str, Any]:
@@ -58,16 +62,14 @@ def load_report(path: str | os.PathLike) -> Report:
     """A validated report.json as a :class:`~edgeopt.types.Report`."""
     from edgeopt.report import load_report as load
 
-    report = load(Path(path))
-    return report if isinstance(report, Report) else Report.from_json(report)
+    return load(Path(path))
 
 
-def check(report: Report | str | os.PathLike, baseline: Report | str | os.PathLike,
-          tolerances: str | os.PathLike | None = None):
-    """Compare a report with its baseline (and the recipe's budgets), as ``edgeopt check`` does."""
-    from edgeopt.regress import compare, load_tolerances
+def check(report: Report | str | os.PathLike, baseline: str | os.PathLike,
+          tolerances: str | os.PathLike | None = None, *, update: bool = False):
+    """What ``edgeopt check`` decides: a report against the baseline file (and the recipe's budgets);
+    with ``update``, accept the report as the new baseline when it has no failures of its own."""
+    from edgeopt.regress import check as run_check
+    from edgeopt.regress import load_tolerances
 
-    def as_json(value):
-        return (value if isinstance(value, Report) else load_report(value)).to_json()
-
-    return compare(as_json(report), as_json(baseline), load_tolerances(tolerances))
+    return run_check(report, baseline, load_tolerances(tolerances), update=update)
