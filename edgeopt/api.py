@@ -47,7 +47,8 @@ def benchmark(path: str | os.PathLike, target: str = "local", spec: BenchSpec | 
     from edgeopt import bench
 
     if spec is None:
-        spec = bench.make_spec({**settings, "targets": [target], **({"threads": [threads]} if threads else {})})
+        chosen = {"threads": [threads]} if threads else {}
+        spec = bench.make_spec({**settings, "targets": [target], **chosen})
     return bench.measure(bench.check_model(path), target, spec, threads=threads)
 
 
