@@ -125,65 +125,6 @@ def measure(name: str, fmt: str, path: Path, data: Dataset, recipe: Recipe, prog
     })
 
 
-# -- checks: what was asked for versus what the .tflite holds --------------------------------------
-
-
-def sparsity_checks(stages: list[dict], variants: list[dict], pruned_fraction: float) -> list[dict]:
-    """Each exported variant's measured weight sparsity against the prune stages' target.
-
-    Only the pruned layers' kernels are asked to be sparse, so the expectation over all weights is
-    target x (share of weights in pruned kernels), less 0.02 of slack for rounding in the masks.
-    """
-    targets = [s["params"]["target_sparsity"] for s in stages if s["kind"] == "prune"]
-    if not targets:
-        return []
-    expected = max(targets) * pruned_fraction - 0.02
-    checks = []
-    for v in variants:
-        if v["format"] in ("keras",) or v["name"] == REFERENCE or v["status"] != Status.OK:
-            continue
-        ok = v["sparsity"] >= expected
-        checks.append(
-            {
-                "variant": v["name"],
-                "check": "sparsity",
-                "expected": f">= {expected:.3f}",
-                "measured": round(v["sparsity"], 4),
-                "status": "ok" if ok else "fail",
-                "message": f"{v['name']}: weight sparsity {v['sparsity']:.3f} in the .tflite "
-                f"({'meets' if ok else 'falls short of'} {expected:.3f} = target {max(targets):.2f} "
-                f"x {pruned_fraction:.3f} of weights in pruned layers - 0.02)",
-            }
-        )
-    return checks
-
-
-def int8_checks(variants: list[dict]) -> list[dict]:
-    """An int8 export must compute in int8: no float ops left."""
-    checks = []
-    for v in variants:
-        if v["format"] != "int8" or v["status"] != Status.OK:
-            continue
-        float_ops = v["inspect"].get("float_ops") or []
-        ok = not float_ops
-        checks.append(
-            {
-                "variant": v["name"],
-                "check": "int8_ops",
-                "expected": "no float ops",
-                "measured": len(float_ops),
-                "status": "ok" if ok else "fail",
-                "message": f"{v['name']}: "
-                + (
-                    "every op computes in int8"
-                    if ok
-                    else f"float ops left: {', '.join(sorted(set(map(str, float_ops))))}"
-                ),
-            }
-        )
-    return checks
-
-
 # -- the run ---------------------------------------------------------------------------------------
 
 
@@ -289,11 +230,10 @@ def check_recipe(recipe: Recipe, data: Dataset | None = None) -> None:
         parse_target(target)
     check_model_files(recipe)
     if data is not None:
-        from edgeopt.techniques.prune_steps import check_reachable
+        from edgeopt.techniques import TECHNIQUES
 
-        for index, stage in enumerate(recipe.stages):  # a schedule that cannot finish fails now too
-            if stage.kind == "prune":
-                check_reachable(stage, index, data, recipe.train)
+        for index, stage in enumerate(recipe.stages):  # a stage that cannot work fails now too
+            TECHNIQUES[stage.kind].validate(stage, index, data, recipe.train)
 
 
 def prepare(recipe: Recipe, progress: Progress | None = None) -> Prepared:
@@ -382,20 +322,18 @@ def _with_changes(recipe: Recipe, stages, export, overrides) -> Recipe:
 
 def _compress(prepared: Prepared, recipe: Recipe, scratch: Path, progress: Progress) -> Result:
     from edgeopt.convert import ConversionError, convert
-    from edgeopt.techniques import StageContext, distill, get_technique
+    from edgeopt.techniques import TECHNIQUES, StageContext
     from edgeopt.train import fit
-    from edgeopt.verify import technique_checks
+    from edgeopt.verify import run_checks
 
     data = prepared.data
     seed_everything(recipe.seed)
     model = copy_model(prepared.model)
     representative = data.representative(seed=recipe.seed)
     stages, float_model, current, earlier = [], model, model, ()
-    all_kernels = sum(int(np.prod(w.shape)) for w in model.weights)
-    pruned_kernels = 0
-    guide = None  # a distill stage's teacher, guiding the fine-tuning of the stages after it
+    guide = None  # from an earlier stage (a distill teacher): wraps the fine-tuning of the later ones
     for index, stage in enumerate(recipe.stages):
-        technique = get_technique(stage.kind)
+        technique = TECHNIQUES[stage.kind]
         ctx = StageContext(
             data=data, train=recipe.train, seed=recipe.seed, stage_index=index, earlier=earlier,
             trust_model=recipe.trust_model,
@@ -403,7 +341,7 @@ def _compress(prepared: Prepared, recipe: Recipe, scratch: Path, progress: Progr
         progress(f"stage {index + 1}/{len(recipe.stages)}: {stage.kind} ({stage.epochs} epochs)")
         wrapped = technique.apply(current, stage, ctx)
         stage_history = fit(
-            distill.guided(wrapped, guide) if stage.kind != "distill" else wrapped,
+            guide.wrap(wrapped) if guide is not None and technique.guided else wrapped,
             data,
             recipe.train,
             epochs=stage.epochs,
@@ -415,23 +353,10 @@ def _compress(prepared: Prepared, recipe: Recipe, scratch: Path, progress: Progr
             what=f"stage {index + 1} ({stage.kind})",
         )
         stripped = technique.strip(wrapped)
-        outcome = technique.report(stripped, stage, ctx)
-        stages.append(
-            {"kind": stage.kind, "params": stage.model_dump(mode="json"), "history": stage_history, **outcome}
-        )
-        if stage.kind == "prune":
-            pruned = set(outcome["achieved"]["per_layer_sparsity"])
-            pruned_kernels = sum(
-                int(np.prod(w.shape))
-                for layer in stripped.layers
-                if layer.name in pruned
-                for w in layer.weights
-                if "kernel" in w.name
-            )
-        if stage.kind == "distill":
-            guide = distill.guidance(stage, ctx)
+        stages.append(technique.outcome(stripped, stage, ctx, stage_history))
+        guide = technique.guidance(stage, ctx) or guide
         current, earlier = stripped, (*earlier, stage.kind)
-        if stage.kind != "quantize":
+        if technique.exports_float_from_here:
             float_model = stripped
 
     variants = [prepared.keras_variant.to_json(), prepared.reference.to_json()]
@@ -449,9 +374,7 @@ def _compress(prepared: Prepared, recipe: Recipe, scratch: Path, progress: Progr
         variants.append(measure(fmt, fmt, path, data, recipe, progress).to_json())
         files[path.name] = path.read_bytes()
 
-    checks = sparsity_checks(stages, variants, pruned_kernels / all_kernels if all_kernels else 0.0)
-    checks += int8_checks(variants)
-    checks += technique_checks(stages, variants)
+    checks = run_checks(stages, [Variant.from_json(v) for v in variants])
     report = Report.from_json({
         "schema_version": SCHEMA_VERSION,
         "edgeopt_version": __version__,
@@ -463,9 +386,9 @@ def _compress(prepared: Prepared, recipe: Recipe, scratch: Path, progress: Progr
         "environment": environment.describe(),
         "data": data.describe(),
         "training": {"history": prepared.history, "epochs_run": len(prepared.history.get("loss", []))},
-        "stages": stages,
+        "stages": [outcome.to_json() for outcome in stages],
         "variants": variants,
-        "checks": checks,
+        "checks": [check.to_json() for check in checks],
         "status": Status.OK,
     })
     return Result(report=report.with_status(), recipe=recipe, files=files)

@@ -3,55 +3,46 @@
 A recipe is immutable once loaded. Precedence is defaults < recipe file < command-line overrides
 (``--set train.epochs=2``). Every validation error names the field path
 (``stages[0].target_sparsity: must be less than 1, got 1.5``) and unknown keys come with a
-"did you mean" suggestion. Stage ordering rules live in :func:`check_stage_order` and run before any
-training. This module imports no TensorFlow.
+"did you mean" suggestion. Each stage is validated by the model of the technique its ``kind`` names
+(:data:`edgeopt.techniques.TECHNIQUES`, read at validation time), and the ordering rules the
+techniques declare are checked by :func:`check_stage_order`, before any training. This module
+imports no TensorFlow.
 """
 
 from __future__ import annotations
 
 import copy
-import math
+import functools
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SerializeAsAny,
+    TypeAdapter,
+    ValidationError,
+    WrapValidator,
+    field_validator,
+    model_validator,
+)
 
 from edgeopt.bench.spec import BenchSpec
 from edgeopt.documents import check_depth, load_yaml, read_text
 from edgeopt.errors import RecipeError
 from edgeopt.strict import SEED_LIMIT, Strict
+from edgeopt.techniques import TECHNIQUES
+from edgeopt.techniques.base import MAX_BATCH_SIZE, MAX_EPOCHS, FineTune, plain_options
+from edgeopt.techniques.prune import parse_m_by_n as parse_m_by_n  # re-exported for the CLI
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "rmsprop", "adagrad")
 EXPORT_FORMATS = ("float32", "float16", "dynamic", "int8", "int16x8")
 
 # Upper bounds on counts: far above any real run, low enough that a typo (1e9 epochs, 1e20 runs)
 # is refused at once instead of running for ever or allocating a billion threads.
-MAX_EPOCHS = 10_000
-MAX_BATCH_SIZE = 1 << 20
-MAX_STEPS = 10_000_000  # prune frequency, in optimizer steps
+# MAX_EPOCHS and MAX_BATCH_SIZE, shared with every stage, live in edgeopt.techniques.base.
 # The benchmark section's bounds live with it (BenchSpec, edgeopt.bench.spec, which `edgeopt benchmark`
 # shares); Strict and SEED_LIMIT in edgeopt.strict (imported here, and re-exported, for regress).
-
-
-def plain_options(value: dict[str, Any]) -> dict[str, Any]:
-    """Refuse builder options that are not plain finite data (a field validator for ``*_options``)."""
-    stack: list[tuple[Any, str]] = [(value, "")]
-    while stack:
-        item, where = stack.pop()
-        if isinstance(item, dict):
-            for key, child in item.items():
-                if not isinstance(key, str):
-                    raise ValueError(f"key {key!r} must be a string")
-                stack.append((child, f"{where}.{key}" if where else key))
-        elif isinstance(item, list):
-            stack.extend((child, f"{where}[{i}]") for i, child in enumerate(item))
-        elif isinstance(item, float) and not math.isfinite(item):
-            raise ValueError(f"'{where}' must be a finite number, got {item}")
-        elif item is not None and not isinstance(item, (str, int, float, bool)):
-            raise ValueError(f"'{where}' must be a string, number, boolean, list or mapping, "
-                             f"got {type(item).__name__}")
-    return value
 
 
 class EarlyStopping(Strict):
@@ -79,129 +70,19 @@ class TrainSpec(Strict):
         return self
 
 
-class FineTune(Strict):
-    """Fields shared by every stage that fine-tunes: how long and how fast."""
-
-    epochs: int = Field(2, ge=0, le=MAX_EPOCHS)
-    learning_rate: float | None = Field(None, gt=0, description="default: train.learning_rate / 10")
-    batch_size: int | None = Field(None, ge=1, le=MAX_BATCH_SIZE, description="default: train.batch_size")
+@functools.cache
+def _stage_adapter(models: tuple[type[FineTune], ...]) -> TypeAdapter:
+    return TypeAdapter(Annotated[Union[models], Field(discriminator="kind")])  # noqa: UP007
 
 
-class PruneStage(FineTune):
-    kind: Literal["prune"] = "prune"
-    target_sparsity: float = Field(..., ge=0, lt=1, description="default 1 - M/N with structure M:N")
-    initial_sparsity: float = Field(0.0, ge=0, lt=1, description="polynomial schedule start")
-    schedule: Literal["polynomial", "constant"] = "polynomial"
-    frequency: int = Field(10, ge=1, le=MAX_STEPS, description="steps between mask updates")
-    begin_epoch: float = Field(0.0, ge=0, le=MAX_EPOCHS,
-                               description="fraction of the fine-tune epochs, or epochs")
-    end_epoch: float | None = Field(None, ge=0, le=MAX_EPOCHS,
-                                    description="default: 80% of the fine-tune epochs")
-    layers: list[str] | None = Field(None, description="glob patterns on layer names or class names")
-    structure: str = Field(
-        "unstructured",
-        description="'unstructured', or 'M:N' (at most M non-zeros "
-        "in every N consecutive input-channel weights, e.g. '2:4')",
-    )
-    policy: Literal["all", "xnnpack_sparse"] = Field(
-        "all",
-        description="'xnnpack_sparse': prune only 1x1 convolutions (XNNPACK's sparse kernels) "
-        "and export with TFLite's sparse encoding",
-    )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _structured_target(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("target_sparsity") is None:
-            m_by_n = parse_m_by_n(data.get("structure", "unstructured"))
-            if m_by_n is not None:
-                data = {**data, "target_sparsity": 1 - m_by_n[0] / m_by_n[1]}
-        return data
-
-    @model_validator(mode="after")
-    def _initial_below_target(self) -> PruneStage:
-        m_by_n = parse_m_by_n(self.structure)
-        if m_by_n is not None and abs(self.target_sparsity - (1 - m_by_n[0] / m_by_n[1])) > 1e-9:
-            raise ValueError(
-                f"structure {self.structure} fixes target_sparsity at "
-                f"{1 - m_by_n[0] / m_by_n[1]:g}; remove target_sparsity or make it match"
-            )
-        if self.schedule == "polynomial" and self.initial_sparsity > self.target_sparsity:
-            raise ValueError("initial_sparsity must not exceed target_sparsity")
-        return self
-
-    @property
-    def m_by_n(self) -> tuple[int, int] | None:
-        return parse_m_by_n(self.structure)
+def _registered_stage(value: Any, handler: Any) -> FineTune:
+    """``value`` validated as the stage model of the technique its ``kind`` names."""
+    return _stage_adapter(tuple(t.Stage for t in TECHNIQUES.values())).validate_python(value)
 
 
-def parse_m_by_n(structure: Any) -> tuple[int, int] | None:
-    """``'2:4'`` -> (2, 4); ``'unstructured'`` -> None; anything else is a ValueError."""
-    if structure in (None, "unstructured"):
-        return None
-    parts = str(structure).split(":")
-    if len(parts) == 2 and all(p.strip().isdigit() for p in parts):
-        m, n = int(parts[0]), int(parts[1])
-        if 0 < m < n:
-            return m, n
-    raise ValueError(
-        f"structure must be 'unstructured' or 'M:N' with 0 < M < N (e.g. '2:4'), got {structure!r}"
-    )
-
-
-CENTROID_INITS = ("kmeans_plus_plus", "linear", "density_based", "random")
-
-
-class ClusterStage(FineTune):
-    kind: Literal["cluster"] = "cluster"
-    clusters: int = Field(16, ge=2, le=256, description="centroids per clustered weight tensor")
-    centroid_init: Literal[CENTROID_INITS] = "kmeans_plus_plus"  # type: ignore[valid-type]
-    layers: list[str] | None = Field(None, description="glob patterns on layer names or class names")
-    preserve_sparsity: bool | None = Field(None, description="default: true when a prune stage came before")
-
-
-class QuantizeStage(FineTune):
-    kind: Literal["quantize"] = "quantize"
-    mode: Literal["qat", "ptq"] = "qat"
-    preserve: Literal["auto", "none"] = Field(
-        "auto",
-        description="'auto': collaborative QAT keeping earlier sparsity and clusters; "
-        "'none': plain QAT (for comparison)",
-    )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _ptq_defaults_to_no_training(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("mode") == "ptq" and "epochs" not in data:
-            data = {**data, "epochs": 0}
-        return data
-
-    @model_validator(mode="after")
-    def _ptq_has_no_training(self) -> QuantizeStage:
-        if self.mode == "ptq" and self.epochs:
-            raise ValueError("mode ptq needs no training: set epochs to 0 (or use mode qat)")
-        return self
-
-
-class DistillStage(FineTune):
-    kind: Literal["distill"] = "distill"
-    teacher: str = Field(
-        ...,
-        description="zoo model name (trained by this recipe's train section) "
-        "or a path to a saved Keras model",
-    )
-    teacher_options: dict[str, Any] = Field(default_factory=dict, description="zoo builder options")
-    _plain_teacher_options = field_validator("teacher_options")(plain_options)
-    alpha: float = Field(0.1, ge=0, le=1, description="weight of the label loss; 1 - alpha on the teacher")
-    temperature: float = Field(4.0, gt=0, description="softmax temperature (classification)")
-    guide_later_stages: bool = Field(False, description="the teacher keeps guiding the fine-tuning of "
-                                     "the stages after this one (prune, cluster, QAT) with the same loss")
-    teacher_epochs: int | None = Field(None, ge=0, le=MAX_EPOCHS, description="zoo teacher's training epochs "
-                                       "(default: train.epochs, or this stage's epochs when that is 0)")
-
-
-Stage = Annotated[PruneStage | ClusterStage | QuantizeStage | DistillStage, Field(discriminator="kind")]
-STAGE_KINDS = ("prune", "cluster", "quantize", "distill")
+# A recipe stage: the stage model of a registered technique, told apart by ``kind``. The registry is
+# read at each validation, so a technique registered after this module was imported is accepted too.
+Stage = Annotated[SerializeAsAny[FineTune], WrapValidator(_registered_stage)]
 
 
 class ExportOptions(Strict):
@@ -268,28 +149,41 @@ class Recipe(Strict):
 
 
 def check_stage_order(kinds: list[str]) -> None:
-    """Reject stage orders that cannot work, before any training.
+    """Reject stage orders that cannot work, before any training, from each technique's placement.
 
-    Distillation trains the student, so it comes first and once. Structure-changing stages come
-    next: prune, then cluster (clustering after pruning can keep the zeros; pruning after clustering
-    would break the clusters). Quantization comes last and once: QAT preserves what came before,
-    but nothing after it can preserve QAT.
+    A technique declares its rules as data (:class:`edgeopt.techniques.base.Placement`): ``once``,
+    ``first``, ``last`` and the kinds it must come ``after``, with the reason. Today distillation
+    trains the student, so it comes first and once; pruning comes before clustering (clustering
+    after pruning can keep the zeros; pruning after clustering would break the clusters); and
+    quantization comes last and once: QAT preserves what came before, but nothing after it can
+    preserve QAT. Rules are checked in that order (once, first, last, after), each technique in
+    registry order; kinds no technique registers are left to the stage validation.
     """
-    for kind in ("distill", "prune", "cluster", "quantize"):
-        if kinds.count(kind) > 1:
-            raise ValueError(f"stages: only one {kind} stage is allowed (found {kinds.count(kind)})")
-    if "distill" in kinds and kinds[0] != "distill":
-        raise ValueError(
-            f"stages: distill must be the first stage (it trains the student; "
-            f"'{kinds[kinds.index('distill') - 1]}' comes before it and would be undone)"
-        )
-    if "quantize" in kinds and kinds[-1] != "quantize":
-        after = kinds[kinds.index("quantize") + 1]
-        raise ValueError(f"stages: quantize must be the last stage ('{after}' follows it)")
-    if "prune" in kinds and "cluster" in kinds and kinds.index("cluster") < kinds.index("prune"):
-        raise ValueError(
-            "stages: prune must come before cluster (pruning after clustering breaks the clusters)"
-        )
+    placed = [(kind, technique.placement) for kind, technique in TECHNIQUES.items() if kind in kinds]
+    where = {kind: [i for i, k in enumerate(kinds) if k == kind] for kind, _ in placed}
+    for kind, rule in placed:
+        if rule.once and len(where[kind]) > 1:
+            raise ValueError(f"stages: only one {kind} stage is allowed (found {len(where[kind])})")
+    for kind, rule in placed:
+        late = next((i for i in where[kind] if i != 0), None)
+        if rule.first and late is not None:
+            before = f"'{kinds[late - 1]}' comes before it and would be undone"
+            raise ValueError(f"stages: {kind} must be the first stage{_because(rule.why, before)}")
+    for kind, rule in placed:
+        early = next((i for i in where[kind] if i != len(kinds) - 1), None)
+        if rule.last and early is not None:
+            after = f"'{kinds[early + 1]}' follows it"
+            raise ValueError(f"stages: {kind} must be the last stage{_because(rule.why, after)}")
+    for kind, rule in placed:
+        for earlier in rule.after:
+            if earlier in kinds and max(i for i, k in enumerate(kinds) if k == earlier) > where[kind][0]:
+                raise ValueError(f"stages: {earlier} must come before {kind}{_because(rule.why)}")
+
+
+def _because(*reasons: str) -> str:
+    """`` (reason; fact)`` for an error message, leaving out what is empty."""
+    given = [r for r in reasons if r]
+    return f" ({'; '.join(given)})" if given else ""
 
 
 def _format_loc(loc: tuple[Any, ...]) -> str:
@@ -300,7 +194,7 @@ def _format_loc(loc: tuple[Any, ...]) -> str:
             path += f"[{part}]"
             previous_was_index = True
             continue
-        if previous_was_index and part in STAGE_KINDS:
+        if previous_was_index and part in TECHNIQUES:
             previous_was_index = False  # pydantic's discriminator tag: not a field of the recipe
             continue
         previous_was_index = False

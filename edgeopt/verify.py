@@ -1,91 +1,46 @@
-"""Checks that what a recipe's structured and clustering stages asked for is really in each ``.tflite``.
+"""Checks that what a recipe asked for is really in each ``.tflite``, from the inspected variants.
 
-Pure functions of the stage entries and the variants of a report (each variant carries the
-:func:`edgeopt.inspect.inspect_tflite` summary in ``inspect``), returning check entries in the
-report.json shape (``variant``, ``check``, ``expected``, ``measured``, ``status``, ``message``). A
-failing check makes the report ``failed`` and ``compress`` exit 1. No TensorFlow here.
-
-* ``pattern_M_N``: with ``structure: M:N``, the share of compliant groups over all weight tensors must
-  be at least the share of groups lying in the 2:4-pruned kernels (those are compliant by
-  construction; the others may be compliant by chance, which only raises the measured share).
-* ``clusters``: with a cluster stage of ``clusters: K``, at least as many weight tensors as layers
-  were clustered must hold at most K distinct values per output channel (batch-norm folding and
-  per-channel int8 scales multiply each channel by its own factor: K values per channel survive,
-  K per tensor need not).
+:func:`run_checks` is the one call: the checks of the export formats themselves (an ``int8`` file must
+compute in int8) and, for each stage, the checks its technique defines
+(:meth:`edgeopt.techniques.base.Technique.checks`), so nothing here names a technique. Pure functions
+of typed stage outcomes and variants (each variant carries the :func:`edgeopt.inspect.inspect_tflite`
+summary in ``inspect``); a failing check makes the report ``failed`` and ``compress`` exit 1. No
+TensorFlow here.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
-SLACK = 1e-6
-CHECK_OK = "ok"
-CHECK_FAIL = "fail"
-
-
-def _exported(variants: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [v for v in variants
-            if v.get("format") != "keras" and v.get("name") != "trained_float32" and v.get("status") == "ok"
-            and v.get("inspect")]
+from edgeopt.techniques import TECHNIQUES
+from edgeopt.types import Check, CheckStatus, Format, StageOutcome, Variant
 
 
-def pattern_checks(stages: list[dict[str, Any]], variants: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """M:N compliance of each exported variant against the share of groups the prune stage covered."""
-    prune = next((s for s in stages if s["kind"] == "prune"
-                  and s["params"].get("structure", "unstructured") != "unstructured"), None)
-    if prune is None:
-        return []
-    structure = prune["params"]["structure"]
-    expected = float(prune["achieved"].get("m_by_n_groups_share", 0.0))
+def run_checks(outcomes: Sequence[StageOutcome], variants: Sequence[Variant]) -> list[Check]:
+    """Every check of a run: each stage's technique checks, in stage order, then the formats' checks.
+
+    A stage whose kind no registered technique has (a report from another edgeopt) has no checks.
+    """
+    checks: list[Check] = []
+    for outcome in outcomes:
+        technique = TECHNIQUES.get(outcome.kind)
+        if technique is not None:
+            checks += technique.checks(outcome, variants)
+    return checks + int8_checks(variants)
+
+
+def int8_checks(variants: Sequence[Variant]) -> list[Check]:
+    """An int8 export must compute in int8: no float ops left."""
     checks = []
-    for v in _exported(variants):
-        asked = v["inspect"].get("pattern") or {}
-        measured = asked.get("share") if asked.get("structure") == structure else None
-        if measured is None and structure == "2:4":
-            measured = v["inspect"].get("pattern_2_4")
-        ok = measured is not None and measured >= expected - SLACK
-        shown = "none" if measured is None else f"{measured:.3f}"
-        checks.append({
-            "variant": v["name"], "check": f"pattern_{structure.replace(':', '_')}",
-            "expected": f">= {expected:.3f}",
-            "measured": None if measured is None else round(measured, 4),
-            "status": CHECK_OK if ok else CHECK_FAIL,
-            "message": f"{v['name']}: {structure} compliance {shown} of weight groups in the .tflite "
-                       f"({'meets' if ok else 'falls short of'} {expected:.3f}, the share of groups "
-                       f"in {structure}-pruned layers)",
-        })
+    for v in variants:
+        if v.format != Format.INT8 or not v.ok:
+            continue
+        float_ops = v.inspect.get("float_ops") or []
+        ok = not float_ops
+        checks.append(Check(
+            variant=v.name, check="int8_ops", expected="no float ops", measured=len(float_ops),
+            status=CheckStatus.OK if ok else CheckStatus.FAIL,
+            message=f"{v.name}: " + ("every op computes in int8" if ok
+                                     else f"float ops left: {', '.join(sorted(set(map(str, float_ops))))}"),
+        ))
     return checks
-
-
-def _tensor_clusters(tensor: dict[str, Any]) -> int:
-    # Per output channel: batch-norm folding (float) and per-channel scales (int8) multiply each
-    # channel by its own factor, which keeps K values per channel but not K per tensor.
-    return int(tensor["unique_values_per_channel_max"])
-
-
-def cluster_checks(stages: list[dict[str, Any]], variants: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each exported variant must keep the clusters: enough weight tensors with at most K values."""
-    stage = next((s for s in stages if s["kind"] == "cluster"), None)
-    if stage is None:
-        return []
-    k = int(stage["params"]["clusters"])
-    asked = len(stage["achieved"].get("clustered_layers", []))
-    if not asked:
-        return []
-    checks = []
-    for v in _exported(variants):
-        weights = [t for t in v["inspect"].get("per_tensor", {}).values() if t.get("role") == "weight"]
-        kept = sum(1 for t in weights if _tensor_clusters(t) <= k)
-        ok = kept >= asked
-        checks.append({
-            "variant": v["name"], "check": "clusters", "expected": f">= {asked} tensors with <= {k} values",
-            "measured": kept, "status": CHECK_OK if ok else CHECK_FAIL,
-            "message": f"{v['name']}: {kept} of {len(weights)} weight tensors hold <= {k} distinct values "
-                       f"({'meets' if ok else 'falls short of'} the {asked} clustered layers)",
-        })
-    return checks
-
-
-def technique_checks(stages: list[dict[str, Any]], variants: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every structured-sparsity and clustering check for a report's stages and variants."""
-    return pattern_checks(stages, variants) + cluster_checks(stages, variants)

@@ -5,19 +5,153 @@ automatically: prune-preserving after a prune stage, cluster-preserving after a 
 both after prune then cluster, so fine-tuning keeps the zeros and the shared values that plain QAT
 would dissolve (``preserve: none`` forces plain QAT, for comparison). ``ptq`` trains nothing: the int8
 export calibrates on representative data. The QAT model is exported as it is: the converter reads
-the learned quantization ranges from it, so ``strip`` is the identity.
+the learned quantization ranges from it, so ``strip`` is the identity, and the float formats are
+exported from the model before this stage. It comes last: QAT preserves what came before, but
+nothing after it can preserve QAT. The int8 format's own check lives in :mod:`edgeopt.verify`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
 import numpy as np
+from pydantic import Field, model_validator
 
 from edgeopt.errors import InputError
-from edgeopt.kerasapi import keras, tfmot
-from edgeopt.recipe import QuantizeStage
-from edgeopt.techniques import StageContext, skipped_summary
+from edgeopt.techniques.base import FineTune, Placement, StageContext, Technique, stage_outcome
+from edgeopt.techniques.layers import skipped_summary
+from edgeopt.types import Check, StageOutcome, Variant
 
-_quant = tfmot.quantization.keras
+if TYPE_CHECKING:
+    from edgeopt.data import Dataset
+    from edgeopt.recipe import TrainSpec
+
+# -- the stage --------------------------------------------------------------------------------------
+
+
+class QuantizeStage(FineTune):
+    kind: Literal["quantize"] = "quantize"
+    mode: Literal["qat", "ptq"] = "qat"
+    preserve: Literal["auto", "none"] = Field(
+        "auto",
+        description="'auto': collaborative QAT keeping earlier sparsity and clusters; "
+        "'none': plain QAT (for comparison)",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ptq_defaults_to_no_training(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("mode") == "ptq" and "epochs" not in data:
+            data = {**data, "epochs": 0}
+        return data
+
+    @model_validator(mode="after")
+    def _ptq_has_no_training(self) -> QuantizeStage:
+        if self.mode == "ptq" and self.epochs:
+            raise ValueError("mode ptq needs no training: set epochs to 0 (or use mode qat)")
+        return self
+
+
+def scheme_name(earlier: tuple[str, ...], preserve: str = "auto", mode: str = "qat") -> str:
+    """The name of the scheme :func:`scheme_for` picks, as the report states it."""
+    if mode == "ptq":
+        return "post_training_int8"
+    if preserve == "none":
+        return "default_8bit"
+    if "cluster" in earlier:
+        return "prune_cluster_preserving" if "prune" in earlier else "cluster_preserving"
+    return "prune_preserving" if "prune" in earlier else "default_8bit"
+
+
+# -- the technique ----------------------------------------------------------------------------------
+
+
+class Quantize(Technique):
+    """Quantization-aware training (or post-training calibration) for the int8 export."""
+
+    kind = "quantize"
+    Stage = QuantizeStage
+    # Nothing after QAT can preserve it; the refusal names the stage that follows instead of a reason.
+    placement = Placement(once=True, last=True)
+    exports_float_from_here = False  # the QAT model holds fake-quant ops: float formats come from before
+
+    def validate(self, stage: QuantizeStage, index: int, data: Dataset, train: TrainSpec) -> None:
+        """Nothing to refuse before training: layers QAT cannot wrap are named when it is applied."""
+
+    def apply(self, model, stage: QuantizeStage, ctx: StageContext):
+        """Wrap ``model`` for quantization-aware training (``ptq``: return it unchanged)."""
+        from edgeopt.kerasapi import keras
+
+        if stage.mode == "ptq":
+            return model
+        if not getattr(model, "_is_graph_network", False) and not isinstance(model, keras.Sequential):
+            raise InputError(f"stages[{ctx.stage_index}] quantize: TFMOT cannot wrap a subclassed model "
+                             f"({type(model).__name__}); rebuild it as a Functional or Sequential model")
+        offending = unsupported_layers(model)
+        if offending:
+            raise InputError(
+                f"stages[{ctx.stage_index}] quantize: TFMOT QAT cannot wrap layers {', '.join(offending)}; "
+                "replace them with built-in layers, or use mode: ptq"
+            )
+        quant = _quant()
+        try:
+            annotated = quant.quantize_annotate_model(model)
+            with quant.quantize_scope():
+                scheme = scheme_for(ctx.earlier, stage.preserve)
+                qat = quant.quantize_apply
+                wrapped = qat(annotated, scheme) if scheme else qat(annotated)
+        except (ValueError, RuntimeError) as exc:
+            raise InputError(
+                f"stages[{ctx.stage_index}] quantize: TFMOT cannot apply QAT to this model: {exc}"
+            ) from None
+        warm_start_ranges(wrapped, ctx.data.representative(count=1024, seed=ctx.seed))
+        return wrapped
+
+    def callbacks(self, stage: QuantizeStage, ctx: StageContext) -> list:
+        """None: TFMOT's quantizers learn their ranges inside the layers."""
+        return []
+
+    def strip(self, model):
+        """The QAT model itself: the converter reads the learned ranges from its wrappers."""
+        return model
+
+    def scope(self):
+        """TFMOT's quantization wrappers and quantizers, to load a QAT model."""
+        return _quant().quantize_scope()
+
+    def outcome(self, stripped, stage: QuantizeStage, ctx: StageContext, history: dict) -> StageOutcome:
+        """The scheme used, and the layers with weights QAT left in float."""
+        achieved = {"scheme": scheme_name(ctx.earlier, stage.preserve, stage.mode)}
+        if stage.mode == "ptq":
+            summary = "post-training: nothing trained; each int8 export calibrates on representative data"
+            return stage_outcome(stage, history, achieved, {}, summary)
+        quant = _quant()
+        skipped = {
+            layer.name: type(layer).__name__
+            for layer in stripped.layers
+            if layer.weights
+            and not isinstance(layer, quant.QuantizeWrapper)
+            and type(layer).__name__ not in ("QuantizeLayer",)
+        }
+        counts, summary = skipped_summary(skipped, "quantization-aware")
+        return stage_outcome(stage, history, achieved, counts, summary)
+
+    def checks(self, outcome: StageOutcome, variants: Sequence[Variant]) -> list[Check]:
+        """None of its own: that an int8 export computes in int8 is the format's (:mod:`edgeopt.verify`)."""
+        return []
+
+
+TECHNIQUE = Quantize()
+
+
+# -- the Keras side (TensorFlow inside) --------------------------------------------------------------
+
+
+def _quant():
+    from edgeopt.kerasapi import tfmot
+
+    return tfmot.quantization.keras
 
 
 def scheme_for(earlier: tuple[str, ...], preserve: str = "auto"):
@@ -26,6 +160,8 @@ def scheme_for(earlier: tuple[str, ...], preserve: str = "auto"):
     After clustering: cluster-preserving (and sparsity-preserving too when a prune stage came before
     it); after pruning alone: prune-preserving; ``preserve='none'`` forces plain QAT.
     """
+    from edgeopt.kerasapi import tfmot
+
     combine = tfmot.experimental.combine
     if preserve == "none":
         return None
@@ -49,6 +185,8 @@ def _cluster_preserve_scheme(preserve_sparsity: bool):
         cluster_preserve_quantize_registry as registry,
     )
 
+    from edgeopt.kerasapi import tfmot
+
     class Registry(registry.Default8bitClusterPreserveQuantizeRegistry):
         def __init__(self, preserve):
             super().__init__(preserve)
@@ -68,21 +206,13 @@ def _cluster_preserve_scheme(preserve_sparsity: bool):
     return Scheme(preserve_sparsity=preserve_sparsity)
 
 
-def scheme_name(earlier: tuple[str, ...], preserve: str = "auto", mode: str = "qat") -> str:
-    if mode == "ptq":
-        return "post_training_int8"
-    if preserve == "none":
-        return "default_8bit"
-    if "cluster" in earlier:
-        return "prune_cluster_preserving" if "prune" in earlier else "cluster_preserving"
-    return "prune_preserving" if "prune" in earlier else "default_8bit"
-
-
 def unsupported_layers(model) -> list[str]:
     """User-defined layers TFMOT's default 8-bit QAT cannot quantize, as ``name (Class)``."""
     from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
         default_8bit_quantize_registry as registry_module,
     )
+
+    from edgeopt.kerasapi import keras
 
     registry = registry_module.Default8BitQuantizeRegistry()
     # Built-in layers the registry does not list (BatchNormalization after a convolution, ...) are
@@ -90,32 +220,6 @@ def unsupported_layers(model) -> list[str]:
     return [f"{layer.name} ({type(layer).__name__})" for layer in getattr(model, "layers", [])
             if not isinstance(layer, keras.layers.InputLayer) and not registry.supports(layer)
             and not type(layer).__module__.startswith(("tf_keras.", "keras."))]
-
-
-def apply(model, stage: QuantizeStage, ctx: StageContext):
-    """Wrap ``model`` for quantization-aware training (``ptq``: return it unchanged)."""
-    if stage.mode == "ptq":
-        return model
-    if not getattr(model, "_is_graph_network", False) and not isinstance(model, keras.Sequential):
-        raise InputError(f"stages[{ctx.stage_index}] quantize: TFMOT cannot wrap a subclassed model "
-                         f"({type(model).__name__}); rebuild it as a Functional or Sequential model")
-    offending = unsupported_layers(model)
-    if offending:
-        raise InputError(
-            f"stages[{ctx.stage_index}] quantize: TFMOT QAT cannot wrap layers {', '.join(offending)}; "
-            "replace them with built-in layers, or use mode: ptq"
-        )
-    try:
-        annotated = _quant.quantize_annotate_model(model)
-        with _quant.quantize_scope():
-            scheme = scheme_for(ctx.earlier, stage.preserve)
-            wrapped = _quant.quantize_apply(annotated, scheme) if scheme else _quant.quantize_apply(annotated)
-    except (ValueError, RuntimeError) as exc:
-        raise InputError(
-            f"stages[{ctx.stage_index}] quantize: TFMOT cannot apply QAT to this model: {exc}"
-        ) from None
-    warm_start_ranges(wrapped, ctx.data.representative(count=1024, seed=ctx.seed))
-    return wrapped
 
 
 # TFMOT's moving-average quantizers update their ranges as min <- decay*min + (1-decay)*batch_min
@@ -159,31 +263,3 @@ def warm_start_ranges(model, samples: np.ndarray) -> None:
             v.assign(old)  # undo the partial move until the final assignment below
     for i, v in enumerate(variables):
         v.assign(lows[i] if i in lows else highs[i])
-
-
-def callbacks(stage: QuantizeStage, ctx: StageContext) -> list:
-    return []
-
-
-def strip(model):
-    return model
-
-
-def scope():
-    return _quant.quantize_scope()
-
-
-def report(stripped, stage: QuantizeStage, ctx: StageContext) -> dict:
-    skipped = {
-        layer.name: type(layer).__name__
-        for layer in stripped.layers
-        if layer.weights
-        and not isinstance(layer, _quant.QuantizeWrapper)
-        and type(layer).__name__ not in ("QuantizeLayer",)
-    }
-    achieved = {"scheme": scheme_name(ctx.earlier, stage.preserve, stage.mode)}
-    if stage.mode == "ptq":
-        summary = "post-training: nothing trained; each int8 export calibrates on representative data"
-        return {"achieved": achieved, "skipped_layers": {}, "summary": summary}
-    counts, summary = skipped_summary(skipped, "quantization-aware")
-    return {"achieved": achieved, "skipped_layers": counts, "summary": summary}

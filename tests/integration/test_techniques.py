@@ -64,17 +64,17 @@ def _stage(kind: str, **fields):
 
 
 def _run_stages(env, model, stages, earlier: tuple[str, ...] = ()):
-    """apply / fit / strip each stage in order, as the pipeline does; return the model and reports."""
-    from edgeopt.techniques import StageContext, get_technique
+    """apply / fit / strip / outcome each stage as the pipeline does; return the model and the outcomes."""
+    from edgeopt.techniques import TECHNIQUES, StageContext
     from edgeopt.train import fit
 
-    reports = []
+    reports, guide = [], None
     for index, stage in enumerate(stages):
-        technique = get_technique(stage.kind)
+        technique = TECHNIQUES[stage.kind]
         ctx = StageContext(data=env["data"], train=env["train"], seed=0, stage_index=index, earlier=earlier)
         wrapped = technique.apply(model, stage, ctx)
-        fit(
-            wrapped,
+        history = fit(
+            guide.wrap(wrapped) if guide is not None and technique.guided else wrapped,
             env["data"],
             env["train"],
             epochs=stage.epochs,
@@ -83,7 +83,8 @@ def _run_stages(env, model, stages, earlier: tuple[str, ...] = ()):
             early_stopping=False,
         )
         model = technique.strip(wrapped)
-        reports.append(technique.report(model, stage, ctx))
+        reports.append(technique.outcome(model, stage, ctx, history))
+        guide = technique.guidance(stage, ctx) or guide
         earlier = (*earlier, stage.kind)
     return model, reports
 
@@ -105,7 +106,7 @@ def test_2_4_pruning_leaves_every_group_compliant_in_int8(env):
     for name, tensor in _weights(info).items():
         if tensor["shape"][-1] >= 4:  # conv1 has one input channel: no group of 4 to thin
             assert tensor["pattern_2_4"] == 1.0, name
-    assert info["pattern_2_4"] >= report["achieved"]["m_by_n_groups_share"]
+    assert info["pattern_2_4"] >= report.achieved["m_by_n_groups_share"]
     assert info["sparsity"] > 0.45
 
 
@@ -133,8 +134,8 @@ def test_cluster_after_prune_keeps_zeros_and_survives_cluster_preserving_qat(env
         _stage("quantize"),
     ]
     model, reports = _run_stages(env, _copy(env), stages)
-    assert reports[1]["achieved"]["preserve_sparsity"] is True
-    assert reports[2]["achieved"]["scheme"] == "prune_cluster_preserving"
+    assert reports[1].achieved["preserve_sparsity"] is True
+    assert reports[2].achieved["scheme"] == "prune_cluster_preserving"
     info = _tflite(env, model)
     assert info["sparsity"] >= 0.48
     for name, tensor in _weights(info).items():  # per-channel int8: the clusters live per channel
@@ -144,7 +145,7 @@ def test_cluster_after_prune_keeps_zeros_and_survives_cluster_preserving_qat(env
 
 def test_clusters_show_as_distinct_values_in_float32(env):
     model, reports = _run_stages(env, _copy(env), [_stage("cluster", clusters=4)])
-    assert set(reports[0]["achieved"]["clustered_layers"]) == {"conv1", "conv2", "dense", "logits"}
+    assert set(reports[0].achieved["clustered_layers"]) == {"conv1", "conv2", "dense", "logits"}
     for name, tensor in _weights(_tflite(env, model, "float32")).items():
         assert tensor["unique_values"] <= 4, name
 
@@ -186,9 +187,9 @@ def test_xnnpack_policy_prunes_only_pointwise_convolutions(env):
     model = keras.Model(inputs, keras.layers.Dense(10, name="logits")(x))
     stage = _stage("prune", target_sparsity=0.75, schedule="constant", policy="xnnpack_sparse")
     pruned, (report,) = _run_stages(env, model, [stage])
-    assert set(report["achieved"]["per_layer_sparsity"]) == {"pointwise"}
-    assert report["skipped_layers"] == {"Conv2D(not a 1x1 convolution)": 1, "Dense(not a 1x1 convolution)": 1}
-    assert report["summary"].startswith("2 layers not pruned")
+    assert set(report.achieved["per_layer_sparsity"]) == {"pointwise"}
+    assert report.skipped_layers == {"Conv2D(not a 1x1 convolution)": 1, "Dense(not a 1x1 convolution)": 1}
+    assert report.summary.startswith("2 layers not pruned")
 
 
 def test_distillation_pulls_the_student_towards_the_teacher(env):
@@ -201,11 +202,11 @@ def test_distillation_pulls_the_student_towards_the_teacher(env):
     keras.utils.set_random_seed(1)
     student = env["tiny"]()
     alone = _copy_of(student)
-    wrapped = distill.Distiller(student, teacher, "classification", stage.alpha, stage.temperature)
+    wrapped = distill.TeacherGuide(teacher, "classification", stage.alpha, stage.temperature).wrap(student)
     before = distill.teacher_gap(student, teacher, env["data"], stage)
     fit(wrapped, env["data"], env["train"], epochs=3, learning_rate=1e-3, early_stopping=False)
     fit(alone, env["data"], env["train"], epochs=3, learning_rate=1e-3, early_stopping=False)
-    after = distill.teacher_gap(distill.strip(wrapped), teacher, env["data"], stage)
+    after = distill.teacher_gap(distill.TECHNIQUE.strip(wrapped), teacher, env["data"], stage)
     trained_alone = distill.teacher_gap(alone, teacher, env["data"], stage)
     assert after < before / 2
     assert after < trained_alone  # the teacher term, not the labels alone, closes the gap
@@ -228,10 +229,10 @@ def test_unwrappable_layer_is_named_in_a_one_line_input_error(env):
     model = keras.Model(inputs, keras.layers.Dense(10, name="logits")(x))
     ctx = StageContext(data=env["data"], train=env["train"], seed=0, stage_index=0)
     with pytest.raises(InputError, match=r"my_scale \(Scale\)") as caught:
-        prune.apply(model, _stage("prune", target_sparsity=0.5), ctx)
+        prune.TECHNIQUE.apply(model, _stage("prune", target_sparsity=0.5), ctx)
     assert caught.value.exit_code == 2 and "\n" not in str(caught.value)
     with pytest.raises(InputError, match=r"my_scale \(Scale\)"):
-        quantize.apply(model, _stage("quantize"), ctx)
+        quantize.TECHNIQUE.apply(model, _stage("quantize"), ctx)
 
 
 def test_conversion_failure_names_the_converter_reason_and_op(env):
@@ -255,7 +256,7 @@ def test_pruned_layers_left_out_of_clustering_keep_their_zeros_through_qat(env):
         _stage("quantize", epochs=2),
     ]
     model, reports = _run_stages(env, _copy(env), stages)
-    assert "logits" not in reports[1]["achieved"]["clustered_layers"]
+    assert "logits" not in reports[1].achieved["clustered_layers"]
     for name, tensor in _weights(_tflite(env, model)).items():
         assert tensor["sparsity"] >= 0.78, name
 
@@ -267,12 +268,12 @@ def test_clustering_skips_a_pruned_layer_with_fewer_non_zeros_than_clusters(env)
     ]
     model, reports = _run_stages(env, _copy(env), stages)
     # conv1 (72 weights) and logits (320) keep about 2 and 10 non-zeros: too few for 16 centroids.
-    assert reports[1]["skipped_layers"] == {
+    assert reports[1].skipped_layers == {
         "Conv2D(fewer non-zero weights than clusters)": 1,
         "Dense(fewer non-zero weights than clusters)": 1,
     }
-    assert reports[1]["achieved"]["clustered_layers"] == ["conv2", "dense"]
-    assert reports[1]["achieved"]["zeros_kept_in_unclustered_layers"] == ["conv1", "logits"]
+    assert reports[1].achieved["clustered_layers"] == ["conv2", "dense"]
+    assert reports[1].achieved["zeros_kept_in_unclustered_layers"] == ["conv1", "logits"]
     for name, tensor in _weights(_tflite(env, model, "float32")).items():
         assert tensor["sparsity"] >= 0.96, name
 
@@ -281,7 +282,7 @@ def test_1_4_pruning_is_verified_as_1_4_not_2_4(env):
     model, (report,) = _run_stages(env, _copy(env), [_stage("prune", structure="1:4")])
     info = inspect_tflite(convert_int8(env, model), pattern=(1, 4))
     assert info["pattern"]["structure"] == "1:4"
-    assert info["pattern"]["share"] >= report["achieved"]["m_by_n_groups_share"] - 0.01
+    assert info["pattern"]["share"] >= report.achieved["m_by_n_groups_share"] - 0.01
     assert info["sparsity"] > 0.6
 
 
@@ -295,8 +296,8 @@ def test_ptq_stage_reports_calibration_not_quantization_aware_training(env):
     recipe = parse_recipe({"model": "m", "data": "d", "stages": [{"kind": "quantize", "mode": "ptq"}]})
     stage = recipe.stages[0]
     _, (report,) = _run_stages(env, _copy(env), [stage])
-    assert report["achieved"]["scheme"] == "post_training_int8"
-    assert report["summary"].startswith("post-training: nothing trained")
+    assert report.achieved["scheme"] == "post_training_int8"
+    assert report.summary.startswith("post-training: nothing trained")
 
 
 def test_pcqat_keeps_zeros_of_a_pruned_layer_next_to_unpruned_ones(env):
@@ -309,7 +310,7 @@ def test_pcqat_keeps_zeros_of_a_pruned_layer_next_to_unpruned_ones(env):
         _stage("quantize", epochs=2),
     ]
     model, reports = _run_stages(env, _copy(env), stages)
-    assert reports[2]["achieved"]["scheme"] == "prune_cluster_preserving"
+    assert reports[2].achieved["scheme"] == "prune_cluster_preserving"
     dense = next(t for t in _weights(_tflite(env, model)).values() if t["shape"] == [32, 256])
     assert dense["sparsity"] >= 0.78
 
@@ -318,5 +319,36 @@ def test_distillation_leaves_the_teacher_trainable(env):
     from edgeopt.techniques import distill
 
     teacher = _copy(env)
-    distill.Distiller(env["tiny"](), teacher, "classification", 0.1, 4.0)
+    distill.TeacherGuide(teacher, "classification", 0.1, 4.0).wrap(env["tiny"]())
     assert teacher.trainable and all(layer.trainable for layer in teacher.layers)
+
+
+def test_prune_outcome_holds_the_pruned_share_its_sparsity_check_reads(env):
+    import numpy as np
+
+    from edgeopt.types import Variant
+    from edgeopt.verify import run_checks
+
+    model = _copy(env)
+    all_weights = sum(int(np.prod(w.shape)) for w in model.weights)
+    kernels = sum(int(np.prod(layer.kernel.shape)) for layer in model.layers if hasattr(layer, "kernel"))
+    model, (outcome,) = _run_stages(env, model, [_stage("prune", target_sparsity=0.8, schedule="constant")])
+    assert outcome.achieved["pruned_weight_fraction"] == pytest.approx(kernels / all_weights)
+    assert outcome.params["target_sparsity"] == 0.8 and outcome.history["loss"]
+    info = _tflite(env, model)
+    variant = Variant(name="int8", format="int8", sparsity=info["sparsity"], inspect=info)
+    checks = run_checks([outcome], [variant])
+    assert [(c.check, c.status) for c in checks] == [("sparsity", "ok"), ("int8_ops", "ok")], checks
+
+
+def test_a_distill_guide_trains_the_next_stage_against_the_teacher(env, tmp_path):
+    teacher = tmp_path / "teacher.keras"
+    env["base"].save(teacher)
+    stages = [
+        _stage("distill", teacher=str(teacher), guide_later_stages=True, epochs=0),
+        _stage("prune", target_sparsity=0.5, schedule="constant"),
+    ]
+    model, (_, pruned) = _run_stages(env, _copy(env), stages)
+    assert "distillation_loss" in pruned.history  # the Distiller's metric: the guide wrapped the fine-tune
+    assert min(pruned.achieved["per_layer_sparsity"].values()) >= 0.48  # strip got the pruned model itself
+    assert type(model).__name__ != "Distiller"
