@@ -29,7 +29,7 @@ from edgeopt.logs import NOT_CAPTURING, Capture
 from edgeopt.outputs import check_output, staged_output
 from edgeopt.progress import Progress
 from edgeopt.recipe import Recipe, dump_recipe
-from edgeopt.types import KERAS_VARIANT, REFERENCE, SCHEMA_VERSION, Report, Status, Variant
+from edgeopt.types import KERAS_VARIANT, REFERENCE, Format, Metric, Report, Status, Variant
 
 QUANTIZED_FORMATS = ("int8",)  # formats exported from the QAT model when the recipe has one
 
@@ -86,43 +86,39 @@ def keras_metrics(model, data: Dataset) -> tuple[dict, dict]:
 # -- variants --------------------------------------------------------------------------------------
 
 
+def latency_key(target: str, threads: int, first: int) -> str:
+    """The latency entry's key in report.json: the target for the first thread count, else
+    ``target#Nt`` (``local#4t``); ``#`` appears in no target, so the key splits back safely."""
+    return target if threads == first else f"{target}#{threads}t"
+
+
 def measure(name: str, fmt: str, path: Path, data: Dataset, recipe: Recipe, progress: Progress) -> Variant:
-    """Inspect, evaluate and benchmark one emitted ``.tflite``."""
+    """Inspect, evaluate and benchmark (every target x thread count) one emitted ``.tflite``."""
     from edgeopt import bench
-    from edgeopt.bench.stats import failed_entry
     from edgeopt.evaluate import evaluate_tflite
     from edgeopt.inspect import inspect_tflite
+    from edgeopt.techniques import TECHNIQUES
 
-    structured = next((s.m_by_n for s in recipe.stages if getattr(s, "m_by_n", None)), None)
-    info = inspect_tflite(path, pattern=structured or (2, 4))
+    patterns = [TECHNIQUES[s.kind].inspect_pattern(s) for s in recipe.stages]
+    info = inspect_tflite(path, pattern=next((p for p in patterns if p), (2, 4)))
     metrics, evaluation = evaluate_tflite(path, data)
     latency = {}
     spec = recipe.benchmark
-    threads = spec.threads[0]  # report.json has one latency entry per target: the first thread count
     for target in spec.targets:
-        progress(f"benchmarking {path.name} on {target} ({threads} thread(s))")
-        try:
-            latency[target] = bench.measure(path, target, spec, threads=threads).to_json()
-        except EnvironmentProblem as exc:  # an unreachable board is a failed row, not a dead run
-            latency[target] = failed_entry(
-                str(exc), provenance=bench.parse_target(target).provenance, threads=threads
-            )
+        for threads in spec.threads:
+            progress(f"benchmarking {path.name} on {target} ({threads} thread(s))")
+            key = latency_key(target, threads, spec.threads[0])
+            try:
+                latency[key] = bench.measure(path, target, spec, threads=threads)
+            except EnvironmentProblem as exc:  # an unreachable board is a failed row, not a dead run
+                latency[key] = bench.failed(str(exc), bench.parse_target(target), spec, threads)
     raw = path.read_bytes()
-    return Variant.from_json({
-        "name": name,
-        "format": fmt,
-        "path": path.name,
-        "status": Status.OK,
-        "reason": None,
-        "size_bytes": len(raw),
-        "gzip_bytes": gzip_size(raw),
-        "params": info["params"],
-        "sparsity": info["sparsity"],
-        "metrics": metrics,
-        "latency": latency,
-        "inspect": info,
-        "evaluation": evaluation,
-    })
+    return Variant(
+        name=name, format=fmt, path=path.name, status=Status.OK, reason=None, size_bytes=len(raw),
+        gzip_bytes=gzip_size(raw), params=info["params"], sparsity=info["sparsity"],
+        metrics={k: Metric.from_json(m) for k, m in metrics.items()}, latency=latency, inspect=info,
+        evaluation=evaluation,
+    )
 
 
 # -- the run ---------------------------------------------------------------------------------------
@@ -130,17 +126,21 @@ def measure(name: str, fmt: str, path: Path, data: Dataset, recipe: Recipe, prog
 
 def sparse_encoding(recipe: Recipe) -> bool:
     """Export with TFLite's sparse encoding: as asked, else when a prune stage targets XNNPACK sparse."""
+    from edgeopt.techniques import TECHNIQUES
+
     if recipe.export_options.sparse_encoding is not None:
         return recipe.export_options.sparse_encoding
-    return any(getattr(s, "policy", None) == "xnnpack_sparse" for s in recipe.stages)
+    return any(TECHNIQUES[s.kind].sparse_encoding(s) for s in recipe.stages)
 
 
 def model_files(recipe: Recipe) -> list[tuple[str, str]]:
     """(field path, file) for every saved model the recipe names: its model and distillation teachers."""
+    from edgeopt.techniques import TECHNIQUES
     from edgeopt.zoo import ZOO
 
     named = [("model", recipe.model)]
-    named += [(f"stages[{i}].teacher", s.teacher) for i, s in enumerate(recipe.stages) if s.kind == "distill"]
+    named += [(f"stages[{i}].{field}", path) for i, s in enumerate(recipe.stages)
+              for field, path in TECHNIQUES[s.kind].model_files(s)]
     return [(where, path) for where, path in named if path not in ZOO]
 
 
@@ -196,12 +196,12 @@ class Result:
         """The report as a terminal table."""
         from edgeopt.report import render_table
 
-        return render_table(self.report.to_json())
+        return render_table(self.report)
 
     def _repr_markdown_(self) -> str:  # a notebook shows the Markdown report
         from edgeopt.report import render_markdown
 
-        return render_markdown(self.report.to_json())
+        return render_markdown(self.report)
 
     def write_into(self, folder: Path, log: Capture = NOT_CAPTURING) -> None:
         """Write every file, the resolved recipe, the log and the report into an existing ``folder``."""
@@ -211,7 +211,7 @@ class Result:
             (folder / name).write_bytes(content)
         (folder / "recipe.resolved.yaml").write_text(dump_recipe(self.recipe))
         log.copy_into(folder)
-        write_report(self.report.to_json(), folder)
+        write_report(self.report, folder)
 
     def save(self, folder: str | Path, *, overwrite: bool = False) -> Path:
         """Write the result into ``folder``, staged and moved into place only when complete."""
@@ -258,12 +258,11 @@ def prepare(recipe: Recipe, progress: Progress | None = None) -> Prepared:
         reference = measure(REFERENCE, "float32", reference_path, data, recipe, progress)
         reference_file = reference_path.read_bytes()
     metrics, evaluation = keras_metrics(model, data)
-    keras_variant = Variant.from_json({
-        "name": KERAS_VARIANT, "format": "keras", "path": "model.keras", "status": "ok", "reason": None,
-        "size_bytes": len(keras_file), "gzip_bytes": gzip_size(keras_file),
-        "params": int(model.count_params()), "sparsity": None, "metrics": metrics, "latency": {},
-        "inspect": {}, "evaluation": evaluation,
-    })
+    keras_variant = Variant(
+        name=KERAS_VARIANT, format=Format.KERAS, path="model.keras", size_bytes=len(keras_file),
+        gzip_bytes=gzip_size(keras_file), params=int(model.count_params()),
+        metrics={k: Metric.from_json(m) for k, m in metrics.items()}, evaluation=evaluation,
+    )
     from edgeopt.zoo import ZOO
 
     if recipe.model in ZOO and recipe.train.epochs == 0:
@@ -359,7 +358,13 @@ def _compress(prepared: Prepared, recipe: Recipe, scratch: Path, progress: Progr
         if technique.exports_float_from_here:
             float_model = stripped
 
-    variants = [prepared.keras_variant.to_json(), prepared.reference.to_json()]
+    reference = prepared.reference
+    if recipe.benchmark != prepared.recipe.benchmark:  # other targets or threads: measure it on them too
+        path = scratch / f"{REFERENCE}.tflite"
+        path.write_bytes(prepared.reference_file)
+        measured = measure(REFERENCE, "float32", path, data, recipe, progress)
+        reference = reference.replace(latency=measured.latency)
+    variants = [prepared.keras_variant, reference]
     files = {"model.keras": prepared.keras_file, f"{REFERENCE}.tflite": prepared.reference_file}
     for fmt in recipe.export:
         source = current if fmt in QUANTIZED_FORMATS else float_model
@@ -369,28 +374,25 @@ def _compress(prepared: Prepared, recipe: Recipe, scratch: Path, progress: Progr
             path.write_bytes(convert(source, fmt, representative, int8_io=recipe.export_options.int8_io,
                                      sparse_encoding=sparse_encoding(recipe)))
         except ConversionError as exc:
-            variants.append(Variant.failed(fmt, fmt, str(exc)).to_json())
+            variants.append(Variant.failed(fmt, fmt, str(exc)))
             continue
-        variants.append(measure(fmt, fmt, path, data, recipe, progress).to_json())
+        variants.append(measure(fmt, fmt, path, data, recipe, progress))
         files[path.name] = path.read_bytes()
 
-    checks = run_checks(stages, [Variant.from_json(v) for v in variants])
-    report = Report.from_json({
-        "schema_version": SCHEMA_VERSION,
-        "edgeopt_version": __version__,
-        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-        "name": recipe.run_name,
-        "task": data.task,
-        "recipe": recipe.resolved(),
-        "seed": recipe.seed,
-        "environment": environment.describe(),
-        "data": data.describe(),
-        "training": {"history": prepared.history, "epochs_run": len(prepared.history.get("loss", []))},
-        "stages": [outcome.to_json() for outcome in stages],
-        "variants": variants,
-        "checks": [check.to_json() for check in checks],
-        "status": Status.OK,
-    })
+    report = Report(
+        edgeopt_version=__version__,
+        created_utc=datetime.now(UTC).isoformat(timespec="seconds"),
+        name=recipe.run_name,
+        task=data.task,
+        recipe=recipe.resolved(),
+        seed=recipe.seed,
+        environment=environment.describe(),
+        data=data.describe(),
+        training={"history": prepared.history, "epochs_run": len(prepared.history.get("loss", []))},
+        stages=tuple(stages),
+        variants=tuple(variants),
+        checks=tuple(run_checks(stages, variants)),
+    )
     return Result(report=report.with_status(), recipe=recipe, files=files)
 
 

@@ -100,3 +100,11 @@ def test_the_readme_notebook_example_runs_as_written(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     exec(compile(code, "README.md", "exec"), {})
     assert list(tmp_path.glob("runs/*/report.json"))
+
+
+def test_every_thread_count_of_the_benchmark_section_is_measured(prepared):
+    result = edgeopt.compress(prepared, stages=[], export=["float32"], overrides=["benchmark.threads=[1,2]"])
+    latency = result.report.variant("float32").latency
+    assert sorted(latency) == ["local", "local#2t"]
+    assert latency["local"].threads == 1 and latency["local#2t"].threads == 2 and latency["local#2t"].ok
+    assert sorted(result.report.reference.latency) == ["local", "local#2t"]  # measured on them too
