@@ -130,7 +130,7 @@ def train_cmd(model_name, data_name, out_dir, epochs, seed, overrides, overwrite
     from edgeopt.report import render_table
 
     with captured(verbose) as log:
-        report = run_recipe(recipe, out_dir, overwrite=overwrite, quiet=quiet, log=log).report.to_json()
+        report = run_recipe(recipe, out_dir, overwrite=overwrite, quiet=quiet, log=log).report
     click.echo(render_table(report))
     click.echo(f"saved {out_dir}/model.keras (and its float32 .tflite, report.json)", err=True)
 
@@ -175,7 +175,7 @@ def compress_cmd(recipe_path, out_dir, overrides, dump_recipe, overwrite, quiet,
     if as_json:
         emit_json(report.to_json())
     else:
-        click.echo(render_table(report.to_json()))
+        click.echo(render_table(report))
         click.echo(f"\nwrote {out_dir}/report.json", err=True)
     if not report.ok:
         click.echo("edgeopt: check failed: " + "; ".join(report.failures()), err=True)
