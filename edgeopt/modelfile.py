@@ -7,8 +7,12 @@ So edgeopt decides by the bytes, not the name: :func:`sniff` tells a zip ``.kera
 a SavedModel folder apart, :func:`code_layers` reads the model's configuration as plain JSON (never
 unpickled, never executed) and lists every layer that would run code, and :func:`load_keras_model`
 refuses such a file unless the user trusts it (``--trust-model``, recipe ``trust_model: true``).
+A file saved by Keras 3 (told by its recorded version, else by its configuration's shape) is checked the
+same way, then checked for layers tf_keras lacks before Keras 3 reads it, loaded by Keras 3, rebuilt as
+an equivalent tf_keras model (:mod:`edgeopt.keras3`) and verified output against output;
+:func:`load_model_file` says how, in a :class:`LoadedModel`.
 
-Only :func:`load_keras_model` imports TensorFlow.
+Only the loaders import TensorFlow (and Keras 3, for a Keras 3 file).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgeopt import keras3
 from edgeopt.errors import InputError
 
 KERAS_ZIP = "keras"
@@ -34,6 +39,11 @@ MAX_CONFIG_BYTES = 64 * 1024 * 1024  # a model's JSON configuration; weights are
 MAX_CONFIG_DEPTH = 200
 # Class names whose configuration carries a function Keras would deserialise and run.
 CODE_CLASSES = {"Lambda": "Lambda layer", "__lambda__": "Python lambda"}
+SOURCE_TF_KERAS = "tf_keras"
+SOURCE_KERAS3 = "keras3"
+VERIFIED_ON_SAMPLES = "samples"  # the caller's inputs
+VERIFIED_ON_SYNTHETIC = "synthetic"  # seeded random inputs of the model's shapes
+NOT_VERIFIED = "none"  # inputs of a kind edgeopt cannot make up (strings)
 TRUST_HINT = "pass --trust-model (recipe: trust_model: true) only if you trust where this file came from"
 
 
@@ -46,6 +56,32 @@ class CodeLayer:
 
     def __str__(self) -> str:
         return f"{self.what} '{self.name}'"
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A tf_keras model loaded from a file, and how: the facts a report records about its source.
+
+    ``max_abs_diff`` and ``layers`` are set for a Keras 3 file, which is rebuilt: the largest output
+    difference between the Keras 3 model and its tf_keras rebuild, and the rebuild's layer count.
+    """
+
+    model: Any
+    path: Path
+    kind: str  # KERAS_ZIP, HDF5 or SAVEDMODEL
+    source: str  # SOURCE_TF_KERAS or SOURCE_KERAS3
+    keras_version: str | None = None
+    layers: int | None = None
+    max_abs_diff: float | None = None
+    tolerance: float | None = None
+    verified_on: str | None = None
+
+    def facts(self) -> dict[str, Any]:
+        """The source facts as JSON data (``None`` fields left out)."""
+        facts = {"source": self.source, "format": self.kind, "keras_version": self.keras_version,
+                 "layers": self.layers, "max_abs_diff": self.max_abs_diff, "tolerance": self.tolerance,
+                 "verified_on": self.verified_on}
+        return {key: value for key, value in facts.items() if value is not None}
 
 
 def sniff(path: Path) -> str:
@@ -119,18 +155,71 @@ def check_no_code(path: Path, trust: bool, where: str) -> str:
     return kind
 
 
-def load_keras_model(path: Path, *, trust: bool = False, where: str = "model"):
-    """Load a saved tf_keras model (``.keras``, ``.h5``, SavedModel) without running code unless trusted.
+def load_keras_model(path: Path, *, trust: bool = False, where: str = "model", samples=None,
+                     single_io: bool = True):
+    """Load a saved Keras model as tf_keras without running code unless trusted: :func:`load_model_file`.
+
+    Returns:
+        The tf_keras model (for how it was loaded, call :func:`load_model_file`).
+    """
+    return load_model_file(path, trust=trust, where=where, samples=samples, single_io=single_io).model
+
+
+def load_model_file(path: Path, *, trust: bool = False, where: str = "model", samples=None,
+                    single_io: bool = True) -> LoadedModel:
+    """Load a saved model (``.keras``, ``.h5``, SavedModel; tf_keras or Keras 3) as a tf_keras model.
+
+    A Keras 3 file is loaded by Keras 3 (``safe_mode`` unless trusted), rebuilt as tf_keras and verified
+    on ``samples`` (or, without them, on a few seeded random inputs of the model's shapes).
+
+    Args:
+        path: the file or SavedModel folder.
+        trust: the user vouches for the file: code in it (Lambda layers) may run.
+        where: what the file is to the caller, for messages (``model``, ``stages[1].teacher``).
+        samples: inputs to verify a Keras 3 rebuild on: an array, or a list of arrays for several inputs.
+        single_io: refuse a model without exactly one input and one output (:func:`check_single_io`).
 
     Raises:
-        InputError: not a model, code without trust, a SavedModel without Keras metadata, or a model
-            with several inputs or outputs.
+        InputError: not a model, code without trust, a SavedModel without Keras metadata, a Keras 3
+            model with layers tf_keras lacks or whose rebuild computes something else, or (with
+            ``single_io``) a model with several inputs or outputs.
     """
     path = Path(path)
     kind = check_no_code(path, trust, where)
     if kind == SAVEDMODEL and not (path / "keras_metadata.pb").is_file():
         raise InputError(f"{where}: {path} is a TensorFlow SavedModel without Keras metadata; edgeopt "
                          "needs a Keras model (save it with model.save('model.keras'))")
+    version = keras_version(path, kind)
+    # Keras 3 saves no SavedModel with Keras metadata (its model.export() writes a plain one).
+    from_keras3 = kind != SAVEDMODEL and keras3.saved_by_keras3(
+        version, None if version else read_config(path, kind)[0])
+    if from_keras3:
+        loaded = _load_keras3(path, kind, version, trust=trust, where=where, samples=samples)
+    else:
+        loaded = LoadedModel(_load_tf_keras(path, kind, trust=trust, where=where), path, kind,
+                             SOURCE_TF_KERAS, version)
+    if single_io:
+        check_single_io(loaded.model, f"{where}: {path}")
+    return loaded
+
+
+def keras_version(path: Path, kind: str) -> str | None:
+    """The Keras version that saved the file, as it recorded it (None if it did not), read without Keras."""
+    raw: Any = None
+    if kind == KERAS_ZIP:
+        with contextlib.suppress(InputError, ValueError, AttributeError):
+            raw = _json(path, _zip_member(path, "metadata.json")).get("keras_version")
+    elif kind == HDF5:
+        import h5py
+
+        with contextlib.suppress(OSError), h5py.File(path, "r") as handle:
+            raw = handle.attrs.get("keras_version")
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", "replace")
+    return raw if isinstance(raw, str) and raw else None
+
+
+def _load_tf_keras(path: Path, kind: str, *, trust: bool, where: str):
     from edgeopt.kerasapi import keras
 
     try:
@@ -141,7 +230,7 @@ def load_keras_model(path: Path, *, trust: bool = False, where: str = "model"):
             with h5py.File(path, "r") as handle:
                 model = keras.models.load_model(handle, compile=False)
         elif kind == KERAS_ZIP:
-            with _keras_suffixed(path) as named:
+            with _suffixed(path, ".keras") as named:
                 model = keras.saving.load_model(named, compile=False, safe_mode=not trust)
         else:
             model = keras.models.load_model(path, compile=False)
@@ -152,8 +241,39 @@ def load_keras_model(path: Path, *, trust: bool = False, where: str = "model"):
                          f"({type(exc).__name__}: {' '.join(str(exc).split())})") from None
     if not isinstance(model, keras.Model):
         raise InputError(f"{where}: {path} did not load as a Keras model (got {type(model).__name__})")
-    check_single_io(model, f"{where}: {path}")
     return model
+
+
+def _load_keras3(path: Path, kind: str, version: str | None, *, trust: bool, where: str,
+                 samples) -> LoadedModel:
+    """Keras 3 reads the file, tf_keras gets an equivalent rebuild, and the two are compared."""
+    label = f"{where}: {path} (Keras {version or '3'})"
+    # Refuse layers tf_keras lacks from the configuration alone, before Keras 3 reads anything.
+    keras3.translate(read_config(path, kind)[0], label)
+    keras = keras3.keras3_module()
+    try:
+        with _suffixed(path, ".keras" if kind == KERAS_ZIP else ".h5") as named:
+            original = keras.saving.load_model(named, compile=False, safe_mode=not trust)
+    except Exception as exc:  # Keras raises many types for a file that is not a model it can read
+        raise InputError(f"{label} could not be loaded by Keras 3 "
+                         f"({type(exc).__name__}: {' '.join(str(exc).split())})") from None
+    if not isinstance(original, keras.Model):
+        raise InputError(f"{label} did not load as a Keras model (got {type(original).__name__})")
+    model = keras3.rebuild(original, label)
+    verified_on = VERIFIED_ON_SAMPLES
+    if samples is None:
+        samples = keras3.synthetic_samples(model)
+        verified_on = VERIFIED_ON_SYNTHETIC if samples is not None else NOT_VERIFIED
+    tolerance = keras3.tolerance(model)
+    difference = None
+    if samples is not None:
+        difference = keras3.verify_rebuild(original, model, samples)
+        if not difference <= tolerance:
+            raise InputError(f"{label} rebuilt as tf_keras gives outputs up to {difference:.3g} away from "
+                             f"the Keras 3 model's (more than {tolerance:g}), so the rebuild is not the same "
+                             f"model; {keras3.STILL_WORKS}")
+    return LoadedModel(model, path, kind, SOURCE_KERAS3, version, layers=len(model.layers),
+                       max_abs_diff=difference, tolerance=tolerance, verified_on=verified_on)
 
 
 def check_single_io(model, where: str) -> None:
@@ -168,13 +288,13 @@ def check_single_io(model, where: str) -> None:
 
 
 @contextlib.contextmanager
-def _keras_suffixed(path: Path) -> Iterator[Path]:
-    """tf_keras reads the zip format only from a name ending in .keras: give it one if needed."""
-    if path.suffix == ".keras":
+def _suffixed(path: Path, suffix: str) -> Iterator[Path]:
+    """Keras picks the format by the name's ending (.keras zip, .h5): give it the one the bytes have."""
+    if path.suffix == suffix:
         yield path
         return
     with tempfile.TemporaryDirectory(prefix="edgeopt-model-") as folder:
-        link = Path(folder) / "model.keras"
+        link = Path(folder) / f"model{suffix}"
         link.symlink_to(path.resolve())
         yield link
 

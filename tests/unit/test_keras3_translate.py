@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import zipfile
 
 import pytest
 
 from edgeopt import keras3
 from edgeopt.errors import InputError
+from edgeopt.modelfile import check_no_code, keras_version, load_model_file
 
 
 def _policy(name="float32"):
@@ -188,3 +190,25 @@ def test_wrapped_values_are_unwrapped_and_quantized_policies_refused():
 ])
 def test_a_keras3_file_is_told_by_its_version_else_by_its_config(version, config, expected):
     assert keras3.saved_by_keras3(version, config) is expected
+
+
+def _keras3_zip(path, config, version="3.15.1"):
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("metadata.json", json.dumps({"keras_version": version}))
+        archive.writestr("config.json", json.dumps(config))
+        archive.writestr("model.weights.h5", b"")
+    return path
+
+
+def test_a_keras3_lambda_is_code_to_refuse_without_trust(tmp_path):
+    lam = {"module": "keras.layers", "class_name": "Lambda", "registered_name": None, "name": "sneaky",
+           "inbound_nodes": [_call(_tensor("x"))],
+           "config": {"name": "sneaky", "function": {"class_name": "__lambda__",
+                                                     "config": {"code": "4wEAAA==", "defaults": None}}}}
+    path = _keras3_zip(tmp_path / "lambda.keras", _functional([_input(), lam], outputs=("sneaky", 0, 0)))
+    assert keras_version(path, "keras") == "3.15.1"
+    with pytest.raises(InputError, match=r"Lambda layer 'sneaky'.*--trust-model"):
+        check_no_code(path, trust=False, where="model")
+    # Trusted, it still cannot become tf_keras: refused from the configuration, before Keras 3 reads it.
+    with pytest.raises(InputError, match=r"no tf_keras counterpart for: sneaky \(Lambda\)"):
+        load_model_file(path, trust=True)
