@@ -205,3 +205,28 @@ def test_rebuilt_model_can_be_pruned_with_tfmot(k3, tmp_path):
     wrapped = [layer.layer.name for layer in pruned.layers if type(layer).__name__ == "PruneLowMagnitude"]
     assert {"conv", "out"} <= set(wrapped)
     assert pruned.predict(_images(2), verbose=0).shape == (2, 2)
+
+
+def test_a_rebuild_that_computes_something_else_is_refused(k3, tmp_path, monkeypatch):
+    inputs = k3.Input((4,))
+    k3.Model(inputs, k3.layers.Dense(2, name="out")(inputs)).save(tmp_path / "dense.keras")
+    monkeypatch.setattr(keras3, "verify_rebuild", lambda *args: 0.5)
+
+    with pytest.raises(InputError) as refused:
+        load_model_file(tmp_path / "dense.keras")
+    line = _one_line(refused)
+    assert "outputs up to 0.5 away" in line and "more than 1e-05" in line
+
+
+def test_without_samples_the_rebuild_is_verified_on_seeded_random_inputs(k3, tmp_path):
+    tokens = k3.Input((5,), dtype="int32")
+    x = k3.layers.Embedding(7, 3, mask_zero=True, name="embed")(tokens)
+    x = k3.layers.LSTM(2, name="lstm")(x)
+    original = k3.Model(tokens, k3.layers.Dense(1, name="out")(x))
+    _randomize(original)
+    original.save(tmp_path / "tokens.keras")
+
+    facts = load_model_file(tmp_path / "tokens.keras").facts()
+
+    assert facts["verified_on"] == "synthetic" and facts["max_abs_diff"] <= 1e-5
+    assert facts["tolerance"] == 1e-5 and facts["format"] == "keras"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import math
 import zipfile
 
+import numpy as np
 import pytest
 
 from edgeopt import keras3
@@ -212,3 +214,38 @@ def test_a_keras3_lambda_is_code_to_refuse_without_trust(tmp_path):
     # Trusted, it still cannot become tf_keras: refused from the configuration, before Keras 3 reads it.
     with pytest.raises(InputError, match=r"no tf_keras counterpart for: sneaky \(Lambda\)"):
         load_model_file(path, trust=True)
+
+
+class _Model:
+    """Stands in for a Keras model: calls a function on each batch, as verify_rebuild calls a model."""
+
+    def __init__(self, function):
+        self.function = function
+
+    def __call__(self, batch, training=False):
+        assert training is False
+        return self.function(np.asarray(batch))
+
+
+def test_verify_rebuild_is_the_largest_gap_over_every_output_and_every_batch():
+    samples = np.linspace(0.0, 1.0, 600).reshape(300, 2)  # more than one batch
+    keras3_model = _Model(lambda b: {"label": b * 2, "score": b.sum(axis=1)})
+    last = samples[-1, 0]  # off by 1e-3 on the last sample only, which is in the second batch
+    rebuilt = _Model(lambda b: {"label": b * 2, "score": b.sum(1) + np.where(b[:, 0] == last, 1e-3, 0.0)})
+    assert keras3.verify_rebuild(keras3_model, keras3_model, samples) == 0.0
+    assert keras3.verify_rebuild(keras3_model, rebuilt, samples) == pytest.approx(1e-3)
+
+
+@pytest.mark.parametrize("other", [
+    lambda b: b[:, :1],  # another shape
+    lambda b: np.where(b > 0.5, np.nan, b),  # NaN where the Keras 3 model has numbers
+    lambda b: [b, b],  # another number of outputs
+])
+def test_verify_rebuild_is_infinite_when_the_outputs_cannot_be_compared(other):
+    samples = np.linspace(0.0, 1.0, 8).reshape(4, 2)
+    assert keras3.verify_rebuild(_Model(lambda b: b), _Model(other), samples) == math.inf
+
+
+def test_verify_rebuild_treats_nan_in_both_as_equal():
+    samples = np.array([[0.0, np.nan]])
+    assert keras3.verify_rebuild(_Model(lambda b: b), _Model(lambda b: b.copy()), samples) == 0.0
