@@ -69,7 +69,7 @@ def load_model(recipe: Recipe, data: Dataset):
     expected = tuple(int(d) for d in model.input_shape[1:] if d is not None)
     if tuple(model.input_shape[1:]) != data.input_shape:
         raise InputError(
-            f"model: {path} takes inputs of shape {expected} but data '{recipe.data}' has {data.input_shape}"
+            f"model: {path} takes inputs of shape {expected} but data '{data.name}' has {data.input_shape}"
         )
     return model
 
@@ -149,7 +149,9 @@ def recipe_inputs(recipe: Recipe) -> list[str]:
     from edgeopt.data import BUILTIN
 
     paths = [path for _, path in model_files(recipe)]
-    return paths + ([recipe.data] if recipe.data not in BUILTIN else [])
+    if isinstance(recipe.data, str):
+        return paths + ([recipe.data] if recipe.data not in BUILTIN else [])
+    return paths + ([recipe.data.path] if recipe.data.path else [])
 
 
 def check_model_files(recipe: Recipe) -> None:

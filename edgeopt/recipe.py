@@ -30,6 +30,7 @@ from pydantic import (
 from edgeopt.bench.spec import BenchSpec
 from edgeopt.documents import check_depth, load_yaml, read_text
 from edgeopt.errors import RecipeError
+from edgeopt.sources import DataSpec
 from edgeopt.strict import SEED_LIMIT, Strict
 from edgeopt.techniques import TECHNIQUES
 from edgeopt.techniques.base import MAX_BATCH_SIZE, MAX_EPOCHS, FineTune, plain_options
@@ -121,7 +122,21 @@ class Recipe(Strict):
                               "run when they are loaded: only for files from a trusted source")
     model_options: dict[str, Any] = Field(default_factory=dict, description="zoo builder options")
     _plain_model_options = field_validator("model_options")(plain_options)
-    data: str = Field(..., description="built-in dataset name, or a path to an .npz file")
+    data: str | DataSpec = Field(..., description="built-in dataset name; a path to an .npz or .csv file or "
+                                 "a folder of class folders; or a mapping with options or a loader")
+
+    @field_validator("data", mode="before")
+    @classmethod
+    def _data_mapping(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        try:
+            return DataSpec.model_validate(value)
+        except ValidationError as exc:  # one line naming the field inside data, not the union's two tries
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            message = first["msg"].removeprefix("Value error, ")
+            raise ValueError(f"{where + ': ' if where else ''}{message}") from None
     seed: int = Field(0, ge=0, lt=SEED_LIMIT)
     train: TrainSpec = Field(default_factory=TrainSpec)
     stages: list[Stage] = Field(default_factory=list)

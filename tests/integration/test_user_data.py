@@ -1,0 +1,44 @@
+"""A user's own data end to end: an image folder and a CSV file through compress, measured in the .tflite."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import edgeopt
+
+pytestmark = pytest.mark.integration
+QUICK = ["train.epochs=3", "stages=[]", "export=[float32, int8]", "benchmark.runs=5", "benchmark.warmup=1",
+         "benchmark.min_seconds=0.05"]
+
+
+def test_an_image_folder_compresses_with_its_preprocessing_in_the_report(tmp_path):
+    rng = np.random.default_rng(0)
+    for label, level in (("dark", 30), ("light", 220)):
+        (tmp_path / "shapes" / label).mkdir(parents=True)
+        for i in range(30):
+            pixels = np.clip(level + rng.normal(0, 25, (10, 10)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels, "L").save(tmp_path / "shapes" / label / f"{i}.png")
+    data = f"{{path: {tmp_path / 'shapes'}, image_size: [8, 8], color_mode: grayscale, scale: 0.003921568}}"
+    recipe = edgeopt.load_recipe(None, ["model=digits_cnn", f"data={data}", *QUICK, "train.epochs=25",
+                                        "train.early_stopping=null", "train.batch_size=8"])
+    result = edgeopt.compress(edgeopt.prepare(recipe))
+    report = result.report
+    assert report.ok and report.data["input_shape"] == [8, 8, 1] and report.data["output_dim"] == 2
+    assert report.data["preprocessing"]["classes"] == ["dark", "light"]
+    assert report.variant("int8").metrics["accuracy"].value >= 0.9  # two classes far apart in brightness
+
+
+def test_a_csv_regression_compresses_and_reports_mae(tmp_path):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(300, 3))
+    y = x @ np.array([1.5, -2.0, 0.5]) + 0.1 * rng.normal(size=300)
+    rows = ["a,b,c,target"] + [f"{a:.5f},{b:.5f},{c:.5f},{t:.5f}" for (a, b, c), t in zip(x, y, strict=True)]
+    (tmp_path / "t.csv").write_text("\n".join(rows))
+    data = f"data={{path: {tmp_path / 't.csv'}, label: target}}"
+    recipe = edgeopt.load_recipe(None, ["model=facepose_mlp", data, *QUICK])
+    report = edgeopt.compress(edgeopt.prepare(recipe)).report
+    assert report.task == "regression" and report.primary_metric() == "mae"
+    assert report.data["preprocessing"]["features"] == ["a", "b", "c"]
+    assert report.variant("float32").metrics["mae"].value < float(np.mean(np.abs(y - y.mean())))
