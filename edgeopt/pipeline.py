@@ -49,15 +49,16 @@ def seed_everything(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def load_model(recipe: Recipe, data: Dataset):
-    """The recipe's model: a zoo model built for the data, or a saved Keras model."""
-    from edgeopt.modelfile import load_keras_model
+def load_model(recipe: Recipe, data: Dataset) -> tuple[Any, dict | None]:
+    """The recipe's model (a zoo model built for the data, or a saved Keras model), and for a saved
+    one how it was loaded (tf_keras, or Keras 3 rebuilt and verified: :class:`LoadedModel` facts)."""
+    from edgeopt.modelfile import load_model_file
     from edgeopt.zoo import ZOO, build
 
     if recipe.model in ZOO:
         options = dict(recipe.model_options)
         options.setdefault("dropout", recipe.train.dropout)
-        return build(recipe.model, data.input_shape, data.output_dim, **options)
+        return build(recipe.model, data.input_shape, data.output_dim, **options), None
     path = Path(recipe.model)
     if not path.exists():
         raise InputError(
@@ -65,13 +66,14 @@ def load_model(recipe: Recipe, data: Dataset):
         )
     if recipe.train.dropout:
         raise InputError("train.dropout applies to zoo models only; set it to 0 for a saved model")
-    model = load_keras_model(path, trust=recipe.trust_model, where="model")
+    loaded = load_model_file(path, trust=recipe.trust_model, where="model")
+    model = loaded.model
     expected = tuple(int(d) for d in model.input_shape[1:] if d is not None)
     if tuple(model.input_shape[1:]) != data.input_shape:
         raise InputError(
             f"model: {path} takes inputs of shape {expected} but data '{data.name}' has {data.input_shape}"
         )
-    return model
+    return model, loaded.facts()
 
 
 def keras_metrics(model, data: Dataset) -> tuple[dict, dict]:
@@ -180,6 +182,7 @@ class Prepared:
     reference_file: bytes  # trained_float32.tflite
     keras_variant: Variant
     reference: Variant  # trained_float32, inspected, evaluated and benchmarked
+    model_file: dict | None = None  # how a saved model was loaded (Keras 3: rebuilt, max_abs_diff)
 
 
 @dataclass(frozen=True)
@@ -247,7 +250,8 @@ def prepare(recipe: Recipe, progress: Progress | None = None) -> Prepared:
     data = load_dataset(recipe.data)
     check_recipe(recipe, data)
     seed_everything(recipe.seed)
-    model = with_regularization(load_model(recipe, data), recipe.train.l1, recipe.train.l2)
+    model, model_file = load_model(recipe, data)
+    model = with_regularization(model, recipe.train.l1, recipe.train.l2)
     progress(f"training {recipe.run_name} on {data.name} ({recipe.train.epochs} epochs max)")
     epochs_bar = progress.keras_callback(f"training {recipe.run_name}", recipe.train.epochs)
     history = fit(model, data, recipe.train, seed=recipe.seed, callbacks=[epochs_bar])
@@ -272,7 +276,8 @@ def prepare(recipe: Recipe, progress: Progress | None = None) -> Prepared:
         note = "untrained: train.epochs is 0; a latency reference, not an accuracy one"
         keras_variant, reference = keras_variant.replace(note=note), reference.replace(note=note)
     return Prepared(recipe=recipe, data=data, model=model, history=history, keras_file=keras_file,
-                    reference_file=reference_file, keras_variant=keras_variant, reference=reference)
+                    reference_file=reference_file, keras_variant=keras_variant, reference=reference,
+                    model_file=model_file)
 
 
 def copy_model(model):
@@ -394,6 +399,7 @@ def _compress(prepared: Prepared, recipe: Recipe, scratch: Path, progress: Progr
         stages=tuple(stages),
         variants=tuple(variants),
         checks=tuple(run_checks(stages, variants)),
+        extra={"model_file": prepared.model_file} if prepared.model_file else {},
     )
     return Result(report=report.with_status(), recipe=recipe, files=files)
 

@@ -42,3 +42,20 @@ def test_a_csv_regression_compresses_and_reports_mae(tmp_path):
     assert report.task == "regression" and report.primary_metric() == "mae"
     assert report.data["preprocessing"]["features"] == ["a", "b", "c"]
     assert report.variant("float32").metrics["mae"].value < float(np.mean(np.abs(y - y.mean())))
+
+
+def test_a_keras3_model_compresses_and_the_report_says_how_it_was_loaded(tmp_path):
+    from edgeopt.keras3 import keras3_module
+
+    k3 = keras3_module()
+    inputs = k3.Input(shape=(8, 8, 1))
+    x = k3.layers.Conv2D(8, 3, activation="relu")(inputs)
+    x = k3.layers.BatchNormalization()(x)
+    outputs = k3.layers.Dense(10)(k3.layers.Flatten()(x))
+    k3.Model(inputs, outputs).save(tmp_path / "mine.keras")
+    recipe = edgeopt.load_recipe(None, [f"model={tmp_path / 'mine.keras'}", "data=digits", *QUICK,
+                                        "train.epochs=1"])
+    report = edgeopt.compress(edgeopt.prepare(recipe)).report
+    facts = report.extra["model_file"]
+    assert facts["source"] == "keras3" and facts["max_abs_diff"] <= facts["tolerance"] == 1e-5
+    assert report.ok and report.variant("int8").ok
