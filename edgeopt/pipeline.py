@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gzip
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -289,18 +290,25 @@ def copy_model(model):
     return clone
 
 
+Gate = Callable[[str, bytes], "str | None"]
+
+
 def compress(prepared: Prepared, *, stages: list | None = None, export: list[str] | None = None,
-             overrides: list[str] | None = None, progress: Progress | None = None) -> Result:
+             overrides: list[str] | None = None, progress: Progress | None = None,
+             gate: Gate | None = None) -> Result:
     """Apply the recipe's stages to a copy of the trained model, export, verify and measure.
 
     ``stages``, ``export`` and ``overrides`` (``KEY=VALUE`` as on the command line) replace the
-    prepared recipe's; the training and the reference are reused, never redone.
+    prepared recipe's; the training and the reference are reused, never redone. ``gate(format,
+    tflite_bytes)``, called after each conversion, may return a reason to skip that export's
+    evaluation and benchmark (a search stops a trial whose size already misses its budget): the
+    variant is then a failed row that keeps its sizes.
     """
     recipe = _with_changes(prepared.recipe, stages, export, overrides)
     check_recipe(recipe, prepared.data)
     progress = progress or Progress(quiet=True)
     with tempfile.TemporaryDirectory(prefix="edgeopt-") as scratch:
-        return _compress(prepared, recipe, Path(scratch), progress)
+        return _compress(prepared, recipe, Path(scratch), progress, gate)
 
 
 def _with_changes(recipe: Recipe, stages, export, overrides) -> Recipe:
@@ -326,7 +334,8 @@ def _with_changes(recipe: Recipe, stages, export, overrides) -> Recipe:
     return changed
 
 
-def _compress(prepared: Prepared, recipe: Recipe, scratch: Path, progress: Progress) -> Result:
+def _compress(prepared: Prepared, recipe: Recipe, scratch: Path, progress: Progress,
+              gate: Gate | None = None) -> Result:
     from edgeopt.convert import ConversionError, convert
     from edgeopt.techniques import TECHNIQUES, StageContext
     from edgeopt.train import fit
@@ -382,6 +391,13 @@ def _compress(prepared: Prepared, recipe: Recipe, scratch: Path, progress: Progr
                                      sparse_encoding=sparse_encoding(recipe)))
         except ConversionError as exc:
             variants.append(Variant.failed(fmt, fmt, str(exc)))
+            continue
+        raw = path.read_bytes()
+        stopped = gate(fmt, raw) if gate is not None else None
+        if stopped:
+            variants.append(Variant.failed(fmt, fmt, stopped).replace(
+                path=path.name, size_bytes=len(raw), gzip_bytes=gzip_size(raw)))
+            files[path.name] = raw
             continue
         variants.append(measure(fmt, fmt, path, data, recipe, progress))
         files[path.name] = path.read_bytes()
