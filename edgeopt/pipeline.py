@@ -95,8 +95,10 @@ def latency_key(target: str, threads: int, first: int) -> str:
     return target if threads == first else f"{target}#{threads}t"
 
 
-def measure(name: str, fmt: str, path: Path, data: Dataset, recipe: Recipe, progress: Progress) -> Variant:
-    """Inspect, evaluate and benchmark (every target x thread count) one emitted ``.tflite``."""
+def measure(name: str, fmt: str, path: Path, data: Dataset, recipe: Recipe, progress: Progress,
+            skip_benchmark: str | None = None) -> Variant:
+    """Inspect, evaluate and benchmark (every target x thread count) one emitted ``.tflite``;
+    with ``skip_benchmark`` (a reason) every latency entry is a failed row giving that reason."""
     from edgeopt import bench
     from edgeopt.evaluate import evaluate_tflite
     from edgeopt.inspect import inspect_tflite
@@ -109,8 +111,11 @@ def measure(name: str, fmt: str, path: Path, data: Dataset, recipe: Recipe, prog
     spec = recipe.benchmark
     for target in spec.targets:
         for threads in spec.threads:
-            progress(f"benchmarking {path.name} on {target} ({threads} thread(s))")
             key = latency_key(target, threads, spec.threads[0])
+            if skip_benchmark:
+                latency[key] = bench.failed(skip_benchmark, bench.parse_target(target), spec, threads)
+                continue
+            progress(f"benchmarking {path.name} on {target} ({threads} thread(s))")
             try:
                 latency[key] = bench.measure(path, target, spec, threads=threads)
             except EnvironmentProblem as exc:  # an unreachable board is a failed row, not a dead run
@@ -301,8 +306,8 @@ def compress(prepared: Prepared, *, stages: list | None = None, export: list[str
     ``stages``, ``export`` and ``overrides`` (``KEY=VALUE`` as on the command line) replace the
     prepared recipe's; the training and the reference are reused, never redone. ``gate(format,
     tflite_bytes)``, called after each conversion, may return a reason to skip that export's
-    evaluation and benchmark (a search stops a trial whose size already misses its budget): the
-    variant is then a failed row that keeps its sizes.
+    benchmark (a search stops a trial whose size already misses its budget): its latency entries
+    are then failed rows giving the reason; it is still inspected and evaluated.
     """
     recipe = _with_changes(prepared.recipe, stages, export, overrides)
     check_recipe(recipe, prepared.data)
@@ -392,14 +397,8 @@ def _compress(prepared: Prepared, recipe: Recipe, scratch: Path, progress: Progr
         except ConversionError as exc:
             variants.append(Variant.failed(fmt, fmt, str(exc)))
             continue
-        raw = path.read_bytes()
-        stopped = gate(fmt, raw) if gate is not None else None
-        if stopped:
-            variants.append(Variant.failed(fmt, fmt, stopped).replace(
-                path=path.name, size_bytes=len(raw), gzip_bytes=gzip_size(raw)))
-            files[path.name] = raw
-            continue
-        variants.append(measure(fmt, fmt, path, data, recipe, progress))
+        stopped = gate(fmt, path.read_bytes()) if gate is not None else None
+        variants.append(measure(fmt, fmt, path, data, recipe, progress, skip_benchmark=stopped))
         files[path.name] = path.read_bytes()
 
     report = Report(
