@@ -1,4 +1,5 @@
-"""The Python API: the steps of ``edgeopt compress``, ``benchmark``, ``inspect``, ``check`` as calls.
+"""The Python API: the steps of ``edgeopt compress``, ``evaluate``, ``benchmark``, ``inspect``, ``check``
+as calls.
 
 Everything here is also reachable as ``edgeopt.<name>``. Importing it does not import TensorFlow;
 the first call that trains, converts or loads a model does.
@@ -23,12 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from edgeopt.bench.spec import BenchSpec
+from edgeopt.evaluate import Evaluation
 from edgeopt.pipeline import Prepared, Result, compress, prepare
 from edgeopt.recipe import Recipe
 from edgeopt.types import LatencyEntry, Report
 
 __all__ = ["load_recipe", "prepare", "compress", "Prepared", "Result", "benchmark", "inspect_tflite", "check",
-           "load_report", "Recipe", "Report"]
+           "load_report", "Recipe", "Report", "evaluate_tflite", "Evaluation"]
 
 
 def load_recipe(path: str | os.PathLike | None = None, overrides: list[str] | None = None) -> Recipe:
@@ -57,6 +59,20 @@ def inspect_tflite(path: str | os.PathLike, pattern: tuple[int, int] = (2, 4)) -
     from edgeopt import inspect
 
     return inspect.inspect_tflite(Path(path), pattern=pattern)
+
+
+def evaluate_tflite(path: str | os.PathLike, data: Any, *, batch: int = 256) -> Evaluation:
+    """Accuracy (and top-5 beyond 5 classes) or MAE and RMSE of any ``.tflite`` on ``data``'s test split,
+    through the LiteRT interpreter in a child process: what ``edgeopt evaluate`` prints.
+
+    ``data`` is a built-in name, an .npz / .csv / image-folder path, a ``data:`` mapping as in a recipe
+    (``{"path": "images/", "image_size": [96, 96]}``, ``{"loader": "mypkg.data:load"}``) or a loaded
+    :class:`~edgeopt.data.Dataset`. Raises ``InputError`` when the file or the data is unusable or the
+    two do not fit (sample shape, labels beyond the outputs), ``CheckFailed`` when LiteRT fails.
+    """
+    from edgeopt.evaluate import evaluate_file
+
+    return evaluate_file(path, data, batch=batch)
 
 
 def load_report(path: str | os.PathLike) -> Report:

@@ -3,20 +3,40 @@
 The very file that ships is run: inputs are quantized with the model's own input scale and zero
 point when its input is integer, outputs dequantized likewise. Batches are run by resizing the
 input; a model that refuses a batch dimension is run one sample at a time. No TensorFlow here.
+
+:func:`evaluate_file` is ``edgeopt evaluate``: any ``.tflite`` on any dataset edgeopt reads, its test
+split only. The file and the data are checked against each other before anything runs (one input
+and one output, the sample shape, labels within the outputs), and the file runs in a child process
+(``python -m edgeopt.evaluate``), so a kernel that crashes on an unknown model fails the command in
+one line instead of killing it. :class:`Evaluation` is the typed result.
 """
 
 from __future__ import annotations
 
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from edgeopt.data import CLASSIFICATION, Dataset
-from edgeopt.errors import InputError
+from edgeopt.errors import CheckFailed, EdgeoptError, InputError
+from edgeopt.types import Metric
 
 BATCH = 256
+MAX_BATCH = 1 << 16
 SCATTER_POINTS = 300
+EVALUATED_SPLIT = "test"  # the only split evaluate runs: the one training never saw
+TOP_K = 5  # top-k accuracy is reported when the model has more outputs than this
+FREE_DIMENSION = -1  # a .tflite shape signature's mark for a dimension of any size
 
 
 def _interpreter(path: Path):
@@ -44,21 +64,30 @@ def _from_output(y: np.ndarray, detail: dict) -> np.ndarray:
     return y.astype(np.float32)
 
 
-def predict(path: Path, x: np.ndarray) -> np.ndarray:
-    """Run every sample of ``x`` through the ``.tflite`` at ``path``; float outputs."""
+def fits(sample_shape: tuple[int, ...], shape: list[int], signature: list[int] | None = None) -> bool:
+    """Whether samples of ``sample_shape`` fit an input of ``shape`` (batch first), whose signature's
+    free dimensions (-1) take any size."""
+    signature = list(signature) if signature is not None and len(signature) == len(shape) else list(shape)
+    wanted = signature[1:]
+    return len(sample_shape) == len(wanted) and all(
+        w in (FREE_DIMENSION, s) for w, s in zip(wanted, sample_shape, strict=True))
+
+
+def predict(path: Path, x: np.ndarray, batch: int = BATCH) -> np.ndarray:
+    """Run every sample of ``x`` through the ``.tflite`` at ``path``, ``batch`` at a time; float outputs."""
     interpreter = _interpreter(path)
     input_detail = interpreter.get_input_details()[0]
     output_index = interpreter.get_output_details()[0]["index"]
     expected = tuple(int(d) for d in input_detail["shape"][1:])
-    if tuple(x.shape[1:]) != expected:
+    if not fits(tuple(x.shape[1:]), list(input_detail["shape"]), input_detail.get("shape_signature")):
         raise InputError(
             f"{path}: model input is {expected} but the data has samples of shape {tuple(x.shape[1:])}"
         )
     outputs = []
     try:
-        for start in range(0, len(x), BATCH):
-            chunk = x[start : start + BATCH]
-            interpreter.resize_tensor_input(input_detail["index"], [len(chunk), *expected])
+        for start in range(0, len(x), batch):
+            chunk = x[start : start + batch]
+            interpreter.resize_tensor_input(input_detail["index"], [len(chunk), *x.shape[1:]])
             interpreter.allocate_tensors()
             interpreter.set_tensor(input_detail["index"], _to_input(chunk, input_detail))
             interpreter.invoke()
@@ -119,3 +148,242 @@ def score(predictions: np.ndarray, data: Dataset, prov: str) -> tuple[dict, dict
 def evaluate_tflite(path: Path, data: Dataset) -> tuple[dict, dict]:
     """Metrics (accuracy or MAE) of the ``.tflite`` at ``path`` on the test split, and plot data."""
     return score(predict(path, data.x_test), data, provenance(len(data.x_test)))
+
+
+# -- `edgeopt evaluate`: any .tflite on any dataset, in a child process --------------------------------
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The figures of one ``.tflite`` on one dataset's test split, measured through LiteRT.
+
+    ``metrics`` holds ``accuracy`` (and ``top_k_accuracy`` with ``k`` in its extra, when the model has
+    more than :data:`TOP_K` outputs) for classification, ``mae`` and ``rmse`` for regression.
+    ``held_out`` says where the test split comes from: the dataset's own, or a seeded share held out
+    by edgeopt. ``details`` is the confusion matrix, or a sample of (true, predicted) pairs.
+    """
+
+    model: str
+    data: str
+    task: str
+    samples: int
+    held_out: str
+    metrics: dict[str, Metric]
+    input: dict[str, Any]
+    output: dict[str, Any]
+    correct: int | None = None
+    preprocessing: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+    split: str = EVALUATED_SPLIT
+
+    def to_json(self) -> dict[str, Any]:
+        """One JSON document: what was evaluated on what, and the metrics with their provenance."""
+        data = {"name": self.data, "task": self.task, "split": self.split, "samples": self.samples,
+                "held_out": self.held_out}
+        if self.preprocessing:
+            data["preprocessing"] = self.preprocessing
+        document = {"model": self.model, "data": data, "input": self.input, "output": self.output,
+                    "metrics": {name: m.to_json() for name, m in self.metrics.items()}}
+        if self.correct is not None:
+            document["correct"] = self.correct
+        return {**document, **self.details}
+
+    def lines(self) -> list[str]:
+        """The evaluation for a terminal: what ran on what, one metric a line, where the figures come from."""
+        head = (f"{self.model} on {self.data}: {self.split} split, {self.samples:,} samples "
+                f"({self.held_out})")
+        rows = [head]
+        for name, m in self.metrics.items():
+            label = f"top-{m.extra.get('k', TOP_K)} accuracy" if name == "top_k_accuracy" else name
+            if m.unit == "fraction":
+                value = f"{m.value:.4f}"
+                if name == "accuracy" and self.correct is not None:
+                    value += f" ({self.correct:,} of {self.samples:,} correct)"
+            else:
+                value = f"{m.value:.4g}" + (f" {m.unit}" if m.unit else "")
+            rows.append(f"  {label:<16} {value}")
+        provenance = next(iter(self.metrics.values())).provenance if self.metrics else ""
+        if provenance:
+            rows.append(f"  {provenance}")
+        return rows
+
+
+def load_data(data: Any) -> Dataset:
+    """A :class:`Dataset` from what a user names: a Dataset, a built-in name, a path, or a ``data:``
+    mapping (``{path: images/, image_size: [96, 96]}``, ``{loader: "mypkg.data:load"}``) or DataSpec."""
+    from pydantic import ValidationError
+
+    from edgeopt.data import load_dataset
+    from edgeopt.sources import DataSpec
+
+    if isinstance(data, Dataset):
+        return data
+    if isinstance(data, Mapping):
+        try:
+            data = DataSpec.model_validate(dict(data))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            message = first["msg"].removeprefix("Value error, ")
+            raise InputError(f"data{'.' + where if where else ''}: {message}") from None
+    if isinstance(data, DataSpec):
+        return load_dataset(data)
+    if isinstance(data, str | os.PathLike):
+        return load_dataset(os.fspath(data))
+    raise InputError(f"data: expected a dataset name, a path or a mapping, got {type(data).__name__}")
+
+
+def evaluate_file(path: str | os.PathLike, data: Any, *, batch: int = BATCH) -> Evaluation:
+    """Accuracy (and top-k) or MAE and RMSE of the ``.tflite`` at ``path`` on ``data``'s test split.
+
+    Args:
+        path: a ``.tflite`` file with one input and one output.
+        data: what :func:`load_data` takes: a built-in name, an .npz / .csv / image-folder path, a
+            ``data:`` mapping, or a loaded :class:`Dataset`.
+        batch: samples per interpreter call (a model with a fixed batch runs one sample at a time).
+
+    Raises:
+        InputError: not a readable flatbuffer, unusable data, or a model and data that do not fit
+            (sample shape, classes beyond the outputs, target count), each in one line.
+        CheckFailed: LiteRT failed or crashed running the model.
+    """
+    from edgeopt.inspect import inspect_tflite
+
+    if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= MAX_BATCH:
+        raise InputError(f"batch must be an integer from 1 to {MAX_BATCH:,}, got {batch!r}")
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path} is a folder: pass the path of a .tflite file")
+    info = inspect_tflite(path)
+    dataset = load_data(data)
+    model_input, model_output = _one_input_one_output(path, info)
+    check_fits(path, model_input, model_output, dataset)
+    predictions = predict_in_child(path, dataset.x_test, batch)
+    return _evaluation(path, dataset, predictions, model_input, model_output)
+
+
+def _one_input_one_output(path: Path, info: dict) -> tuple[dict, dict]:
+    inputs, outputs = info["input_details"], info["output_details"]
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise InputError(f"{path} has {len(inputs)} inputs and {len(outputs)} outputs; evaluate takes "
+                         "a model with one input and one output")
+    return inputs[0], outputs[0]
+
+
+def _shown(shape: list[int], signature: list[int] | None) -> tuple:
+    """A sample shape as a user reads it: free dimensions as None, the batch left out."""
+    dims = signature if signature is not None and len(signature) == len(shape) else shape
+    return tuple(None if d == FREE_DIMENSION else int(d) for d in dims[1:])
+
+
+def check_fits(path: Path, model_input: dict, model_output: dict, data: Dataset) -> None:
+    """Refuse, before anything runs, data the model cannot take or whose labels it cannot score."""
+    sample = tuple(data.input_shape)
+    if not fits(sample, model_input["shape"], model_input.get("shape_signature")):
+        wanted = _shown(model_input["shape"], model_input.get("shape_signature"))
+        hint = ""
+        if data.preprocessing.get("source") == "image folder":
+            hint = ("; read the images to that shape with --data '{path: ..., image_size: [H, W], "
+                    "color_mode: grayscale|rgb|rgba}'")
+        raise InputError(f"{path} takes samples of shape {wanted} but data '{data.name}' has samples of "
+                         f"shape {sample}{hint}")
+    units = int(np.prod(model_output["shape"][1:], dtype=np.int64)) if len(model_output["shape"]) > 1 else 1
+    if data.task == CLASSIFICATION:
+        classes = data.output_dim
+        if classes > units:
+            raise InputError(f"data '{data.name}' has class labels 0..{classes - 1} but {path} has {units} "
+                             f"output{'s' if units != 1 else ''} (shape {tuple(model_output['shape'][1:])}), "
+                             "so labels from "
+                             f"{units} on cannot be scored; is this the model for this data?")
+    else:
+        targets = int(data.y_test.shape[1])
+        if targets != units:
+            raise InputError(f"data '{data.name}' has {targets} regression target(s) per sample but {path} "
+                             f"has {units} output(s) (shape {tuple(model_output['shape'][1:])}); "
+                             "they must match")
+
+
+def predict_in_child(path: Path, x: np.ndarray, batch: int = BATCH) -> np.ndarray:
+    """:func:`predict` in a child Python, so that a crash in a LiteRT kernel fails one call, not us.
+
+    Raises:
+        InputError: the child refused the model or the data (exit 2).
+        CheckFailed: LiteRT failed or the child died (a signal, no result).
+    """
+    from edgeopt.bench.local import describe_crash
+
+    with tempfile.TemporaryDirectory(prefix="edgeopt-evaluate-") as folder:
+        x_file, out_file = Path(folder) / "x.npy", Path(folder) / "predictions.npy"
+        np.save(x_file, np.ascontiguousarray(x, dtype=np.float32))
+        command = [sys.executable, "-m", "edgeopt.evaluate", str(path), str(x_file), str(out_file),
+                   str(batch)]
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+        done = subprocess.run(command, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL,
+                              check=False)
+        if done.returncode == 0 and out_file.is_file():
+            return np.load(out_file, allow_pickle=False)
+    failure = None
+    for line in reversed(done.stdout.strip().splitlines()):
+        if line.startswith("{"):
+            try:
+                failure = json.loads(line)
+            except ValueError:
+                continue
+            break
+    if isinstance(failure, dict) and failure.get("exit_code") == InputError.exit_code:
+        raise InputError(str(failure.get("error")))
+    if isinstance(failure, dict):
+        raise CheckFailed(f"{path}: {failure.get('error')}")
+    raise CheckFailed(f"{path}: {describe_crash(done.returncode, done.stderr)}")
+
+
+def _evaluation(path: Path, data: Dataset, predictions: np.ndarray, model_input: dict,
+                model_output: dict) -> Evaluation:
+    prov = provenance(len(data.x_test))
+    predictions = predictions.reshape(len(predictions), -1)
+    raw, details = score(predictions, data, prov)
+    metrics = {name: Metric.read(name, m) for name, m in raw.items()}
+    correct = None
+    if data.task == CLASSIFICATION:
+        correct = int(np.sum(predictions.argmax(axis=1) == data.y_test))
+        if predictions.shape[1] > TOP_K:
+            best = np.argpartition(-predictions, TOP_K - 1, axis=1)[:, :TOP_K]
+            hits = float(np.mean(np.any(best == data.y_test[:, None], axis=1)))
+            metrics["top_k_accuracy"] = Metric(value=hits, unit="fraction", higher_is_better=True,
+                                               provenance=prov, extra={"k": TOP_K})
+    else:
+        error = predictions.reshape(data.y_test.shape) - data.y_test
+        metrics["rmse"] = Metric.of("rmse", math.sqrt(float(np.mean(error.astype(np.float64) ** 2))), prov,
+                                    data.unit)
+    split = data.preprocessing.get("split")
+    if split:
+        held_out = (f"{split['test_split']:.0%} held out by edgeopt with seed {split['seed']}"
+                    + (", stratified" if split.get("stratified") else ""))
+    else:
+        held_out = "the dataset's own test split"
+    keep = ("name", "shape", "shape_signature", "dtype", "quantization")
+    return Evaluation(model=str(path), data=data.name, task=data.task, samples=len(data.x_test),
+                      held_out=held_out, metrics=metrics, correct=correct,
+                      input={k: model_input.get(k) for k in keep},
+                      output={k: model_output.get(k) for k in keep},
+                      preprocessing=dict(data.preprocessing), details=details)
+
+
+def _child(argv: list[str]) -> int:
+    """``python -m edgeopt.evaluate MODEL X.npy OUT.npy BATCH``: predictions saved, or a JSON failure line."""
+    model, x_file, out_file, batch = argv
+    try:
+        predictions = predict(Path(model), np.load(x_file, allow_pickle=False), batch=int(batch))
+    except EdgeoptError as exc:
+        print(json.dumps({"error": str(exc), "exit_code": exc.exit_code}))
+        return exc.exit_code
+    except Exception as exc:  # LiteRT raises RuntimeError and others from a kernel that fails
+        print(json.dumps({"error": f"LiteRT failed running the model ({type(exc).__name__}: "
+                                   f"{' '.join(str(exc).split())})", "exit_code": CheckFailed.exit_code}))
+        return CheckFailed.exit_code
+    np.save(out_file, predictions)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child(sys.argv[1:]))
