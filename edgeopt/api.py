@@ -33,11 +33,25 @@ __all__ = ["load_recipe", "prepare", "compress", "Prepared", "Result", "benchmar
            "load_report", "Recipe", "Report", "evaluate_tflite", "Evaluation"]
 
 
-def load_recipe(path: str | os.PathLike | None = None, overrides: list[str] | None = None) -> Recipe:
-    """A validated recipe from a YAML file (or none: the defaults) with ``KEY=VALUE`` overrides."""
+def load_recipe(path: str | os.PathLike | None = None, overrides: list[str] | None = None, *,
+                preset: str | None = None, model: str | None = None, data: Any = None) -> Recipe:
+    """A validated recipe from a YAML file (or none: the defaults) with ``KEY=VALUE`` overrides.
+
+    With ``preset`` (one of :func:`edgeopt.presets.names`: ``ptq-int8``, ``prune-qat-int8``,
+    ``prune-cluster-qat-int8``), the recipe shipped under that name, with ``model`` and ``data`` filled
+    in; without it, ``model`` and ``data`` replace the file's. ``data`` may be a mapping with options.
+    """
+    from edgeopt.errors import RecipeError
+    from edgeopt.presets import model_and_data, preset_recipe
     from edgeopt.recipe import load_recipe as load
 
-    return load(path, list(overrides or []))
+    if preset is None:
+        return load(path, model_and_data(model, data) + list(overrides or []))
+    if path is not None:
+        raise RecipeError(f"give a recipe file ({path}) or a preset ({preset}), not both")
+    if model is None or data is None:
+        raise RecipeError(f"preset {preset} needs a model and data")
+    return preset_recipe(preset, str(model), data, list(overrides or []))
 
 
 def benchmark(path: str | os.PathLike, target: str = "local", spec: BenchSpec | None = None,

@@ -15,6 +15,7 @@ import click
 
 from edgeopt import __version__
 from edgeopt.errors import EXIT_CHECK_FAILED, EdgeoptError
+from edgeopt.presets import names as preset_names
 
 
 class EdgeoptGroup(click.Group):
@@ -152,6 +153,12 @@ def train_cmd(model_name, data_name, out_dir, epochs, seed, overrides, overwrite
 
 @cli.command("compress")
 @click.argument("recipe_path", required=False, type=click.Path(path_type=Path))
+@click.option("--preset", type=click.Choice(preset_names()),
+              help="Instead of a recipe: a recipe shipped with edgeopt, with --model and --data filled in. "
+                   "Presets use a saved model as it is (train.epochs 0).")
+@click.option("--model", "model", help="A saved Keras model (.keras, .h5, SavedModel folder) or a zoo name: "
+                                       "the preset's model, or replaces the recipe's.")
+@click.option("--data", "data", help=f"The preset's data, or replaces the recipe's. {DATA_HELP}")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Output folder.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a recipe field, e.g. --set train.epochs=2 (repeatable).")
@@ -164,17 +171,32 @@ def train_cmd(model_name, data_name, out_dir, epochs, seed, overrides, overwrite
                    "trust_model: true). Only for files from a source you trust.")
 @click.option("--verbose", is_flag=True,
               help="Show TensorFlow's own messages and warnings (by default kept in DIR/edgeopt.log).")
-def compress_cmd(recipe_path, out_dir, overrides, dump_recipe, overwrite, quiet, as_json,
+def compress_cmd(recipe_path, preset, model, data, out_dir, overrides, dump_recipe, overwrite, quiet, as_json,
                  trust_model, verbose) -> None:
     """Run a recipe: train, apply the stages, export, verify, evaluate and benchmark every .tflite.
 
-    Writes each .tflite, report.json, report.md and recipe.resolved.yaml into --out, built in a
-    temporary folder and moved into place only when complete.
+    \b
+    Without a recipe: edgeopt compress --model m.keras --data images/ --preset prune-qat-int8 --out DIR
+    Writes each .tflite, report.json, report.md and recipe.resolved.yaml (the recipe that reproduces
+    the run) into --out, built in a temporary folder and moved into place only when complete.
     """
     from edgeopt.recipe import dump_recipe as dump
-    from edgeopt.recipe import load_recipe
 
-    recipe = load_recipe(recipe_path, list(overrides) + (["trust_model=true"] if trust_model else []))
+    sets = list(overrides) + (["trust_model=true"] if trust_model else [])
+    if preset is not None:
+        if recipe_path is not None:
+            raise click.UsageError(f"give a recipe ({recipe_path}) or --preset {preset}, not both")
+        missing = [option for option, value in (("--model", model), ("--data", data)) if value is None]
+        if missing:
+            raise click.UsageError(f"--preset {preset} needs {' and '.join(missing)}")
+        from edgeopt.presets import preset_recipe
+
+        recipe = preset_recipe(preset, model, _data_option(data), sets)
+    else:
+        from edgeopt.presets import model_and_data
+        from edgeopt.recipe import load_recipe
+
+        recipe = load_recipe(recipe_path, model_and_data(model, _data_option(data)) + sets)
     if dump_recipe:
         click.echo(dump(recipe), nl=False)
         return

@@ -1,0 +1,86 @@
+"""Presets: recipe files shipped with edgeopt, for compressing a model without writing a recipe.
+
+Each ``<name>.yaml`` here is an ordinary recipe without ``model`` and ``data``; :func:`preset_recipe`
+fills those in (``edgeopt compress --model m.keras --data images/ --preset NAME``), applies the
+``--set`` overrides and validates the result like any recipe, so ``--dump-recipe`` and the
+``recipe.resolved.yaml`` written next to the outputs reproduce the run. The presets set
+``train.epochs: 0``: a saved model is compressed as it is, never retrained first. A zoo model name
+given as the model has no trained weights to keep, so for it the preset's ``train`` section is
+dropped and the model is trained with the recipe defaults. Listing the presets reads this folder only.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from pathlib import Path
+from typing import Any
+
+FOLDER = Path(__file__).parent
+SUFFIX = ".yaml"
+
+
+def names() -> list[str]:
+    """The preset names, sorted: the file names here without ``.yaml``."""
+    return sorted(p.name.removesuffix(SUFFIX) for p in FOLDER.glob(f"*{SUFFIX}"))
+
+
+def path_of(name: str) -> Path:
+    """The preset's recipe file.
+
+    Raises:
+        RecipeError: no such preset (with the closest name, or the list).
+    """
+    from edgeopt.errors import RecipeError
+
+    if name not in names():
+        close = difflib.get_close_matches(name, names(), n=1, cutoff=0.6)
+        hint = f"did you mean '{close[0]}'?" if close else f"presets: {', '.join(names())}"
+        raise RecipeError(f"preset '{name}' does not exist; {hint}")
+    return FOLDER / f"{name}{SUFFIX}"
+
+
+def preset_data(name: str, model: str, data: Any) -> dict[str, Any]:
+    """The preset's recipe as plain data with ``model`` and ``data`` filled in (nothing validated yet)."""
+    from edgeopt.documents import load_yaml, read_text
+    from edgeopt.errors import RecipeError
+    from edgeopt.zoo import ZOO
+
+    path = path_of(name)
+    recipe = load_yaml(read_text(path, RecipeError), str(path), RecipeError) or {}
+    if model in ZOO:  # nothing trained to keep: train it first, with the recipe defaults
+        recipe.pop("train", None)
+    return {"model": model, "data": data, **recipe}
+
+
+def preset_recipe(name: str, model: str, data: Any, overrides: list[str] | None = None):
+    """A validated :class:`~edgeopt.recipe.Recipe`: the preset, ``model`` and ``data``, then ``overrides``.
+
+    Args:
+        name: a preset (:func:`names`).
+        model: a saved Keras model (.keras, .h5, SavedModel folder) or a zoo model name.
+        data: a built-in dataset name, a path (.npz, .csv, folder of class folders) or a ``data:``
+            mapping with options.
+        overrides: ``KEY=VALUE`` strings, as ``--set`` takes them.
+
+    Raises:
+        RecipeError: unknown preset, or the result does not validate (naming the field).
+    """
+    from edgeopt.documents import check_depth
+    from edgeopt.errors import RecipeError
+    from edgeopt.recipe import apply_overrides, parse_recipe
+
+    source = f"preset {name}"
+    recipe = apply_overrides(preset_data(name, model, data), list(overrides or []))
+    check_depth(recipe, source, RecipeError)
+    return parse_recipe(recipe, source)
+
+
+def model_and_data(model: str | None = None, data: Any = None) -> list[str]:
+    """``--set`` overrides that replace a recipe's ``model`` and ``data`` with these (None: kept).
+
+    The values are written as JSON, which YAML reads back unchanged: a path is never taken for a
+    number or a mapping, and a mapping stays one.
+    """
+    return [f"{key}={json.dumps(value)}" for key, value in (("model", model), ("data", data))
+            if value is not None]
