@@ -484,6 +484,11 @@ def benchmark_cmd(models, targets, threads, runs, min_seconds, warmup, no_xnnpac
     click.get_current_context().exit(result.exit_code)
 
 
+from edgeopt.tune.command import tune_cmd  # noqa: E402  (its module imports no TensorFlow either)
+
+cli.add_command(tune_cmd)
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="edgeopt")

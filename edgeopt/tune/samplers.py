@@ -59,6 +59,23 @@ class UnknownStrategyError(InputError, ValueError):
     """The strategy is not one of :data:`STRATEGIES`."""
 
 
+class TrialSeededRandomSampler(RandomSampler):
+    """Optuna's random sampler drawing trial ``n``'s point from (seed, n): a resumed study goes on
+    with new points instead of repeating the first ones of the earlier run (a fresh RandomSampler
+    with the same seed would)."""
+
+    def __init__(self, seed: int | None = None):
+        super().__init__(seed=seed)
+        self._base_seed = seed if seed is not None else int(np.random.SeedSequence().entropy % (2**31))
+
+    def before_trial(self, study, trial: FrozenTrial) -> None:
+        from optuna.samplers._lazy_random_state import LazyRandomState
+
+        state = np.random.SeedSequence([self._base_seed, trial.number]).generate_state(1)[0]
+        self._rng = LazyRandomState(int(state))
+        super().before_trial(study, trial)
+
+
 def make_sampler(strategy: str, seed: int | None = None) -> BaseSampler:
     """The Optuna sampler for a tune strategy.
 
@@ -74,7 +91,7 @@ def make_sampler(strategy: str, seed: int | None = None) -> BaseSampler:
         UnknownStrategyError: (a ``ValueError``) for any other strategy.
     """
     if strategy == "random":
-        return RandomSampler(seed=seed)
+        return TrialSeededRandomSampler(seed=seed)
     if strategy == "hill":
         return HillClimbSampler(seed=seed)
     if strategy == "bayes":

@@ -378,3 +378,19 @@ def test_bayes_proposes_quickly_with_100_trials_and_6_parameters():
     print(f"bayes proposal with 101 trials, 6 parameters, 2 constraints: {elapsed:.3f} s")
     # The target is 0.5 s; the bound leaves room for a loaded test machine.
     assert elapsed < 2.0
+
+
+def test_a_resumed_random_study_goes_on_instead_of_repeating_its_first_points():
+    def run(n, storage):
+        study = optuna.create_study(sampler=make_sampler("random", 3), storage=storage, study_name="r",
+                                    load_if_exists=True)
+        for _ in range(n):
+            trial = study.ask()
+            trial.suggest_float("a", 0, 1)
+            study.tell(trial, 0.0)
+        return [t.params["a"] for t in study.trials]
+
+    uninterrupted = run(6, optuna.storages.InMemoryStorage())
+    storage = optuna.storages.InMemoryStorage()
+    run(3, storage)
+    assert run(3, storage) == uninterrupted and len(set(uninterrupted)) == 6

@@ -1,0 +1,174 @@
+"""``tune.html``: a self-contained page of a study's outcome (a pure function of the outcome):
+summary, the Pareto front (size against accuracy drop, and against latency), best-so-far against
+trial number for each strategy run into the study, and every trial with its status and reason."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+
+from edgeopt.tune.budgets import KB
+from edgeopt.tune.results import FAILED, Outcome, best_so_far, describe
+
+STYLE = (
+    "body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;font-size:13px}"
+    "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}td.l,th.l{text-align:left}"
+    ".feasible{background:#e8f5e9}.failed{background:#fdecea}img{max-width:100%}"
+)
+
+
+def _png(fig) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _plots(outcome: Outcome) -> list[tuple[str, str]]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    measured = [t for t in outcome.trials if t.status != FAILED and t.figures.get("gzip_bytes") is not None]
+    front = {t.number for t in outcome.front}
+    out = []
+    target = outcome.goal.latency_target
+    for axis, label in (
+        ("drop", "accuracy drop vs trained_float32 (points)"),
+        ("latency", f"p50 ms on {target}"),
+    ):
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        fig.subplots_adjust(left=0.13, right=0.97, top=0.9, bottom=0.13)
+        for group, colour, marker in (
+            ("infeasible", "#bbbbbb", "x"),
+            ("feasible", "#1f77b4", "o"),
+            ("front", "#d62728", "*"),
+        ):
+            points = []
+            for t in measured:
+                kind = "front" if t.number in front else ("feasible" if t.feasible else "infeasible")
+                if kind != group:
+                    continue
+                y = (
+                    t.figures.get("drop")
+                    if axis == "drop"
+                    else (t.figures.get("latency_ms") or {}).get(target)
+                )
+                if y is None:
+                    continue
+                scale = 100 if axis == "drop" and t.figures.get("metric") == "accuracy" else 1
+                points.append((t.figures["gzip_bytes"] / KB, y * scale))
+            if points:
+                ax.scatter(
+                    *zip(*points, strict=True),
+                    c=colour,
+                    marker=marker,
+                    s=60 if group == "front" else 30,
+                    label=group,
+                )
+        for budget in outcome.goal.budgets:
+            if budget.name == "max_gzip_kb":
+                ax.axvline(budget.limit, color="#2ca02c", linestyle="--", linewidth=1, label=budget.label)
+            if axis == "drop" and budget.name == "max_accuracy_drop":
+                ax.axhline(
+                    budget.limit * 100, color="#2ca02c", linestyle=":", linewidth=1, label=budget.label
+                )
+            if axis == "latency" and budget.name == "max_latency_ms":
+                ax.axhline(budget.limit, color="#2ca02c", linestyle=":", linewidth=1, label=budget.label)
+        ax.set_xlabel("gzip size of the .tflite (KB = 1024 bytes)")
+        ax.set_ylabel(label)
+        ax.set_title(f"Trials: size against {axis}")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+        out.append((f"Pareto front: size against {axis}", _png(fig)))
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    fig.subplots_adjust(left=0.13, right=0.97, top=0.9, bottom=0.13)
+    for strategy, points in best_so_far(outcome.goal, outcome.trials).items():
+        xs = [i + 1 for i, (_, v) in enumerate(points) if v is not None]
+        ys = [v for _, v in points if v is not None]
+        if xs:
+            ax.step(xs, ys, where="post", label=strategy)
+    ax.set_xlabel("trials of this strategy")
+    ax.set_ylabel(f"best feasible {outcome.goal.names[0]} (lower is better)")
+    ax.set_title("Best so far")
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+    out.append(("Best feasible objective so far, per strategy", _png(fig)))
+    return out
+
+
+def render_html(outcome: Outcome) -> str:
+    e = html.escape
+    goal = outcome.goal
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>edgeopt tune</title><style>{STYLE}</style>"
+        "</head><body><h1>edgeopt tune</h1>",
+        f"<p>Study <code>{e(str(outcome.study.get('folder', '')))}</code>; "
+        f"objective <b>{e(goal.objective)}</b> (minimise {e(', '.join(goal.names))}); "
+        f"budgets: {e(', '.join(b.label for b in goal.budgets) or 'none')}. "
+        "Every figure is measured from the trial's .tflite through the LiteRT interpreter (accuracy on the "
+        f"test split; latency on {e(goal.latency_target)} as each trial's report.json records).</p>",
+    ]
+    parts += [f"<p>{e(line)}</p>" for line in outcome.summary()]
+    for title, uri in _plots(outcome):
+        parts.append(f"<h2>{e(title)}</h2><img alt='{e(title)}' src='{uri}'>")
+    head = [
+        "#",
+        "strategy",
+        "status",
+        "parameters",
+        "format",
+        "size B",
+        "gzip B",
+        "metric",
+        "drop",
+        "p50 ms",
+        "time s",
+        "reason",
+    ]
+    parts.append("<h2>Trials</h2><table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>")
+    front = {t.number for t in outcome.front}
+    for t in outcome.trials:
+        f = t.figures
+        latency = (f.get("latency_ms") or {}).get(goal.latency_target)
+        cells = [
+            f"{t.number}{' *' if t.number in front else ''}",
+            t.strategy,
+            t.status,
+            ", ".join(f"{k}={v}" for k, v in t.params.items()),
+            f.get("format") or "",
+            _n(f.get("size_bytes")),
+            _n(f.get("gzip_bytes")),
+            _g(f.get("value")),
+            _g(f.get("drop")),
+            _g(latency),
+            "cached" if t.cached else _g(t.seconds),
+            t.reason or "",
+        ]
+        left = {1, 2, 3, 4, 11}
+        parts.append(
+            f"<tr class='{t.status}'>"
+            + "".join(
+                f"<td class='l'>{e(str(c))}</td>" if i in left else f"<td>{e(str(c))}</td>"
+                for i, c in enumerate(cells)
+            )
+            + "</tr>"
+        )
+    parts.append("</table><p>* on the Pareto front.</p>")
+    if outcome.best is not None:
+        parts.append(f"<p>best.yaml reproduces trial #{outcome.best.number}: {e(describe(outcome.best))}</p>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _n(value) -> str:
+    return "" if value is None else f"{value:,}"
+
+
+def _g(value) -> str:
+    return "" if value is None else f"{value:.4g}"

@@ -1,0 +1,564 @@
+"""The tune driver: a resumable Optuna study, asked and told from here, whose trials run elsewhere.
+
+The study folder (``--study DIR``) holds everything, written so that an interrupted or killed run
+never leaves it corrupt:
+
+* ``study.json``: the tune recipe, budgets and objective the study belongs to (another recipe is
+  refused unless ``force_new``); ``journal.log``: Optuna's append-only journal of every trial;
+* ``base/<key>/``: the trained base (``model.keras``, ``trained_float32.tflite``, its measurements),
+  made once by :func:`edgeopt.prepare` and reused by every trial and every resume;
+* ``trials/<key>/``: each trial's ``report.json``, ``.tflite``, ``recipe.resolved.yaml`` and
+  ``trial.json``, staged and moved into place when complete; ``<key>`` hashes the base and the
+  trial's stages, so a repeated point or a resumed trial costs nothing;
+* ``tune.json``, ``tune.html``, ``best.yaml``: the outcome, rewritten atomically after the trials.
+
+Only this driver writes the folder (workers return their results), and one driver at a time holds
+its lock. A trial left running by a killed driver is marked failed (interrupted) and queued again.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from edgeopt import __version__
+from edgeopt.documents import load_yaml, read_text
+from edgeopt.errors import EdgeoptError, InputError, RecipeError
+from edgeopt.outputs import staged_output, write_text_atomic
+from edgeopt.tune.budgets import Goal, figures_of, judge, make_goal, parse_budget, recipe_budgets
+from edgeopt.tune.results import (
+    FAILED,
+    FEASIBLE,
+    INFEASIBLE,
+    Outcome,
+    TrialRecord,
+    best_recipe,
+    describe,
+    params_text,
+)
+from edgeopt.tune.space import Space, parse_space, values_for
+from edgeopt.tune.trial import BASE_FILES, Base, Job, cache_key
+
+STUDY_FILE, JOURNAL, LOCK = "study.json", "journal.log", ".lock"
+OUTPUTS = ("tune.json", "tune.html", "best.yaml")
+EXECUTORS = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class TuneOptions:
+    recipe: str | Path
+    study: str | Path
+    overrides: tuple[str, ...] = ()
+    budgets: tuple[str, ...] = ()
+    strategy: str = "bayes"
+    trials: int = 20
+    objective: str = "size"
+    executor: str = "local"
+    workers: int = 1
+    address: str | None = None
+    seed: int | None = None  # the sampler's; default the recipe's seed
+    force_new: bool = False
+    cpus_per_trial: int = 1
+
+
+@dataclass
+class Setup:
+    """A validated tune request: the space, the goal and the study's identity."""
+
+    options: TuneOptions
+    tune_data: dict[str, Any]
+    space: Space
+    base_recipe: Any
+    goal: Goal
+    fingerprint: str
+    study_name: str
+    base_key: str
+    seed: int
+    notes: list[str] = field(default_factory=list)
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _file_digest(path: Path) -> str | None:
+    """Content hash of a file; for a folder, of its files' names, sizes and modification times."""
+    if path.is_file():
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
+    if path.is_dir():
+        return _digest(
+            sorted(
+                (str(p.relative_to(path)), p.stat().st_size, p.stat().st_mtime_ns)
+                for p in path.rglob("*")
+                if p.is_file()
+            )
+        )
+    return None
+
+
+def base_key(recipe) -> str:
+    """What the trained base depends on: model, data, seed, training, benchmark settings, the
+    contents of the model and data files, and edgeopt's version."""
+    resolved = recipe.resolved()
+    fixed = {
+        name: resolved[name]
+        for name in ("model", "model_options", "data", "seed", "train", "trust_model", "benchmark")
+    }
+    files = {}
+    for name in ("model", "data"):
+        value = resolved[name]
+        path = value.get("path") if isinstance(value, dict) else value
+        if isinstance(path, str) and Path(path).exists():
+            files[name] = _file_digest(Path(path))
+    return _digest({"fixed": fixed, "files": files, "edgeopt": __version__})[:20]
+
+
+def setup(options: TuneOptions) -> Setup:
+    """Read and check everything before any work: recipe, space, budgets, objective, executor."""
+    from edgeopt.recipe import apply_overrides
+    from edgeopt.tune.samplers import STRATEGIES
+
+    if options.strategy not in STRATEGIES:
+        raise InputError(f"--strategy {options.strategy!r}: choose one of {', '.join(STRATEGIES)}")
+    if options.executor not in EXECUTORS:
+        raise InputError(f"--executor {options.executor!r}: choose one of {', '.join(EXECUTORS)}")
+    if not 1 <= options.trials <= 10_000:
+        raise InputError(f"--trials {options.trials}: give a number of trials from 1 to 10000")
+    if not 1 <= options.workers <= 256:
+        raise InputError(f"--workers {options.workers}: give 1 to 256 workers")
+    path = Path(options.recipe)
+    if not path.is_file():
+        raise RecipeError(f"{path}: recipe file not found (give the path to a tune recipe .yaml)")
+    data = load_yaml(read_text(path, RecipeError), str(path), RecipeError)
+    if not isinstance(data, dict):
+        raise RecipeError(f"{path}: a recipe must be a YAML mapping")
+    data = apply_overrides(data, list(options.overrides))
+    space = parse_space(data, str(path))
+    base_recipe = space.recipe({d.name: _low(d) for d in space.dimensions}, str(path))
+    if not space.dimensions:
+        raise RecipeError(
+            f"{path}: nothing to search: add a range or choice to a stage field (e.g. "
+            "target_sparsity: {range: [0.5, 0.95]}), or a prune or cluster stage"
+        )
+    targets = list(base_recipe.benchmark.targets)
+    budgets = [parse_budget(b, targets) for b in options.budgets] or recipe_budgets(
+        base_recipe.budgets, targets
+    )
+    goal = make_goal(options.objective, budgets, targets)
+    if options.executor == "ray":
+        from edgeopt.tune.executors import check_ray
+
+        check_ray()
+    fingerprint = _digest({"recipe": data, "goal": goal.to_json()})
+    from edgeopt.pipeline import check_recipe
+
+    check_recipe(base_recipe)
+    return Setup(
+        options,
+        data,
+        space,
+        base_recipe,
+        goal,
+        fingerprint,
+        f"edgeopt-{fingerprint[:12]}",
+        base_key(base_recipe),
+        base_recipe.seed if options.seed is None else options.seed,
+    )
+
+
+def _low(dim) -> Any:
+    from edgeopt.tune.space import _as_field
+
+    return _as_field(dim, dim.ends()[0])
+
+
+# -- the study folder ------------------------------------------------------------------------------
+
+
+@contextmanager
+def locked(folder: Path):
+    """Hold the study folder's lock: one driver at a time."""
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = (folder / LOCK).open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise InputError(
+            f"--study {folder}: another edgeopt tune is running on this study; wait for it "
+            "or use another --study folder"
+        ) from None
+    try:
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+def open_folder(s: Setup, folder: Path) -> list[str]:
+    """Check (or start) the study folder for this request; return notices for the user."""
+    notices = []
+    study_file = folder / STUDY_FILE
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"--study {folder}: is a file; give a folder for the study")
+    if folder.is_dir() and not study_file.exists():
+        others = [p.name for p in folder.iterdir() if p.name != LOCK]
+        if others:
+            raise InputError(
+                f"--study {folder}: is not a tune study folder (no {STUDY_FILE}); give a new or empty folder"
+            )
+    if study_file.exists():
+        try:
+            known = json.loads(study_file.read_text())
+        except (OSError, ValueError):
+            raise InputError(
+                f"--study {folder}: {STUDY_FILE} is unreadable; give another --study folder"
+            ) from None
+        if known.get("fingerprint") != s.fingerprint:
+            what = (
+                "recipe" if _digest(known.get("recipe")) != _digest(s.tune_data) else "budgets or objective"
+            )
+            if not s.options.force_new:
+                raise InputError(
+                    f"--study {folder}: this study was made with another {what}; use the same "
+                    "command, another --study folder, or --force-new to start a new study there"
+                )
+            for name in OUTPUTS:  # the old study's outcome no longer describes this folder's study
+                if (folder / name).exists():
+                    os.replace(folder / name, folder / f"{name}.previous")
+            notices.append(
+                f"started a new study in {folder} (the earlier one's outputs are kept as *.previous)"
+            )
+        else:
+            return notices
+    write_text_atomic(
+        study_file,
+        json.dumps(
+            {
+                "fingerprint": s.fingerprint,
+                "study_name": s.study_name,
+                "created_utc": _now(),
+                "edgeopt_version": __version__,
+                "recipe": s.tune_data,
+                "goal": s.goal.to_json(),
+                "space": s.space.to_json(),
+            },
+            indent=1,
+        ),
+    )
+    return notices
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def base_for(s: Setup, folder: Path, progress: Callable[[str], None]) -> Base:
+    """The study's trained base: read from the folder, or prepared (trained once) and saved there."""
+    where = folder / "base" / s.base_key
+    base = Base.read(where)
+    if base is not None:
+        progress(f"reusing the trained base in {where}")
+        return base
+    from edgeopt.pipeline import prepare
+    from edgeopt.progress import Progress
+
+    progress(f"training the base model once for every trial (saved in {where})")
+    with Progress(quiet=True) as quiet:
+        prepared = prepare(s.base_recipe, quiet)
+    base = Base.of(prepared, s.base_key)
+    where.parent.mkdir(parents=True, exist_ok=True)
+    with staged_output(where, overwrite=False) as work:
+        base.write_into(work)
+    return base
+
+
+# -- the study ------------------------------------------------------------------------------------
+
+
+def _storage(folder: Path):
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return JournalStorage(JournalFileBackend(str(folder / JOURNAL)))
+
+
+def _suggest(trial, dim) -> Any:
+    if dim.kind == "choice":
+        return trial.suggest_categorical(dim.name, [dim.encode(c) for c in dim.choices])
+    if dim.kind == "int":
+        return trial.suggest_int(dim.name, int(dim.low), int(dim.high), step=int(dim.step or 1), log=dim.log)
+    return trial.suggest_float(dim.name, dim.low, dim.high, step=dim.step, log=dim.log)
+
+
+def recover(study) -> int:
+    """Trials a killed driver left running: mark them failed (interrupted) and queue their points
+    again. Returns how many."""
+    from optuna.trial import TrialState
+
+    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for t in stale:
+        study._storage.set_trial_user_attr(t._trial_id, "interrupted", True)
+        study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        study.enqueue_trial(t.params, user_attrs={"requeued_from": t.number}, skip_if_exists=False)
+    return len(stale)
+
+
+def finished(study) -> list:
+    """Trials that count towards ``--trials``: complete, or failed for a reason of their own."""
+    from optuna.trial import TrialState
+
+    return [
+        t
+        for t in study.get_trials(deepcopy=False)
+        if t.state == TrialState.COMPLETE
+        or (t.state == TrialState.FAIL and not t.user_attrs.get("interrupted"))
+    ]
+
+
+def records(study) -> list[TrialRecord]:
+    return [TrialRecord(**t.user_attrs["record"]) for t in finished(study) if "record" in t.user_attrs]
+
+
+def _read_cached(folder: Path) -> dict[str, Any] | None:
+    if not (folder / "trial.json").is_file():
+        return None
+    return json.loads((folder / "trial.json").read_text())
+
+
+def _save_trial(folder: Path, result: dict[str, Any], summary: dict[str, Any]) -> None:
+    if folder.exists():  # the same point finished twice at once: the first copy stands
+        return
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with staged_output(folder, overwrite=False) as work:
+        for name, content in result["files"].items():
+            if name not in BASE_FILES:  # the base's model.keras and reference live once, in base/
+                (work / name).write_bytes(content)
+        (work / "recipe.resolved.yaml").write_text(result["recipe"])
+        (work / "report.json").write_text(json.dumps(result["report"], indent=2))
+        (work / "trial.json").write_text(json.dumps(summary, indent=1))
+
+
+class Driver:
+    """Asks the sampler for points, runs them on an executor, tells the results, reports progress."""
+
+    def __init__(self, s: Setup, folder: Path, progress: Callable[[str], None]):
+        self.s, self.folder, self.progress = s, folder, progress
+        self.running: dict[int, tuple[Any, dict[str, Any], Job]] = {}
+        self.started = time.perf_counter()
+
+    def run(self, study, executor) -> None:
+        target = self.s.options.trials
+        while len(finished(study)) + len(self.running) < target or self.running:
+            while len(self.running) < executor.workers and len(finished(study)) + len(self.running) < target:
+                self._start(study, executor)
+            for result in executor.wait():
+                self._finish(study, result)
+
+    def _start(self, study, executor) -> None:
+        trial = study.ask()
+        trial.set_user_attr("strategy", self.s.options.strategy)
+        params = {d.name: _suggest(trial, d) for d in self.s.space.dimensions}
+        values = values_for(self.s.space, params)
+        try:
+            recipe = self.s.space.recipe(values, f"trial {trial.number}")
+        except RecipeError as exc:  # a combination the recipe rules refuse (checked at both ends only)
+            self._tell_failed(study, trial, values, str(exc))
+            return
+        fmt = values["export"][0] if "export" in values else recipe.export[-1]
+        stages = [st.model_dump(mode="json") for st in recipe.stages]
+        early = [b.label for b in self.s.goal.budgets if b.name in ("max_size_kb", "max_gzip_kb")]
+        key = cache_key(self.s.base_key, stages, fmt, early)
+        job = Job(trial.number, key, stages, fmt, self.s.goal if early else None)
+        self.running[trial.number] = (trial, values, job)
+        cached = _read_cached(self.folder / "trials" / key)
+        if cached is not None:
+            self._finish(study, {"number": trial.number, "key": key, "cached": cached})
+            return
+        executor.submit(job)
+
+    def _tell_failed(self, study, trial, values, reason: str, seconds: float | None = None, key=None) -> None:
+        from optuna.trial import TrialState
+
+        record = TrialRecord(
+            trial.number, self.s.options.strategy, values, FAILED, reason, seconds=seconds, folder=None
+        )
+        trial.set_user_attr("record", _plain(record))
+        study.tell(trial, state=TrialState.FAIL)
+        self.running.pop(trial.number, None)
+        self._line(record)
+
+    def _finish(self, study, result: dict[str, Any]) -> None:
+        from edgeopt.types import Report
+
+        trial, values, job = self.running[result["number"]]
+        folder = self.folder / "trials" / job.key
+        if "error" in result:
+            self._tell_failed(study, trial, values, result["error"], result.get("seconds"))
+            return
+        cached = result.get("cached")
+        if cached is None:
+            report = Report.from_json(result["report"])
+            summary = {"params": values, "format": job.export, "seconds": result["seconds"]}
+            _save_trial(folder, result, summary)
+            seconds = result["seconds"]
+        else:
+            report = Report.from_json(json.loads((folder / "report.json").read_text()))
+            seconds = 0.0
+        figures = figures_of(report, job.export)
+        feasible, reasons, violations = judge(self.s.goal, figures)
+        unverified = [c.message for c in report.checks if not c.ok]
+        variant = report.variant(job.export)
+        if variant is None or not variant.ok:
+            self._tell_failed(
+                study, trial, values, variant.reason if variant else f"{job.export}: not exported", seconds
+            )
+            return
+        reasons = [*(f"verification: {m}" for m in unverified), *reasons]
+        status = FEASIBLE if feasible and not unverified else INFEASIBLE
+        record = TrialRecord(
+            trial.number,
+            self.s.options.strategy,
+            values,
+            status,
+            "; ".join(reasons) or None,
+            figures,
+            violations,
+            seconds,
+            cached is not None,
+            str(folder.relative_to(self.folder)),
+        )
+        trial.set_user_attr("record", _plain(record))
+        positive = [v for v in violations.values() if v > 0]
+        for budget in self.s.goal.budgets:  # unmeasured (benchmark skipped): as bad as what stopped it
+            trial.set_constraint(budget.label, violations.get(budget.label, max(positive, default=1.0)))
+        study.tell(trial, self._values(study, figures))
+        self.running.pop(trial.number)
+        self._line(record)
+
+    def _values(self, study, figures: dict[str, Any]) -> list[float]:
+        """Objective values to tell; one not measured (benchmark skipped) counts as the worst seen."""
+        values = self.s.goal.objective_values(figures)
+        out = []
+        for index, value in enumerate(values):
+            if value is None or not math.isfinite(value):
+                seen = [t.values[index] for t in study.get_trials(deepcopy=False) if t.values]
+                value = max(seen) * 1.5 if seen else 1e3
+            out.append(float(value))
+        return out
+
+    def _line(self, record: TrialRecord) -> None:
+        self._records_seen.append(record)
+        done = len(self._records_seen)
+        feasible = [r for r in self._records_seen if r.feasible]
+        from edgeopt.tune.results import scalar
+
+        best = min(feasible, key=lambda r: (scalar(self.s.goal, r) or math.inf, r.number), default=None)
+        took = "cached" if record.cached else (f"{record.seconds:.1f} s" if record.seconds else "")
+        text = describe(record) if record.status != FAILED else params_text(record.params)
+        self.progress(
+            f"trial #{record.number} [{record.strategy}] {record.status}: {text}"
+            f"{' -- ' + record.reason if record.reason else ''} ({took}); "
+            f"{done}/{self.s.options.trials} done, "
+            f"running {len(self.running)}; best so far: " + (f"#{best.number}" if best else "none")
+        )
+
+    _records_seen: list[TrialRecord]
+
+
+def _plain(record: TrialRecord) -> dict[str, Any]:
+    return json.loads(json.dumps(record.__dict__, default=str))
+
+
+def write_outcome(s: Setup, folder: Path, outcome: Outcome) -> None:
+    from edgeopt.tune.html import render_html
+
+    write_text_atomic(folder / "tune.json", json.dumps(outcome.to_json(), indent=1))
+    write_text_atomic(folder / "tune.html", render_html(outcome))
+    if outcome.best is not None:
+        write_text_atomic(
+            folder / "best.yaml", best_recipe(s.space, outcome.best, outcome, list(s.base_recipe.export))
+        )
+    elif (folder / "best.yaml").exists():  # an earlier run's best no longer holds: keep it aside
+        os.replace(folder / "best.yaml", folder / "best.yaml.previous")
+
+
+def tune(options: TuneOptions, progress: Callable[[str], None] = lambda line: None) -> Outcome:
+    """Run (or resume) a study until it holds ``options.trials`` finished trials; return its outcome."""
+    import optuna
+
+    from edgeopt.tune.executors import make_executor
+    from edgeopt.tune.samplers import make_sampler
+
+    s = setup(options)
+    folder = Path(options.study)
+    with locked(folder):
+        for notice in open_folder(s, folder):
+            progress(notice)
+        storage = _storage(folder)
+        directions = ["minimize"] * len(s.goal.names)
+        study = optuna.create_study(
+            storage=storage,
+            study_name=s.study_name,
+            directions=directions,
+            sampler=make_sampler(options.strategy, s.seed),
+            load_if_exists=True,
+        )
+        requeued = recover(study)
+        if requeued:
+            progress(f"{requeued} trial(s) interrupted earlier are queued again")
+        done = len(finished(study))
+        if done:
+            progress(f"resuming: {done} finished trial(s) in {folder}")
+        base = base_for(s, folder, progress) if done < options.trials else None
+        if base is None:
+            progress(
+                f"the study already has {done} finished trials (--trials {options.trials}): nothing to run"
+            )
+        driver = Driver(s, folder, progress)
+        driver._records_seen = records(study)
+        if base is not None:
+            executor = make_executor(
+                options.executor, base, options.workers, options.address, options.cpus_per_trial
+            )
+            try:
+                driver.run(study, executor)
+            except (KeyboardInterrupt, EdgeoptError):
+                executor.close()
+                write_outcome(s, folder, _outcome(s, study, folder))
+                raise
+            executor.close()
+        outcome = _outcome(s, study, folder)
+        write_outcome(s, folder, outcome)
+        return outcome
+
+
+def _outcome(s: Setup, study, folder: Path) -> Outcome:
+    return Outcome.of(
+        s.goal,
+        records(study),
+        s.space.to_json(),
+        {
+            "folder": str(folder),
+            "name": s.study_name,
+            "base": s.base_key,
+            "seed": s.seed,
+            "defaulted_space": s.space.defaulted,
+        },
+    )

@@ -1,0 +1,178 @@
+"""One trial, as a worker runs it: a compress of the shared trained base with the trial's stages.
+
+The base (the trained model, its reference measurements and the data) is made once per study by
+:func:`edgeopt.prepare` and travels to the workers as a :class:`Base`: plain bytes and JSON that
+pickle (a process pool) and go through Ray's object store. A worker turns it back into a
+:class:`edgeopt.pipeline.Prepared` once and keeps it for every trial it runs, so no trial retrains.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgeopt.errors import EdgeoptError
+
+BASE_FILES = ("model.keras", "trained_float32.tflite", "base.json")
+
+
+@dataclass
+class Base:
+    """What every trial of a study shares: the prepared model and reference, as plain data."""
+
+    key: str
+    recipe: dict[str, Any]  # the plain resolved recipe the base was prepared from
+    keras_file: bytes = field(repr=False)
+    reference_file: bytes = field(repr=False)
+    facts: dict[str, Any] = field(default_factory=dict)  # keras_variant, reference, history, model_file
+    data: Any = field(default=None, repr=False)  # the Dataset (loaded again when absent)
+
+    @classmethod
+    def of(cls, prepared, key: str) -> Base:
+        return cls(
+            key=key,
+            recipe=prepared.recipe.resolved(),
+            keras_file=prepared.keras_file,
+            reference_file=prepared.reference_file,
+            data=prepared.data,
+            facts={
+                "keras_variant": prepared.keras_variant.to_json(),
+                "reference": prepared.reference.to_json(),
+                "history": prepared.history,
+                "model_file": prepared.model_file,
+            },
+        )
+
+    def write_into(self, folder: Path) -> None:
+        (folder / "model.keras").write_bytes(self.keras_file)
+        (folder / "trained_float32.tflite").write_bytes(self.reference_file)
+        (folder / "base.json").write_text(
+            json.dumps({"key": self.key, "recipe": self.recipe, **self.facts}, indent=1)
+        )
+
+    @classmethod
+    def read(cls, folder: Path) -> Base | None:
+        """The base saved in ``folder``, or None when it is absent or incomplete."""
+        if not all((folder / name).is_file() for name in BASE_FILES):
+            return None
+        facts = json.loads((folder / "base.json").read_text())
+        key, recipe = facts.pop("key"), facts.pop("recipe")
+        return cls(
+            key=key,
+            recipe=recipe,
+            keras_file=(folder / "model.keras").read_bytes(),
+            reference_file=(folder / "trained_float32.tflite").read_bytes(),
+            facts=facts,
+        )
+
+    def prepared(self):
+        """This base as a :class:`Prepared` (loads the model; the data when not carried along)."""
+        from edgeopt.data import load_dataset
+        from edgeopt.kerasapi import keras
+        from edgeopt.pipeline import Prepared
+        from edgeopt.recipe import parse_recipe
+        from edgeopt.types import Variant
+
+        recipe = parse_recipe(self.recipe, "study base")
+        data = self.data if self.data is not None else load_dataset(recipe.data)
+        with tempfile.TemporaryDirectory(prefix="edgeopt-base-") as scratch:
+            path = Path(scratch) / "model.keras"
+            path.write_bytes(self.keras_file)
+            # edgeopt saved this file from the trained model; code in it (a Lambda) runs only when
+            # the recipe was trusted, as for the original load.
+            model = keras.models.load_model(path, compile=False, safe_mode=not recipe.trust_model)
+        return Prepared(
+            recipe=recipe,
+            data=data,
+            model=model,
+            history=self.facts.get("history", {}),
+            keras_file=self.keras_file,
+            reference_file=self.reference_file,
+            keras_variant=Variant.from_json(self.facts["keras_variant"]),
+            reference=Variant.from_json(self.facts["reference"]),
+            model_file=self.facts.get("model_file"),
+        )
+
+
+@dataclass(frozen=True)
+class Job:
+    """A trial to run: its number, the stages and export format it compresses with, its cache key."""
+
+    number: int
+    key: str
+    stages: list[dict[str, Any]]
+    export: str
+    early_stop: Any = None  # a Goal: its size budgets stop the benchmark of a trial that misses them
+
+
+def cache_key(base_key: str, stages: list[dict], export: str, early: list[str]) -> str:
+    text = json.dumps(
+        {"base": base_key, "stages": stages, "export": export, "early": sorted(early)}, sort_keys=True
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+_PREPARED: dict[str, Any] = {}  # per worker process: base key -> Prepared
+
+
+def load_base(base: Base, threads: int | None = None) -> None:
+    """Make ``base`` this process's prepared model (a pool worker's initializer)."""
+    if base.key in _PREPARED:
+        return
+    if threads:
+        from edgeopt.kerasapi import tf
+
+        try:  # one trial per reserved CPU: TensorFlow must not take every core of the machine
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        except RuntimeError:  # already initialised in this process
+            pass
+    _PREPARED.clear()
+    _PREPARED[base.key] = base.prepared()
+
+
+def run(job: Job, base: Base | None = None, threads: int | None = None) -> dict[str, Any]:
+    """Run one trial; return its report, files and resolved recipe, or its one-line error."""
+    from edgeopt.pipeline import compress, gzip_size
+    from edgeopt.recipe import dump_recipe
+
+    start = time.perf_counter()
+    if base is not None:
+        load_base(base, threads)
+    prepared = next(iter(_PREPARED.values()))
+    gate = None
+    if job.early_stop is not None:
+        goal = job.early_stop
+
+        def gate(fmt: str, raw: bytes) -> str | None:
+            return goal.early_stop(gzip_size(raw), len(raw))
+
+    try:
+        result = compress(prepared, stages=job.stages, export=[job.export], gate=gate)
+    except EdgeoptError as exc:
+        return {
+            "number": job.number,
+            "key": job.key,
+            "error": str(exc),
+            "seconds": time.perf_counter() - start,
+        }
+    except Exception as exc:  # a crash inside TensorFlow/TFMOT: this trial fails, the study goes on
+        return {
+            "number": job.number,
+            "key": job.key,
+            "error": f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:500],
+            "seconds": time.perf_counter() - start,
+        }
+    return {
+        "number": job.number,
+        "key": job.key,
+        "report": result.report.to_json(),
+        "files": result.files,
+        "recipe": dump_recipe(result.recipe),
+        "seconds": time.perf_counter() - start,
+    }
