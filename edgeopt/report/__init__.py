@@ -10,8 +10,8 @@ reason; missing fields render as blanks, never as a crash.
 
 One module per job: :mod:`~edgeopt.report.schema` (parse, validate, load), :mod:`~edgeopt.report.cells`
 (the figures every rendering shares), :mod:`~edgeopt.report.text`, :mod:`~edgeopt.report.markdown`,
-:mod:`~edgeopt.report.html` and :mod:`~edgeopt.report.plots`. Nothing here imports TensorFlow, and
-matplotlib is imported only when HTML is rendered.
+:mod:`~edgeopt.report.html`, :mod:`~edgeopt.report.plots` and :mod:`~edgeopt.report.layout`. Nothing
+here imports TensorFlow, and matplotlib is imported only when HTML is rendered.
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 matplotlib is imported inside the drawing functions only, so importing this module (and
 :mod:`edgeopt.report`) stays cheap; the pure helpers that decide what a plot shows
 (:func:`pareto_front`, :func:`percent_limits`, :func:`latency_marks`, :func:`tensor_rows`) need no
-matplotlib and are tested on their own. A plot without data in the report is left out (None).
+matplotlib and are tested on their own. A plot without data in the report is left out (None). Each
+figure is placed by :func:`edgeopt.report.layout.fit_margins` rather than a layout engine, so it is
+measured and drawn once.
 """
 
 from __future__ import annotations
@@ -25,18 +27,26 @@ MAX_TENSORS_PLOTTED = 40
 MAX_CONFUSION_VARIANTS = 6
 MIN_PERCENT_SPAN = 5.0  # an accuracy axis spans at least this many points, so 0.3 points is not a cliff
 QAT_PREFIX = "quant_"  # TFMOT's quantize wrapper renames layer X to quant_X
+LABEL_LEFT_OF_POINT_BEYOND = 0.6  # a point past this fraction of the x axis has its label on its left
 
 
 def _figure(width: float = PLOT_WIDTH_IN, height: float = 4.0):
     from matplotlib.figure import Figure
 
-    return Figure(figsize=(width, height), dpi=PLOT_DPI, layout="constrained")
+    # No layout engine: figures() places the axes once with fit_margins, so savefig draws only once.
+    return Figure(figsize=(width, height), dpi=PLOT_DPI, layout=None)
 
 
 def _png_data_uri(fig) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=PLOT_DPI)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _title(ax, text: str, size: float) -> None:
+    # At y=1 explicitly: otherwise matplotlib places the title at each draw by measuring the whole
+    # y axis for an offset text (1e-5) in its way; fit_margins keeps room above for one instead.
+    ax.set_title(text, fontsize=size, y=1.0)
 
 
 def _tflite_variants(report: Report) -> list[Variant]:
@@ -114,8 +124,11 @@ def _tradeoff_plot(report: Report, axis: str, target: str | None = None):
     merged: dict[tuple[float, float], list[str]] = {}  # identical points share one label
     for x, y, label in zip(xs, ys, labels, strict=True):
         merged.setdefault((x, y), []).append(label)
+    x0, x1 = ax.get_xlim()
     for (x, y), names in merged.items():
-        ax.annotate(", ".join(names), (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        leftward = x - x0 > LABEL_LEFT_OF_POINT_BEYOND * (x1 - x0)  # keep the label inside the figure
+        ax.annotate(", ".join(names), (x, y), textcoords="offset points", xytext=(-5 if leftward else 5, 4),
+                    ha="right" if leftward else "left", fontsize=8)
     front = pareto_front(points, higher)
     if len(front) > 1:
         ax.plot([xs[i] for i in front], [ys[i] for i in front], "--", color="#d1495b", lw=1.2,
@@ -131,7 +144,7 @@ def _tradeoff_plot(report: Report, axis: str, target: str | None = None):
         ax.set_ylim(*percent_limits(ys))
     ax.set_ylabel(f"{name} ({'%' if percent else unit}, {'higher' if higher else 'lower'} is better)")
     ax.grid(alpha=0.3)
-    ax.set_title(f"{name} vs {'size' if axis == 'size' else 'latency'}", fontsize=10)
+    _title(ax, f"{name} vs {'size' if axis == 'size' else 'latency'}", 10)
     return fig
 
 
@@ -199,13 +212,13 @@ def _latency_plot(report: Report, target: str):
     ax.invert_yaxis()
     first = rows[0][1]
     ax.set_xlabel(f"latency (ms); {first.provenance or '?'}, {first.threads or '?'} thread(s)", fontsize=8)
-    ax.set_title(f"latency on {target}", fontsize=10)
+    _title(ax, f"latency on {target}", 10)
     ax.grid(axis="x", alpha=0.3)
     handles = [Line2D([], [], color=whisker, lw=1, label="whisker: fastest invoke to p99"),
                Patch(facecolor=box, edgecolor="#3b6fb6", label="box: p50 to p90"),
                Line2D([], [], color=median, lw=2, label="line: p50 (median)"),
                Line2D([], [], ls="", marker="o", color=dot, ms=4, label="dot: mean, if within the whisker")]
-    fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=7, frameon=False)
+    fig.legend(handles=handles, loc="lower center", ncols=2, fontsize=7, frameon=False)  # room: fit_margins
     return fig
 
 
@@ -292,11 +305,11 @@ def _tensor_plot(report: Report, field: str):
     ax.invert_yaxis()
     if field == "sparsity":
         ax.set_xlabel("exactly-zero weights (%) read from the .tflite")
-        ax.set_title("per-tensor sparsity", fontsize=10)
+        _title(ax, "per-tensor sparsity", 10)
     else:
         ax.set_xscale("log")
         ax.set_xlabel("distinct values per tensor (cluster count), read from the .tflite")
-        ax.set_title("per-tensor unique values", fontsize=10)
+        _title(ax, "per-tensor unique values", 10)
     ax.legend(fontsize=7, loc="best")
     ax.grid(axis="x", alpha=0.3)
     return fig
@@ -335,7 +348,7 @@ def _training_plot(report: Report):
             target_ax = loss_ax if "loss" in key else metric_ax
             target_ax.plot(epochs, ys, marker="o" if len(ys) < 15 else None, ms=3,
                            ls="--" if key.startswith("val_") else "-", label=key)
-        loss_ax.set_title(title, fontsize=9)
+        _title(loss_ax, title, 9)
         for ax, label in ((loss_ax, "loss"), (metric_ax, "metric")):
             ax.set_xlabel("epoch", fontsize=8)
             ax.set_ylabel(label, fontsize=8)
@@ -375,7 +388,7 @@ def _confusion_plot(report: Report):
                     if x:
                         ax.text(j, i, f"{x:g}", ha="center", va="center", fontsize=6,
                                 color="white" if x > peak / 2 else "black")
-        ax.set_title(v.name, fontsize=9)
+        _title(ax, v.name, 9)
         ax.set_xlabel("predicted", fontsize=8)
         ax.set_ylabel("true", fontsize=8)
         ax.tick_params(labelsize=6)
@@ -417,7 +430,7 @@ def _scatter_plot(report: Report):
             lo, hi = min(lo, *ts, *ps), max(hi, *ts, *ps)
         if math.isfinite(lo):
             ax.plot([lo, hi], [lo, hi], color="#555555", lw=1, ls=":", label="ideal")
-        ax.set_title(str(names[d]) if d < len(names) else f"output {d}", fontsize=9)
+        _title(ax, str(names[d]) if d < len(names) else f"output {d}", 9)
         ax.set_xlabel("true", fontsize=8)
         ax.set_ylabel("predicted", fontsize=8)
         ax.grid(alpha=0.3)
@@ -430,9 +443,16 @@ def _scatter_plot(report: Report):
 
 def plots(report: Report) -> list[tuple[str, str]]:
     """Every plot of the HTML report as (caption, PNG data URI); plots without data are left out."""
+    return [(caption, _png_data_uri(fig)) for caption, fig in figures(report)]
+
+
+def figures(report: Report) -> list[tuple[str, Any]]:
+    """Every plot of the HTML report as (caption, matplotlib Figure), laid out to fit its texts."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)  # headless; Figure objects below never touch pyplot state
+    from edgeopt.report.layout import fit_margins
+
     name = report.primary_metric()
     specs: list[tuple[str, Callable[[], Any]]] = [
         (f"{name} vs size, Pareto front marked", lambda: _tradeoff_plot(report, "size")),
@@ -455,5 +475,6 @@ def plots(report: Report) -> list[tuple[str, str]]:
     for caption, make in specs:
         fig = make()
         if fig is not None:
-            out.append((caption, _png_data_uri(fig)))
+            fit_margins(fig, legend=fig.legends[0] if fig.legends else None)  # a figure legend goes below
+            out.append((caption, fig))
     return out

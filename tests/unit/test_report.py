@@ -151,6 +151,42 @@ def test_per_tensor_plots_are_labelled_by_layer_with_float_and_int8_on_one_row()
     assert series["int8"] == [0.5, 0.5]
 
 
+@pytest.mark.parametrize("task", ["classification", "regression", "long_labels"])
+def test_every_plot_keeps_its_texts_inside_the_figure_and_apart_without_a_layout_engine(task):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from edgeopt.report.plots import figures
+
+    report = make_report("classification" if task == "long_labels" else task)
+    if task == "long_labels":  # layer names as long as a real model's: the left margin must grow
+        for v in report["variants"]:
+            if "per_tensor" in v.get("inspect", {}):
+                v["inspect"]["per_tensor"] = {f"model/block{i}_expand_conv_with_a_long_name/Conv2D":
+                                              {"role": "weight", "sparsity": 0.8, "unique_values": 9}
+                                              for i in range(12)}
+    drawn = figures(Report.from_json(report))
+    assert len(drawn) == 7
+    for caption, fig in drawn:
+        assert fig.get_layout_engine() is None
+        renderer = FigureCanvasAgg(fig).get_renderer()
+        fig.draw(renderer)
+        width, height = fig.bbox.width, fig.bbox.height
+        content = fig.get_tightbbox(renderer).transformed(fig.dpi_scale_trans)  # pixels
+        assert content.x0 >= -1 and content.y0 >= -1, caption
+        assert content.x1 <= width + 1 and content.y1 <= height + 1, caption
+        boxes = [ax.get_tightbbox(renderer) for ax in fig.axes if ax.axison]
+        for i, a in enumerate(boxes):  # neighbouring axes: tick labels and titles do not overlap
+            for b in boxes[i + 1:]:
+                overlap_w = min(a.x1, b.x1) - max(a.x0, b.x0)
+                overlap_h = min(a.y1, b.y1) - max(a.y0, b.y0)
+                assert overlap_w <= 1 or overlap_h <= 1, caption
+        frames = [ax.get_window_extent(renderer) for ax in fig.axes]
+        assert sum(f.width * f.height for f in frames) > 0.35 * width * height, caption  # not squeezed
+        if fig.legends:  # the figure legend sits below every axes' texts
+            legend = fig.legends[0].get_window_extent(renderer)
+            assert all(legend.y1 <= box.y0 + 1 for box in boxes), caption
+
+
 def test_layer_labels_stay_unique():
     labels = layer_labels(["m/dense/MatMul", "m/dense/BiasAdd", "m/conv/Conv2D", "lonely_constant"])
     assert labels == {"m/dense/MatMul": "dense (MatMul)", "m/dense/BiasAdd": "dense (BiasAdd)",
