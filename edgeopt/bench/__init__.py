@@ -17,6 +17,7 @@ Nothing here imports TensorFlow; the measured code is always ``runner.py`` in a 
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -40,7 +41,7 @@ from edgeopt.bench.stats import failed_entry, to_entry
 from edgeopt.errors import EXIT_CHECK_FAILED, EXIT_OK, EdgeoptError, InputError
 from edgeopt.types import LatencyEntry
 
-__all__ = ["measure", "benchmark", "check_model", "parse_target", "Target", "BenchSpec", "make_spec",
+__all__ = ["measure", "benchmark", "start", "check_model", "parse_target", "Target", "BenchSpec", "make_spec",
            "BenchmarkResult", "RUNNERS", "target_forms", "target_kinds", "targets_help", "provenance_help",
            "parallel_prefixes"]
 
@@ -129,6 +130,21 @@ def measure(model_path, target="local", spec=None, threads=None, **settings):
         return runner_for(parsed).run(str(model), parsed, spec, count)
     except (MeasurementFailed, MeasurementTimeout) as exc:
         return failed(str(exc), parsed, spec, count)
+
+
+def start(spec: BenchSpec) -> None:
+    """Let the spec's targets get ready for their first measurement while the caller works on.
+
+    Runners that can (``local``: its child process starts and loads numpy and the runtime) start
+    now, so that a caller that calls this before training or converting does not wait for it in
+    the first measurement. Optional: :func:`measure` works without it. Never raises for a target
+    that cannot start; its measurement will report that.
+    """
+    for kind in dict.fromkeys(parse_target(t).kind for t in spec.targets):
+        begin = getattr(RUNNERS[kind], "start", None)
+        if begin is not None:
+            with contextlib.suppress(EdgeoptError):
+                begin()
 
 
 @dataclass

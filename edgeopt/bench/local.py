@@ -7,16 +7,23 @@ returns the runner's JSON entry. The runner's exit status maps to edgeopt's erro
 (signal, no JSON) raises :class:`MeasurementFailed` and a timeout :class:`MeasurementTimeout`, which
 :func:`edgeopt.bench.measure` turns into failed rows. The measured code is only ever the runner.
 As a runner of the registry (:mod:`edgeopt.bench.registry`) this module is the ``local`` target:
-this machine's CPU, ``measured``, never in parallel with other measurements.
+this machine's CPU, ``measured``, never in parallel with other measurements. Each measurement still
+gets a fresh child process, but that process is started ahead of need (``runner.py
+--args-on-stdin``, see :func:`start`): after each measurement the next one's process starts and
+imports numpy and the runtime while the caller converts or trains, instead of during the next
+measurement's wall time.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -130,23 +137,118 @@ def run_runner(prefix: Sequence[str], args: Sequence[str], *, timeout: float, wh
         MeasurementFailed: it crashed or failed otherwise.
     """
     command = [*prefix, str(RUNNER_PATH), *args]
-    child_env = dict(os.environ if env is None else env)
-    child_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=child_env,
-                              stdin=subprocess.DEVNULL, check=False)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                              env=child_environment(env), stdin=subprocess.DEVNULL, check=False)
     except subprocess.TimeoutExpired:
-        raise MeasurementTimeout(f"{where}: the benchmark did not finish within {timeout:g} s "
-                                 "(raise --timeout or lower --runs/--min-seconds)") from None
+        raise MeasurementTimeout(timeout_message(where, timeout)) from None
     except OSError as exc:
         raise EnvironmentProblem(f"{where}: cannot start {command[0]}: {exc.strerror}") from None
     return parse_runner_output(done.stdout, done.stderr, done.returncode, where, model)
 
 
+def timeout_message(where: str, timeout: float) -> str:
+    return (f"{where}: the benchmark did not finish within {timeout:g} s "
+            "(raise --timeout or lower --runs/--min-seconds)")
+
+
+def child_environment(env: dict | None = None) -> dict:
+    """What a runner process gets: ``env`` (default: this process's environment) with TF's log level."""
+    child_env = dict(os.environ if env is None else env)
+    child_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return child_env
+
+
+class _Ahead:
+    """The local runner process started ahead of its measurement, the environment it got, and the
+    process that started it (a forked copy of edgeopt must neither use nor end its parent's)."""
+
+    process: subprocess.Popen | None = None
+    env: dict | None = None
+    owner: int | None = None
+    lock = threading.Lock()
+
+    @classmethod
+    def take(cls) -> tuple[subprocess.Popen | None, dict | None]:
+        """Hand over the process (and its environment) and forget it; call with the lock held."""
+        process = cls.process if cls.owner == os.getpid() else None
+        cls.process = None
+        return process, cls.env
+
+
+def _spawn(env: dict) -> subprocess.Popen:
+    command = [sys.executable, str(RUNNER_PATH), "--args-on-stdin"]
+    try:
+        return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=env)
+    except OSError as exc:
+        raise EnvironmentProblem(f"local: cannot start {command[0]}: {exc.strerror}") from None
+
+
+def _discard(process: subprocess.Popen) -> None:
+    """End a process started ahead that will not measure (it is importing or waiting for input)."""
+    if process.poll() is None:
+        process.kill()
+    process.communicate()
+
+
+def start() -> None:
+    """Start the next local measurement's process now, so that Python, numpy and the runtime load
+    while the caller does other work (a conversion, training) rather than during the measurement.
+
+    Called after every local measurement; call it once more before the first. A process started for
+    an environment that has changed by the time it is used is discarded and a new one started.
+    """
+    env = child_environment()
+    with _Ahead.lock:
+        process, ready_for = _Ahead.take()
+        if process is not None and (ready_for != env or process.poll() is not None):
+            _discard(process)
+            process = None
+        _Ahead.process, _Ahead.env, _Ahead.owner = process or _spawn(env), env, os.getpid()
+
+
+@atexit.register
+def stop() -> None:
+    """End the process started ahead, if any (also at exit)."""
+    with _Ahead.lock:
+        process, _ = _Ahead.take()
+        if process is not None:
+            _discard(process)
+
+
+def _take(env: dict) -> subprocess.Popen:
+    """The process started ahead when it got ``env`` and still waits, else a new one."""
+    with _Ahead.lock:
+        process, ready_for = _Ahead.take()
+    if process is not None and ready_for == env and process.poll() is None:
+        return process
+    if process is not None:
+        _discard(process)
+    return _spawn(env)
+
+
 def run_local(model: str, spec: BenchSpec, threads: int) -> dict:
-    """Measure ``model`` on this machine's CPU in a child Python (``sys.executable``)."""
+    """Measure ``model`` on this machine's CPU in a fresh child Python (``sys.executable``).
+
+    The child is the one :func:`start` started ahead if there is one (else it starts now); it gets
+    its arguments on stdin and otherwise runs as ``python runner.py ARGS`` would. Afterwards the next
+    measurement's child is started.
+    """
     args = runner_args(model, spec, threads, inputs=spec.inputs_file)
-    return run_runner([sys.executable], args, timeout=spec.timeout, where="local", model=model)
+    env = child_environment()
+    process = _take(env)
+    request = json.dumps({"args": args, "cwd": os.getcwd()}) + "\n"
+    try:
+        stdout, stderr = process.communicate(request, timeout=spec.timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        raise MeasurementTimeout(timeout_message("local", spec.timeout)) from None
+    finally:
+        with contextlib.suppress(EnvironmentProblem):  # the next measurement will say so itself
+            start()
+    return parse_runner_output(stdout, stderr, process.returncode, "local", model)
 
 
 def parse(text: str) -> Target:

@@ -10,7 +10,9 @@ Contract: :data:`RUNNERS` maps a target kind to its runner, a module (or any obj
 * ``parse(text) -> Target``: validate a target that starts with its prefix, InputError otherwise;
 * ``run(model_path, target, spec, threads) -> LatencyEntry``: one measurement. Bad input raises
   InputError, an unusable target EnvironmentProblem, a crash or timeout
-  :class:`~edgeopt.bench.local.MeasurementFailed` / ``MeasurementTimeout``.
+  :class:`~edgeopt.bench.local.MeasurementFailed` / ``MeasurementTimeout``;
+* optionally ``start()``: get ready for the next measurement ahead of it (``local`` starts its child
+  process), called by :func:`edgeopt.bench.start`.
 
 Adding a kind of target is one module and one line below; parsing, dispatch, the parallel plan, the
 CLI help and the error messages all read this dict. No TensorFlow.

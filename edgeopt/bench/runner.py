@@ -12,6 +12,10 @@ exactly one JSON document to stdout holding the latency-entry fields of docs/rep
 0 ok, 2 bad input (model or inputs file), 3 environment (no runtime, no numpy), 1 anything else.
 It imports nothing from edgeopt and needs only the standard library, numpy and a runtime, so it
 can be copied to a board and run there (Python >= 3.7).
+
+``python3 runner.py --args-on-stdin`` starts before its model is known: it imports numpy and the
+runtime, then reads its arguments as one JSON line on stdin (see :func:`read_request`), and from
+there runs exactly as if they had been given on the command line.
 """
 
 from __future__ import annotations
@@ -375,9 +379,37 @@ def parse_args(argv: list) -> argparse.Namespace:
     return args
 
 
+ARGS_ON_STDIN = "--args-on-stdin"
+
+
+def read_request(stream) -> list:
+    """The arguments of a process started ahead of its measurement (``--args-on-stdin``).
+
+    numpy and the runtime are imported first, the work a process does before it can measure, so a
+    caller can start the process early and let that work overlap its own. Then one JSON line
+    ``{"args": [...], "cwd": folder}`` is read; an empty input (the caller no longer needs this
+    process) ends it with status 0 and no output.
+    """
+    try:  # a missing runtime or numpy is reported by the run itself, as without this option
+        import numpy  # noqa: F401
+        load_runtime()
+    except Exception:  # noqa: BLE001, S110
+        pass
+    line = stream.readline()
+    if not line.strip():
+        raise SystemExit(EXIT_OK)
+    request = json.loads(line)
+    if request.get("cwd"):
+        os.chdir(request["cwd"])  # relative paths in the arguments are the caller's
+    return [str(a) for a in request["args"]]
+
+
 def main(argv: list | None = None) -> int:
     """Run the benchmark and print one JSON document; return the exit status."""
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv == [ARGS_ON_STDIN]:
+        argv = read_request(sys.stdin)
+    args = parse_args(argv)
     entry = empty_entry(args)
     code = EXIT_OK
     try:

@@ -120,6 +120,43 @@ def test_crashing_runtime_is_a_failed_row_not_an_exception(tiny, tmp_path, monke
     assert entry.p50_ms is None and entry.threads == 2 and entry.provenance == "measured"
 
 
+def test_each_local_measurement_has_a_fresh_process_started_ahead_of_it(tiny):
+    from edgeopt import bench
+    from edgeopt.bench import local
+
+    local.stop()
+    bench.start(FAST_SPEC)  # before the first measurement: the caller's work overlaps its start
+    first = local._Ahead.process
+    assert first is not None and first.poll() is None  # loading numpy and the runtime, or waiting
+    assert measure(tiny["int8"], "local", FAST_SPEC).status == "ok"
+    assert first.wait(timeout=10) == 0  # it measured once and exited
+    second = local._Ahead.process  # the next measurement's, already started
+    assert second is not None and second.pid != first.pid and second.poll() is None
+    assert measure(tiny["float32"], "local", FAST_SPEC).status == "ok"
+    assert second.wait(timeout=10) == 0
+    local.stop()
+    assert local._Ahead.process is None
+
+
+def test_runner_started_ahead_reads_its_arguments_and_folder_from_stdin(tiny):
+    request = {"args": [tiny["int8"].name, "--runs", "3", "--min-seconds", "0"],
+               "cwd": str(tiny["int8"].parent)}
+    command = [sys.executable, str(RUNNER_PATH), "--args-on-stdin"]
+    out = subprocess.run(command, input=json.dumps(request) + "\n", capture_output=True, text=True,
+                         timeout=60, check=True)
+    entry = json.loads(out.stdout)  # the model's path was relative to the caller's folder
+    assert entry["status"] == "ok" and entry["runs"] >= 3
+    unused = subprocess.run(command, input="", capture_output=True, text=True, timeout=60)
+    assert unused.returncode == 0 and unused.stdout == ""  # not needed after all: ends quietly
+
+
+def test_a_measurement_past_its_timeout_is_a_failed_row_and_the_next_one_runs(tiny):
+    slow = make_spec({"runs": 1, "warmup": 0, "min_seconds": 60, "timeout": 1})
+    entry = measure(tiny["int8"], "local", slow)
+    assert entry.status == "failed" and "did not finish within 1 s" in entry.reason
+    assert measure(tiny["int8"], "local", FAST_SPEC).status == "ok"
+
+
 def test_grid_keeps_good_rows_when_one_model_is_bad(tiny, tmp_path):
     bad = tmp_path / "bad.tflite"
     bad.write_bytes(b"\x00" * 64)
