@@ -104,38 +104,67 @@ def _ray_trial(job: Job, base: Base, threads: int) -> dict[str, Any]:
     return run(job, base, threads)
 
 
-class RayTasks:
-    """Each trial a Ray task with its own CPU reservation, on an existing or a local cluster."""
+def _probe(address: str) -> None:
+    """Fail in seconds, not minutes, when a ``host:port`` cluster address does not answer."""
+    import socket
 
-    def __init__(self, base: Base, workers: int, address: str | None = None, cpus: int = 1):
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto", "local" or a form Ray resolves itself
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        raise EnvironmentProblem(
+            f"cannot reach the Ray cluster at {address} ({exc.strerror or exc}); start it (ray start --head) "
+            "or fix --address / RAY_ADDRESS"
+        ) from None
+
+
+def connect_ray(address: str | None) -> bool:
+    """Connect this process to the Ray cluster at ``address`` (else ``RAY_ADDRESS``; with neither,
+    start a local one), before any work is done. Returns whether this call connected (and so must
+    :func:`disconnect_ray`)."""
+    ray = _ray()
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        _probe(address)
+    try:
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level="ERROR",
+            configure_logging=True,
+        )
+    except ConnectionError as exc:
+        raise EnvironmentProblem(
+            f"cannot reach the Ray cluster at {address}: {' '.join(str(exc).split())[:200]}; start it "
+            "(ray start --head) or fix --address / RAY_ADDRESS"
+        ) from None
+    except Exception as exc:
+        if type(exc).__name__ == "AuthenticationError":
+            raise EnvironmentProblem(
+                f"the Ray cluster at {address} refused this client's token: set RAY_AUTH_TOKEN to the "
+                "cluster's token (ray get-auth-token on the head node)"
+            ) from None
+        raise EnvironmentProblem(
+            f"cannot start or reach Ray ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
+        ) from None
+    return True
+
+
+def disconnect_ray() -> None:
+    _ray().shutdown()
+
+
+class RayTasks:
+    """Each trial a Ray task with its own CPU reservation, on the cluster :func:`connect_ray` joined."""
+
+    def __init__(self, base: Base, workers: int, cpus: int = 1):
         ray = _ray()
-        self.ray, self.workers, self._started = ray, workers, False
-        address = address or os.environ.get("RAY_ADDRESS")
-        if not ray.is_initialized():
-            try:
-                ray.init(
-                    address=address,
-                    include_dashboard=False,
-                    log_to_driver=False,
-                    logging_level="ERROR",
-                    configure_logging=True,
-                )
-            except ConnectionError as exc:
-                raise EnvironmentProblem(
-                    f"cannot reach the Ray cluster at {address}: {' '.join(str(exc).split())[:200]}; "
-                    "start it (ray start --head) or fix --address / RAY_ADDRESS"
-                ) from None
-            except Exception as exc:
-                if type(exc).__name__ == "AuthenticationError":
-                    raise EnvironmentProblem(
-                        f"the Ray cluster at {address} refused this client's token: set RAY_AUTH_TOKEN to "
-                        "the "
-                        "cluster's token (ray get-auth-token on the head node)"
-                    ) from None
-                raise EnvironmentProblem(
-                    f"cannot start or reach Ray ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
-                ) from None
-            self._started = True
+        self.ray, self.workers = ray, workers
         self._remote = ray.remote(num_cpus=cpus, max_retries=0)(_ray_trial)
         self._base = ray.put(base)
         self._cpus = cpus
@@ -164,11 +193,9 @@ class RayTasks:
         for ref in self._running:
             with contextlib.suppress(Exception):  # already finished, or the cluster is gone
                 self.ray.cancel(ref, force=True)
-        if self._started:
-            self.ray.shutdown()
 
 
-def make_executor(kind: str, base: Base, workers: int, address: str | None = None, cpus: int = 1):
+def make_executor(kind: str, base: Base, workers: int, cpus: int = 1):
     if kind == "ray":
-        return RayTasks(base, workers, address, cpus)
+        return RayTasks(base, workers, cpus)
     return Inline(base) if workers == 1 else Pool(base, workers)

@@ -501,13 +501,29 @@ def write_outcome(s: Setup, folder: Path, outcome: Outcome) -> None:
 
 def tune(options: TuneOptions, progress: Callable[[str], None] = lambda line: None) -> Outcome:
     """Run (or resume) a study until it holds ``options.trials`` finished trials; return its outcome."""
+    s = setup(options)
+    folder = Path(options.study)
+    connected = False
+    if options.executor == "ray":  # before any work: an unreachable cluster fails in seconds
+        from edgeopt.tune.executors import connect_ray
+
+        connected = connect_ray(options.address)
+    try:
+        return _tune(s, folder, progress)
+    finally:
+        if connected:
+            from edgeopt.tune.executors import disconnect_ray
+
+            disconnect_ray()
+
+
+def _tune(s: Setup, folder: Path, progress: Callable[[str], None]) -> Outcome:
     import optuna
 
     from edgeopt.tune.executors import make_executor
     from edgeopt.tune.samplers import make_sampler
 
-    s = setup(options)
-    folder = Path(options.study)
+    options = s.options
     with locked(folder):
         for notice in open_folder(s, folder):
             progress(notice)
@@ -534,9 +550,7 @@ def tune(options: TuneOptions, progress: Callable[[str], None] = lambda line: No
         driver = Driver(s, folder, progress)
         driver._records_seen = records(study)
         if base is not None:
-            executor = make_executor(
-                options.executor, base, options.workers, options.address, options.cpus_per_trial
-            )
+            executor = make_executor(options.executor, base, options.workers, options.cpus_per_trial)
             try:
                 driver.run(study, executor)
             except (KeyboardInterrupt, EdgeoptError):

@@ -276,3 +276,85 @@ def test_without_ray_the_ray_executor_exits_3_with_the_install_command(recipe, t
         "tune", str(recipe), "--study", str(tmp_path / "s"), "--executor", "ray", check_code=3, env=env
     )
     assert "pip install 'edgeopt[ray]'" in run.stderr and not (tmp_path / "s").exists()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(tmp_path_factory):
+    """A real single-node Ray cluster on this machine (2 CPUs), as `ray start --head` makes one."""
+    pytest.importorskip("ray")
+    ray_bin = Path(sys.executable).with_name("ray")
+    port = _free_port()
+    temp = tmp_path_factory.mktemp("ray")
+    start = [
+        str(ray_bin),
+        "start",
+        "--head",
+        f"--port={port}",
+        "--num-cpus=2",
+        "--include-dashboard=false",
+        "--disable-usage-stats",
+        f"--temp-dir={temp}",
+    ]
+    subprocess.run(start, check=True, capture_output=True, timeout=180)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([str(ray_bin), "stop", "--force"], capture_output=True, timeout=180)
+
+
+def test_trials_run_as_ray_tasks_with_the_same_results_as_locally(recipe, study, ray_cluster, tmp_path):
+    folder, local = study
+    run = edgeopt(
+        "tune",
+        str(recipe),
+        "--study",
+        str(tmp_path / "ray"),
+        "--trials",
+        "3",
+        "--strategy",
+        "random",
+        "--budget",
+        "max_gzip_kb=100",
+        "--budget",
+        "max_accuracy_drop=0.5",
+        "--executor",
+        "ray",
+        "--workers",
+        "2",
+        "--address",
+        ray_cluster,
+        "--json",
+    )
+    document = json.loads(run.stdout)
+    assert "running 1" in run.stderr  # two trials were in flight at once
+    assert len(document["trials"]) == 3
+    for mine, theirs in zip(document["trials"], local["trials"][:3], strict=True):
+        assert mine["params"] == theirs["params"]  # same seed, same points
+        # A Ray task trains with 1 thread (its CPU reservation), the local run with TensorFlow's
+        # default: a different summation order, so near but not always bit-identical results.
+        assert abs(mine["gzip_bytes"] - theirs["gzip_bytes"]) <= 0.01 * theirs["gzip_bytes"]
+        assert abs(mine["value"] - theirs["value"]) <= 0.01
+
+
+def test_an_unreachable_ray_cluster_exits_3_before_any_work(recipe, tmp_path):
+    pytest.importorskip("ray")
+    run = edgeopt(
+        "tune",
+        str(recipe),
+        "--study",
+        str(tmp_path / "s"),
+        "--executor",
+        "ray",
+        "--address",
+        f"127.0.0.1:{_free_port()}",
+        check_code=3,
+    )
+    assert "cannot reach the Ray cluster" in run.stderr and not (tmp_path / "s").exists()
