@@ -4,7 +4,8 @@ The hand-written side is scripts/overhead_handwritten.py (tf_keras + TFMOT + Lit
 train with early stopping, prune 30 -> 80 % over 12 epochs, prune-preserving QAT for 5 epochs,
 convert float32 and int8, evaluate both on the test split, a 1-second latency loop each. Both run as
 fresh processes (imports included), paired and alternating so that a busy machine slows both alike.
-Prints the wall times, their medians and spread, and the median of the per-pair ratios.
+Prints the wall times, their medians and spread, the median of the per-pair ratios, and the load
+average before each pair (other jobs on a shared VM show up there, not in the ratio's median).
 
     .venv/bin/python scripts/bench_overhead.py --pairs 5
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -45,19 +47,21 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=5)
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
-    ours, theirs = [], []
+    ours, theirs, loads = [], [], []
     with tempfile.TemporaryDirectory() as scratch:
         command = [*EDGEOPT, "--out", str(Path(scratch) / "run")]
         for pair in range(args.pairs):
+            loads.append(os.getloadavg()[0])
             first_ours = pair % 2 == 0  # alternate which side goes first
             for side in ((True, False) if first_ours else (False, True)):
                 (ours if side else theirs).append(timed(command if side else HANDWRITTEN))
             print(f"pair {pair + 1}: edgeopt {ours[-1]:.1f} s, hand-written {theirs[-1]:.1f} s, "
-                  f"ratio {ours[-1] / theirs[-1]:.3f}", flush=True)
+                  f"ratio {ours[-1] / theirs[-1]:.3f} (load average {loads[-1]:.2f})", flush=True)
     ratios = [a / b for a, b in zip(ours, theirs, strict=True)]
     figures = {
-        "machine": f"{cpu()}, {len(__import__('os').sched_getaffinity(0))} cores, {platform.machine()}",
+        "machine": f"{cpu()}, {len(os.sched_getaffinity(0))} cores, {platform.machine()}",
         "pairs": args.pairs,
+        "load_average_1min": {"min": min(loads), "max": max(loads)},
         "edgeopt_s": {"median": statistics.median(ours), "min": min(ours), "max": max(ours)},
         "handwritten_s": {"median": statistics.median(theirs), "min": min(theirs), "max": max(theirs)},
         "ratio": {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)},
@@ -66,7 +70,7 @@ def main() -> None:
           f"(range {min(ours):.1f}-{max(ours):.1f}); hand-written: median "
           f"{figures['handwritten_s']['median']:.1f} s (range {min(theirs):.1f}-{max(theirs):.1f}); "
           f"ratio median {figures['ratio']['median']:.3f} (range {min(ratios):.3f}-{max(ratios):.3f}) "
-          f"on {figures['machine']}")
+          f"on {figures['machine']}; load average {min(loads):.2f}-{max(loads):.2f} before the pairs")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
 
