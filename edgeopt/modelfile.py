@@ -63,7 +63,9 @@ class LoadedModel:
     """A tf_keras model loaded from a file, and how: the facts a report records about its source.
 
     ``max_abs_diff`` and ``layers`` are set for a Keras 3 file, which is rebuilt: the largest output
-    difference between the Keras 3 model and its tf_keras rebuild, and the rebuild's layer count.
+    difference between the Keras 3 model and its tf_keras rebuild, and the rebuild's layer count;
+    ``tolerance`` is what that difference had to stay within, given ``output_scale``, the largest
+    absolute output of the Keras 3 model on the same inputs (:func:`edgeopt.keras3.tolerance`).
     """
 
     model: Any
@@ -74,13 +76,14 @@ class LoadedModel:
     layers: int | None = None
     max_abs_diff: float | None = None
     tolerance: float | None = None
+    output_scale: float | None = None
     verified_on: str | None = None
 
     def facts(self) -> dict[str, Any]:
         """The source facts as JSON data (``None`` fields left out)."""
         facts = {"source": self.source, "format": self.kind, "keras_version": self.keras_version,
                  "layers": self.layers, "max_abs_diff": self.max_abs_diff, "tolerance": self.tolerance,
-                 "verified_on": self.verified_on}
+                 "output_scale": self.output_scale, "verified_on": self.verified_on}
         return {key: value for key, value in facts.items() if value is not None}
 
 
@@ -265,15 +268,20 @@ def _load_keras3(path: Path, kind: str, version: str | None, *, trust: bool, whe
         samples = keras3.synthetic_samples(model)
         verified_on = VERIFIED_ON_SYNTHETIC if samples is not None else NOT_VERIFIED
     tolerance = keras3.tolerance(model)
-    difference = None
+    difference = scale = None
     if samples is not None:
+        # Rounding grows with the outputs: a trained model's logits of 20 differ by 1e-5 (float32)
+        # through its 50 layers, while a wrong rebuild is off by whole percents of them.
+        scale = keras3.output_scale(original, samples)
+        tolerance = keras3.tolerance(model, scale)
         difference = keras3.verify_rebuild(original, model, samples)
         if not difference <= tolerance:
             raise InputError(f"{label} rebuilt as tf_keras gives outputs up to {difference:.3g} away from "
-                             f"the Keras 3 model's (more than {tolerance:g}), so the rebuild is not the same "
-                             f"model; {keras3.STILL_WORKS}")
+                             f"the Keras 3 model's (more than {tolerance:.3g}, the tolerance for outputs up "
+                             f"to {scale:.3g}), so the rebuild is not the same model; {keras3.STILL_WORKS}")
     return LoadedModel(model, path, kind, SOURCE_KERAS3, version, layers=len(model.layers),
-                       max_abs_diff=difference, tolerance=tolerance, verified_on=verified_on)
+                       max_abs_diff=difference, tolerance=tolerance, output_scale=scale,
+                       verified_on=verified_on)
 
 
 def check_single_io(model, where: str) -> None:
