@@ -118,7 +118,7 @@ def models_cmd(as_json: bool) -> None:
 @click.argument("model_name")
 @click.option("--data", "data_name", default=None, help="Built-in dataset or .npz (default: the model's).")
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Output folder.")
-@click.option("--epochs", type=int, default=None, help="Override train.epochs.")
+@click.option("--epochs", type=int, default=None, help="Training epochs (default 30).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe field.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
@@ -136,8 +136,8 @@ def train_cmd(model_name, data_name, out_dir, epochs, seed, overrides, overwrite
 
     sets = [f"model={model_name}", f"data={data_name or default_data_for(model_name)}", f"seed={seed}",
             "stages=[]", "export=[float32]"]
-    if epochs is not None:
-        sets.append(f"train.epochs={epochs}")
+    # train means train: a saved model too (a recipe leaves a saved model untrained by default)
+    sets.append(f"train.epochs={epochs if epochs is not None else 30}")
     if trust_model:
         sets.append("trust_model=true")
     recipe = load_recipe(None, sets + list(overrides))

@@ -281,6 +281,9 @@ def prepare(recipe: Recipe, progress: Progress | None = None) -> Prepared:
         # A distill recipe may leave the student to its stage: the references are then untrained.
         note = "untrained: train.epochs is 0; a latency reference, not an accuracy one"
         keras_variant, reference = keras_variant.replace(note=note), reference.replace(note=note)
+    elif recipe.model not in ZOO and recipe.train.epochs == 0:  # the user's own model is the reference
+        note = "your model as given (train.epochs 0: not retrained), converted to float32 unchanged"
+        reference = reference.replace(note=note)
     return Prepared(recipe=recipe, data=data, model=model, history=history, keras_file=keras_file,
                     reference_file=reference_file, keras_variant=keras_variant, reference=reference,
                     model_file=model_file)

@@ -54,7 +54,8 @@ class EarlyStopping(Strict):
 
 
 class TrainSpec(Strict):
-    epochs: int = Field(30, ge=0, le=MAX_EPOCHS)
+    epochs: int = Field(30, ge=0, le=MAX_EPOCHS, description="default 30 for a zoo model; 0 for a saved "
+                        "model, which is compressed as given unless you ask for fine-tuning")
     batch_size: int = Field(32, ge=1, le=MAX_BATCH_SIZE)
     optimizer: Literal[OPTIMIZERS] = "adam"  # type: ignore[valid-type]
     learning_rate: float = Field(1e-3, gt=0)
@@ -146,6 +147,19 @@ class Recipe(Strict):
     export_options: ExportOptions = Field(default_factory=ExportOptions)
     benchmark: BenchSpec = Field(default_factory=BenchSpec)
     budgets: Budgets | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _saved_models_are_not_retrained(cls, data: Any) -> Any:
+        """A saved model is the user's own: ``train.epochs`` defaults to 0 for it (30 for a zoo model)."""
+        from edgeopt.zoo import ZOO
+
+        if not isinstance(data, dict) or not isinstance(data.get("model"), str) or data["model"] in ZOO:
+            return data
+        train = data.get("train")
+        if train is None or (isinstance(train, dict) and train.get("epochs") is None):
+            return {**data, "train": {**(train or {}), "epochs": 0}}
+        return data
 
     @model_validator(mode="after")
     def _order(self) -> Recipe:

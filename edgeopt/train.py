@@ -31,15 +31,30 @@ def make_optimizer(name: str, learning_rate: float):
     return factories[name]()
 
 
-def loss_and_metrics(task: str) -> tuple[Any, list[Any]]:
-    """Models output logits for classification and label units for regression."""
+def head_activation(model) -> str:
+    """The activation of the model's output: ``softmax``, ``sigmoid``, ``linear`` (logits or label
+    units) or another name. Looks through TFMOT's wrappers (prune, cluster, QAT) to the layer."""
+    layer = model.layers[-1]
+    while hasattr(layer, "layer"):  # PruneLowMagnitude, ClusterWeights, QuantizeWrapper(V2)
+        layer = layer.layer
+    if type(layer).__name__ == "Softmax":
+        return "softmax"
+    activation = getattr(layer, "activation", None)
+    activation = getattr(activation, "activation", activation)  # QAT's QuantizeAwareActivation
+    name = activation if isinstance(activation, str) else getattr(activation, "__name__", None)
+    return name or "linear"
+
+
+def loss_and_metrics(task: str, head: str = "linear") -> tuple[Any, list[Any]]:
+    """The loss that matches the task and the model's head: cross-entropy on probabilities for a
+    softmax head, on logits otherwise (zoo models output logits); MSE for regression."""
     if task == CLASSIFICATION:
-        return keras.losses.SparseCategoricalCrossentropy(from_logits=True), ["accuracy"]
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=head != "softmax"), ["accuracy"]
     return keras.losses.MeanSquaredError(), [keras.metrics.MeanAbsoluteError(name="mae")]
 
 
 def compile_model(model, task: str, optimizer: str, learning_rate: float) -> None:
-    loss, metrics = loss_and_metrics(task)
+    loss, metrics = loss_and_metrics(task, head_activation(model))
     model.compile(optimizer=make_optimizer(optimizer, learning_rate), loss=loss, metrics=metrics)
 
 

@@ -60,3 +60,42 @@ def test_a_keras3_model_compresses_and_the_report_says_how_it_was_loaded(tmp_pat
     assert facts["source"] == "keras3" and facts["max_abs_diff"] <= facts["tolerance"]
     assert facts["tolerance"] == pytest.approx(1e-5 * max(1.0, facts["output_scale"]))
     assert report.ok and report.variant("int8").ok
+
+
+def test_a_saved_softmax_model_is_the_reference_as_given_and_fine_tuned_on_probabilities(tmp_path):
+    from edgeopt import train
+    from edgeopt.data import load_dataset
+    from edgeopt.kerasapi import keras
+
+    data = load_dataset("digits")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input(data.input_shape), keras.layers.Flatten(),
+                              keras.layers.Dense(32, activation="relu"), keras.layers.Dense(10, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(data.x_train, data.y_train, epochs=5, verbose=0)
+    model.save(tmp_path / "mine.keras")
+    own = float(np.mean(np.argmax(model.predict(data.x_test, verbose=0), axis=1) == data.y_test))
+    assert train.head_activation(model) == "softmax"
+
+    seen = []
+    real = train.loss_and_metrics
+
+    def spy(task, head="linear"):
+        loss, metrics = real(task, head)
+        seen.append(loss.get_config()["from_logits"])
+        return loss, metrics
+
+    overrides = [f"model={tmp_path / 'mine.keras'}", "data=digits", "benchmark.runs=5", "benchmark.warmup=1",
+                 "benchmark.min_seconds=0.05", "stages=[{kind: prune, target_sparsity: 0.5, epochs: 2}]",
+                 "export=[float32]"]
+    recipe = edgeopt.load_recipe(None, overrides)  # no train section: a saved model is not retrained
+    assert recipe.train.epochs == 0
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(train, "loss_and_metrics", spy)
+        report = edgeopt.compress(edgeopt.prepare(recipe)).report
+    reference = report.reference
+    assert report.training["epochs_run"] == 0 and "as given" in reference.note
+    assert reference.metrics["accuracy"].value == pytest.approx(own, abs=1 / len(data.y_test))
+    assert seen and not any(seen)  # the prune fine-tune used a cross-entropy on probabilities
+    # half the weights pruned for two epochs on probabilities keeps the model near its own accuracy
+    assert report.variant("float32").metrics["accuracy"].value >= own - 0.05
