@@ -70,7 +70,8 @@ def test_a_saved_softmax_model_is_the_reference_as_given_and_fine_tuned_on_proba
     data = load_dataset("digits")
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input(data.input_shape), keras.layers.Flatten(),
-                              keras.layers.Dense(32, activation="relu"), keras.layers.Dense(10, activation="softmax")])
+                              keras.layers.Dense(32, activation="relu"),
+                              keras.layers.Dense(10, activation="softmax")])
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(data.x_train, data.y_train, epochs=5, verbose=0)
     model.save(tmp_path / "mine.keras")
