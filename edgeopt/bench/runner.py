@@ -291,7 +291,19 @@ def summarize(times_ms: list) -> dict:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process in MiB (Linux reports ru_maxrss in KiB)."""
+    """Peak resident memory of this process in MiB.
+
+    Linux's VmHWM where there is one: ru_maxrss survives exec, so a runner started by a process
+    holding a gigabyte of TensorFlow would report that gigabyte as its own. Else ru_maxrss (KiB on
+    Linux, bytes on macOS).
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0  # kB
+    except (OSError, ValueError, IndexError):
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0
 

@@ -64,6 +64,17 @@ def test_local_measure_returns_every_schema_field_with_consistent_statistics(tin
     assert entry["peak_rss_mb"] > 10 and entry["init_ms"] > 0 and entry["first_invoke_ms"] > 0
 
 
+def test_peak_memory_is_the_runners_own_not_that_of_the_process_that_started_it(tiny):
+    from edgeopt.bench import local
+
+    held = bytearray(300 * 2**20)  # the caller holds 300 MB, as the pipeline holds TensorFlow
+    held[::4096] = b"\x01" * len(held[::4096])
+    local.stop()  # so that the runner starts now, from the larger caller
+    entry = measure(tiny["int8"], "local", FAST_SPEC)
+    del held
+    assert entry.status == "ok" and 10 < entry.peak_rss_mb < 250  # Python + numpy + LiteRT + model
+
+
 def test_runner_honours_min_seconds_and_no_xnnpack(tiny):
     out = subprocess.run([sys.executable, str(RUNNER_PATH), str(tiny["int8"]), "--runs", "5",
                           "--min-seconds", "0.3", "--no-xnnpack", "--threads", "2"],
