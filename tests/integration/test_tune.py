@@ -37,6 +37,13 @@ RECIPE = {
 }
 
 
+BUDGETS = ("--budget", "max_gzip_kb=100", "--budget", "max_accuracy_drop=0.5")
+
+
+def tune(recipe, study, *args: str, **kwargs) -> subprocess.CompletedProcess:
+    return edgeopt("tune", str(recipe), "--study", str(study), *args, **kwargs)
+
+
 def edgeopt(*args: str, check_code: int | None = 0, **kwargs) -> subprocess.CompletedProcess:
     run = subprocess.run(
         [sys.executable, "-m", "edgeopt.cli", *args],
@@ -65,21 +72,7 @@ def trial_folders(study: Path) -> dict[str, float]:
 @pytest.fixture(scope="module")
 def study(recipe, tmp_path_factory) -> tuple[Path, dict]:
     folder = tmp_path_factory.mktemp("study") / "s"
-    run = edgeopt(
-        "tune",
-        str(recipe),
-        "--study",
-        str(folder),
-        "--trials",
-        "3",
-        "--strategy",
-        "random",
-        "--budget",
-        "max_gzip_kb=100",
-        "--budget",
-        "max_accuracy_drop=0.5",
-        "--json",
-    )
+    run = tune(str(recipe), str(folder), "--trials", "3", "--strategy", "random", *BUDGETS, "--json")
     return folder, json.loads(run.stdout)
 
 
@@ -111,37 +104,11 @@ def test_a_study_runs_its_trials_and_writes_its_outcome(study):
 def test_rerunning_a_finished_study_recomputes_nothing_and_more_trials_continue_it(recipe, study):
     folder, _ = study
     before = trial_folders(folder)
-    again = edgeopt(
-        "tune",
-        str(recipe),
-        "--study",
-        str(folder),
-        "--trials",
-        "3",
-        "--strategy",
-        "random",
-        "--budget",
-        "max_gzip_kb=100",
-        "--budget",
-        "max_accuracy_drop=0.5",
-        "--json",
-    )
+    again = tune(str(recipe), str(folder), "--trials", "3", "--strategy", "random", *BUDGETS, "--json")
     assert "nothing to run" in again.stderr and "training the base" not in again.stderr
     assert trial_folders(folder) == before
     more = edgeopt(
-        "tune",
-        str(recipe),
-        "--study",
-        str(folder),
-        "--trials",
-        "5",
-        "--strategy",
-        "hill",
-        "--budget",
-        "max_gzip_kb=100",
-        "--budget",
-        "max_accuracy_drop=0.5",
-        "--json",
+        "tune", str(recipe), "--study", str(folder), "--trials", "5", "--strategy", "hill", *BUDGETS, "--json"
     )
     document = json.loads(more.stdout)
     assert "reusing the trained base" in more.stderr and "training the base" not in more.stderr
@@ -180,17 +147,7 @@ def test_a_study_of_another_recipe_is_refused_unless_forced(recipe, study, tmp_p
     ]
     refused = edgeopt(*args, check_code=2)
     assert "made with another recipe" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
-    other_budget = edgeopt(
-        "tune",
-        str(recipe),
-        "--study",
-        str(folder),
-        "--trials",
-        "1",
-        "--budget",
-        "max_gzip_kb=90",
-        check_code=2,
-    )
+    other_budget = tune(str(recipe), str(folder), "--trials", "1", "--budget", "max_gzip_kb=90", check_code=2)
     assert "another budgets or objective" in other_budget.stderr
     not_a_study = tmp_path / "stuff"
     not_a_study.mkdir()
@@ -230,10 +187,8 @@ def test_a_killed_study_resumes_without_losing_or_redoing_finished_trials(recipe
     assert any(line.startswith("trial #0") for line in lines), "".join(lines)[-2000:]
     kept = trial_folders(folder)
     assert kept
-    resumed = edgeopt(
-        "tune",
+    resumed = tune(
         str(recipe),
-        "--study",
         str(folder),
         "--trials",
         "4",
@@ -312,19 +267,14 @@ def ray_cluster(tmp_path_factory):
 
 def test_trials_run_as_ray_tasks_with_the_same_results_as_locally(recipe, study, ray_cluster, tmp_path):
     folder, local = study
-    run = edgeopt(
-        "tune",
+    run = tune(
         str(recipe),
-        "--study",
         str(tmp_path / "ray"),
         "--trials",
         "3",
         "--strategy",
         "random",
-        "--budget",
-        "max_gzip_kb=100",
-        "--budget",
-        "max_accuracy_drop=0.5",
+        *BUDGETS,
         "--executor",
         "ray",
         "--workers",
@@ -346,10 +296,8 @@ def test_trials_run_as_ray_tasks_with_the_same_results_as_locally(recipe, study,
 
 def test_an_unreachable_ray_cluster_exits_3_before_any_work(recipe, tmp_path):
     pytest.importorskip("ray")
-    run = edgeopt(
-        "tune",
+    run = tune(
         str(recipe),
-        "--study",
         str(tmp_path / "s"),
         "--executor",
         "ray",
