@@ -23,7 +23,6 @@ import hashlib
 import json
 import math
 import os
-import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -216,7 +215,8 @@ def open_folder(s: Setup, folder: Path) -> list[str]:
     if folder.exists() and not folder.is_dir():
         raise InputError(f"--study {folder}: is a file; give a folder for the study")
     if folder.is_dir() and not study_file.exists():
-        others = [p.name for p in folder.iterdir() if p.name != LOCK]
+        # a trained base copied in from another study of the same recipe is welcome (it is reused)
+        others = [p.name for p in folder.iterdir() if p.name not in (LOCK, "base")]
         if others:
             raise InputError(
                 f"--study {folder}: is not a tune study folder (no {STUDY_FILE}); give a new or empty folder"
@@ -361,7 +361,6 @@ class Driver:
     def __init__(self, s: Setup, folder: Path, progress: Callable[[str], None]):
         self.s, self.folder, self.progress = s, folder, progress
         self.running: dict[int, tuple[Any, dict[str, Any], Job]] = {}
-        self.started = time.perf_counter()
 
     def run(self, study, executor) -> None:
         target = self.s.options.trials
@@ -393,7 +392,7 @@ class Driver:
             return
         executor.submit(job)
 
-    def _tell_failed(self, study, trial, values, reason: str, seconds: float | None = None, key=None) -> None:
+    def _tell_failed(self, study, trial, values, reason: str, seconds: float | None = None) -> None:
         from optuna.trial import TrialState
 
         record = TrialRecord(
