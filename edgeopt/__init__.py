@@ -2,16 +2,16 @@
 
 The Python API (see docs/api.md) is available as ``edgeopt.load_recipe``, ``edgeopt.prepare``,
 ``edgeopt.compress``, ``edgeopt.evaluate_tflite``, ``edgeopt.benchmark``, ``edgeopt.inspect_tflite``,
-``edgeopt.check`` and ``edgeopt.load_report``; its names are loaded on first use. Importing this
-package is cheap: it never imports TensorFlow. Modules that need TensorFlow get Keras through
-:mod:`edgeopt.kerasapi`, the single place that chooses tf_keras. (``evaluate_tflite``, like
+``edgeopt.check``, ``edgeopt.load_report`` and ``edgeopt.search`` (``edgeopt tune``); its names
+are loaded on first use. Importing this package is cheap: it never imports TensorFlow. Modules
+that need TensorFlow get Keras through :mod:`edgeopt.kerasapi`, the single place that chooses tf_keras. (``evaluate_tflite``, like
 ``inspect_tflite``, is not named after its module: ``edgeopt.evaluate`` is the module.)
 """
 
 __version__ = "0.1.0"
 
 _API = ("load_recipe", "prepare", "compress", "Prepared", "Result", "benchmark", "inspect_tflite", "check",
-        "load_report", "Recipe", "Report", "evaluate_tflite", "Evaluation")
+        "load_report", "Recipe", "Report", "evaluate_tflite", "Evaluation", "search")
 __all__ = ["__version__", *_API]
 
 

@@ -104,3 +104,20 @@ def check(report: Report | str | os.PathLike, baseline: str | os.PathLike,
     from edgeopt.regress import load_tolerances
 
     return run_check(report, baseline, load_tolerances(tolerances), update=update)
+
+
+def search(recipe: str | os.PathLike, study: str | os.PathLike, *, budgets: tuple[str, ...] = (),
+           strategy: str = "bayes", trials: int = 20, objective: str = "size", executor: str = "local",
+           workers: int = 1, address: str | None = None, seed: int | None = None,
+           overrides: tuple[str, ...] = (), force_new: bool = False, progress=None):
+    """What ``edgeopt tune`` does: run or resume the study in ``study`` until it holds ``trials``
+    finished trials; returns its :class:`edgeopt.tune.results.Outcome` (``.best``, ``.front``,
+    ``.trials``, ``.closest``, ``.to_json()``). ``budgets`` are ``"NAME=VALUE"`` strings as on the
+    command line; ``progress``, if given, receives one line per trial. (Not named ``tune``: that
+    is the :mod:`edgeopt.tune` package.)"""
+    from edgeopt.tune.study import TuneOptions, tune
+
+    options = TuneOptions(recipe=recipe, study=study, overrides=tuple(overrides), budgets=tuple(budgets),
+                          strategy=strategy, trials=trials, objective=objective, executor=executor,
+                          workers=workers, address=address, seed=seed, force_new=force_new)
+    return tune(options, progress or (lambda line: None))
