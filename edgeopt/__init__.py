@@ -4,8 +4,9 @@ The Python API (see docs/api.md) is available as ``edgeopt.load_recipe``, ``edge
 ``edgeopt.compress``, ``edgeopt.evaluate_tflite``, ``edgeopt.benchmark``, ``edgeopt.inspect_tflite``,
 ``edgeopt.check``, ``edgeopt.load_report`` and ``edgeopt.search`` (``edgeopt tune``); its names
 are loaded on first use. Importing this package is cheap: it never imports TensorFlow. Modules
-that need TensorFlow get Keras through :mod:`edgeopt.kerasapi`, the single place that chooses tf_keras. (``evaluate_tflite``, like
-``inspect_tflite``, is not named after its module: ``edgeopt.evaluate`` is the module.)
+that need TensorFlow get Keras through :mod:`edgeopt.kerasapi`, the single place that chooses
+tf_keras. (``evaluate_tflite``, like ``inspect_tflite``, is not named after its module:
+``edgeopt.evaluate`` is the module.)
 """
 
 __version__ = "0.1.0"

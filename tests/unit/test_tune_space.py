@@ -217,3 +217,14 @@ def test_best_yaml_is_a_plain_recipe_with_the_best_values():
     assert data["stages"][0]["target_sparsity"] == pytest.approx(0.57)
     assert data["export"] == ["float32", "int8"]
     parse_recipe(data)  # ready for edgeopt compress
+
+
+def test_the_python_api_names_the_search(tmp_path):
+    import edgeopt
+
+    bad = tmp_path / "r.yaml"
+    bad.write_text("model: digits_cnn\ndata: digits\n"
+                   "stages: [{kind: prune, target_sparsity: {range: [0.9, 0.1]}}]\n")
+    with pytest.raises(RecipeError, match="empty or inverted"):
+        edgeopt.search(bad, tmp_path / "study")
+    assert not (tmp_path / "study").exists()
