@@ -4,8 +4,9 @@ The hand-written side is scripts/overhead_handwritten.py (tf_keras + TFMOT + Lit
 train with early stopping, prune 30 -> 80 % over 12 epochs, prune-preserving QAT for 5 epochs,
 convert float32 and int8, evaluate both on the test split, a 1-second latency loop each. Both run as
 fresh processes (imports included), paired and alternating so that a busy machine slows both alike.
-Prints the wall times, their medians and spread, the median of the per-pair ratios, and the load
-average before each pair (other jobs on a shared VM show up there, not in the ratio's median).
+Prints the wall times, their medians and spread, the median of the per-pair ratios, and how much of
+the machine other processes used during each run (from /proc/stat, less the run's own CPU time):
+other jobs on a shared VM move single pairs far more than anything edgeopt does.
 
     .venv/bin/python scripts/bench_overhead.py --pairs 5
 """
@@ -16,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -29,10 +31,24 @@ EDGEOPT = [sys.executable, "-m", "edgeopt.cli", "compress", str(ROOT / "models/d
 HANDWRITTEN = [sys.executable, str(ROOT / "scripts" / "overhead_handwritten.py")]
 
 
-def timed(cmd: list[str]) -> float:
-    start = time.perf_counter()
+def busy_seconds() -> float:
+    """CPU seconds, all cores, that every process on this machine has used since boot (/proc/stat)."""
+    user, nice, system, _idle, _iowait, irq, softirq = map(int, Path("/proc/stat").read_text().split()[1:8])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+def children_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(cmd: list[str]) -> tuple[float, float]:
+    """Wall seconds of ``cmd``, and the share of the machine's CPUs other processes used meanwhile."""
+    busy, own, start = busy_seconds(), children_seconds(), time.perf_counter()
     subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    others = (busy_seconds() - busy) - (children_seconds() - own)
+    return wall, max(0.0, others) / (wall * len(os.sched_getaffinity(0)))
 
 
 def cpu() -> str:
@@ -47,21 +63,25 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=5)
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
-    ours, theirs, loads = [], [], []
+    ours, theirs, busy = [], [], []  # busy: per pair, the most of the CPUs others used in either run
     with tempfile.TemporaryDirectory() as scratch:
         command = [*EDGEOPT, "--out", str(Path(scratch) / "run")]
         for pair in range(args.pairs):
-            loads.append(os.getloadavg()[0])
             first_ours = pair % 2 == 0  # alternate which side goes first
+            shares = []
             for side in ((True, False) if first_ours else (False, True)):
-                (ours if side else theirs).append(timed(command if side else HANDWRITTEN))
+                wall, share = timed(command if side else HANDWRITTEN)
+                (ours if side else theirs).append(wall)
+                shares.append(share)
+            busy.append(max(shares))
             print(f"pair {pair + 1}: edgeopt {ours[-1]:.1f} s, hand-written {theirs[-1]:.1f} s, "
-                  f"ratio {ours[-1] / theirs[-1]:.3f} (load average {loads[-1]:.2f})", flush=True)
+                  f"ratio {ours[-1] / theirs[-1]:.3f} (other processes used up to {100 * busy[-1]:.0f} % "
+                  "of the CPUs)", flush=True)
     ratios = [a / b for a, b in zip(ours, theirs, strict=True)]
     figures = {
         "machine": f"{cpu()}, {len(os.sched_getaffinity(0))} cores, {platform.machine()}",
         "pairs": args.pairs,
-        "load_average_1min": {"min": min(loads), "max": max(loads)},
+        "others_cpu_share": {"min": min(busy), "max": max(busy)},
         "edgeopt_s": {"median": statistics.median(ours), "min": min(ours), "max": max(ours)},
         "handwritten_s": {"median": statistics.median(theirs), "min": min(theirs), "max": max(theirs)},
         "ratio": {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)},
@@ -70,7 +90,8 @@ def main() -> None:
           f"(range {min(ours):.1f}-{max(ours):.1f}); hand-written: median "
           f"{figures['handwritten_s']['median']:.1f} s (range {min(theirs):.1f}-{max(theirs):.1f}); "
           f"ratio median {figures['ratio']['median']:.3f} (range {min(ratios):.3f}-{max(ratios):.3f}) "
-          f"on {figures['machine']}; load average {min(loads):.2f}-{max(loads):.2f} before the pairs")
+          f"on {figures['machine']}; other processes used {100 * min(busy):.0f}-{100 * max(busy):.0f} % "
+          "of the CPUs")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
 
