@@ -43,6 +43,7 @@ def _plots(outcome: Outcome) -> list[tuple[str, str]]:
     ):
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
         fig.subplots_adjust(left=0.13, right=0.97, top=0.9, bottom=0.13)
+        ceiling = _ceiling(outcome, measured, axis, target)
         for group, colour, marker in (
             ("infeasible", "#bbbbbb", "x"),
             ("feasible", "#1f77b4", "o"),
@@ -61,7 +62,7 @@ def _plots(outcome: Outcome) -> list[tuple[str, str]]:
                 if y is None:
                     continue
                 scale = 100 if axis == "drop" and t.figures.get("metric") == "accuracy" else 1
-                points.append((t.figures["gzip_bytes"] / KB, y * scale))
+                points.append((t.figures["gzip_bytes"] / KB, min(y * scale, ceiling)))
             if points:
                 ax.scatter(
                     *zip(*points, strict=True),
@@ -81,7 +82,8 @@ def _plots(outcome: Outcome) -> list[tuple[str, str]]:
                 ax.axhline(budget.limit, color="#2ca02c", linestyle=":", linewidth=1, label=budget.label)
         ax.set_xlabel("gzip size of the .tflite (KB = 1024 bytes)")
         ax.set_ylabel(label)
-        ax.set_title(f"Trials: size against {axis}")
+        cut = f" (drops above {ceiling:g} drawn at {ceiling:g})" if ceiling < float("inf") else ""
+        ax.set_title(f"Trials: size against {axis}{cut}", fontsize=10)
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
         out.append((f"Pareto front: size against {axis}", _png(fig)))
@@ -91,7 +93,7 @@ def _plots(outcome: Outcome) -> list[tuple[str, str]]:
         xs = [i + 1 for i, (_, v) in enumerate(points) if v is not None]
         ys = [v for _, v in points if v is not None]
         if xs:
-            ax.step(xs, ys, where="post", label=strategy)
+            ax.step(xs, ys, where="post", label=strategy, marker="o", markersize=3)
     ax.set_xlabel("trials of this strategy")
     ax.set_ylabel(f"best feasible {outcome.goal.names[0]} (lower is better)")
     ax.set_title("Best so far")
@@ -100,6 +102,17 @@ def _plots(outcome: Outcome) -> list[tuple[str, str]]:
         ax.legend(fontsize=8)
     out.append(("Best feasible objective so far, per strategy", _png(fig)))
     return out
+
+
+def _ceiling(outcome: Outcome, measured, axis: str, target: str) -> float:
+    """The top of the drop axis: a few times the drop budget (at least 2 points), so that a trial
+    that lost 40 points does not squash the ones near the budget; latency is not cut."""
+    if axis != "drop":
+        return float("inf")
+    budget = next((b.limit * 100 for b in outcome.goal.budgets if b.name == "max_accuracy_drop"), 1.0)
+    drops = [t.figures["drop"] * 100 for t in measured if t.figures.get("drop") is not None]
+    top = max(4 * budget, 2.0)
+    return top if drops and max(drops) > top else float("inf")
 
 
 def render_html(outcome: Outcome) -> str:
