@@ -277,8 +277,10 @@ def evaluate_cmd(model_path, data, batch, as_json) -> None:
     evaluation = evaluate_file(model_path, _data_option(data), batch=batch)
     if as_json:
         emit_json(evaluation.to_json())
-        return
-    click.echo("\n".join(evaluation.lines()))
+    else:
+        click.echo("\n".join(evaluation.lines()))
+    for warning in evaluation.warnings:
+        click.echo(f"edgeopt: warning: {warning}", err=True)
 
 
 @cli.command("report")

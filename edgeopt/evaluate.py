@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -174,6 +174,7 @@ class Evaluation:
     correct: int | None = None
     preprocessing: dict[str, Any] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
     split: str = EVALUATED_SPLIT
 
     def to_json(self) -> dict[str, Any]:
@@ -186,6 +187,8 @@ class Evaluation:
                     "metrics": {name: m.to_json() for name, m in self.metrics.items()}}
         if self.correct is not None:
             document["correct"] = self.correct
+        if self.warnings:
+            document["warnings"] = list(self.warnings)
         return {**document, **self.details}
 
     def lines(self) -> list[str]:
@@ -259,7 +262,33 @@ def evaluate_file(path: str | os.PathLike, data: Any, *, batch: int = BATCH) -> 
     model_input, model_output = _one_input_one_output(path, info)
     check_fits(path, model_input, model_output, dataset)
     predictions = predict_in_child(path, dataset.x_test, batch)
-    return _evaluation(path, dataset, predictions, model_input, model_output)
+    evaluation = _evaluation(path, dataset, predictions, model_input, model_output)
+    clipped = clipped_inputs(model_input, dataset.x_test)
+    return replace(evaluation, warnings=(clipped,)) if clipped else evaluation
+
+
+CLIPPED_SHARE = 0.01  # more input values than this outside an integer input's range: say so
+
+
+def clipped_inputs(model_input: dict, x: np.ndarray) -> str | None:
+    """A warning when many input values fall outside what an integer input can represent.
+
+    Such values are clipped when quantized, which is what happens when the data is not scaled as it
+    was for training (pixels 0-255 for a model trained on 0-1): the figures are then of other data.
+    """
+    quantization = model_input.get("quantization") or {}
+    dtype = np.dtype(model_input["dtype"]) if model_input.get("dtype") else None
+    scale, zero_point = quantization.get("scale"), quantization.get("zero_point", 0)
+    if dtype is None or not np.issubdtype(dtype, np.integer) or not isinstance(scale, float) or scale <= 0:
+        return None
+    info = np.iinfo(dtype)
+    low, high = (info.min - zero_point) * scale, (info.max - zero_point) * scale
+    outside = float(np.mean((x < low - scale) | (x > high + scale)))
+    if outside <= CLIPPED_SHARE:
+        return None
+    return (f"{outside:.0%} of the input values lie outside [{low:.3g}, {high:.3g}], the range of the "
+            f"model's {dtype} input, and are clipped; is the data scaled as it was for training "
+            "(--data '{path: ..., scale: ...}')?")
 
 
 def _one_input_one_output(path: Path, info: dict) -> tuple[dict, dict]:

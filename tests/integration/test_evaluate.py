@@ -152,3 +152,15 @@ def test_evaluate_writes_nothing(digits_models, tmp_path, monkeypatch):
     monkeypatch.chdir(here)
     assert run("evaluate", str(folder / "int8.tflite"), "--data", "digits").exit_code == 0
     assert not list(here.iterdir())
+
+
+def test_data_far_outside_an_int8_inputs_range_gets_a_warning_not_a_failure(digits_models, tmp_path):
+    _, data, folder = digits_models
+    np.savez(tmp_path / "unscaled.npz", x_train=data.x_train * 255, y_train=data.y_train,
+             x_test=data.x_test * 255, y_test=data.y_test)  # pixels 0-255 for a model trained on 0-1
+    result = run("evaluate", str(folder / "int8.tflite"), "--data", str(tmp_path / "unscaled.npz"), "--json")
+    assert result.exit_code == 0
+    assert "outside [0, 1]" in json.loads(result.stdout)["warnings"][0]
+    assert "edgeopt: warning:" in result.stderr and "scale" in result.stderr
+    scaled = edgeopt.evaluate_tflite(folder / "int8.tflite", "digits")
+    assert scaled.warnings == ()
