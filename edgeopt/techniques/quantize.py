@@ -96,7 +96,7 @@ class Quantize(Technique):
             )
         quant = _quant()
         try:
-            annotated = quant.quantize_annotate_model(model)
+            annotated = annotate(model)
             with quant.quantize_scope():
                 scheme = scheme_for(ctx.earlier, stage.preserve)
                 qat = quant.quantize_apply
@@ -204,6 +204,34 @@ def _cluster_preserve_scheme(preserve_sparsity: bool):
             return Registry(self.preserve_sparsity)
 
     return Scheme(preserve_sparsity=preserve_sparsity)
+
+
+OUTPUT_ONLY = ("Rescaling", "Normalization")  # preprocessing: QAT quantizes their outputs only
+
+
+def annotate(model):
+    """The model annotated for QAT, every layer as TFMOT's ``quantize_annotate_model`` would, except
+    preprocessing layers its 8-bit registry lacks (``Rescaling``, ``Normalization``): those get an
+    output-only quantize config, so a model that scales its own pixels can be trained for int8."""
+    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
+        default_8bit_quantize_configs as configs,
+    )
+
+    from edgeopt.kerasapi import keras
+
+    quant = _quant()
+    if not any(type(layer).__name__ in OUTPUT_ONLY for layer in model.layers):
+        return quant.quantize_annotate_model(model)
+
+    def clone(layer):
+        copy = layer.__class__.from_config(layer.get_config())
+        if type(layer).__name__ in OUTPUT_ONLY:
+            return quant.quantize_annotate_layer(copy, configs.Default8BitOutputQuantizeConfig())
+        return quant.quantize_annotate_layer(copy)
+
+    annotated = keras.models.clone_model(model, clone_function=clone)
+    annotated.set_weights(model.get_weights())
+    return annotated
 
 
 def unsupported_layers(model) -> list[str]:

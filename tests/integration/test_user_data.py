@@ -100,3 +100,25 @@ def test_a_saved_softmax_model_is_the_reference_as_given_and_fine_tuned_on_proba
     assert seen and not any(seen)  # the prune fine-tune used a cross-entropy on probabilities
     # half the weights pruned for two epochs on probabilities keeps the model near its own accuracy
     assert report.variant("float32").metrics["accuracy"].value >= own - 0.05
+
+
+def test_a_model_that_rescales_its_own_inputs_takes_qat_and_exports_int8(tmp_path):
+    from edgeopt.data import load_dataset
+    from edgeopt.kerasapi import keras
+
+    data = load_dataset("digits")
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input(data.input_shape)
+    x = keras.layers.Rescaling(0.5, offset=0.1)(inputs)  # TFMOT's 8-bit registry has no Rescaling
+    x = keras.layers.Flatten()(keras.layers.Conv2D(8, 3, activation="relu")(x))
+    model = keras.Model(inputs, keras.layers.Dense(10)(x))
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(data.x_train, data.y_train, epochs=3, verbose=0)
+    model.save(tmp_path / "scaled.keras")
+    stages = "stages=[{kind: prune, target_sparsity: 0.5, epochs: 1}, {kind: quantize, mode: qat, epochs: 1}]"
+    recipe = edgeopt.load_recipe(None, [f"model={tmp_path / 'scaled.keras'}", "data=digits", stages,
+                                        "export=[int8]", *QUICK[3:]])
+    report = edgeopt.compress(edgeopt.prepare(recipe)).report
+    assert report.ok, report.failures()
+    int8 = report.variant("int8")
+    assert int8.metrics["accuracy"].value >= report.reference.metrics["accuracy"].value - 0.05
