@@ -228,3 +228,16 @@ def test_the_python_api_names_the_search(tmp_path):
     with pytest.raises(RecipeError, match="empty or inverted"):
         edgeopt.search(bad, tmp_path / "study")
     assert not (tmp_path / "study").exists()
+
+
+def test_tune_help_loads_neither_tensorflow_nor_optuna():
+    import subprocess
+    import sys
+
+    code = ("import sys; from click.testing import CliRunner; from edgeopt.cli import cli; "
+            "r = CliRunner().invoke(cli, ['tune', '--help']); "
+            "assert r.exit_code == 0 and '--budget' in r.output; "
+            "print(sorted(m for m in ('tensorflow', 'optuna', 'ray', 'matplotlib') if m in sys.modules))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"
