@@ -86,6 +86,7 @@ class Pool:
 
 
 def _ray():
+    _token_auth_when_a_token_is_at_hand()  # before Ray reads its configuration on import
     try:
         import ray
     except ImportError:
@@ -120,6 +121,23 @@ def _probe(address: str) -> None:
         ) from None
 
 
+def _token_auth_when_a_token_is_at_hand() -> None:
+    """Ray 2.59+ clusters started with ``ray start --head`` require a token, but a client joining
+    one does not send the token it has unless ``RAY_AUTH_MODE=token``: the GCS then answers
+    "InvalidAuthToken" and the client retries for minutes. With a token at hand (``RAY_AUTH_TOKEN``,
+    ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``) and no mode chosen, send it."""
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    from pathlib import Path
+
+    if (
+        os.environ.get("RAY_AUTH_TOKEN")
+        or os.environ.get("RAY_AUTH_TOKEN_PATH")
+        or (Path.home() / ".ray" / "auth_token").is_file()
+    ):
+        os.environ["RAY_AUTH_MODE"] = "token"
+
+
 def connect_ray(address: str | None) -> bool:
     """Connect this process to the Ray cluster at ``address`` (else ``RAY_ADDRESS``; with neither,
     start a local one), before any work is done. Returns whether this call connected (and so must
@@ -141,7 +159,7 @@ def connect_ray(address: str | None) -> bool:
     except ConnectionError as exc:
         raise EnvironmentProblem(
             f"cannot reach the Ray cluster at {address}: {' '.join(str(exc).split())[:200]}; start it "
-            "(ray start --head) or fix --address / RAY_ADDRESS"
+            "(ray start --head), fix --address / RAY_ADDRESS, or give its token (RAY_AUTH_TOKEN)"
         ) from None
     except Exception as exc:
         if type(exc).__name__ == "AuthenticationError":
