@@ -158,21 +158,8 @@ def test_a_study_of_another_recipe_is_refused_unless_forced(recipe, study, tmp_p
 
 def test_a_killed_study_resumes_without_losing_or_redoing_finished_trials(recipe, tmp_path):
     folder = tmp_path / "killed"
-    args = [
-        sys.executable,
-        "-m",
-        "edgeopt.cli",
-        "tune",
-        str(recipe),
-        "--study",
-        str(folder),
-        "--trials",
-        "4",
-        "--strategy",
-        "bayes",
-        "--budget",
-        "max_gzip_kb=100",
-    ]
+    settings = ("--trials", "4", "--strategy", "bayes", "--budget", "max_gzip_kb=100")
+    args = [sys.executable, "-m", "edgeopt.cli", "tune", str(recipe), "--study", str(folder), *settings]
     process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     lines = []
     deadline = time.monotonic() + 300
@@ -187,17 +174,7 @@ def test_a_killed_study_resumes_without_losing_or_redoing_finished_trials(recipe
     assert any(line.startswith("trial #0") for line in lines), "".join(lines)[-2000:]
     kept = trial_folders(folder)
     assert kept
-    resumed = tune(
-        str(recipe),
-        str(folder),
-        "--trials",
-        "4",
-        "--strategy",
-        "bayes",
-        "--budget",
-        "max_gzip_kb=100",
-        "--json",
-    )
+    resumed = tune(str(recipe), str(folder), *settings, "--json")
     document = json.loads(resumed.stdout)
     assert "resuming: 1 finished trial" in resumed.stderr, resumed.stderr[-2000:]
     assert len(document["trials"]) == 4
