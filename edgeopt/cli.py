@@ -38,6 +38,12 @@ class EdgeoptGroup(click.Group):
         except click.Abort:
             click.echo("edgeopt: interrupted; no output was moved into place", err=True)
             sys.exit(130)
+        from edgeopt.outputs import interrupted
+
+        if interrupted() and code != 130:  # a Ctrl-C that a finalizer swallowed, and the command
+            # then ended through its own exit code (a check that failed): the interrupt still wins
+            click.echo("edgeopt: interrupted; no output was moved into place", err=True)
+            sys.exit(130)
         # Everything is written. Tearing down TensorFlow's object graph at exit costs ~1.7 s of
         # collection; frozen objects are left to the operating system instead.
         import gc
