@@ -295,6 +295,11 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
 def load_recipe(path: str | Path | None, overrides: list[str] | None = None) -> Recipe:
     """Load a recipe file (or none: overrides only), apply overrides, validate."""
+    return parse_recipe(*read_recipe_data(path, overrides))
+
+
+def read_recipe_data(path: str | Path | None, overrides: list[str] | None = None) -> tuple[dict, str]:
+    """A recipe file's plain data with ``overrides`` applied, not yet validated, and its source name."""
     data: Any = {}
     source = "recipe"
     if path is not None:
@@ -311,7 +316,7 @@ def load_recipe(path: str | Path | None, overrides: list[str] | None = None) -> 
         raise RecipeError(f"{source}: a recipe must be a YAML mapping, got {type(data).__name__}")
     data = apply_overrides(data, overrides or [])
     check_depth(data, source, RecipeError)
-    return parse_recipe(data, source)
+    return data, source
 
 
 def dump_recipe(recipe: Recipe) -> str:

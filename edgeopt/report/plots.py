@@ -30,14 +30,14 @@ QAT_PREFIX = "quant_"  # TFMOT's quantize wrapper renames layer X to quant_X
 LABEL_LEFT_OF_POINT_BEYOND = 0.6  # a point past this fraction of the x axis has its label on its left
 
 
-def _figure(width: float = PLOT_WIDTH_IN, height: float = 4.0):
+def new_figure(width: float = PLOT_WIDTH_IN, height: float = 4.0):
     from matplotlib.figure import Figure
 
     # No layout engine: figures() places the axes once with fit_margins, so savefig draws only once.
     return Figure(figsize=(width, height), dpi=PLOT_DPI, layout=None)
 
 
-def _png_data_uri(fig) -> str:
+def png_data_uri(fig) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=PLOT_DPI)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
@@ -117,7 +117,7 @@ def _tradeoff_plot(report: Report, axis: str, target: str | None = None):
         entries.append(entry)
     if not points:
         return None
-    fig = _figure(PLOT_WIDTH_IN / 2 + 0.5, 3.6)
+    fig = new_figure(PLOT_WIDTH_IN / 2 + 0.5, 3.6)
     ax = fig.add_subplot()
     xs, ys = zip(*points, strict=True)
     ax.scatter(xs, ys, s=40, color="#3b6fb6", zorder=3, clip_on=False)
@@ -192,7 +192,7 @@ def _latency_plot(report: Report, target: str):
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    fig = _figure(PLOT_WIDTH_IN, 1.4 + 0.45 * len(rows))
+    fig = new_figure(PLOT_WIDTH_IN, 1.4 + 0.45 * len(rows))
     ax = fig.add_subplot()
     whisker, box, median, dot = "#555555", "#8fb3de", "#1d3d6b", "#d1495b"
     for i, (m, _) in enumerate(rows):
@@ -293,7 +293,7 @@ def _tensor_plot(report: Report, field: str):
     labels, series = tensor_rows(report, field)
     if not labels:
         return None
-    fig = _figure(PLOT_WIDTH_IN, 1.2 + 0.22 * len(labels) * max(1, min(len(series), 3)) / 1.5)
+    fig = new_figure(PLOT_WIDTH_IN, 1.2 + 0.22 * len(labels) * max(1, min(len(series), 3)) / 1.5)
     ax = fig.add_subplot()
     height = 0.8 / len(series)
     for k, (name, values) in enumerate(series.items()):
@@ -338,7 +338,7 @@ def _training_plot(report: Report):
     phases = _histories(report)
     if not phases:
         return None
-    fig = _figure(PLOT_WIDTH_IN, 4.6)
+    fig = new_figure(PLOT_WIDTH_IN, 4.6)
     axes = fig.subplots(2, len(phases), squeeze=False)
     for col, (title, history) in enumerate(phases):
         loss_ax, metric_ax = axes[0][col], axes[1][col]
@@ -368,7 +368,7 @@ def _confusion_plot(report: Report):
         return None
     cols = min(3, len(vs))
     rows = math.ceil(len(vs) / cols)
-    fig = _figure(PLOT_WIDTH_IN, 2.7 * rows + 0.3)
+    fig = new_figure(PLOT_WIDTH_IN, 2.7 * rows + 0.3)
     axes = fig.subplots(rows, cols, squeeze=False)
     for ax in (a for row in axes for a in row):
         ax.set_axis_off()
@@ -412,7 +412,7 @@ def _scatter_plot(report: Report):
     names = report.data.get("output_names") or [f"output {d}" for d in range(dims)]
     if dims == 2 and report.data.get("name") == "facepose":
         names = ["yaw", "pitch"]
-    fig = _figure(PLOT_WIDTH_IN, 3.6)
+    fig = new_figure(PLOT_WIDTH_IN, 3.6)
     axes = fig.subplots(1, dims, squeeze=False)[0]
     for d, ax in enumerate(axes):
         lo, hi = math.inf, -math.inf
@@ -443,7 +443,7 @@ def _scatter_plot(report: Report):
 
 def plots(report: Report) -> list[tuple[str, str]]:
     """Every plot of the HTML report as (caption, PNG data URI); plots without data are left out."""
-    return [(caption, _png_data_uri(fig)) for caption, fig in figures(report)]
+    return [(caption, png_data_uri(fig)) for caption, fig in figures(report)]
 
 
 def figures(report: Report) -> list[tuple[str, Any]]:

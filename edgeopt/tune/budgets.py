@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgeopt.errors import InputError
+from edgeopt.report.cells import KB  # 1024 bytes, as budgets.max_size_kb and the reports
 from edgeopt.types import Report, Variant
 
-KB = 1024
 NAMES = ("max_accuracy_drop", "max_size_kb", "max_gzip_kb", "max_latency_ms")
 OBJECTIVES = ("size", "latency", "accuracy", "pareto")
 EARLY = ("max_size_kb", "max_gzip_kb")  # judged right after conversion

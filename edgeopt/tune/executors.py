@@ -26,7 +26,7 @@ RAY_INSTALL = "pip install 'edgeopt[ray]'"
 class Inline:
     """Trials in this process, one at a time."""
 
-    def __init__(self, base: Base, workers: int = 1):
+    def __init__(self, base: Base):
         load_base(base)
         self.workers = 1
         self._done: list[dict[str, Any]] = []

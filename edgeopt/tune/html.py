@@ -4,9 +4,7 @@ trial number for each strategy run into the study, and every trial with its stat
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 
 from edgeopt.tune.budgets import KB
 from edgeopt.tune.results import FAILED, Outcome, best_so_far, describe
@@ -18,20 +16,8 @@ STYLE = (
 )
 
 
-def _png(fig) -> str:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
-
-
 def _plots(outcome: Outcome) -> list[tuple[str, str]]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from edgeopt.report.plots import new_figure, png_data_uri
 
     measured = [t for t in outcome.trials if t.status != FAILED and t.figures.get("gzip_bytes") is not None]
     front = {t.number for t in outcome.front}
@@ -41,7 +27,8 @@ def _plots(outcome: Outcome) -> list[tuple[str, str]]:
         ("drop", "accuracy drop vs trained_float32 (points)"),
         ("latency", f"p50 ms on {target}"),
     ):
-        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        fig = new_figure(6.4, 4.2)
+        ax = fig.add_subplot()
         fig.subplots_adjust(left=0.13, right=0.97, top=0.9, bottom=0.13)
         ceiling = _ceiling(outcome, measured, axis, target)
         for group, colour, marker in (
@@ -86,8 +73,9 @@ def _plots(outcome: Outcome) -> list[tuple[str, str]]:
         ax.set_title(f"Trials: size against {axis}{cut}", fontsize=10)
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
-        out.append((f"Pareto front: size against {axis}", _png(fig)))
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+        out.append((f"Pareto front: size against {axis}", png_data_uri(fig)))
+    fig = new_figure(6.4, 4.0)
+    ax = fig.add_subplot()
     fig.subplots_adjust(left=0.13, right=0.97, top=0.9, bottom=0.13)
     for strategy, points in best_so_far(outcome.goal, outcome.trials).items():
         xs = [i + 1 for i, (_, v) in enumerate(points) if v is not None]
@@ -100,7 +88,7 @@ def _plots(outcome: Outcome) -> list[tuple[str, str]]:
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)
-    out.append(("Best feasible objective so far, per strategy", _png(fig)))
+    out.append(("Best feasible objective so far, per strategy", png_data_uri(fig)))
     return out
 
 

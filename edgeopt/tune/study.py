@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 from edgeopt import __version__
-from edgeopt.documents import load_yaml, read_text
 from edgeopt.errors import EdgeoptError, InputError, RecipeError
 from edgeopt.outputs import staged_output, write_text_atomic
 from edgeopt.tune.budgets import Goal, figures_of, judge, make_goal, parse_budget, recipe_budgets
@@ -128,7 +127,6 @@ def base_key(recipe) -> str:
 
 def setup(options: TuneOptions) -> Setup:
     """Read and check everything before any work: recipe, space, budgets, objective, executor."""
-    from edgeopt.recipe import apply_overrides
     from edgeopt.tune.samplers import STRATEGIES
 
     if options.strategy not in STRATEGIES:
@@ -139,18 +137,14 @@ def setup(options: TuneOptions) -> Setup:
         raise InputError(f"--trials {options.trials}: give a number of trials from 1 to 10000")
     if not 1 <= options.workers <= 256:
         raise InputError(f"--workers {options.workers}: give 1 to 256 workers")
-    path = Path(options.recipe)
-    if not path.is_file():
-        raise RecipeError(f"{path}: recipe file not found (give the path to a tune recipe .yaml)")
-    data = load_yaml(read_text(path, RecipeError), str(path), RecipeError)
-    if not isinstance(data, dict):
-        raise RecipeError(f"{path}: a recipe must be a YAML mapping")
-    data = apply_overrides(data, list(options.overrides))
-    space = parse_space(data, str(path))
-    base_recipe = space.recipe({d.name: _low(d) for d in space.dimensions}, str(path))
+    from edgeopt.recipe import read_recipe_data
+
+    data, source = read_recipe_data(options.recipe, list(options.overrides))
+    space = parse_space(data, source)
+    base_recipe = space.recipe({d.name: _low(d) for d in space.dimensions}, source)
     if not space.dimensions:
         raise RecipeError(
-            f"{path}: nothing to search: add a range or choice to a stage field (e.g. "
+            f"{source}: nothing to search: add a range or choice to a stage field (e.g. "
             "target_sparsity: {range: [0.5, 0.95]}), or a prune or cluster stage"
         )
     targets = list(base_recipe.benchmark.targets)
@@ -358,8 +352,9 @@ def _save_trial(folder: Path, result: dict[str, Any], summary: dict[str, Any]) -
 class Driver:
     """Asks the sampler for points, runs them on an executor, tells the results, reports progress."""
 
-    def __init__(self, s: Setup, folder: Path, progress: Callable[[str], None]):
+    def __init__(self, s: Setup, folder: Path, progress: Callable[[str], None], done: list[TrialRecord]):
         self.s, self.folder, self.progress = s, folder, progress
+        self._records_seen = list(done)  # finished trials, for the progress line's best so far
         self.running: dict[int, tuple[Any, dict[str, Any], Job]] = {}
 
     def run(self, study, executor) -> None:
@@ -478,8 +473,6 @@ class Driver:
             f"running {len(self.running)}; best so far: " + (f"#{best.number}" if best else "none")
         )
 
-    _records_seen: list[TrialRecord]
-
 
 def _plain(record: TrialRecord) -> dict[str, Any]:
     return json.loads(json.dumps(record.__dict__, default=str))
@@ -546,8 +539,7 @@ def _tune(s: Setup, folder: Path, progress: Callable[[str], None]) -> Outcome:
             progress(
                 f"the study already has {done} finished trials (--trials {options.trials}): nothing to run"
             )
-        driver = Driver(s, folder, progress)
-        driver._records_seen = records(study)
+        driver = Driver(s, folder, progress, records(study))
         if base is not None:
             executor = make_executor(options.executor, base, options.workers, options.cpus_per_trial)
             try:
