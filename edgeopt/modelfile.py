@@ -264,6 +264,11 @@ def _load_keras3(path: Path, kind: str, version: str | None, *, trust: bool, whe
         raise InputError(f"{label} did not load as a Keras model (got {type(original).__name__})")
     model = keras3.rebuild(original, label)
     verified_on = VERIFIED_ON_SAMPLES
+    if samples is not None and not isinstance(samples, dict | list | tuple) and len(model.inputs) == 1:
+        wanted, given = tuple(model.input_shape[1:]), tuple(samples.shape[1:])
+        if len(wanted) != len(given) or any(w not in (None, g) for w, g in zip(wanted, given, strict=True)):
+            raise InputError(f"{label} takes inputs of shape {wanted} but the data's samples have shape "
+                             f"{given}; is this the model for this data?")
     if samples is None:
         samples = keras3.synthetic_samples(model)
         verified_on = VERIFIED_ON_SYNTHETIC if samples is not None else NOT_VERIFIED

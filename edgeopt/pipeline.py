@@ -30,9 +30,10 @@ from edgeopt.logs import NOT_CAPTURING, Capture
 from edgeopt.outputs import check_output, staged_output
 from edgeopt.progress import Progress
 from edgeopt.recipe import Recipe, dump_recipe
-from edgeopt.types import KERAS_VARIANT, REFERENCE, Format, Metric, Report, Status, Variant
+from edgeopt.types import KERAS_VARIANT, ORIGINAL, REFERENCE, Format, Metric, Report, Status, Variant
 
 QUANTIZED_FORMATS = ("int8",)  # formats exported from the QAT model when the recipe has one
+VERIFY_SAMPLES = 256  # training inputs a Keras 3 model's tf_keras rebuild is compared on
 
 
 # -- small helpers ---------------------------------------------------------------------------------
@@ -67,7 +68,9 @@ def load_model(recipe: Recipe, data: Dataset) -> tuple[Any, dict | None]:
         )
     if recipe.train.dropout:
         raise InputError("train.dropout applies to zoo models only; set it to 0 for a saved model")
-    loaded = load_model_file(path, trust=recipe.trust_model, where="model")
+    # A Keras 3 rebuild is verified on the user's own training inputs.
+    samples = data.representative(count=VERIFY_SAMPLES, seed=recipe.seed)
+    loaded = load_model_file(path, trust=recipe.trust_model, where="model", samples=samples)
     model = loaded.model
     expected = tuple(int(d) for d in model.input_shape[1:] if d is not None)
     if tuple(model.input_shape[1:]) != data.input_shape:
@@ -187,9 +190,9 @@ class Prepared:
     model: Any  # the trained tf_keras model
     history: dict[str, list]
     keras_file: bytes  # model.keras as saved after training
-    reference_file: bytes  # trained_float32.tflite
+    reference_file: bytes  # trained_float32.tflite, or original.tflite for the user's saved model
     keras_variant: Variant
-    reference: Variant  # trained_float32, inspected, evaluated and benchmarked
+    reference: Variant  # trained_float32 (or original), inspected, evaluated and benchmarked
     model_file: dict | None = None  # how a saved model was loaded (Keras 3: rebuilt, max_abs_diff)
 
 
@@ -252,45 +255,57 @@ def check_recipe(recipe: Recipe, data: Dataset | None = None) -> None:
 def prepare(recipe: Recipe, progress: Progress | None = None) -> Prepared:
     """Load the data, build (or load) and train the model, and measure its float32 reference."""
     from edgeopt import bench
-    from edgeopt.convert import convert
     from edgeopt.train import fit, with_regularization
+    from edgeopt.zoo import ZOO
 
     progress = progress or Progress(quiet=True)
     data = load_dataset(recipe.data)
     check_recipe(recipe, data)
     seed_everything(recipe.seed)
     model, model_file = load_model(recipe, data)
-    model = with_regularization(model, recipe.train.l1, recipe.train.l2)
-    bench.start(recipe.benchmark)  # the first benchmark's runner loads while the model trains
-    progress(f"training {recipe.run_name} on {data.name} ({recipe.train.epochs} epochs max)")
-    epochs_bar = progress.keras_callback(f"training {recipe.run_name}", recipe.train.epochs)
-    history = fit(model, data, recipe.train, seed=recipe.seed, callbacks=[epochs_bar])
+    bench.start(recipe.benchmark)  # the first benchmark's runner loads while the model converts or trains
     with tempfile.TemporaryDirectory(prefix="edgeopt-") as scratch:
-        keras_path = Path(scratch) / "model.keras"
+        scratch = Path(scratch)
+        original = None
+        if recipe.model not in ZOO:  # the user's model as given is the reference, measured before training
+            original = _reference(ORIGINAL, model, scratch, data, recipe, progress)
+        model = with_regularization(model, recipe.train.l1, recipe.train.l2)
+        progress(f"training {recipe.run_name} on {data.name} ({recipe.train.epochs} epochs max)")
+        epochs_bar = progress.keras_callback(f"training {recipe.run_name}", recipe.train.epochs)
+        history = fit(model, data, recipe.train, seed=recipe.seed, callbacks=[epochs_bar])
+        keras_path = scratch / "model.keras"
         model.save(keras_path)
         keras_file = keras_path.read_bytes()
-        reference_path = Path(scratch) / f"{REFERENCE}.tflite"
-        reference_path.write_bytes(convert(model, "float32"))
-        reference = measure(REFERENCE, "float32", reference_path, data, recipe, progress)
-        reference_file = reference_path.read_bytes()
+        reference_file, reference = original or _reference(REFERENCE, model, scratch, data, recipe, progress)
     metrics, evaluation = keras_metrics(model, data)
     keras_variant = Variant(
         name=KERAS_VARIANT, format=Format.KERAS, path="model.keras", size_bytes=len(keras_file),
         gzip_bytes=gzip_size(keras_file), params=int(model.count_params()),
         metrics={k: Metric.from_json(m) for k, m in metrics.items()}, evaluation=evaluation,
     )
-    from edgeopt.zoo import ZOO
-
     if recipe.model in ZOO and recipe.train.epochs == 0:
         # A distill recipe may leave the student to its stage: the references are then untrained.
         note = "untrained: train.epochs is 0; a latency reference, not an accuracy one"
         keras_variant, reference = keras_variant.replace(note=note), reference.replace(note=note)
-    elif recipe.model not in ZOO and recipe.train.epochs == 0:  # the user's own model is the reference
-        note = "your model as given (train.epochs 0: not retrained), converted to float32 unchanged"
+    elif recipe.model not in ZOO:
+        epochs = len(history.get("loss", []))
+        note = ("your model as given, converted to float32 unchanged" if not epochs else
+                f"your model as given, converted to float32 before edgeopt fine-tuned it for {epochs} epochs")
         reference = reference.replace(note=note)
     return Prepared(recipe=recipe, data=data, model=model, history=history, keras_file=keras_file,
                     reference_file=reference_file, keras_variant=keras_variant, reference=reference,
                     model_file=model_file)
+
+
+def _reference(name: str, model, scratch: Path, data: Dataset, recipe: Recipe,
+               progress: Progress) -> tuple[bytes, Variant]:
+    """``model`` converted to float32 unchanged, inspected, evaluated and benchmarked: the variant
+    every ratio and drop is taken against."""
+    from edgeopt.convert import convert
+
+    path = scratch / f"{name}.tflite"
+    path.write_bytes(convert(model, "float32"))
+    return path.read_bytes(), measure(name, "float32", path, data, recipe, progress)
 
 
 def copy_model(model):
@@ -388,12 +403,12 @@ def _compress(prepared: Prepared, recipe: Recipe, scratch: Path, progress: Progr
 
     reference = prepared.reference
     if recipe.benchmark != prepared.recipe.benchmark:  # other targets or threads: measure it on them too
-        path = scratch / f"{REFERENCE}.tflite"
+        path = scratch / f"{reference.name}.tflite"
         path.write_bytes(prepared.reference_file)
-        measured = measure(REFERENCE, "float32", path, data, recipe, progress)
+        measured = measure(reference.name, "float32", path, data, recipe, progress)
         reference = reference.replace(latency=measured.latency)
     variants = [prepared.keras_variant, reference]
-    files = {"model.keras": prepared.keras_file, f"{REFERENCE}.tflite": prepared.reference_file}
+    files = {"model.keras": prepared.keras_file, f"{reference.name}.tflite": prepared.reference_file}
     for fmt in recipe.export:
         source = current if fmt in QUANTIZED_FORMATS else float_model
         path = scratch / f"{fmt}.tflite"

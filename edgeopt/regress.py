@@ -46,7 +46,7 @@ from pydantic import Field, ValidationError, field_validator
 from edgeopt.documents import load_yaml, read_text
 from edgeopt.errors import EXIT_CHECK_FAILED, EXIT_OK, EnvironmentProblem, InputError
 from edgeopt.recipe import Budgets, Strict
-from edgeopt.types import REFERENCE, LatencyEntry, Provenance, Report, Variant, finite
+from edgeopt.types import LatencyEntry, Provenance, Report, Variant, finite
 
 PASS = "pass"
 REGRESSION = "regression"
@@ -92,7 +92,9 @@ class Tolerances(Strict):
     latency_field: Literal["min_ms", "p50_ms", "p90_ms", "mean_ms"] = Field(
         "min_ms", description="which timing forms the ratio; see docs/check.md for why min by default"
     )
-    latency_reference: str = Field(REFERENCE, description="the variant latency ratios are taken against")
+    latency_reference: str | None = Field(
+        None, description="the variant latency ratios are taken against (default: the report's reference, "
+        "trained_float32 or original)")
     latency_absolute_rel: float | None = Field(
         None, ge=0, description="if set, the reference's absolute latency may grow by at most this much"
     )
@@ -502,7 +504,7 @@ class _Comparer:
 
     def latency_ratio(self, name: str, target: str, re_: LatencyEntry, be: LatencyEntry) -> None:
         tol = self.tol
-        fld, ref_name = tol.latency_field, tol.latency_reference
+        fld, ref_name = tol.latency_field, tol.latency_reference or self.report.reference_name
         now, base = re_.value(fld), be.value(fld)
         if now is None or now <= 0:
             self.add(name, "latency", FAIL, f"{fld} missing, zero or not a number in the report",
@@ -602,12 +604,13 @@ class _Comparer:
         drop = metric.drop(ref_metric) if metric and ref_metric else None
         if drop is None:
             self.add(v.name, "budget:accuracy_drop", FAIL,
-                     f"{task_metric} of {v.name} or {REFERENCE} missing: cannot check the budget")
+                     f"{task_metric} of {v.name} or {self.report.reference_name} missing: cannot check "
+                     "the budget")
             return
         ok = drop <= max_drop + 1e-12
         unit = " (fraction)" if metric.higher_is_better else f" ({task_metric.upper()} increase)"
         self.add(v.name, "budget:accuracy_drop", PASS if ok else FAIL,
-                 f"{task_metric} drop vs {REFERENCE} {drop:+.4g}{unit}, budget {max_drop:g}",
+                 f"{task_metric} drop vs {self.report.reference_name} {drop:+.4g}{unit}, budget {max_drop:g}",
                  baseline=max_drop, measured=round(drop, 6))
 
 

@@ -7,7 +7,7 @@ and optional keys that were absent stay absent. Enum members are ``str`` subclas
 compare and serialise as the strings the schema holds (``Status.OK == "ok"``).
 
 The rules that several readers need live here once: which variant is the reference
-(:data:`REFERENCE`), which metric a task is judged by and in which direction
+(:data:`REFERENCES`), which metric a task is judged by and in which direction
 (:meth:`Report.primary_metric`, :meth:`Metric.better`), and when a figure counts
 (:func:`finite`, :meth:`LatencyEntry.value`).
 """
@@ -21,7 +21,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar
 
-REFERENCE = "trained_float32"  # the float32 .tflite of the trained model: every ratio is taken against it
+# The reference, the variant every ratio and drop is taken against; a report holds one of them.
+REFERENCE = "trained_float32"  # the float32 .tflite of the model edgeopt trained
+ORIGINAL = "original"  # the float32 .tflite of the user's saved model as given, before any training
+REFERENCES = (REFERENCE, ORIGINAL)
 KERAS_VARIANT = "keras_float"  # the trained Keras model, for reference only
 SCHEMA_VERSION = 1
 
@@ -266,7 +269,7 @@ class Variant(_Json):
     @property
     def is_export(self) -> bool:
         """A compressed ``.tflite`` export (not the Keras model, not the reference)."""
-        return self.is_tflite and self.name != REFERENCE
+        return self.is_tflite and self.name not in REFERENCES
 
     def metric(self, name: str) -> Metric | None:
         return self.metrics.get(name)
@@ -349,8 +352,14 @@ class Report(_Json):
 
     @property
     def reference(self) -> Variant | None:
-        """The variant every ratio and drop is taken against."""
-        return self.variant(REFERENCE)
+        """The variant every ratio and drop is taken against: ``trained_float32`` when edgeopt trained
+        the model, ``original`` when it is the user's saved model (converted before any training)."""
+        return next((v for v in self.variants if v.name in REFERENCES), None)
+
+    @property
+    def reference_name(self) -> str:
+        """The reference variant's name, for labels (``trained_float32`` when there is none)."""
+        return self.reference.name if self.reference is not None else REFERENCE
 
     def primary_metric(self) -> str:
         """The metric this report's task is judged by (falls back to what the variants hold)."""

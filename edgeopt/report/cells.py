@@ -13,7 +13,7 @@ from typing import Any
 
 from edgeopt.types import (
     KERAS_VARIANT,
-    REFERENCE,
+    REFERENCES,
     Check,
     LatencyEntry,
     Metric,
@@ -116,7 +116,7 @@ def speedup(report: Report, variant: Variant, target: str) -> float | None:
 def speedup_text(report: Report, variant: Variant, target: str) -> str:
     """``2.38x`` for a variant other than the reference, else empty."""
     s = speedup(report, variant, target)
-    return "" if s is None or variant.name == REFERENCE else f"{s:.2f}x"
+    return "" if s is None or variant.name in REFERENCES else f"{s:.2f}x"
 
 
 def metric_delta(report: Report, variant: Variant, name: str) -> str:
@@ -124,7 +124,7 @@ def metric_delta(report: Report, variant: Variant, name: str) -> str:
 
     Empty for the reference itself and for the Keras model, which is shown for reference only.
     """
-    if variant.name in (REFERENCE, KERAS_VARIANT) or report.reference is None:
+    if variant.name in (*REFERENCES, KERAS_VARIANT) or report.reference is None:
         return ""
     mine, theirs = variant.metric(name), report.reference.metric(name)
     if mine is None or theirs is None or mine.number is None or theirs.number is None:

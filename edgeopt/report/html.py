@@ -23,7 +23,7 @@ from edgeopt.report.cells import (
     status_text,
 )
 from edgeopt.report.schema import as_report
-from edgeopt.types import REFERENCE, CheckStatus, Report, Status, finite
+from edgeopt.types import CheckStatus, Report, Status, finite
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;
@@ -121,6 +121,7 @@ def render_html(report: Report | Mapping[str, Any]) -> str:
     meta = (f"task {report.task or '?'}; created {report.created_utc or '?'}; "
             f"edgeopt {report.edgeopt_version or '?'}; seed {'?' if report.seed is None else report.seed}")
     headers, rows = variant_rows(report)
+    ref = report.reference_name
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         "<meta name='viewport' content='width=device-width, initial-scale=1'>",
@@ -129,9 +130,9 @@ def render_html(report: Report | Mapping[str, Any]) -> str:
         f"<p class='note'>{esc(meta)}</p>",
         "<h2>Variants</h2>",
         _html_table(headers, rows, left=2),
-        f"<p class='note'>x smaller: gzip size of the {REFERENCE} .tflite divided by the variant's. In "
-        f"brackets: the metric's change against {REFERENCE} (pp: percentage points) and the speed-up "
-        f"({REFERENCE} p50 divided by the variant's). Latency cells: p50/p90 in ms (~ estimated, (emu) "
+        f"<p class='note'>x smaller: gzip size of the {ref} .tflite divided by the variant's. In "
+        f"brackets: the metric's change against {ref} (pp: percentage points) and the speed-up "
+        f"({ref} p50 divided by the variant's). Latency cells: p50/p90 in ms (~ estimated, (emu) "
         "emulated). Every .tflite figure comes from running that file through LiteRT; keras_float is "
         "shown for reference.</p>",
     ]

@@ -26,7 +26,7 @@ from edgeopt.report.cells import (
     status_text,
 )
 from edgeopt.report.schema import as_report
-from edgeopt.types import REFERENCE, Report, Status
+from edgeopt.types import Report, Status
 
 WIDTH = 100  # what a terminal shows without wrapping
 TARGET_WIDTH = 24  # a longer target name (an SSH address) wraps inside its cell
@@ -88,11 +88,12 @@ def render_table(report: Report | Mapping[str, Any]) -> str:
     title = f"{report.name or '?'} ({report.task or '?'}): {report.status or '?'}"
     lines = [table(headers, rows, title=title)]
     lines += [line for note in notes for line in _wrapped(note)]
-    lines += _wrapped(f"x smaller: gzip size of {REFERENCE} / the variant's; in brackets: change against "
-                      f"{REFERENCE}", indent="")
+    ref = report.reference_name
+    lines += _wrapped(f"x smaller: gzip size of {ref} / the variant's; in brackets: change against {ref}",
+                      indent="")
     headers, rows, notes = latency_table(report)
     if rows:
-        lines += ["", table(headers, rows, title=f"latency (speed-up: {REFERENCE} p50 / the variant's)")]
+        lines += ["", table(headers, rows, title=f"latency (speed-up: {ref} p50 / the variant's)")]
         lines += [line for note in notes for line in _wrapped(note)]
     after = [f"FAILED check {c.variant or '?'}/{c.check or '?'}: {c.message or ''}"
              for c in failed_checks(report)] + stage_summaries(report)

@@ -2,7 +2,8 @@
 
 Budgets (``--budget NAME=VALUE``, or the recipe's ``budgets:`` section when none is given):
 
-* ``max_accuracy_drop``: the primary metric's drop against ``trained_float32`` (a fraction for
+* ``max_accuracy_drop``: the primary metric's drop against the reference (``trained_float32``, or
+  ``original`` for the user's saved model; a fraction for
   accuracy, 0.005 = 0.5 point; for regression the MAE increase, in the metric's unit);
 * ``max_size_kb`` / ``max_gzip_kb``: the ``.tflite`` on disk / after gzip -9, KB = 1024 bytes;
 * ``max_latency_ms=VALUE@TARGET``: p50 on a benchmark target of the recipe (default: its first).

@@ -24,7 +24,7 @@ def _plots(outcome: Outcome) -> list[tuple[str, str]]:
     out = []
     target = outcome.goal.latency_target
     for axis, label in (
-        ("drop", "accuracy drop vs trained_float32 (points)"),
+        ("drop", "accuracy drop vs the reference (points)"),
         ("latency", f"p50 ms on {target}"),
     ):
         fig = new_figure(6.4, 4.2)

@@ -58,8 +58,22 @@ def test_a_keras3_model_compresses_and_the_report_says_how_it_was_loaded(tmp_pat
     report = edgeopt.compress(edgeopt.prepare(recipe)).report
     facts = report.extra["model_file"]
     assert facts["source"] == "keras3" and facts["max_abs_diff"] <= facts["tolerance"]
+    assert facts["verified_on"] == "samples"  # the user's own training inputs, not random ones
     assert facts["tolerance"] == pytest.approx(1e-5 * max(1.0, facts["output_scale"]))
     assert report.ok and report.variant("int8").ok
+
+
+def test_a_keras3_model_for_other_inputs_is_refused_before_its_rebuild_is_compared(tmp_path):
+    from edgeopt.errors import InputError
+    from edgeopt.keras3 import keras3_module
+
+    k3 = keras3_module()
+    inputs = k3.Input(shape=(4, 4, 1))
+    k3.Model(inputs, k3.layers.Dense(10)(k3.layers.Flatten()(inputs))).save(tmp_path / "small.keras")
+    recipe = edgeopt.load_recipe(None, [f"model={tmp_path / 'small.keras'}", "data=digits", *QUICK])
+    with pytest.raises(InputError, match=r"takes inputs of shape \(4, 4, 1\) but the data's samples have "
+                                         r"shape \(8, 8, 1\)"):
+        edgeopt.prepare(recipe)
 
 
 def test_a_saved_softmax_model_is_the_reference_as_given_and_fine_tuned_on_probabilities(tmp_path):
@@ -100,6 +114,28 @@ def test_a_saved_softmax_model_is_the_reference_as_given_and_fine_tuned_on_proba
     assert seen and not any(seen)  # the prune fine-tune used a cross-entropy on probabilities
     # half the weights pruned for two epochs on probabilities keeps the model near its own accuracy
     assert report.variant("float32").metrics["accuracy"].value >= own - 0.05
+
+
+def test_a_saved_model_fine_tuned_on_request_is_compared_with_itself_as_given(tmp_path):
+    from edgeopt.data import load_dataset
+    from edgeopt.kerasapi import keras
+
+    data = load_dataset("digits")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input(data.input_shape), keras.layers.Flatten(),
+                              keras.layers.Dense(10)])  # untrained: fine-tuning must change it
+    model.save(tmp_path / "raw.keras")
+    own = float(np.mean(np.argmax(model.predict(data.x_test, verbose=0), axis=1) == data.y_test))
+    recipe = edgeopt.load_recipe(None, [f"model={tmp_path / 'raw.keras'}", "data=digits", "train.epochs=3",
+                                        "stages=[]", "export=[float32]", *QUICK[3:]])
+    result = edgeopt.compress(edgeopt.prepare(recipe))
+    report = result.report
+    assert report.ok, report.failures()
+    assert report.reference.name == "original" and report.variant("trained_float32") is None
+    assert "original.tflite" in result.files and "fine-tuned it for 3 epochs" in report.reference.note
+    # the reference is the file as given, before the three epochs; the export is the fine-tuned model
+    assert report.reference.metrics["accuracy"].value == pytest.approx(own, abs=1 / len(data.y_test))
+    assert report.variant("float32").metrics["accuracy"].value > own + 0.2
 
 
 def test_a_model_that_rescales_its_own_inputs_takes_qat_and_exports_int8(tmp_path):
