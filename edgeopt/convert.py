@@ -43,12 +43,22 @@ def _reason(exc: Exception) -> str:
 INTEGER_FORMATS = ("int8", "int16x8")
 
 
+def _converter(model):
+    """The TFLite converter for a tf_keras model, or for a SavedModel graph's serving signature."""
+    from edgeopt.modelfile import GraphModel
+
+    if isinstance(model, GraphModel):
+        return tf.lite.TFLiteConverter.from_saved_model(str(model.path), signature_keys=[model.signature])
+    return tf.lite.TFLiteConverter.from_keras_model(model)
+
+
 def convert(model, fmt: str, representative: np.ndarray | None = None, *, int8_io: str = "int8",
             sparse_encoding: bool = False) -> bytes:
     """Convert a Keras model to ``.tflite`` bytes in export format ``fmt``.
 
     Args:
-        model: a tf_keras model (plain, stripped, or QAT-wrapped for ``int8``).
+        model: a tf_keras model (plain, stripped, or QAT-wrapped for ``int8``), or a
+            :class:`~edgeopt.modelfile.GraphModel` (its serving signature is converted).
         fmt: an export format: ``float32``; ``float16`` (float16 weights, float compute);
             ``dynamic`` (int8 weights, activations quantized on the fly); ``int8`` (full integer);
             ``int16x8`` (int16 activations, int8 weights; float input/output).
@@ -61,7 +71,7 @@ def convert(model, fmt: str, representative: np.ndarray | None = None, *, int8_i
     Raises:
         ConversionError: the converter refused the model (its reason and the failing op, one line).
     """
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter = _converter(model)
     optimizations = []
     if fmt == "float32":
         pass

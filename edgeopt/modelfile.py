@@ -41,6 +41,8 @@ MAX_CONFIG_DEPTH = 200
 CODE_CLASSES = {"Lambda": "Lambda layer", "__lambda__": "Python lambda"}
 SOURCE_TF_KERAS = "tf_keras"
 SOURCE_KERAS3 = "keras3"
+SOURCE_GRAPH = "savedmodel"  # a SavedModel without Keras metadata: a TensorFlow graph, no Keras model
+SIGNATURES = ("serving_default", "serve")  # what tf.saved_model.save and Keras 3 model.export write
 VERIFIED_ON_SAMPLES = "samples"  # the caller's inputs
 VERIFIED_ON_SYNTHETIC = "synthetic"  # seeded random inputs of the model's shapes
 NOT_VERIFIED = "none"  # inputs of a kind edgeopt cannot make up (strings)
@@ -85,6 +87,70 @@ class LoadedModel:
                  "layers": self.layers, "max_abs_diff": self.max_abs_diff, "tolerance": self.tolerance,
                  "output_scale": self.output_scale, "verified_on": self.verified_on}
         return {key: value for key, value in facts.items() if value is not None}
+
+
+@dataclass(frozen=True)
+class GraphModel:
+    """A SavedModel without Keras metadata (Keras 3 ``model.export()``, ``tf.saved_model.save``).
+
+    There is no Keras model to prune, cluster or fine-tune: edgeopt converts its serving signature
+    as it is (float32, or post-training quantized) and measures the ``.tflite``. Loading it runs
+    TensorFlow graph functions only, never Python code from the folder.
+    """
+
+    path: Path
+    signature: str
+    input_name: str
+    input_shape: tuple  # without the batch dimension; None for a free dimension
+    output_name: str
+    output_shape: tuple
+
+    def facts(self) -> dict[str, Any]:
+        return {"source": SOURCE_GRAPH, "format": SAVEDMODEL, "signature": self.signature,
+                "input": self.input_name, "output": self.output_name}
+
+
+def is_graph_savedmodel(path: Path) -> bool:
+    """A SavedModel folder without Keras metadata."""
+    path = Path(path)
+    return (path / "saved_model.pb").is_file() and not (path / "keras_metadata.pb").is_file()
+
+
+def load_graph_model(path: Path, where: str = "model") -> GraphModel:
+    """Read a graph SavedModel's serving signature: one float input and one output.
+
+    Raises:
+        InputError: TensorFlow cannot load the folder, it has no serving signature, or the signature
+            has other than one input and one output or a non-float input.
+    """
+    from edgeopt.kerasapi import tf
+
+    path = Path(path)
+    label = f"{where}: {path} (a SavedModel without Keras metadata)"
+    try:
+        loaded = tf.saved_model.load(str(path))
+    except Exception as exc:  # TensorFlow raises many types for a folder it cannot read
+        raise InputError(f"{label} could not be loaded by TensorFlow "
+                         f"({type(exc).__name__}: {' '.join(str(exc).split())[:300]})") from None
+    signatures = dict(loaded.signatures)
+    key = next((k for k in SIGNATURES if k in signatures), next(iter(signatures), None))
+    if key is None:
+        raise InputError(f"{label} has no serving signature; save it with tf.saved_model.save(module, path, "
+                         "signatures=...) or Keras 3 model.export(path)")
+    function = signatures[key]
+    inputs = function.structured_input_signature[1]
+    outputs = function.structured_outputs
+    if len(inputs) != 1 or not isinstance(outputs, dict) or len(outputs) != 1:
+        raise InputError(f"{label}: signature '{key}' has {len(inputs)} inputs and "
+                         f"{len(outputs) if isinstance(outputs, dict) else '?'} outputs; edgeopt converts "
+                         "SavedModels with one input and one output")
+    (input_name, spec), (output_name, out_spec) = next(iter(inputs.items())), next(iter(outputs.items()))
+    if not spec.dtype.is_floating:
+        raise InputError(f"{label}: input '{input_name}' is {spec.dtype.name}; edgeopt feeds float inputs")
+    dims = list(spec.shape) if spec.shape.rank is not None else []
+    out_dims = list(out_spec.shape) if out_spec.shape.rank is not None else []
+    return GraphModel(path=path, signature=key, input_name=input_name, input_shape=tuple(dims[1:]),
+                      output_name=output_name, output_shape=tuple(out_dims[1:]))
 
 
 def sniff(path: Path) -> str:
@@ -190,7 +256,7 @@ def load_model_file(path: Path, *, trust: bool = False, where: str = "model", sa
     path = Path(path)
     kind = check_no_code(path, trust, where)
     if kind == SAVEDMODEL and not (path / "keras_metadata.pb").is_file():
-        raise InputError(f"{where}: {path} is a TensorFlow SavedModel without Keras metadata; edgeopt "
+        raise InputError(f"{where}: {path} is a TensorFlow SavedModel without Keras metadata; this step "
                          "needs a Keras model (save it with model.save('model.keras'))")
     version = keras_version(path, kind)
     # Keras 3 saves no SavedModel with Keras metadata (its model.export() writes a plain one).

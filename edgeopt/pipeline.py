@@ -52,9 +52,10 @@ def seed_everything(seed: int) -> None:
 
 
 def load_model(recipe: Recipe, data: Dataset) -> tuple[Any, dict | None]:
-    """The recipe's model (a zoo model built for the data, or a saved Keras model), and for a saved
-    one how it was loaded (tf_keras, or Keras 3 rebuilt and verified: :class:`LoadedModel` facts)."""
-    from edgeopt.modelfile import load_model_file
+    """The recipe's model (a zoo model built for the data, a saved Keras model, or a SavedModel
+    graph: :class:`~edgeopt.modelfile.GraphModel`), and for a saved one how it was loaded
+    (tf_keras, Keras 3 rebuilt and verified, or a graph: the loader's facts)."""
+    from edgeopt.modelfile import is_graph_savedmodel, load_graph_model, load_model_file
     from edgeopt.zoo import ZOO, build
 
     if recipe.model in ZOO:
@@ -68,6 +69,11 @@ def load_model(recipe: Recipe, data: Dataset) -> tuple[Any, dict | None]:
         )
     if recipe.train.dropout:
         raise InputError("train.dropout applies to zoo models only; set it to 0 for a saved model")
+    if is_graph_savedmodel(path):
+        check_graph_recipe(recipe)
+        graph = load_graph_model(path)
+        _check_graph_fits(graph, data)
+        return graph, graph.facts()
     # A Keras 3 rebuild is verified on the user's own training inputs.
     samples = data.representative(count=VERIFY_SAMPLES, seed=recipe.seed)
     loaded = load_model_file(path, trust=recipe.trust_model, where="model", samples=samples)
@@ -78,6 +84,43 @@ def load_model(recipe: Recipe, data: Dataset) -> tuple[Any, dict | None]:
             f"model: {path} takes inputs of shape {expected} but data '{data.name}' has {data.input_shape}"
         )
     return model, loaded.facts()
+
+
+def _check_graph_fits(graph, data: Dataset) -> None:
+    """Refuse data a SavedModel graph cannot take, or whose labels its outputs cannot score."""
+    wanted, given = graph.input_shape, tuple(data.input_shape)
+    if len(wanted) != len(given) or any(w not in (None, g) for w, g in zip(wanted, given, strict=True)):
+        raise InputError(f"model: {graph.path} takes inputs of shape {wanted} but data '{data.name}' has "
+                         f"{given}")
+    if None in graph.output_shape:
+        return
+    units, needed = int(np.prod(graph.output_shape)), data.output_dim
+    # a classifier needs a unit per class, or one unit (a binary head) for two classes
+    classifier_fits = units >= needed or (units == 1 and needed <= 2)
+    if not (classifier_fits if data.task == "classification" else units == needed):
+        raise InputError(f"model: {graph.path} has {units} output unit(s) but data '{data.name}' needs "
+                         f"{needed} ({data.task}); is this the model for this data?")
+
+
+def is_graph(model) -> bool:
+    """A SavedModel without Keras metadata: converted and measured, never trained or wrapped."""
+    from edgeopt.modelfile import GraphModel
+
+    return isinstance(model, GraphModel)
+
+
+def check_graph_recipe(recipe: Recipe) -> None:
+    """Refuse, before any work, what a SavedModel without Keras metadata cannot do: every step that
+    needs a Keras model (training, and every stage but post-training quantization)."""
+    why = (f"{recipe.model} is a SavedModel without Keras metadata (Keras 3 model.export, "
+           "tf.saved_model.save): edgeopt can convert it and quantize it after training (quantize mode: "
+           "ptq), while {what} needs the Keras model itself (save it with model.save('model.keras'))")
+    if recipe.train.epochs:
+        raise InputError(f"train.epochs: {why.format(what='training')}")
+    for index, stage in enumerate(recipe.stages):
+        if stage.kind != "quantize" or getattr(stage, "mode", None) != "ptq":
+            what = f"{stage.kind}" + (f" mode {stage.mode}" if stage.kind == "quantize" else "")
+            raise InputError(f"stages[{index}] {stage.kind}: {why.format(what=what)}")
 
 
 def keras_metrics(model, data: Dataset) -> tuple[dict, dict]:
@@ -187,11 +230,11 @@ class Prepared:
 
     recipe: Recipe
     data: Dataset
-    model: Any  # the trained tf_keras model
+    model: Any  # the trained tf_keras model, or a GraphModel (a SavedModel without Keras metadata)
     history: dict[str, list]
-    keras_file: bytes  # model.keras as saved after training
+    keras_file: bytes | None  # model.keras as saved after training (None for a GraphModel)
     reference_file: bytes  # trained_float32.tflite, or original.tflite for the user's saved model
-    keras_variant: Variant
+    keras_variant: Variant | None  # None for a GraphModel
     reference: Variant  # trained_float32 (or original), inspected, evaluated and benchmarked
     model_file: dict | None = None  # how a saved model was loaded (Keras 3: rebuilt, max_abs_diff)
 
@@ -264,6 +307,13 @@ def prepare(recipe: Recipe, progress: Progress | None = None) -> Prepared:
     seed_everything(recipe.seed)
     model, model_file = load_model(recipe, data)
     bench.start(recipe.benchmark)  # the first benchmark's runner loads while the model converts or trains
+    if is_graph(model):
+        with tempfile.TemporaryDirectory(prefix="edgeopt-") as scratch:
+            reference_file, reference = _reference(ORIGINAL, model, Path(scratch), data, recipe, progress)
+        reference = reference.replace(note="your SavedModel as given, converted to float32 unchanged")
+        return Prepared(recipe=recipe, data=data, model=model, history={}, keras_file=None,
+                        reference_file=reference_file, keras_variant=None, reference=reference,
+                        model_file=model_file)
     with tempfile.TemporaryDirectory(prefix="edgeopt-") as scratch:
         scratch = Path(scratch)
         original = None
@@ -333,6 +383,8 @@ def compress(prepared: Prepared, *, stages: list | None = None, export: list[str
     """
     recipe = _with_changes(prepared.recipe, stages, export, overrides)
     check_recipe(recipe, prepared.data)
+    if is_graph(prepared.model):
+        check_graph_recipe(recipe)
     progress = progress or Progress(quiet=True)
     with tempfile.TemporaryDirectory(prefix="edgeopt-") as scratch:
         return _compress(prepared, recipe, Path(scratch), progress, gate)
@@ -370,7 +422,7 @@ def _compress(prepared: Prepared, recipe: Recipe, scratch: Path, progress: Progr
 
     data = prepared.data
     seed_everything(recipe.seed)
-    model = copy_model(prepared.model)
+    model = prepared.model if is_graph(prepared.model) else copy_model(prepared.model)
     representative = data.representative(seed=recipe.seed)
     stages, float_model, current, earlier = [], model, model, ()
     guide = None  # from an earlier stage (a distill teacher): wraps the fine-tuning of the later ones
@@ -407,8 +459,9 @@ def _compress(prepared: Prepared, recipe: Recipe, scratch: Path, progress: Progr
         path.write_bytes(prepared.reference_file)
         measured = measure(reference.name, "float32", path, data, recipe, progress)
         reference = reference.replace(latency=measured.latency)
-    variants = [prepared.keras_variant, reference]
-    files = {"model.keras": prepared.keras_file, f"{reference.name}.tflite": prepared.reference_file}
+    variants = [v for v in (prepared.keras_variant, reference) if v is not None]
+    files = {"model.keras": prepared.keras_file} if prepared.keras_file is not None else {}
+    files[f"{reference.name}.tflite"] = prepared.reference_file
     for fmt in recipe.export:
         source = current if fmt in QUANTIZED_FORMATS else float_model
         path = scratch / f"{fmt}.tflite"

@@ -142,6 +142,12 @@ def setup(options: TuneOptions) -> Setup:
     data, source = read_recipe_data(options.recipe, list(options.overrides))
     space = parse_space(data, source)
     base_recipe = space.recipe({d.name: _low(d) for d in space.dimensions}, source)
+    from edgeopt.modelfile import is_graph_savedmodel
+
+    if is_graph_savedmodel(Path(base_recipe.model)):
+        raise InputError(f"model: {base_recipe.model} is a SavedModel without Keras metadata, which edgeopt "
+                         "converts and quantizes after training but cannot fine-tune; tune searches "
+                         "stages that need the Keras model (save it with model.save('model.keras'))")
     if not space.dimensions:
         raise RecipeError(
             f"{source}: nothing to search: add a range or choice to a stage field (e.g. "

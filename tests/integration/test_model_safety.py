@@ -83,16 +83,17 @@ def test_trusted_lambda_model_loads_and_runs(lambda_files, tmp_path):
     assert (tmp_path / "out" / "report.json").is_file()
 
 
-def test_savedmodel_that_is_not_keras_is_refused(tmp_path):
+def test_savedmodel_without_a_serving_signature_is_refused(tmp_path):
     from edgeopt.kerasapi import tf
 
     module = tf.Module()
     module.f = tf.function(lambda x: x * 2.0, input_signature=[tf.TensorSpec([None, 8, 8, 1])])
-    tf.saved_model.save(module, str(tmp_path / "plain"))
+    tf.saved_model.save(module, str(tmp_path / "plain"), signatures={})  # no signature: nothing to convert
     result = _compress("--set", f"model={tmp_path / 'plain'}", "--set", "data=digits",
                        "--out", tmp_path / "out", *FAST)
     assert result.exit_code == 2
-    assert "without Keras metadata" in _one_error_line(result)
+    assert "has no serving signature" in _one_error_line(result)
+    assert not (tmp_path / "out").exists()
 
 
 def test_two_output_model_is_refused_with_the_limit(tmp_path):
