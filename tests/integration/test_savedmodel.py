@@ -114,3 +114,14 @@ def test_the_cli_refusal_is_one_line_and_writes_nothing(exported, tmp_path):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "stages[0] prune" in lines[0] and "Traceback" not in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_tune_refuses_a_savedmodel_graph_before_any_work(exported, tmp_path):
+    path, _ = exported
+    recipe = tmp_path / "search.yaml"
+    recipe.write_text(f"model: {path}\ndata: digits\ntrain: {{epochs: 0}}\n"
+                      "stages:\n  - {kind: prune, target_sparsity: {range: [0.5, 0.9]}, epochs: 1}\n"
+                      "export: [int8]\n")
+    with pytest.raises(InputError, match="SavedModel without Keras metadata.*cannot fine-tune"):
+        edgeopt.search(recipe, tmp_path / "study", budgets=("max_gzip_kb=50",), trials=1)
+    assert not (tmp_path / "study").exists()
