@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
+# Binary is classification with labels 0 and 1, scored by one output unit when the model has one (a
+# sigmoid probability or a logit); as a dataset's task it is stored as classification. A ``data:``
+# mapping may state it to have 0/1 labels checked (and float or bool 0/1 labels read as classes).
+BINARY = "binary"
 
 FACEPOSE_YAW_RANGE = (-75.0, 75.0)
 FACEPOSE_PITCH_RANGE = (-45.0, 45.0)
@@ -49,6 +53,7 @@ class Dataset:
     y_test: np.ndarray
     unit: str = ""  # of regression targets, for reports ("degrees")
     preprocessing: dict = field(default_factory=dict)  # how user data was read: recorded in the report
+    output_names: tuple[str, ...] = ()  # of regression targets, when the data names them (CSV columns)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -84,9 +89,36 @@ class Dataset:
         if self.task == REGRESSION:
             info["unit"] = self.unit
             info["mean_predictor_mae"] = self.mean_predictor_mae()
+        if self.output_names:
+            info["output_names"] = list(self.output_names)
         if self.preprocessing:
             info["preprocessing"] = self.preprocessing
         return info
+
+
+def check_outputs(data: Dataset, units: int, where: str) -> None:
+    """Refuse a model whose ``units`` outputs cannot score ``data``'s labels, before anything runs.
+
+    One output unit on classification data is a binary head (a sigmoid probability or a logit) that
+    scores labels 0 and 1; otherwise every class needs an output of its own, and every regression
+    target a unit. ``where`` names the model in the message.
+
+    Raises:
+        InputError: in one line, naming both sides and what to change.
+    """
+    if data.task == CLASSIFICATION:
+        classes = data.output_dim
+        if units == 1 and classes > 2:
+            raise InputError(f"{where} has one output unit, a binary head that scores labels 0 and 1, but "
+                             f"data '{data.name}' has class labels 0..{classes - 1}; give 0/1 labels, or "
+                             f"use a model with {classes} outputs")
+        if units > 1 and classes > units:
+            raise InputError(f"data '{data.name}' has class labels 0..{classes - 1} but {where} has {units} "
+                             f"outputs, so labels from {units} on cannot be scored; is this the model for "
+                             "this data?")
+    elif units != data.output_dim:
+        raise InputError(f"data '{data.name}' has {data.output_dim} regression target(s) per sample but "
+                         f"{where} has {units} output(s); they must match")
 
 
 def load_digits() -> Dataset:
@@ -218,7 +250,8 @@ def load_facepose() -> Dataset:
     """The facepose regression data: 8,000 train (seed 1) and 2,000 test (seed 2) faces."""
     x_train, y_train = make_facepose(FACEPOSE_N_TRAIN, seed=1)
     x_test, y_test = make_facepose(FACEPOSE_N_TEST, seed=2)
-    return Dataset("facepose", REGRESSION, x_train, y_train, x_test, y_test, unit="degrees")
+    return Dataset("facepose", REGRESSION, x_train, y_train, x_test, y_test, unit="degrees",
+                   output_names=("yaw", "pitch"))
 
 
 BUILTIN = {"digits": load_digits, "digits32": load_digits32, "facepose": load_facepose}
@@ -337,18 +370,41 @@ def _as_float32(path: Path, name: str, array: np.ndarray) -> np.ndarray:
     return values
 
 
+def binary_labels(source: str, name: str, y: np.ndarray) -> np.ndarray:
+    """``y`` as int64 labels 0 and 1, one per sample, for a dataset whose task is stated binary.
+
+    Raises:
+        InputError: a label other than 0 and 1 (or NaN), or more than one label per sample.
+    """
+    values = y.reshape(len(y)) if y.ndim == 2 and y.shape[1] == 1 else y
+    if values.ndim != 1:
+        raise InputError(f"{source}: task is binary but {name} has shape {y.shape}; give one label, "
+                         "0 or 1, per sample")
+    valid = np.isin(values, (0, 1))
+    if not np.all(valid):
+        raise InputError(f"{source}: task is binary but {name} holds the label {float(values[~valid][0]):g}; "
+                         "give labels 0 and 1, or task: classification for more classes")
+    return values.astype(np.int64)
+
+
 def check_dataset_arrays(source: str, arrays: dict[str, np.ndarray], task: str | None = None):
     """Checked float32 inputs and labels of the four split arrays, and the task.
 
-    Integer 1-D labels mean classification (dense 0..K-1, K at most :data:`MAX_CLASSES`) unless
-    ``task`` says regression; anything else is regression (targets made 2-D). ``source`` names the
-    data in messages.
+    Integer or bool 1-D labels mean classification (dense 0..K-1, K at most :data:`MAX_CLASSES`)
+    unless ``task`` says regression; anything else is regression (targets made 2-D). ``task`` binary
+    takes labels 0 and 1 of any numeric type, shape (n,) or (n, 1), and gives classification.
+    ``source`` names the data in messages.
 
     Raises:
         InputError: naming the array and what is wrong with it.
     """
     _check_shapes(source, arrays)
     y_train, y_test = arrays["y_train"], arrays["y_test"]
+    if task == BINARY:
+        y_train, y_test = binary_labels(source, "y_train", y_train), binary_labels(source, "y_test", y_test)
+        task = CLASSIFICATION
+    elif task != REGRESSION and y_train.dtype == np.bool_ and y_test.dtype == np.bool_:
+        y_train, y_test = y_train.astype(np.int64), y_test.astype(np.int64)  # True / False: classes 1 / 0
     integer_labels = np.issubdtype(y_train.dtype, np.integer) and y_train.ndim == 1
     if task == CLASSIFICATION and not integer_labels:
         raise InputError(f"{source}: task is classification but the labels are {y_train.dtype} values of "
@@ -366,9 +422,10 @@ def check_dataset_arrays(source: str, arrays: dict[str, np.ndarray], task: str |
     return x_train, y_train, x_test, y_test, task
 
 
-def load_npz(path: Path, test_split: float = 0.2, seed: int = 0) -> Dataset:
+def load_npz(path: Path, test_split: float = 0.2, seed: int = 0, task: str | None = None) -> Dataset:
     """A user dataset: an .npz holding x_train, y_train, x_test, y_test, or x and y to split (seeded,
-    stratified for classes). Numeric arrays only: never unpickles.
+    stratified for classes). Numeric arrays only: never unpickles. ``task`` (classification,
+    regression or binary) overrides what the labels' type says.
 
     Raises:
         InputError: naming the array and what is wrong with it.
@@ -377,9 +434,9 @@ def load_npz(path: Path, test_split: float = 0.2, seed: int = 0) -> Dataset:
 
     arrays = _read_npz(path)
     if "x" in arrays:
-        return from_arrays(path.stem, str(path), arrays["x"], arrays["y"], test_split=test_split, seed=seed,
-                           preprocessing={"source": "npz"})
-    x_train, y_train, x_test, y_test, task = check_dataset_arrays(str(path), arrays)
+        return from_arrays(path.stem, str(path), arrays["x"], arrays["y"], task=task, test_split=test_split,
+                           seed=seed, preprocessing={"source": "npz"})
+    x_train, y_train, x_test, y_test, task = check_dataset_arrays(str(path), arrays, task)
     return Dataset(path.stem, task, x_train, y_train, x_test, y_test)
 
 

@@ -5,11 +5,14 @@ file: the format is picked by what the path is), or a mapping (:class:`DataSpec`
 
     data: {path: images/, image_size: [96, 96], color_mode: rgb, scale: 0.00392156862745098}
     data: {path: table.csv, label: species, features: [a, b, c]}
+    data: {path: poses.csv, label: [yaw, pitch]}   # several targets: regression, named in the report
+    data: {path: pairs.npz, task: binary}      # labels 0 and 1 (any numeric type), checked
     data: {loader: "mypkg.data:load"}          # returns (x_train, y_train, x_test, y_test) or {x, y}
 
 Every source ends in :func:`from_arrays`, which checks the arrays the same way for all of them
 (shapes, finite values, dense class labels), makes the seeded split when the source has none, and
-records the preprocessing in the dataset (it goes into the report).
+records the preprocessing in the dataset (it goes into the report), with the names of regression
+targets when the source has them (CSV label columns).
 
 Image folders follow ``keras.utils.image_dataset_from_directory``: one sub-folder per class, class
 indices in sorted folder-name order, ``image_size`` (height, width) with bilinear resizing,
@@ -25,7 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from edgeopt.errors import InputError
 from edgeopt.strict import Strict
@@ -47,10 +50,19 @@ class DataSpec(Strict):
                                                "image's size")
     color_mode: Literal["grayscale", "rgb", "rgba"] = "rgb"
     scale: float = Field(1.0, gt=0, description="pixel values are multiplied by this (1/255 for [0, 1])")
-    label: str = Field("label", description="the CSV column holding the label")
+    label: str | list[str] = Field("label", description="the CSV column holding the label, or a list of "
+                                   "columns holding regression targets (their names label the report)")
     features: list[str] | None = Field(None, description="CSV feature columns (default: every other)")
-    task: Literal["classification", "regression"] | None = Field(
-        None, description="default: classification for integer labels, else regression")
+    task: Literal["classification", "regression", "binary"] | None = Field(
+        None, description="default: classification for integer labels, else regression; binary: labels "
+        "0 and 1 (checked), scored by one output unit when the model has one")
+
+    @field_validator("label")
+    @classmethod
+    def _some_label(cls, value: str | list[str]) -> str | list[str]:
+        if isinstance(value, list) and not value:
+            raise ValueError("name at least one label column")
+        return value
 
     @model_validator(mode="after")
     def _one_source(self) -> DataSpec:
@@ -87,7 +99,7 @@ def load_source(spec: DataSpec):
         return load_csv(path, spec)
     from edgeopt.data import load_npz
 
-    return load_npz(path, test_split=spec.test_split, seed=spec.seed)
+    return load_npz(path, test_split=spec.test_split, seed=spec.seed, task=spec.task)
 
 
 # -- arrays -> a checked, split Dataset -----------------------------------------------------------------
@@ -116,12 +128,14 @@ def split(x: np.ndarray, y: np.ndarray, test_split: float, seed: int, stratify: 
 
 def from_arrays(name: str, source: str, x_train, y_train, x_test=None, y_test=None, *,
                 task: str | None = None, test_split: float = 0.2, seed: int = 0,
-                preprocessing: dict[str, Any] | None = None, label_names: list[str] | None = None):
+                preprocessing: dict[str, Any] | None = None, label_names: list[str] | None = None,
+                output_names: list[str] | None = None):
     """A :class:`~edgeopt.data.Dataset` from arrays, checked like an .npz and split when not split.
 
-    ``source`` names where the arrays came from, for messages.
+    ``source`` names where the arrays came from, for messages; ``label_names`` are class names,
+    ``output_names`` the names of regression targets (both go into the report).
     """
-    from edgeopt.data import CLASSIFICATION, REGRESSION, Dataset, check_dataset_arrays
+    from edgeopt.data import BINARY, CLASSIFICATION, REGRESSION, Dataset, binary_labels, check_dataset_arrays
 
     arrays = {"x_train": np.asarray(x_train), "y_train": np.asarray(y_train)}
     given_split = x_test is not None
@@ -131,7 +145,10 @@ def from_arrays(name: str, source: str, x_train, y_train, x_test=None, y_test=No
         x, y = arrays["x_train"], arrays["y_train"]
         if len(x) != len(y):
             raise InputError(f"{source}: x has {len(x)} samples but y has {len(y)}; they must match")
-        classes = task != REGRESSION and np.issubdtype(y.dtype, np.integer) and y.ndim == 1
+        if task == BINARY:  # 0/1 of any type, as classes, so that the split is stratified
+            y = arrays["y_train"] = binary_labels(source, "y", y)
+        classes = task != REGRESSION and (np.issubdtype(y.dtype, np.integer) or y.dtype == np.bool_) \
+            and y.ndim == 1
         arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"] = split(
             x, y, test_split, seed, stratify=bool(classes))
     x_tr, y_tr, x_te, y_te, inferred = check_dataset_arrays(source, arrays, task)
@@ -141,7 +158,8 @@ def from_arrays(name: str, source: str, x_train, y_train, x_test=None, y_test=No
                          "stratified": inferred == CLASSIFICATION}
     if label_names:
         info["classes"] = list(label_names)
-    return Dataset(name, inferred, x_tr, y_tr, x_te, y_te, preprocessing=info)
+    names = tuple(output_names or ()) if inferred == REGRESSION else ()
+    return Dataset(name, inferred, x_tr, y_tr, x_te, y_te, preprocessing=info, output_names=names)
 
 
 # -- image folders ----------------------------------------------------------------------------------------
@@ -201,15 +219,16 @@ def load_image_folder(folder: Path, spec: DataSpec):
         size = (height, width)
     preprocessing = {"source": "image folder", "image_size": list(size), "color_mode": spec.color_mode,
                      "scale": spec.scale, "interpolation": "bilinear"}
+    task = "binary" if spec.task == "binary" else "classification"  # class folders are classes
     if has_split:
         _class_folders(splits[1])
         x_train, y_train = _read_class_folders(splits[0], names, size, mode)
         x_test, y_test = _read_class_folders(splits[1], names, size, mode)
         return from_arrays(folder.name, f"data {folder}", x_train * spec.scale, y_train,
-                           x_test * spec.scale, y_test, task="classification",
+                           x_test * spec.scale, y_test, task=task,
                            preprocessing=preprocessing, label_names=names)
     x, y = _read_class_folders(folder, names, size, mode)
-    return from_arrays(folder.name, f"data {folder}", x * spec.scale, y, task="classification",
+    return from_arrays(folder.name, f"data {folder}", x * spec.scale, y, task=task,
                        test_split=spec.test_split, seed=spec.seed, preprocessing=preprocessing,
                        label_names=names)
 
@@ -219,7 +238,7 @@ def load_image_folder(folder: Path, spec: DataSpec):
 
 def load_csv(path: Path, spec: DataSpec):
     """Feature columns plus a label column; numeric features, integer or text labels (classes) or
-    numbers (regression)."""
+    numbers (regression). Several label columns (``label: [yaw, pitch]``) are regression targets."""
     try:
         with path.open(newline="", encoding="utf-8") as handle:
             rows = list(csv.reader(handle))
@@ -228,21 +247,31 @@ def load_csv(path: Path, spec: DataSpec):
     if len(rows) < 2:
         raise InputError(f"data: {path} needs a header row and at least one data row")
     header = [h.strip() for h in rows[0]]
-    if spec.label not in header:
-        raise InputError(f"data: {path} has no label column '{spec.label}' (columns: {', '.join(header)}); "
-                         "name the label column with data.label")
-    features = spec.features or [h for h in header if h != spec.label]
+    labels = [spec.label] if isinstance(spec.label, str) else list(spec.label)
+    missing = [label for label in labels if label not in header]
+    if missing:
+        raise InputError(f"data: {path} has no label column {', '.join(repr(m) for m in missing)} (columns: "
+                         f"{', '.join(header)}); name the label column with data.label")
+    if len(labels) > 1 and spec.task not in (None, "regression"):
+        raise InputError(f"data.label: {len(labels)} label columns are regression targets, but task is "
+                         f"{spec.task}; give one label column for classes")
+    features = spec.features or [h for h in header if h not in labels]
     unknown = [f for f in features if f not in header]
     if unknown:
         raise InputError(f"data.features: {path} has no column {', '.join(unknown)}")
     columns = [header.index(f) for f in features]
-    label_at = header.index(spec.label)
     body = [r for r in rows[1:] if any(cell.strip() for cell in r)]
     try:
         x = np.asarray([[float(r[i]) for i in columns] for r in body], dtype=np.float64)
     except (ValueError, IndexError) as exc:
         raise InputError(f"data: {path} has a non-numeric or missing feature value ({exc}); "
                          "features must be numbers") from None
+    preprocessing = {"source": "csv", "features": features, "label": spec.label}
+    if len(labels) > 1:
+        y = _csv_targets(path, body, [header.index(label) for label in labels])
+        return from_arrays(path.stem, f"data {path}", x, y, task="regression", test_split=spec.test_split,
+                           seed=spec.seed, preprocessing=preprocessing, output_names=labels)
+    label_at = header.index(labels[0])
     raw = [r[label_at].strip() if label_at < len(r) else "" for r in body]
     label_names = None
     task = spec.task
@@ -251,17 +280,25 @@ def load_csv(path: Path, spec: DataSpec):
         integral = bool(np.all(np.isfinite(numbers)) and np.all(numbers == np.round(numbers)))
         if task == "classification" or (task is None and integral):
             y = numbers.astype(np.int64)
-        else:
+        else:  # regression, or binary: 0.0 / 1.0 are checked as labels there
             y = numbers.astype(np.float32)
     except ValueError:  # text labels: classes in sorted order
         if task == "regression":
-            raise InputError(f"data: {path} column '{spec.label}' holds text; regression needs numbers") \
+            raise InputError(f"data: {path} column '{labels[0]}' holds text; regression needs numbers") \
                 from None
         label_names = sorted(set(raw))
         y = np.asarray([label_names.index(v) for v in raw], dtype=np.int64)
-    preprocessing = {"source": "csv", "features": features, "label": spec.label}
     return from_arrays(path.stem, f"data {path}", x, y, task=task, test_split=spec.test_split,
-                       seed=spec.seed, preprocessing=preprocessing, label_names=label_names)
+                       seed=spec.seed, preprocessing=preprocessing, label_names=label_names,
+                       output_names=labels)
+
+
+def _csv_targets(path: Path, body: list[list[str]], columns: list[int]) -> np.ndarray:
+    try:
+        return np.asarray([[float(r[i]) for i in columns] for r in body], dtype=np.float64)
+    except (ValueError, IndexError) as exc:
+        raise InputError(f"data: {path} has a non-numeric or missing target value ({exc}); regression "
+                         "targets must be numbers") from None
 
 
 # -- a loader the user names ---------------------------------------------------------------------------------

@@ -402,6 +402,19 @@ def _columns(rows: Any) -> list[list[float | None]]:
     return [[finite(r[d]) if d < len(r) else None for r in rows] for d in range(width)]
 
 
+def output_names(report: Report, variants: Sequence[Variant], dims: int) -> list[str]:
+    """What each of ``dims`` regression outputs is called, as the report records it: the data's names
+    (CSV label columns; facepose's yaw and pitch), else the model's output layer (``<layer>[i]``, in
+    each variant's evaluation), else ``output i``."""
+    recorded = [report.data.get("output_names"), *(v.evaluation.get("output_names") for v in variants)]
+    for names in recorded:
+        if isinstance(names, list) and len(names) == dims:
+            return [str(n) for n in names]
+    if dims == 2 and report.recipe.get("data") == "facepose":  # the built-in, in reports from before names
+        return ["yaw", "pitch"]
+    return [f"output {d}" for d in range(dims)]
+
+
 def _scatter_plot(report: Report):
     vs = [v for v in _tflite_variants(report) if isinstance(v.evaluation.get("scatter"), dict)]
     if not vs:
@@ -409,9 +422,7 @@ def _scatter_plot(report: Report):
     dims = max(len(_columns(v.evaluation["scatter"].get("true"))) for v in vs)
     if dims == 0:
         return None
-    names = report.data.get("output_names") or [f"output {d}" for d in range(dims)]
-    if dims == 2 and report.data.get("name") == "facepose":
-        names = ["yaw", "pitch"]
+    names = output_names(report, vs, dims)
     fig = new_figure(PLOT_WIDTH_IN, 3.6)
     axes = fig.subplots(1, dims, squeeze=False)[0]
     for d, ax in enumerate(axes):
@@ -430,7 +441,7 @@ def _scatter_plot(report: Report):
             lo, hi = min(lo, *ts, *ps), max(hi, *ts, *ps)
         if math.isfinite(lo):
             ax.plot([lo, hi], [lo, hi], color="#555555", lw=1, ls=":", label="ideal")
-        _title(ax, str(names[d]) if d < len(names) else f"output {d}", 9)
+        _title(ax, names[d], 9)
         ax.set_xlabel("true", fontsize=8)
         ax.set_ylabel("predicted", fontsize=8)
         ax.grid(alpha=0.3)
