@@ -1,8 +1,14 @@
-"""Accuracy or MAE of a ``.tflite`` file on held-out data, through the LiteRT interpreter.
+"""Accuracy (and top-k) or MAE and RMSE of a ``.tflite`` file on held-out data, through LiteRT.
 
 The very file that ships is run: inputs are quantized with the model's own input scale and zero
 point when its input is integer, outputs dequantized likewise. Batches are run by resizing the
 input; a model that refuses a batch dimension is run one sample at a time. No TensorFlow here.
+
+:func:`score` turns predictions into every metric, for the pipeline's variants and for ``edgeopt
+evaluate`` alike. Classification by one output unit is binary: class 1 where a sigmoid's probability
+exceeds 0.5, or where a logit exceeds 0. A ``.tflite`` says which by its last op (LOGISTIC for a
+sigmoid, :func:`tflite_head`); predictions given without their model's head are read by their range
+(:func:`binary_output`), and the report records which rule decided (``evaluation.binary``).
 
 :func:`evaluate_file` is ``edgeopt evaluate``: any ``.tflite`` on any dataset edgeopt reads, its test
 split only. The file and the data are checked against each other before anything runs (one input
@@ -27,9 +33,9 @@ from typing import Any
 
 import numpy as np
 
-from edgeopt.data import CLASSIFICATION, Dataset
+from edgeopt.data import CLASSIFICATION, Dataset, check_outputs
 from edgeopt.errors import CheckFailed, EdgeoptError, InputError
-from edgeopt.types import Metric
+from edgeopt.types import FRACTIONS, HIGHER_IS_BETTER, Metric
 
 BATCH = 256
 MAX_BATCH = 1 << 16
@@ -111,43 +117,127 @@ def provenance(n: int) -> str:
     return f"measured: {runtime} on the test split (n={n}), {platform.machine()}"
 
 
-def metric(name: str, value: float, prov: str, unit: str = "") -> dict:
-    higher = name == "accuracy"
+def metric(name: str, value: float, prov: str, unit: str = "", **extra: Any) -> dict:
+    """A metric's JSON object (report.json's shape): value, unit, direction, provenance, ``extra``."""
     return {
         "value": float(value),
-        "unit": unit or ("fraction" if higher else ""),
-        "higher_is_better": higher,
+        "unit": unit or ("fraction" if name in FRACTIONS else ""),
+        "higher_is_better": HIGHER_IS_BETTER.get(name, True),
         "provenance": prov,
+        **extra,
     }
 
 
-def score(predictions: np.ndarray, data: Dataset, prov: str) -> tuple[dict, dict]:
-    """Metrics and plot data for predictions on ``data``'s test split."""
+# What a binary head's one output is, and where it is class 1: a sigmoid's probability above 0.5, a
+# logit (any other head) above 0.
+PROBABILITY, LOGIT = "probability", "logit"
+BINARY_THRESHOLD = {PROBABILITY: 0.5, LOGIT: 0.0}
+# Ops that move or convert a .tflite's output without computing it: looked through to find its head.
+_NOT_THE_HEAD = frozenset({"QUANTIZE", "DEQUANTIZE", "RESHAPE", "SQUEEZE", "EXPAND_DIMS", "CAST"})
+QAT_PREFIX = "quant_"  # TFMOT's quantize wrapper renames layer X to quant_X (and so the signature's output)
+
+
+def binary_output(head: str | None, predictions: np.ndarray) -> tuple[str, str]:
+    """Whether a binary head's output is a probability or a logit, and what decided it.
+
+    ``head`` is the model's output activation when known (``sigmoid``: probability; another name:
+    logit). Otherwise the outputs decide: any value outside [0, 1] is a logit; all inside are read
+    as probabilities, which misreads only a logit head whose every output falls in [0, 1], i.e. a
+    model that puts every sample in class 1 with little confidence.
+    """
+    if head is not None:
+        return (PROBABILITY if head == "sigmoid" else LOGIT), f"{head} head"
+    inside = bool(np.all((predictions >= 0) & (predictions <= 1)))
+    return (PROBABILITY if inside else LOGIT), "output range"
+
+
+def tflite_head(info: Mapping[str, Any]) -> str:
+    """The activation of a one-output ``.tflite``'s head, read from its last computing op
+    (:func:`edgeopt.inspect.inspect_tflite`'s ``op_list``): ``sigmoid`` for LOGISTIC, ``softmax``, else
+    ``linear``. With one output and no dead ops, the op that computes the output runs last."""
+    ops = [op["op"] for op in info.get("op_list", ()) if op.get("subgraph", 0) == 0]
+    last = next((op for op in reversed(ops) if op not in _NOT_THE_HEAD), None)
+    return {"LOGISTIC": "sigmoid", "SOFTMAX": "softmax"}.get(last, "linear")
+
+
+def score(predictions: np.ndarray, data: Dataset, prov: str, *, head: str | None = None,
+          output_names: list[str] | None = None) -> tuple[dict, dict]:
+    """Metrics and plot data for predictions on ``data``'s test split.
+
+    Classification gives ``accuracy`` and, beyond :data:`TOP_K` outputs, ``top_k_accuracy`` (its
+    ``k`` in the metric); one output is a binary head (see :func:`binary_output`, ``head`` being the
+    model's output activation when known), scored 0/1 with a 2x2 confusion matrix. Regression gives
+    ``mae`` and ``rmse`` in the data's unit, and a sample of (true, predicted) pairs named by the data's
+    ``output_names``, else by ``output_names`` (the model's), else not at all.
+
+    Raises:
+        InputError: the outputs cannot score the labels (:func:`edgeopt.data.check_outputs`).
+    """
+    n = len(data.y_test)
+    units = predictions.reshape(n, -1).shape[1]
+    check_outputs(data, units, "the model")
     if data.task == CLASSIFICATION:
-        predicted = predictions.argmax(axis=1)
-        k = data.output_dim
+        predictions = predictions.reshape(n, -1)
+        details: dict[str, Any] = {}
+        if units == 1:
+            output, decided_by = binary_output(head, predictions)
+            threshold = BINARY_THRESHOLD[output]
+            predicted = (predictions[:, 0] > threshold).astype(np.int64)
+            details["binary"] = {"output": output, "threshold": threshold, "decided_by": decided_by}
+        else:
+            predicted = predictions.argmax(axis=1)
+        k = max(data.output_dim, units, 2)
         confusion = np.zeros((k, k), dtype=int)
         np.add.at(confusion, (data.y_test, predicted), 1)
-        return (
-            {"accuracy": metric("accuracy", np.mean(predicted == data.y_test), prov)},
-            {"confusion_matrix": confusion.tolist()},
-        )
-    mae = float(np.mean(np.abs(predictions.reshape(data.y_test.shape) - data.y_test)))
-    take = np.linspace(0, len(data.y_test) - 1, min(SCATTER_POINTS, len(data.y_test))).astype(int)
-    return (
-        {"mae": metric("mae", mae, prov, data.unit)},
-        {
-            "scatter": {
-                "true": np.round(data.y_test[take], 3).tolist(),
-                "pred": np.round(predictions.reshape(data.y_test.shape)[take], 3).tolist(),
-            }
-        },
-    )
+        metrics = {"accuracy": metric("accuracy", np.mean(predicted == data.y_test), prov)}
+        if units > TOP_K:
+            best = np.argpartition(-predictions, TOP_K - 1, axis=1)[:, :TOP_K]
+            hits = np.mean(np.any(best == data.y_test[:, None], axis=1))
+            metrics["top_k_accuracy"] = metric("top_k_accuracy", hits, prov, k=TOP_K)
+        return metrics, {"confusion_matrix": confusion.tolist(), **details}
+    predicted = predictions.reshape(data.y_test.shape)
+    error = predicted - data.y_test
+    squared = float(np.mean(error.astype(np.float64) ** 2))
+    metrics = {"mae": metric("mae", np.mean(np.abs(error)), prov, data.unit),
+               "rmse": metric("rmse", math.sqrt(squared), prov, data.unit)}
+    take = np.linspace(0, n - 1, min(SCATTER_POINTS, n)).astype(int)
+    details = {"scatter": {"true": np.round(data.y_test[take], 3).tolist(),
+                           "pred": np.round(predicted[take], 3).tolist()}}
+    names = list(data.output_names) or list(output_names or [])
+    if names:
+        details["output_names"] = names
+    return metrics, details
+
+
+def signature_output_names(path: Path, units: int) -> list[str]:
+    """``<layer>[i]`` for each of the units of a ``.tflite``'s one output, the layer named by its
+    serving signature (the Keras output layer, without TFMOT's ``quant_`` prefix); ``<layer>`` for one
+    unit; empty when the file has no such signature."""
+    try:
+        signatures = _interpreter(path).get_signature_list()
+    except (InputError, ValueError, RuntimeError):
+        return []
+    outputs = [names for signature in signatures.values() for names in signature.get("outputs", [])]
+    if len(outputs) != 1:
+        return []
+    layer = outputs[0].removeprefix(QAT_PREFIX)
+    return [layer] if units == 1 else [f"{layer}[{i}]" for i in range(units)]
 
 
 def evaluate_tflite(path: Path, data: Dataset) -> tuple[dict, dict]:
-    """Metrics (accuracy or MAE) of the ``.tflite`` at ``path`` on the test split, and plot data."""
-    return score(predict(path, data.x_test), data, provenance(len(data.x_test)))
+    """Metrics (see :func:`score`) of the ``.tflite`` at ``path`` on the test split, and plot data.
+
+    A binary head is read from the file's last op; regression outputs without names in the data are
+    named after the file's output layer."""
+    predictions = predict(path, data.x_test)
+    head = names = None
+    if data.task == CLASSIFICATION and predictions.reshape(len(predictions), -1).shape[1] == 1:
+        from edgeopt.inspect import inspect_tflite
+
+        head = tflite_head(inspect_tflite(path))
+    elif data.task != CLASSIFICATION and not data.output_names:
+        names = signature_output_names(path, data.output_dim)
+    return score(predictions, data, provenance(len(data.x_test)), head=head, output_names=names)
 
 
 # -- `edgeopt evaluate`: any .tflite on any dataset, in a child process --------------------------------
@@ -262,7 +352,7 @@ def evaluate_file(path: str | os.PathLike, data: Any, *, batch: int = BATCH) -> 
     model_input, model_output = _one_input_one_output(path, info)
     check_fits(path, model_input, model_output, dataset)
     predictions = predict_in_child(path, dataset.x_test, batch)
-    evaluation = _evaluation(path, dataset, predictions, model_input, model_output)
+    evaluation = _evaluation(path, dataset, predictions, model_input, model_output, head=tflite_head(info))
     clipped = clipped_inputs(model_input, dataset.x_test)
     return replace(evaluation, warnings=(clipped,)) if clipped else evaluation
 
@@ -317,19 +407,7 @@ def check_fits(path: Path, model_input: dict, model_output: dict, data: Dataset)
         raise InputError(f"{path} takes samples of shape {wanted} but data '{data.name}' has samples of "
                          f"shape {sample}{hint}")
     units = int(np.prod(model_output["shape"][1:], dtype=np.int64)) if len(model_output["shape"]) > 1 else 1
-    if data.task == CLASSIFICATION:
-        classes = data.output_dim
-        if classes > units:
-            raise InputError(f"data '{data.name}' has class labels 0..{classes - 1} but {path} has {units} "
-                             f"output{'s' if units != 1 else ''} (shape {tuple(model_output['shape'][1:])}), "
-                             "so labels from "
-                             f"{units} on cannot be scored; is this the model for this data?")
-    else:
-        targets = int(data.y_test.shape[1])
-        if targets != units:
-            raise InputError(f"data '{data.name}' has {targets} regression target(s) per sample but {path} "
-                             f"has {units} output(s) (shape {tuple(model_output['shape'][1:])}); "
-                             "they must match")
+    check_outputs(data, units, f"{path} (output shape {tuple(model_output['shape'][1:])})")
 
 
 def predict_in_child(path: Path, x: np.ndarray, batch: int = BATCH) -> np.ndarray:
@@ -367,23 +445,12 @@ def predict_in_child(path: Path, x: np.ndarray, batch: int = BATCH) -> np.ndarra
 
 
 def _evaluation(path: Path, data: Dataset, predictions: np.ndarray, model_input: dict,
-                model_output: dict) -> Evaluation:
-    prov = provenance(len(data.x_test))
-    predictions = predictions.reshape(len(predictions), -1)
-    raw, details = score(predictions, data, prov)
+                model_output: dict, head: str | None = None) -> Evaluation:
+    raw, details = score(predictions, data, provenance(len(data.x_test)), head=head)
     metrics = {name: Metric.read(name, m) for name, m in raw.items()}
     correct = None
-    if data.task == CLASSIFICATION:
-        correct = int(np.sum(predictions.argmax(axis=1) == data.y_test))
-        if predictions.shape[1] > TOP_K:
-            best = np.argpartition(-predictions, TOP_K - 1, axis=1)[:, :TOP_K]
-            hits = float(np.mean(np.any(best == data.y_test[:, None], axis=1)))
-            metrics["top_k_accuracy"] = Metric(value=hits, unit="fraction", higher_is_better=True,
-                                               provenance=prov, extra={"k": TOP_K})
-    else:
-        error = predictions.reshape(data.y_test.shape) - data.y_test
-        metrics["rmse"] = Metric.of("rmse", math.sqrt(float(np.mean(error.astype(np.float64) ** 2))), prov,
-                                    data.unit)
+    if data.task == CLASSIFICATION:  # accuracy is a count over the samples: give it back exactly
+        correct = int(round(metrics["accuracy"].value * len(data.y_test)))
     split = data.preprocessing.get("split")
     if split:
         held_out = (f"{split['test_split']:.0%} held out by edgeopt with seed {split['seed']}"

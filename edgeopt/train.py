@@ -3,6 +3,10 @@
 Owns the pieces every training-like step shares (the optimizer, the task's loss and metric, the
 validation split, early stopping, L1/L2 regularisation), so the compression stages fine-tune with
 exactly the same rules as the initial training.
+
+The loss follows the data and the model's output: classification data scored by one output unit is
+binary (:data:`~edgeopt.data.BINARY`: binary cross-entropy, on probabilities for a sigmoid head and on
+logits otherwise); several units take sparse categorical cross-entropy; regression takes MSE.
 """
 
 from __future__ import annotations
@@ -12,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from edgeopt.data import CLASSIFICATION, Dataset
-from edgeopt.errors import Diverged
+from edgeopt.data import BINARY, CLASSIFICATION, Dataset, check_outputs
+from edgeopt.errors import Diverged, InputError
 from edgeopt.kerasapi import keras
 from edgeopt.recipe import TrainSpec
 
@@ -45,16 +49,55 @@ def head_activation(model) -> str:
     return name or "linear"
 
 
+def output_units(model) -> int | None:
+    """Units of the model's one output (its last dimension); None when it has several outputs or the
+    model cannot say (a subclassed wrapper that was never called)."""
+    try:
+        shape = model.output_shape
+    except (AttributeError, RuntimeError):
+        return None
+    if isinstance(shape, list) or not shape or shape[-1] is None:
+        return None
+    return int(shape[-1])
+
+
+def training_task(model, task: str) -> str:
+    """The task as training sees it: classification scored by one output unit is :data:`BINARY`."""
+    return BINARY if task == CLASSIFICATION and output_units(model) == 1 else task
+
+
+def check_model_fits_data(model, data: Dataset, where: str = "the model") -> None:
+    """Refuse, before any training, a model whose outputs cannot score the data's labels.
+
+    Raises:
+        InputError: labels beyond the outputs (a binary head given labels other than 0 and 1, among
+            them), a target count that differs, or a softmax over one unit (always 1).
+    """
+    units = output_units(model)
+    if units is None:
+        return
+    check_outputs(data, units, where)
+    if data.task == CLASSIFICATION and units == 1 and head_activation(model) == "softmax":
+        raise InputError(f"{where} ends in a softmax over one unit, which always outputs 1; for two "
+                         "classes use one sigmoid unit (or a logit), or two softmax units")
+
+
 def loss_and_metrics(task: str, head: str = "linear") -> tuple[Any, list[Any]]:
     """The loss that matches the task and the model's head: cross-entropy on probabilities for a
-    softmax head, on logits otherwise (zoo models output logits); MSE for regression."""
+    softmax (sigmoid, when binary) head, on logits otherwise (zoo models output logits); MSE for
+    regression. The accuracy metric is named ``accuracy`` in both classification tasks."""
+    if task == BINARY:
+        probabilities = head == "sigmoid"
+        # A logit is class 1 above 0, a probability above 0.5: the same decision edgeopt scores.
+        accuracy = keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.5 if probabilities else 0.0)
+        return keras.losses.BinaryCrossentropy(from_logits=not probabilities), [accuracy]
     if task == CLASSIFICATION:
         return keras.losses.SparseCategoricalCrossentropy(from_logits=head != "softmax"), ["accuracy"]
     return keras.losses.MeanSquaredError(), [keras.metrics.MeanAbsoluteError(name="mae")]
 
 
 def compile_model(model, task: str, optimizer: str, learning_rate: float) -> None:
-    loss, metrics = loss_and_metrics(task, head_activation(model))
+    loss, metrics = loss_and_metrics(training_task(model, task), head_activation(model))
     model.compile(optimizer=make_optimizer(optimizer, learning_rate), loss=loss, metrics=metrics)
 
 
@@ -97,9 +140,12 @@ def fit(
     (pruning's end step, for one) must run to the end to reach what was asked.
 
     Raises:
+        InputError: the model's outputs cannot score the data's labels (:func:`check_model_fits_data`),
+            checked even when there is nothing to train.
         Diverged: the loss became NaN or infinite; training stops after that epoch. ``what`` names the
             training in the message ("training", "stage 2 (quantize)").
     """
+    check_model_fits_data(model, data)
     epochs = spec.epochs if epochs is None else epochs
     if epochs == 0:
         return {}

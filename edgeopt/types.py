@@ -70,6 +70,7 @@ class Task(StrEnum):
 # The metric a task is judged by, and the metrics' directions and units.
 TASK_METRIC = {Task.CLASSIFICATION: "accuracy", Task.REGRESSION: "mae"}
 HIGHER_IS_BETTER = {"accuracy": True, "top_k_accuracy": True, "mae": False, "rmse": False}
+FRACTIONS = ("accuracy", "top_k_accuracy")  # metrics that are shares of the test split (unit "fraction")
 
 
 def finite(value: Any) -> float | None:
@@ -143,7 +144,7 @@ class Metric(_Json):
     @classmethod
     def of(cls, name: str, value: float, provenance: str, unit: str = "") -> Metric:
         higher = HIGHER_IS_BETTER.get(name, True)
-        return cls(value=float(value), unit=unit or ("fraction" if name == "accuracy" else ""),
+        return cls(value=float(value), unit=unit or ("fraction" if name in FRACTIONS else ""),
                    higher_is_better=higher, provenance=provenance)
 
     @classmethod
