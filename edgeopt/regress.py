@@ -11,7 +11,11 @@ What is compared (tolerances in :class:`Tolerances`, overridable from a YAML/JSO
 
 * size and gzip size of every variant: relative tolerance (bigger beyond it is a regression,
   smaller beyond it an improvement);
-* every metric (accuracy, MAE, ...): absolute tolerance in the metric's unit, in its direction;
+* the task's metric (accuracy or MAE): absolute tolerance in the metric's unit, in its direction;
+  the other metrics (top-5 accuracy, RMSE) likewise when the tolerances name them (``metric_abs``,
+  or an explicit ``default_metric_abs``), else their changes are notes. Only the baseline's metrics
+  are compared, so a metric the report adds (a baseline from before it existed) passes, while the
+  task's metric missing from the report fails;
 * weight sparsity (absolute) and int8 op coverage (absolute); a float op appearing in a variant that
   had none of that type is a regression (float fallback);
 * latency as a RATIO: variant p50 / ``trained_float32`` p50 on the same target in the same report,
@@ -83,7 +87,8 @@ class Tolerances(Strict):
             if tol < 0:
                 raise ValueError(f"{name} must be >= 0, got {tol}")
         return value
-    default_metric_abs: float = Field(0.0, ge=0, description="for metrics not in metric_abs")
+    default_metric_abs: float = Field(0.0, ge=0, description="for metrics not in metric_abs; set, it gates "
+                                      "them all (otherwise only the task's metric and those in metric_abs)")
     sparsity_abs: float = Field(0.01, ge=0)
     op_coverage_abs: float = Field(0.0, ge=0, description="int8_op_coverage")
     latency_ratio_rel: float = Field(
@@ -370,7 +375,14 @@ class _Comparer:
         self.add(variant, check, status, text, target=target, baseline=b, measured=n, tolerance=tol)
 
     def absolute(self, variant: str, check: str, label: str, base: Any, now: Any, tol_abs: float,
-                 higher_is_better: bool, unit: str = "") -> None:
+                 higher_is_better: bool, unit: str = "", gated: bool = True) -> None:
+        if not gated:  # compared and shown, never failing: the findings' statuses become notes
+            start = len(self.findings)
+            self.absolute(variant, check, label, base, now, tol_abs, higher_is_better, unit)
+            self.findings[start:] = [replace(f, status=NOTE, message=f"{f.message}; not gated (no tolerance "
+                                             f"for {check})") if f.status in (REGRESSION, IMPROVEMENT, FAIL)
+                                     else f for f in self.findings[start:]]
+            return
         b, n = finite(base), finite(now)
         tol = f"±{tol_abs:g}{unit}"
         if b is None and n is None:
@@ -449,10 +461,7 @@ class _Comparer:
         if r.is_tflite and self.enabled("gzip"):
             self.relative(name, "gzip", "gzip size", b.gzip_bytes, r.gzip_bytes, tol.gzip_rel, unit=" B")
         if self.enabled("metric"):
-            for mname, bm in b.metrics.items():
-                rm = r.metric(mname)
-                self.absolute(name, mname, mname, bm.value, rm.value if rm else None,
-                              tol.metric_abs.get(mname, tol.default_metric_abs), bool(bm.higher_is_better))
+            self.metrics(name, r, b)
         if not r.is_tflite:
             return
         if self.enabled("sparsity"):
@@ -465,6 +474,18 @@ class _Comparer:
             self.float_ops(name, b.inspect["float_ops"], r.inspect.get("float_ops"))
         if self.enabled("latency") or self.enabled("setup"):
             self.latencies(name, r, b)
+
+    def metrics(self, name: str, r: Variant, b: Variant) -> None:
+        """The baseline's metrics (one the report adds is not compared: the baseline never had it);
+        the task's, and any the tolerances name, gated."""
+        tol, primary = self.tol, self.report.primary_metric()
+        for mname, bm in b.metrics.items():
+            rm = r.metric(mname)
+            gated = (mname == primary or mname in tol.metric_abs
+                     or "default_metric_abs" in tol.model_fields_set)
+            self.absolute(name, mname, mname, bm.value, rm.value if rm else None,
+                          tol.metric_abs.get(mname, tol.default_metric_abs), bool(bm.higher_is_better),
+                          gated=gated)
 
     def float_ops(self, name: str, base: list[Any], now: Any) -> None:
         if not isinstance(now, list):

@@ -1,8 +1,9 @@
 """The figures every rendering shows, formatted once: sizes, times, metrics, and deltas vs the reference.
 
 The terminal table, the Markdown and the HTML all show the same cells: ``x smaller`` (the reference's
-gzip size over the variant's), the metric with its change against the reference, latency with its
-speed-up, a status with its reason, and one provenance line per metric and target. Each is a pure
+gzip size over the variant's), the metric with its change against the reference (the task's metric
+first, then :func:`secondary_metrics` such as top-5 accuracy or RMSE), latency with its speed-up, a
+status with its reason, and one provenance line per metric and target. Each is a pure
 function of a :class:`~edgeopt.types.Report` and one of its variants; a missing figure is ``-``.
 No TensorFlow, no matplotlib.
 """
@@ -137,6 +138,25 @@ def metric_cell(report: Report, variant: Variant, name: str) -> str:
     """The metric with its change against the reference: ``96.90% (-0.60 pp)``."""
     delta = metric_delta(report, variant, name)
     return fmt_metric(name, variant.metric(name)) + (f" ({delta})" if delta else "")
+
+
+SECONDARY_ORDER = ("top_k_accuracy", "rmse")  # shown after the task's metric, in this order, then the rest
+
+
+def secondary_metrics(report: Report) -> list[str]:
+    """Metrics the variants hold besides the task's (``top_k_accuracy``, ``rmse``, ...), in display order."""
+    primary = report.primary_metric()
+    held = {name for v in report.variants for name in v.metrics if name != primary}
+    known = [name for name in SECONDARY_ORDER if name in held]
+    return known + sorted(held - set(known))
+
+
+def metric_label(report: Report, name: str) -> str:
+    """A metric's column heading: ``top-5 accuracy`` for ``top_k_accuracy`` (its k from the report)."""
+    if name != "top_k_accuracy":
+        return name
+    k = next((m.extra.get("k") for v in report.variants if (m := v.metric(name)) is not None), None)
+    return f"top-{k} accuracy" if isinstance(k, int) and not isinstance(k, bool) else "top-k accuracy"
 
 
 # -- status, latency, checks, provenance -----------------------------------------------------------------

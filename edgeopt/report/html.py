@@ -17,7 +17,9 @@ from edgeopt.report.cells import (
     fmt_params,
     latency_cell,
     metric_cell,
+    metric_label,
     provenance_lines,
+    secondary_metrics,
     size_ratio_cell,
     speedup_text,
     status_text,
@@ -42,15 +44,17 @@ figure img{max-width:100%;border:1px solid #d0d7de}
 def variant_rows(report: Report) -> tuple[list[str], list[list[str]]]:
     """Headers and rows of the full variant table: every figure, with its delta against the reference."""
     name = report.primary_metric()
+    extra = secondary_metrics(report)
     targets = report.targets()
-    headers = ["variant", "format", "size", "gzip", "x smaller", "params", "sparsity", name]
+    headers = ["variant", "format", "size", "gzip", "x smaller", "params", "sparsity", name,
+               *(metric_label(report, e) for e in extra)]
     headers += [f"{t} p50/p90 ms (speed-up)" for t in targets]
     headers.append("status")
     rows = []
     for v in report.variants:
         row = [v.name, str(v.format or "-"), fmt_bytes(v.size_bytes), fmt_bytes(v.gzip_bytes),
                size_ratio_cell(report, v), fmt_params(v.params), fmt_fraction(v.sparsity),
-               metric_cell(report, v, name)]
+               metric_cell(report, v, name), *(metric_cell(report, v, e) for e in extra)]
         for t in targets:
             cell, s = latency_cell(v.latency.get(t)), speedup_text(report, v, t)
             row.append(f"{cell} ({s})" if s else cell)

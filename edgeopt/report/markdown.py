@@ -15,7 +15,9 @@ from edgeopt.report.cells import (
     fmt_fraction,
     latency_cell,
     metric_cell,
+    metric_label,
     provenance_lines,
+    secondary_metrics,
     size_ratio_cell,
     speedup_text,
     stage_summaries,
@@ -41,22 +43,25 @@ def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str
 def render_markdown(report: Report | Mapping[str, Any]) -> str:
     """The Markdown rendering: one table with status marks and the key deltas versus trained float32.
 
-    Deltas: size as ``x smaller`` (gzip), the metric in percentage points (accuracy) or label units
-    (MAE), latency as speed-up on each target. Failed checks and provenance follow the table.
+    Deltas: size as ``x smaller`` (gzip), the metrics in percentage points (accuracy, top-5 accuracy)
+    or label units (MAE, RMSE), latency as speed-up on each target. Failed checks and provenance
+    follow the table.
     """
     report = as_report(report)
     name = report.primary_metric()
+    extra = secondary_metrics(report)
     targets = report.targets()
     mark = OK_MARK if report.ok else FAILED_MARK
     out = [f"### {mark} edgeopt: {_md_cell(report.name or '?')} ({report.task or '?'})", ""]
-    headers = ["", "variant", "size", "gzip", "x smaller", "sparsity", name]
+    headers = ["", "variant", "size", "gzip", "x smaller", "sparsity", name,
+               *(metric_label(report, e) for e in extra)]
     headers += [f"{t} p50 ms (speed-up)" for t in targets]
     headers.append("status")
     rows = []
     for v in report.variants:
         row = [OK_MARK if v.ok else FAILED_MARK, f"`{v.name}`", fmt_bytes(v.size_bytes),
                fmt_bytes(v.gzip_bytes), size_ratio_cell(report, v, blank=""), fmt_fraction(v.sparsity),
-               metric_cell(report, v, name)]
+               metric_cell(report, v, name), *(metric_cell(report, v, e) for e in extra)]
         for t in targets:
             cell = latency_cell(v.latency.get(t), p90=False)
             s = speedup_text(report, v, t)

@@ -1,7 +1,9 @@
 """The terminal rendering of a report: two tables that fit 100 columns, then notes and provenance.
 
 The first table has one row per variant: size, gzip size, ``x smaller`` than the reference, weight
-sparsity, the task metric with its change against the reference, status. The second has one row
+sparsity, the task metric with its change against the reference, status; the other metrics (top-5
+accuracy, RMSE) join it only when the table still fits :data:`WIDTH` (report.md and report.html
+always show them). The second has one row
 per variant and latency target: p50 and p90, the speed-up against the reference on that target,
 and where the figure comes from. These are the deltas report.md shows. Long text (failure reasons,
 notes, stage summaries, provenance) goes below the tables, wrapped, so a row never widens a table.
@@ -10,7 +12,7 @@ notes, stage summaries, provenance) goes below the tables, wrapped, so a row nev
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from edgeopt.report.cells import (
@@ -19,7 +21,9 @@ from edgeopt.report.cells import (
     fmt_fraction,
     fmt_ms,
     metric_cell,
+    metric_label,
     provenance_lines,
+    secondary_metrics,
     size_ratio_cell,
     speedup_text,
     stage_summaries,
@@ -38,10 +42,12 @@ def _wrapped(text: str, indent: str = "  ") -> list[str]:
                          break_on_hyphens=False, break_long_words=False) or [indent.rstrip()]
 
 
-def variant_table(report: Report) -> tuple[list[str], list[list[str]], list[str]]:
-    """Headers, rows and the notes below (failure reasons, row notes) of the size and metric table."""
+def variant_table(report: Report, extra: Sequence[str] = ()) -> tuple[list[str], list[list[str]], list[str]]:
+    """Headers, rows and the notes below (failure reasons, row notes) of the size and metric table;
+    ``extra`` metrics follow the task's."""
     name = report.primary_metric()
-    headers = ["variant", "size", "gzip", "x smaller", "sparsity", name, "status"]
+    headers = ["variant", "size", "gzip", "x smaller", "sparsity", name,
+               *(metric_label(report, e) for e in extra), "status"]
     rows, notes = [], []
     for v in report.variants:
         status = str(v.status or "unknown")
@@ -51,7 +57,8 @@ def variant_table(report: Report) -> tuple[list[str], list[list[str]], list[str]
         elif not v.ok:
             notes.append(f"{v.name}: {status_text(v)}")
         rows.append([v.name, fmt_bytes(v.size_bytes), fmt_bytes(v.gzip_bytes), size_ratio_cell(report, v),
-                     fmt_fraction(v.sparsity), metric_cell(report, v, name), status])
+                     fmt_fraction(v.sparsity), metric_cell(report, v, name),
+                     *(metric_cell(report, v, e) for e in extra), status])
     return headers, rows, notes
 
 
@@ -84,9 +91,13 @@ def render_table(report: Report | Mapping[str, Any]) -> str:
     from edgeopt.render import table
 
     report = as_report(report)
-    headers, rows, notes = variant_table(report)
     title = f"{report.name or '?'} ({report.task or '?'}): {report.status or '?'}"
-    lines = [table(headers, rows, title=title)]
+    headers, rows, notes = variant_table(report, secondary_metrics(report))
+    shown = table(headers, rows, title=title)
+    if max(map(len, shown.splitlines()[1:])) > WIDTH:  # below the title; the rest is in report.md/.html
+        headers, rows, notes = variant_table(report)
+        shown = table(headers, rows, title=title)
+    lines = [shown]
     lines += [line for note in notes for line in _wrapped(note)]
     ref = report.reference_name
     lines += _wrapped(f"x smaller: gzip size of {ref} / the variant's; in brackets: change against {ref}",
