@@ -18,7 +18,13 @@ import numpy as np
 from pydantic import Field
 
 from edgeopt.techniques.base import FineTune, Placement, StageContext, Technique, exported, stage_outcome
-from edgeopt.techniques.layers import kernel_of, per_layer_kernel, skipped_summary, wrap_selected
+from edgeopt.techniques.layers import (
+    kernel_of,
+    nothing_to_wrap,
+    per_layer_kernel,
+    skipped_summary,
+    wrap_selected,
+)
 from edgeopt.types import Check, CheckStatus, StageOutcome, Variant
 
 if TYPE_CHECKING:
@@ -75,7 +81,11 @@ class Cluster(Technique):
         """Nothing to refuse before training: a layer too small to cluster is skipped, and reported."""
 
     def apply(self, model, stage: ClusterStage, ctx: StageContext):
-        """Wrap the selected, clusterable layers of ``model`` for weight clustering."""
+        """Wrap the selected, clusterable layers of ``model`` for weight clustering.
+
+        Layers TFMOT cannot cluster (user code, custom layers, layers too small) are listed as
+        skipped, with the reason; a model left with no layer to cluster is refused in one line.
+        """
         preserve = preserves_sparsity(stage, ctx)
         clustering = _clustering()
 
@@ -102,6 +112,8 @@ class Cluster(Technique):
                     clustered.append(layer.layer.name)
                 else:  # wrapped, but TFMOT clusters none of its weights (DepthwiseConv2D, BatchNormalization)
                     skipped[layer.name] = type(layer.layer).__name__
+        if not clustered:
+            raise nothing_to_wrap(ctx, "cluster", "cluster", skipped)
         ctx.notes["skipped"] = skipped
         ctx.notes["clustered"] = clustered
         ctx.notes["preserve_sparsity"] = preserve

@@ -28,7 +28,13 @@ from edgeopt.techniques.base import (
     exported,
     stage_outcome,
 )
-from edgeopt.techniques.layers import kernel_of, per_layer_kernel, skipped_summary, wrap_selected
+from edgeopt.techniques.layers import (
+    kernel_of,
+    nothing_to_wrap,
+    per_layer_kernel,
+    skipped_summary,
+    wrap_selected,
+)
 from edgeopt.types import Check, CheckStatus, StageOutcome, Variant
 
 if TYPE_CHECKING:
@@ -149,7 +155,9 @@ class Prune(Technique):
 
         With ``structure: M:N`` only Conv2D and Dense layers are pruned, each group of N consecutive
         input-channel weights keeping at most M non-zeros; with ``policy: xnnpack_sparse`` only 1x1
-        convolutions are pruned. Other layers with weights are listed as skipped, with the reason.
+        convolutions are pruned. Other layers with weights, and layers TFMOT cannot wrap (user code,
+        custom layers), are listed as skipped, with the reason; a model left with no layer to prune
+        is refused in one line.
         """
         pruning_schedule = schedule(stage, ctx)
         # TFMOT counts zeros: (zeros, block); edgeopt's M:N counts non-zeros, as 2:4 hardware does.
@@ -169,11 +177,15 @@ class Prune(Technique):
         # Every weight of the model as it enters the stage: the sparsity check's denominator.
         ctx.notes["all_weights"] = sum(int(np.prod(w.shape)) for w in model.weights)
         wrapped, skipped = wrap_selected(model, ctx, "prune", "prune", stage.layers, skip_reason, wrap_one)
+        pruned = []
         for layer in wrapped.layers:
-            if (
-                hasattr(layer, "pruning_vars") and not layer.pruning_vars
-            ):  # a PruneLowMagnitude with nothing to prune
-                skipped[layer.name] = type(layer.layer).__name__
+            if hasattr(layer, "pruning_vars"):  # a PruneLowMagnitude wrapper
+                if layer.pruning_vars:
+                    pruned.append(layer.name)
+                else:  # wrapped, but with nothing to prune
+                    skipped[layer.name] = type(layer.layer).__name__
+        if not pruned:
+            raise nothing_to_wrap(ctx, "prune", "prune", skipped)
         ctx.notes["skipped"] = skipped
         return wrapped
 

@@ -1,17 +1,22 @@
 """Quantization as a recipe stage: quantization-aware training (``qat``) or post-training (``ptq``).
 
-``qat`` annotates the whole model and applies TFMOT's 8-bit QAT, choosing the collaborative scheme
-automatically: prune-preserving after a prune stage, cluster-preserving after a cluster stage, and
-both after prune then cluster, so fine-tuning keeps the zeros and the shared values that plain QAT
-would dissolve (``preserve: none`` forces plain QAT, for comparison). ``ptq`` trains nothing: the int8
-export calibrates on representative data. The QAT model is exported as it is: the converter reads
-the learned quantization ranges from it, so ``strip`` is the identity, and the float formats are
-exported from the model before this stage. It comes last: QAT preserves what came before, but
-nothing after it can preserve QAT. The int8 format's own check lives in :mod:`edgeopt.verify`.
+``qat`` annotates the layers TFMOT's 8-bit QAT can quantize and applies it, choosing the
+collaborative scheme automatically: prune-preserving after a prune stage, cluster-preserving after a
+cluster stage, and both after prune then cluster, so fine-tuning keeps the zeros and the shared
+values that plain QAT would dissolve (``preserve: none`` forces plain QAT, for comparison). Layers
+TFMOT cannot see into (``Lambda``, custom layers) stay unannotated: they train in float, TFMOT puts
+no fake-quant at their edges, and the int8 converter calibrates their ranges on the representative
+data; the outcome lists them, and a check reads whether each int8 export computes them in int8.
+``ptq`` trains nothing: the int8 export calibrates on representative data. The QAT model is
+exported as it is: the converter reads the learned quantization ranges from it, so ``strip`` is the
+identity, and the float formats are exported from the model before this stage. It comes last: QAT
+preserves what came before, but nothing after it can preserve QAT. The int8 format's own check
+lives in :mod:`edgeopt.verify`.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -19,9 +24,9 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from edgeopt.errors import InputError
-from edgeopt.techniques.base import FineTune, Placement, StageContext, Technique, stage_outcome
-from edgeopt.techniques.layers import skipped_summary
-from edgeopt.types import Check, StageOutcome, Variant
+from edgeopt.techniques.base import FineTune, Placement, StageContext, Technique, exported, stage_outcome
+from edgeopt.techniques.layers import KERAS_MODULES, listing, skipped_summary, user_code
+from edgeopt.types import Check, CheckStatus, Format, StageOutcome, Variant
 
 if TYPE_CHECKING:
     from edgeopt.data import Dataset
@@ -77,7 +82,7 @@ class Quantize(Technique):
     exports_float_from_here = False  # the QAT model holds fake-quant ops: float formats come from before
 
     def validate(self, stage: QuantizeStage, index: int, data: Dataset, train: TrainSpec) -> None:
-        """Nothing to refuse before training: layers QAT cannot wrap are named when it is applied."""
+        """Nothing to refuse before training: layers QAT cannot see into are left out when it is applied."""
 
     def apply(self, model, stage: QuantizeStage, ctx: StageContext):
         """Wrap ``model`` for quantization-aware training (``ptq``: return it unchanged)."""
@@ -88,22 +93,29 @@ class Quantize(Technique):
         if not getattr(model, "_is_graph_network", False) and not isinstance(model, keras.Sequential):
             raise InputError(f"stages[{ctx.stage_index}] quantize: TFMOT cannot wrap a subclassed model "
                              f"({type(model).__name__}); rebuild it as a Functional or Sequential model")
-        offending = unsupported_layers(model)
-        if offending:
+        left_out = unannotated_layers(model)
+        if left_out and not quantizable_weights(model, left_out):
             raise InputError(
-                f"stages[{ctx.stage_index}] quantize: TFMOT QAT cannot wrap layers {', '.join(offending)}; "
-                "replace them with built-in layers, or use mode: ptq"
+                f"stages[{ctx.stage_index}] quantize: TFMOT QAT can quantize none of this model's layers "
+                f"with weights ({listing(left_out)}); use mode: ptq, where the int8 converter calibrates "
+                "every layer"
             )
+        ctx.notes["skipped"] = left_out
         quant = _quant()
         try:
-            annotated = annotate(model)
-            with quant.quantize_scope():
+            # TFMOT rebuilds the model from its configuration, a Lambda's function included: that code
+            # is already in memory (a trusted file, or the user's own), so it is not refused again.
+            with quant.quantize_scope(custom_classes(model)), _lambdas_allowed(model):
+                annotated = annotate(model, set(left_out))
                 scheme = scheme_for(ctx.earlier, stage.preserve)
+                if left_out:
+                    scheme = leaving_out(scheme, set(left_out))
                 qat = quant.quantize_apply
                 wrapped = qat(annotated, scheme) if scheme else qat(annotated)
         except (ValueError, RuntimeError) as exc:
             raise InputError(
-                f"stages[{ctx.stage_index}] quantize: TFMOT cannot apply QAT to this model: {exc}"
+                f"stages[{ctx.stage_index}] quantize: TFMOT cannot apply QAT to this model: "
+                f"{' '.join(str(exc).split())}"
             ) from None
         warm_start_ranges(wrapped, ctx.data.representative(count=1024, seed=ctx.seed))
         return wrapped
@@ -121,7 +133,8 @@ class Quantize(Technique):
         return _quant().quantize_scope()
 
     def outcome(self, stripped, stage: QuantizeStage, ctx: StageContext, history: dict) -> StageOutcome:
-        """The scheme used, and the layers with weights QAT left in float."""
+        """The scheme used, and the layers QAT left in float: those with weights, and the user code
+        left for the converter to calibrate (``calibrated_layers``)."""
         achieved = {"scheme": scheme_name(ctx.earlier, stage.preserve, stage.mode)}
         if stage.mode == "ptq":
             summary = "post-training: nothing trained; each int8 export calibrates on representative data"
@@ -134,15 +147,54 @@ class Quantize(Technique):
             and not isinstance(layer, quant.QuantizeWrapper)
             and type(layer).__name__ not in ("QuantizeLayer",)
         }
+        calibrated = ctx.notes.get("skipped", {})
+        skipped.update(calibrated)
         counts, summary = skipped_summary(skipped, "quantization-aware")
+        if calibrated:
+            achieved["calibrated_layers"] = sorted(calibrated)
+            summary += "; the int8 converter calibrates what QAT left in float"
         return stage_outcome(stage, history, achieved, counts, summary)
 
     def checks(self, outcome: StageOutcome, variants: Sequence[Variant]) -> list[Check]:
-        """None of its own: that an int8 export computes in int8 is the format's (:mod:`edgeopt.verify`)."""
-        return []
+        """Whether each int8 export computes in int8 the layers QAT left to calibration, if any.
+
+        Whether any int8 export computes in int8 at all is the format's own check (:mod:`edgeopt.verify`);
+        this one says, when float ops remain, that layers QAT did not see were calibrated into it, so the
+        float ops are most likely theirs: TFLite has no int8 kernel for an op they use.
+        """
+        return calibration_checks(outcome, variants)
 
 
 TECHNIQUE = Quantize()
+
+
+# -- checks against the .tflite (no TensorFlow) ------------------------------------------------------
+
+
+def calibration_checks(outcome: StageOutcome, variants: Sequence[Variant]) -> list[Check]:
+    """Each int8 export must compute in int8 the layers QAT left to the converter's calibration."""
+    layers = outcome.achieved.get("calibrated_layers") or []
+    if not layers:
+        return []
+    names = ", ".join(layers)
+    checks = []
+    for v in exported(variants, inspected=True):
+        if v.format != Format.INT8:
+            continue
+        float_ops = sorted({str(op.get("op", op)) if isinstance(op, dict) else str(op)
+                            for op in v.inspect.get("float_ops") or []})
+        ok = not float_ops
+        checks.append(Check(
+            variant=v.name, check="calibrated_layers", expected="int8 ops", measured=len(float_ops),
+            status=CheckStatus.OK if ok else CheckStatus.FAIL,
+            message=f"{v.name}: " + (
+                f"the layers QAT left in float ({names}) compute in int8, with ranges from the "
+                "converter's calibration" if ok else
+                f"float ops left ({', '.join(float_ops)}) where QAT left layers in float ({names}): "
+                "TFLite has no int8 kernel for an op they use; replace it, or export a float format"
+            ),
+        ))
+    return checks
 
 
 # -- the Keras side (TensorFlow inside) --------------------------------------------------------------
@@ -206,13 +258,55 @@ def _cluster_preserve_scheme(preserve_sparsity: bool):
     return Scheme(preserve_sparsity=preserve_sparsity)
 
 
+def leaving_out(scheme, names: set[str]):
+    """``scheme`` (TFMOT's default 8-bit one when None) with its registry refusing the layers ``names``.
+
+    TFMOT adds an output quantizer to an unannotated layer that feeds an annotated one whenever its
+    registry supports that layer, and the collaborative registries call every layer without
+    trainable weights supported, a Lambda among them, then find no quantize config for it. Refused
+    here, the layers the stage leaves out stay as they are, as the default registry leaves them.
+    """
+    from edgeopt.kerasapi import tfmot
+
+    quant = tfmot.quantization.keras
+
+    class Registry(quant.QuantizeRegistry):
+        def __init__(self, inner):
+            self.inner = inner
+
+        def supports(self, layer):
+            return layer.name not in names and self.inner.supports(layer)
+
+        def get_quantize_config(self, layer):
+            return self.inner.get_quantize_config(layer)
+
+    class Scheme(quant.QuantizeScheme):
+        def __init__(self, inner):
+            self.inner = inner
+
+        def get_layout_transformer(self):
+            return self.inner.get_layout_transformer()
+
+        def get_quantize_registry(self):
+            return Registry(self.inner.get_quantize_registry())
+
+    return Scheme(scheme or quant.default_8bit.Default8BitQuantizeScheme())
+
+
 OUTPUT_ONLY = ("Rescaling", "Normalization")  # preprocessing: QAT quantizes their outputs only
 
 
-def annotate(model):
+def annotate(model, left_out: set[str] = frozenset()):
     """The model annotated for QAT, every layer as TFMOT's ``quantize_annotate_model`` would, except
     preprocessing layers its 8-bit registry lacks (``Rescaling``, ``Normalization``): those get an
-    output-only quantize config, so a model that scales its own pixels can be trained for int8."""
+    output-only quantize config, so a model that scales its own pixels can be trained for int8;
+    and the layers named in ``left_out`` (:func:`unannotated_layers`), which stay unannotated.
+
+    TFMOT's ``quantize_apply`` takes a partly annotated model: an unannotated layer is left as it is,
+    and the output quantizer it would add before an annotated successor needs the layer in its
+    registry, so user code gets no fake-quant at its edges and trains in float; the int8 converter
+    then calibrates the ranges QAT did not learn on the representative data.
+    """
     from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
         default_8bit_quantize_configs as configs,
     )
@@ -220,11 +314,13 @@ def annotate(model):
     from edgeopt.kerasapi import keras
 
     quant = _quant()
-    if not any(type(layer).__name__ in OUTPUT_ONLY for layer in model.layers):
+    if not left_out and not any(type(layer).__name__ in OUTPUT_ONLY for layer in model.layers):
         return quant.quantize_annotate_model(model)
 
     def clone(layer):
         copy = layer.__class__.from_config(layer.get_config())
+        if layer.name in left_out:
+            return copy
         if type(layer).__name__ in OUTPUT_ONLY:
             return quant.quantize_annotate_layer(copy, configs.Default8BitOutputQuantizeConfig())
         return quant.quantize_annotate_layer(copy)
@@ -234,20 +330,60 @@ def annotate(model):
     return annotated
 
 
-def unsupported_layers(model) -> list[str]:
-    """User-defined layers TFMOT's default 8-bit QAT cannot quantize, as ``name (Class)``."""
+def unannotated_layers(model) -> dict[str, str]:
+    """Layers TFMOT's 8-bit QAT cannot see into, ``name -> "Type(reason)"``: ``Lambda`` layers and
+    classes defined outside Keras that its registry lacks (:func:`edgeopt.techniques.layers.user_code`).
+
+    Built-in layers the registry does not list (BatchNormalization after a convolution, ...) are
+    handled by TFMOT's layout transforms, so they are annotated as usual.
+    """
     from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
         default_8bit_quantize_registry as registry_module,
     )
 
+    registry = registry_module.Default8BitQuantizeRegistry()
+    left_out = {}
+    for layer in getattr(model, "layers", []):
+        reason = user_code(layer)
+        if reason and not registry.supports(layer):
+            left_out[layer.name] = f"{type(layer).__name__}({reason})"
+    return left_out
+
+
+def quantizable_weights(model, left_out: dict[str, str]) -> bool:
+    """Whether a layer with weights is left for QAT to quantize (preprocessing layers do not count)."""
+    return any(layer.weights and layer.name not in left_out and type(layer).__name__ not in OUTPUT_ONLY
+               for layer in model.layers)
+
+
+def custom_classes(model) -> dict[str, type]:
+    """The model's unregistered layer classes defined outside Keras, by name.
+
+    TFMOT rebuilds the model from its configuration, which finds a class only when it is registered
+    with Keras (as a loaded model's classes are) or named here. A name Keras uses for a layer of its
+    own is never passed: it would stand for that built-in layer too.
+    """
     from edgeopt.kerasapi import keras
 
-    registry = registry_module.Default8BitQuantizeRegistry()
-    # Built-in layers the registry does not list (BatchNormalization after a convolution, ...) are
-    # handled by TFMOT's layout transforms; only user-defined layers are known to fail.
-    return [f"{layer.name} ({type(layer).__name__})" for layer in getattr(model, "layers", [])
-            if not isinstance(layer, keras.layers.InputLayer) and not registry.supports(layer)
-            and not type(layer).__module__.startswith(("tf_keras.", "keras."))]
+    classes = {}
+    for layer in model.layers:
+        cls = type(layer)
+        name = cls.__name__
+        if (not cls.__module__.startswith(KERAS_MODULES) and not hasattr(keras.layers, name)
+                and keras.saving.get_registered_name(cls) == name):
+            classes[name] = cls
+    return classes
+
+
+def _lambdas_allowed(model):
+    """Keras' safe mode off while TFMOT rebuilds a model holding Lambda layers; a no-op otherwise."""
+    from tf_keras.src.saving.serialization_lib import SafeModeScope
+
+    from edgeopt.kerasapi import keras
+
+    if any(isinstance(layer, keras.layers.Lambda) for layer in model.layers):
+        return SafeModeScope(safe_mode=False)
+    return contextlib.nullcontext()
 
 
 # TFMOT's moving-average quantizers update their ranges as min <- decay*min + (1-decay)*batch_min

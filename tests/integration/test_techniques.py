@@ -10,7 +10,6 @@ from dataclasses import replace
 
 import pytest
 
-from edgeopt.errors import InputError
 from edgeopt.inspect import inspect_tflite
 from edgeopt.recipe import parse_recipe
 
@@ -212,9 +211,8 @@ def test_distillation_pulls_the_student_towards_the_teacher(env):
     assert after < trained_alone  # the teacher term, not the labels alone, closes the gap
 
 
-def test_unwrappable_layer_is_named_in_a_one_line_input_error(env):
+def test_a_custom_layer_is_left_out_of_prune_and_qat_and_listed(env):
     from edgeopt.kerasapi import keras
-    from edgeopt.techniques import StageContext, prune, quantize
 
     class Scale(keras.layers.Layer):
         def build(self, input_shape):
@@ -227,12 +225,15 @@ def test_unwrappable_layer_is_named_in_a_one_line_input_error(env):
     x = keras.layers.Flatten()(inputs)
     x = Scale(name="my_scale")(x)
     model = keras.Model(inputs, keras.layers.Dense(10, name="logits")(x))
-    ctx = StageContext(data=env["data"], train=env["train"], seed=0, stage_index=0)
-    with pytest.raises(InputError, match=r"my_scale \(Scale\)") as caught:
-        prune.TECHNIQUE.apply(model, _stage("prune", target_sparsity=0.5), ctx)
-    assert caught.value.exit_code == 2 and "\n" not in str(caught.value)
-    with pytest.raises(InputError, match=r"my_scale \(Scale\)"):
-        quantize.TECHNIQUE.apply(model, _stage("quantize"), ctx)
+    stages = [_stage("prune", target_sparsity=0.5, schedule="constant"), _stage("quantize")]
+    model, (pruned, quantized) = _run_stages(env, model, stages)
+    assert pruned.skipped_layers == {"Scale(custom layer)": 1}
+    assert set(pruned.achieved["per_layer_sparsity"]) == {"logits"}
+    assert quantized.skipped_layers == {"Scale(custom layer)": 1}
+    assert quantized.achieved["calibrated_layers"] == ["my_scale"]
+    assert "1 layer not quantization-aware: 1 Scale(custom layer)" in quantized.summary
+    info = _tflite(env, model)
+    assert info["float_ops"] == [] and info["int8_op_coverage"] == 1.0
 
 
 def test_conversion_failure_names_the_converter_reason_and_op(env):
