@@ -125,13 +125,13 @@ def check_graph_recipe(recipe: Recipe) -> None:
 
 def keras_metrics(model, data: Dataset) -> tuple[dict, dict]:
     from edgeopt.evaluate import score
+    from edgeopt.train import head_activation
 
     # Direct calls in batches: the same outputs as model.predict without its per-call set-up.
     predictions = np.concatenate([np.asarray(model(data.x_test[i:i + 256], training=False))
                                   for i in range(0, len(data.x_test), 256)])
-    return score(
-        np.asarray(predictions, dtype=np.float32), data, "keras (reference only, not a .tflite figure)"
-    )
+    return score(np.asarray(predictions, dtype=np.float32), data,
+                 "keras (reference only, not a .tflite figure)", head=head_activation(model))
 
 
 # -- variants --------------------------------------------------------------------------------------
@@ -298,7 +298,7 @@ def check_recipe(recipe: Recipe, data: Dataset | None = None) -> None:
 def prepare(recipe: Recipe, progress: Progress | None = None) -> Prepared:
     """Load the data, build (or load) and train the model, and measure its float32 reference."""
     from edgeopt import bench
-    from edgeopt.train import fit, with_regularization
+    from edgeopt.train import check_model_fits_data, fit, with_regularization
     from edgeopt.zoo import ZOO
 
     progress = progress or Progress(quiet=True)
@@ -306,6 +306,8 @@ def prepare(recipe: Recipe, progress: Progress | None = None) -> Prepared:
     check_recipe(recipe, data)
     seed_everything(recipe.seed)
     model, model_file = load_model(recipe, data)
+    if not is_graph(model):  # labels its outputs cannot score are refused before any conversion
+        check_model_fits_data(model, data, where="model")
     bench.start(recipe.benchmark)  # the first benchmark's runner loads while the model converts or trains
     if is_graph(model):
         with tempfile.TemporaryDirectory(prefix="edgeopt-") as scratch:
