@@ -125,6 +125,14 @@ def models_cmd(as_json: bool) -> None:
                      [[r["name"], r["task"], r["data"], f"{r['params']:,}", r["about"]] for r in rows]))
 
 
+def _trust_sets(trust_model: bool, custom_objects: tuple[str, ...]) -> list[str]:
+    """--trust-model and --custom-objects as recipe overrides."""
+    sets = ["trust_model=true"] if trust_model else []
+    if custom_objects:
+        sets.append("custom_objects=" + json.dumps(list(custom_objects)))
+    return sets
+
+
 @cli.command("train")
 @click.argument("model_name")
 @click.option("--data", "data_name", default=None, help="Built-in dataset or .npz (default: the model's).")
@@ -137,10 +145,13 @@ def models_cmd(as_json: bool) -> None:
 @click.option("--trust-model", is_flag=True,
               help="Let code stored in the model files (Lambda layers) run when they load (recipe: "
                    "trust_model: true). Only for files from a source you trust.")
+@click.option("--custom-objects", "custom_objects", multiple=True, metavar="MODULE",
+              help="A module (dotted name or .py file) defining the model's custom layers; imported "
+                   "with --trust-model only (recipe: custom_objects). Repeatable.")
 @click.option("--verbose", is_flag=True,
               help="Show TensorFlow's own messages and warnings (by default kept in DIR/edgeopt.log).")
 def train_cmd(model_name, data_name, out_dir, epochs, seed, overrides, overwrite, quiet, trust_model,
-              verbose) -> None:
+              custom_objects, verbose) -> None:
     """Build a zoo model (or load a saved one) and train it; saves model.keras and a report."""
     from edgeopt.recipe import load_recipe
     from edgeopt.zoo import default_data_for
@@ -149,8 +160,7 @@ def train_cmd(model_name, data_name, out_dir, epochs, seed, overrides, overwrite
             "stages=[]", "export=[float32]"]
     # train means train: a saved model too (a recipe leaves a saved model untrained by default)
     sets.append(f"train.epochs={epochs if epochs is not None else 30}")
-    if trust_model:
-        sets.append("trust_model=true")
+    sets += _trust_sets(trust_model, custom_objects)
     recipe = load_recipe(None, sets + list(overrides))
     from edgeopt.logs import captured
     from edgeopt.pipeline import run_recipe
@@ -180,10 +190,13 @@ def train_cmd(model_name, data_name, out_dir, epochs, seed, overrides, overwrite
 @click.option("--trust-model", is_flag=True,
               help="Let code stored in the model files (Lambda layers) run when they load (recipe: "
                    "trust_model: true). Only for files from a source you trust.")
+@click.option("--custom-objects", "custom_objects", multiple=True, metavar="MODULE",
+              help="A module (dotted name or .py file) defining the model's custom layers; imported "
+                   "with --trust-model only (recipe: custom_objects). Repeatable.")
 @click.option("--verbose", is_flag=True,
               help="Show TensorFlow's own messages and warnings (by default kept in DIR/edgeopt.log).")
 def compress_cmd(recipe_path, preset, model, data, out_dir, overrides, dump_recipe, overwrite, quiet, as_json,
-                 trust_model, verbose) -> None:
+                 trust_model, custom_objects, verbose) -> None:
     """Run a recipe: train, apply the stages, export, verify, evaluate and benchmark every .tflite.
 
     \b
@@ -193,7 +206,7 @@ def compress_cmd(recipe_path, preset, model, data, out_dir, overrides, dump_reci
     """
     from edgeopt.recipe import dump_recipe as dump
 
-    sets = list(overrides) + (["trust_model=true"] if trust_model else [])
+    sets = list(overrides) + _trust_sets(trust_model, custom_objects)
     if preset is not None:
         if recipe_path is not None:
             raise click.UsageError(f"give a recipe ({recipe_path}) or --preset {preset}, not both")

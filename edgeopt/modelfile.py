@@ -153,6 +153,61 @@ def load_graph_model(path: Path, where: str = "model") -> GraphModel:
                       output_name=output_name, output_shape=tuple(out_dims[1:]))
 
 
+_IMPORTED: dict[str, list[str]] = {}  # module given -> the object names it registered (import once)
+
+
+def use_custom_objects(modules: list[str], trust: bool, where: str = "custom_objects") -> list[str]:
+    """Import the modules that define a model's custom layers and objects and register them with
+    tf_keras, so its files load and TFMOT can rebuild them; return the names registered.
+
+    A module is a dotted name on ``sys.path`` or a ``.py`` file. Importing runs its code, so it needs
+    ``trust``. It registers its ``CUSTOM_OBJECTS`` dict if it has one, else every class it defines.
+
+    Raises:
+        InputError: modules without trust, a module that cannot be found, or one whose import raises.
+    """
+    if not modules:
+        return []
+    if not trust:
+        raise InputError(f"{where}: importing {', '.join(modules)} runs its code; {TRUST_HINT}")
+    import importlib
+    import importlib.util
+    import sys
+
+    from edgeopt.kerasapi import keras
+
+    names: list[str] = []
+    for given in modules:
+        if given not in _IMPORTED:
+            try:
+                if given.endswith(".py"):
+                    path = Path(given)
+                    if not path.is_file():
+                        raise InputError(f"{where}: {given} not found")
+                    spec = importlib.util.spec_from_file_location(f"edgeopt_custom_{path.stem}", path)
+                    module = importlib.util.module_from_spec(spec)
+                    sys.modules[spec.name] = module
+                    spec.loader.exec_module(module)
+                else:
+                    module = importlib.import_module(given)
+            except InputError:
+                raise
+            except ModuleNotFoundError as exc:
+                raise InputError(f"{where}: cannot import {given} ({exc}); give a module on the Python path "
+                                 "or the path of a .py file") from None
+            except Exception as exc:  # the user's code may raise anything
+                raise InputError(f"{where}: importing {given} raised {type(exc).__name__}: "
+                                 f"{' '.join(str(exc).split())}") from None
+            found = getattr(module, "CUSTOM_OBJECTS", None)
+            if not isinstance(found, dict):
+                found = {name: value for name, value in vars(module).items()
+                         if isinstance(value, type) and value.__module__ == module.__name__}
+            keras.utils.get_custom_objects().update(found)
+            _IMPORTED[given] = sorted(found)
+        names += _IMPORTED[given]
+    return names
+
+
 def sniff(path: Path) -> str:
     """The container format by content: ``keras`` (zip), ``hdf5`` or ``savedmodel``.
 
@@ -211,6 +266,24 @@ def code_layers(configs: list[Any]) -> list[CodeLayer]:
     return sorted(unique.values(), key=lambda layer: layer.name)
 
 
+def custom_classes(configs: list[Any]) -> list[str]:
+    """Layer classes the configuration names from outside Keras (``module`` not keras/tf_keras):
+    the user's own, which load only once their module is imported (``custom_objects``)."""
+    found: set[str] = set()
+    stack: list[Any] = list(configs)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            module, class_name = node.get("module"), node.get("class_name")
+            if isinstance(module, str) and isinstance(class_name, str) and module.split(".")[0] not in (
+                    "keras", "tf_keras", "builtins", "tensorflow", "tensorflow_model_optimization"):
+                found.add(str(node.get("registered_name") or class_name))
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return sorted(found)
+
+
 def check_no_code(path: Path, trust: bool, where: str) -> str:
     """Refuse a model file that would run code on loading, unless trusted; return its kind."""
     kind = sniff(path)
@@ -265,6 +338,16 @@ def load_model_file(path: Path, *, trust: bool = False, where: str = "model", sa
     if from_keras3:
         loaded = _load_keras3(path, kind, version, trust=trust, where=where, samples=samples)
     else:
+        if kind == KERAS_ZIP:  # name the user's classes nobody registered, rather than Keras' TypeError
+            from edgeopt.kerasapi import keras
+
+            known = keras.utils.get_custom_objects()
+            missing = [name for name in custom_classes(read_config(path, kind))
+                       if name not in known and name.split(">")[-1] not in known]
+            if missing:
+                raise InputError(f"{where}: {path} uses custom classes {', '.join(missing)}; name the module "
+                                 "that defines them with --custom-objects MODULE (recipe: custom_objects: "
+                                 "[MODULE]) and --trust-model")
         loaded = LoadedModel(_load_tf_keras(path, kind, trust=trust, where=where), path, kind,
                              SOURCE_TF_KERAS, version)
     if single_io:
@@ -306,8 +389,13 @@ def _load_tf_keras(path: Path, kind: str, *, trust: bool, where: str):
     except InputError:
         raise
     except Exception as exc:  # Keras raises many types for a file that is not a model it can read
+        reason = " ".join(str(exc).split())
+        hint = ""
+        if "Unknown layer" in reason or "Could not locate class" in reason or "Unknown object" in reason:
+            hint = ("; name the module that defines it with --custom-objects MODULE (recipe: "
+                    "custom_objects: [MODULE]) and --trust-model")
         raise InputError(f"{where}: {path} could not be loaded as a tf_keras model "
-                         f"({type(exc).__name__}: {' '.join(str(exc).split())})") from None
+                         f"({type(exc).__name__}: {reason}){hint}") from None
     if not isinstance(model, keras.Model):
         raise InputError(f"{where}: {path} did not load as a Keras model (got {type(model).__name__})")
     return model

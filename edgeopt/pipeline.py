@@ -211,9 +211,11 @@ def recipe_inputs(recipe: Recipe) -> list[str]:
 
 
 def check_model_files(recipe: Recipe) -> None:
-    """Refuse, before any work, a model or teacher file that would run code without --trust-model."""
-    from edgeopt.modelfile import check_no_code
+    """Refuse, before any work, a model or teacher file that would run code without --trust-model;
+    import the recipe's ``custom_objects`` modules (trusted only) so that its files load."""
+    from edgeopt.modelfile import check_no_code, use_custom_objects
 
+    use_custom_objects(recipe.custom_objects, recipe.trust_model)
     for where, path in model_files(recipe):
         if Path(path).exists():
             check_no_code(Path(path), recipe.trust_model, where)
@@ -407,7 +409,7 @@ def _with_changes(recipe: Recipe, stages, export, overrides) -> Recipe:
 
         data = apply_overrides(data, list(overrides))
     changed = parse_recipe(data, "compress()")
-    fixed = ("model", "model_options", "data", "seed", "train", "trust_model")
+    fixed = ("model", "model_options", "data", "seed", "train", "trust_model", "custom_objects")
     moved = [name for name in fixed if getattr(changed, name) != getattr(recipe, name)]
     if moved:
         raise InputError(f"compress() reuses the prepared model: {', '.join(moved)} cannot change; "

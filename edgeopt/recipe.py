@@ -121,6 +121,9 @@ class Recipe(Strict):
     model: str = Field(..., description="zoo model name, or a path to a saved Keras model")
     trust_model: bool = Field(False, description="allow code stored in model files (Lambda layers) to "
                               "run when they are loaded: only for files from a trusted source")
+    custom_objects: list[str] = Field(
+        default_factory=list, description="modules (dotted names, or .py files) defining the model's custom "
+        "layers and objects: imported, which runs their code, only with trust_model")
     model_options: dict[str, Any] = Field(default_factory=dict, description="zoo builder options")
     _plain_model_options = field_validator("model_options")(plain_options)
     data: str | DataSpec = Field(..., description="built-in dataset name; a path to an .npz or .csv file or "

@@ -636,6 +636,7 @@ class _Comparer:
 
 
 RECIPE_FIELDS_NOT_COMPARED = ("name", "benchmark", "budgets")
+UNSET = (None, [], {}, False)  # a recipe field at one of these equals the field's absence
 
 
 def recipe_differences(before: Any, after: Any, path: str = "") -> list[str]:
@@ -645,6 +646,9 @@ def recipe_differences(before: Any, after: Any, path: str = "") -> list[str]:
         for key in list(before) + [k for k in after if k not in before]:
             if not path and key in RECIPE_FIELDS_NOT_COMPARED:
                 continue
+            absent = [side for side in (before, after) if key not in side]
+            if absent and (before.get(key) if key in before else after.get(key)) in UNSET:
+                continue  # a field newer than one side, at its empty default on the other
             where = f"{path}.{key}" if path else str(key)
             out += recipe_differences(before.get(key), after.get(key), where)
         return out

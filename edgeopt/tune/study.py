@@ -114,7 +114,8 @@ def base_key(recipe) -> str:
     resolved = recipe.resolved()
     fixed = {
         name: resolved[name]
-        for name in ("model", "model_options", "data", "seed", "train", "trust_model", "benchmark")
+        for name in ("model", "model_options", "data", "seed", "train", "trust_model", "custom_objects",
+                     "benchmark")
     }
     files = {}
     for name in ("model", "data"):

@@ -79,6 +79,9 @@ class Base:
         from edgeopt.types import Variant
 
         recipe = parse_recipe(self.recipe, "study base")
+        from edgeopt.modelfile import use_custom_objects
+
+        use_custom_objects(recipe.custom_objects, recipe.trust_model)  # a worker process imports them too
         data = self.data if self.data is not None else load_dataset(recipe.data)
         with tempfile.TemporaryDirectory(prefix="edgeopt-base-") as scratch:
             path = Path(scratch) / "model.keras"

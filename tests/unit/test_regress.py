@@ -407,3 +407,13 @@ def test_check_compares_with_the_baseline_file_and_accepts_only_a_report_without
     assert refused.update == BaselineUpdate.REFUSED and refused.exit_code == 1
     assert path.read_text() == before
     assert refused.to_json()["baseline_updated"] is None
+
+
+def test_a_recipe_field_newer_than_the_baseline_counts_only_when_it_is_set():
+    report = make_report()
+    report["recipe"] = {**report["recipe"], "custom_objects": []}  # added after the baseline was made
+    assert statuses(compare(report, make_baseline(make_report())), "*", "recipe") == [PASS]
+    report["recipe"] = {**report["recipe"], "custom_objects": ["mypkg.layers"]}
+    result = compare(report, make_baseline(make_report()))
+    recipe = [f for f in result.findings if f.check == "recipe"]
+    assert [f.status for f in recipe] == [FAIL] and "custom_objects" in recipe[0].message
