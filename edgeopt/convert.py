@@ -23,7 +23,17 @@ class ConversionError(CheckFailed):
     """The TFLite converter refused the model."""
 
 
-def _representative(samples: np.ndarray) -> Callable:
+def _representative(samples: np.ndarray | dict[str, np.ndarray]) -> Callable:
+    """Calibration samples one at a time. Named samples (one array per input) are yielded as a dict by
+    input name: the calibrator then feeds each to the input its signature names so, whereas a list is
+    fed in the order of the .tflite's input tensors, which is not the Keras order (it sorts them)."""
+    if isinstance(samples, dict):
+        def named():
+            for i in range(len(next(iter(samples.values())))):
+                yield {name: array[i:i + 1].astype(np.float32) for name, array in samples.items()}
+
+        return named
+
     def generator():
         for sample in samples:
             yield [sample[np.newaxis].astype(np.float32)]
@@ -62,7 +72,8 @@ def convert(model, fmt: str, representative: np.ndarray | None = None, *, int8_i
         fmt: an export format: ``float32``; ``float16`` (float16 weights, float compute);
             ``dynamic`` (int8 weights, activations quantized on the fly); ``int8`` (full integer);
             ``int16x8`` (int16 activations, int8 weights; float input/output).
-        representative: calibration inputs for the integer formats.
+        representative: calibration inputs for the integer formats: an array, or a dict from input
+            name to array for a model with several inputs.
         int8_io: ``int8`` for int8 input/output tensors, ``float`` to keep float32 ones (the model
             then quantizes its input and dequantizes its output itself).
         sparse_encoding: store sparse weight tensors in TFLite's sparse format (raw file shrinks;

@@ -110,6 +110,93 @@ def predict(path: Path, x: np.ndarray, batch: int = BATCH) -> np.ndarray:
     return _from_output(np.concatenate(outputs), output_detail)
 
 
+def _signature_runner(path: Path, interpreter):
+    signatures = interpreter.get_signature_list()
+    if len(signatures) != 1:
+        raise InputError(f"{path} has {len(signatures)} signatures; a model with several inputs or outputs "
+                         "is run through its one serving signature, which names them")
+    return interpreter.get_signature_runner(next(iter(signatures)))
+
+
+def match_outputs(path: Path, given: list[str], wanted: list[str] | None) -> dict[str, str]:
+    """Which signature output of a ``.tflite`` is each of the model's outputs ``wanted`` (Keras output
+    names), as ``{keras name: signature name}``; the only output under ``""`` when ``wanted`` is None.
+
+    The converter orders output tensors its own way, so outputs are matched by name, never by place: a
+    signature output is the Keras output of its name, or of its name without TFMOT's ``quant_`` prefix.
+
+    Raises:
+        InputError: an output with no signature output of its name, naming both sides.
+    """
+    if wanted is None:
+        if len(given) != 1:
+            raise InputError(f"{path} has {len(given)} outputs ({', '.join(given)}) but the data has one "
+                             "unnamed output array; name the labels by the model's outputs")
+        return {"": given[0]}
+    found = {}
+    for name in wanted:
+        match = name if name in given else QAT_PREFIX + name if QAT_PREFIX + name in given else None
+        if match is None:
+            raise InputError(f"{path} has outputs {', '.join(sorted(given))} in its signature but the data "
+                             f"has outputs {', '.join(wanted)}; name the labels by the model's outputs")
+        found[name] = match
+    return found
+
+
+def predict_named(path: Path, x: np.ndarray | dict[str, np.ndarray], outputs: list[str] | None = None,
+                  batch: int = BATCH) -> dict[str, np.ndarray]:
+    """Run a ``.tflite`` with several inputs or outputs through its serving signature, which keys both by
+    the Keras names, ``batch`` samples at a time; float outputs by the model's output name.
+
+    Args:
+        x: one array per input, by input name (one unnamed array for a model of one input).
+        outputs: the Keras output names to return (see :func:`match_outputs`); None: the only output,
+            under the name ``""``.
+
+    Raises:
+        InputError: names or sample shapes that do not match the file's.
+    """
+    from edgeopt.data import n_samples
+
+    interpreter = _interpreter(path)
+    runner = _signature_runner(path, interpreter)
+    input_details, output_details = runner.get_input_details(), runner.get_output_details()
+    if not isinstance(x, dict):
+        if len(input_details) != 1:
+            raise InputError(f"{path} has inputs {', '.join(sorted(input_details))} but the data has one "
+                             "unnamed input array; name the arrays by the model's inputs")
+        x = {next(iter(input_details)): x}
+    if set(x) != set(input_details):
+        raise InputError(f"{path} has inputs {', '.join(sorted(input_details))} in its signature but the "
+                         f"data has inputs {', '.join(x)}")
+    for name, array in x.items():
+        detail = input_details[name]
+        if not fits(tuple(array.shape[1:]), list(detail["shape"]), detail.get("shape_signature")):
+            wanted = _shown(list(detail["shape"]), detail.get("shape_signature"))
+            raise InputError(f"{path}: input '{name}' takes samples of shape {wanted} but the data has "
+                             f"samples of shape {tuple(array.shape[1:])}")
+    chosen = match_outputs(path, list(output_details), outputs)
+    n = n_samples(x)
+
+    def run(step: int) -> dict[str, list[np.ndarray]]:
+        collected: dict[str, list[np.ndarray]] = {name: [] for name in chosen}
+        for start in range(0, n, step):
+            feed = {name: _to_input(array[start:start + step], input_details[name])
+                    for name, array in x.items()}
+            result = runner(**feed)
+            for name, signature_name in chosen.items():
+                collected[name].append(result[signature_name].copy())
+        return collected
+
+    try:
+        collected = run(batch)
+    except (RuntimeError, ValueError):  # a fixed batch of 1: one sample at a time
+        runner = _signature_runner(path, _interpreter(path))
+        collected = run(1)
+    return {name: _from_output(np.concatenate(parts), output_details[chosen[name]])
+            for name, parts in collected.items()}
+
+
 def provenance(n: int) -> str:
     import platform
 
@@ -224,12 +311,35 @@ def signature_output_names(path: Path, units: int) -> list[str]:
     return [layer] if units == 1 else [f"{layer}[{i}]" for i in range(units)]
 
 
-def evaluate_tflite(path: Path, data: Dataset) -> tuple[dict, dict]:
+def score_outputs(predictions: dict[str, np.ndarray], data: Dataset, prov: str,
+                  heads: Mapping[str, str] | None = None) -> tuple[dict, dict]:
+    """:func:`score` of each named output on its own labels: metrics keyed ``<metric>/<output>``
+    (``accuracy/label``, ``mae/angle``) and plot data under ``outputs`` by output name. ``heads`` are
+    the outputs' activations when known (a binary output's sigmoid or logit)."""
+    from edgeopt.types import OUTPUT_SEPARATOR
+
+    metrics: dict[str, Any] = {}
+    details: dict[str, Any] = {}
+    for name in data.outputs:
+        view = data.output(name)
+        units = predictions[name].reshape(len(predictions[name]), -1).shape[1]
+        names = [name] if units == 1 else [f"{name}[{i}]" for i in range(units)]
+        scored, details[name] = score(predictions[name], view, prov, head=(heads or {}).get(name),
+                                      output_names=names)
+        metrics.update({f"{metric_name}{OUTPUT_SEPARATOR}{name}": m for metric_name, m in scored.items()})
+    return metrics, {"outputs": details}
+
+
+def evaluate_tflite(path: Path, data: Dataset, heads: Mapping[str, str] | None = None) -> tuple[dict, dict]:
     """Metrics (see :func:`score`) of the ``.tflite`` at ``path`` on the test split, and plot data.
 
     A binary head is read from the file's last op; regression outputs without names in the data are
-    named after the file's output layer."""
-    predictions = predict(path, data.x_test)
+    named after the file's output layer. Data with named outputs is scored per output
+    (:func:`score_outputs`, ``heads`` by output name), named inputs are fed by name."""
+    if data.named_outputs:
+        predictions = predict_named(path, data.x_test, list(data.outputs))
+        return score_outputs(predictions, data, provenance(data.n_test), heads)
+    predictions = predict_named(path, data.x_test)[""] if data.named_inputs else predict(path, data.x_test)
     head = names = None
     if data.task == CLASSIFICATION and predictions.reshape(len(predictions), -1).shape[1] == 1:
         from edgeopt.inspect import inspect_tflite
@@ -237,7 +347,7 @@ def evaluate_tflite(path: Path, data: Dataset) -> tuple[dict, dict]:
         head = tflite_head(inspect_tflite(path))
     elif data.task != CLASSIFICATION and not data.output_names:
         names = signature_output_names(path, data.output_dim)
-    return score(predictions, data, provenance(len(data.x_test)), head=head, output_names=names)
+    return score(predictions, data, provenance(data.n_test), head=head, output_names=names)
 
 
 # -- `edgeopt evaluate`: any .tflite on any dataset, in a child process --------------------------------
@@ -350,6 +460,9 @@ def evaluate_file(path: str | os.PathLike, data: Any, *, batch: int = BATCH) -> 
     info = inspect_tflite(path)
     dataset = load_data(data)
     model_input, model_output = _one_input_one_output(path, info)
+    if dataset.named_inputs or dataset.named_outputs:
+        raise InputError(f"data '{dataset.name}' holds named arrays (for several inputs or outputs); "
+                         "evaluate takes one unnamed input and output array, as compress measures named ones")
     check_fits(path, model_input, model_output, dataset)
     predictions = predict_in_child(path, dataset.x_test, batch)
     evaluation = _evaluation(path, dataset, predictions, model_input, model_output, head=tflite_head(info))

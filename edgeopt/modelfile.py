@@ -318,8 +318,10 @@ def load_model_file(path: Path, *, trust: bool = False, where: str = "model", sa
         path: the file or SavedModel folder.
         trust: the user vouches for the file: code in it (Lambda layers) may run.
         where: what the file is to the caller, for messages (``model``, ``stages[1].teacher``).
-        samples: inputs to verify a Keras 3 rebuild on: an array, or a list of arrays for several inputs.
-        single_io: refuse a model without exactly one input and one output (:func:`check_single_io`).
+        samples: inputs to verify a Keras 3 rebuild on: an array, or a list of arrays for several inputs;
+            or a function of the tf_keras rebuild that returns them (named data is matched by its names).
+        single_io: refuse a model without exactly one input and one output (:func:`check_single_io`):
+            a distillation teacher; the model edgeopt compresses may have several (named data).
 
     Raises:
         InputError: not a model, code without trust, a SavedModel without Keras metadata, a Keras 3
@@ -418,6 +420,8 @@ def _load_keras3(path: Path, kind: str, version: str | None, *, trust: bool, whe
         raise InputError(f"{label} did not load as a Keras model (got {type(original).__name__})")
     model = keras3.rebuild(original, label)
     verified_on = VERIFIED_ON_SAMPLES
+    if callable(samples):  # the caller picks them by the model's input names (and may refuse it)
+        samples = samples(model)
     if samples is not None and not isinstance(samples, dict | list | tuple) and len(model.inputs) == 1:
         wanted, given = tuple(model.input_shape[1:]), tuple(samples.shape[1:])
         if len(wanted) != len(given) or any(w not in (None, g) for w, g in zip(wanted, given, strict=True)):

@@ -51,17 +51,20 @@ def seed_everything(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def load_model(recipe: Recipe, data: Dataset) -> tuple[Any, dict | None]:
+def load_model(recipe: Recipe, data: Dataset) -> tuple[Any, dict | None, Dataset]:
     """The recipe's model (a zoo model built for the data, a saved Keras model, or a SavedModel
-    graph: :class:`~edgeopt.modelfile.GraphModel`), and for a saved one how it was loaded
-    (tf_keras, Keras 3 rebuilt and verified, or a graph: the loader's facts)."""
+    graph: :class:`~edgeopt.modelfile.GraphModel`), for a saved one how it was loaded (tf_keras,
+    Keras 3 rebuilt and verified, or a graph: the loader's facts), and the data matched with the
+    model's input and output names in the model's order (:meth:`~edgeopt.data.Dataset.for_model`)."""
     from edgeopt.modelfile import is_graph_savedmodel, load_graph_model, load_model_file
+    from edgeopt.train import input_names, keras_inputs, output_names
     from edgeopt.zoo import ZOO, build
 
     if recipe.model in ZOO:
+        data = data.for_model([], [], f"model {recipe.model} (a zoo model)")
         options = dict(recipe.model_options)
         options.setdefault("dropout", recipe.train.dropout)
-        return build(recipe.model, data.input_shape, data.output_dim, **options), None
+        return build(recipe.model, data.input_shape, data.output_dim, **options), None, data
     path = Path(recipe.model)
     if not path.exists():
         raise InputError(
@@ -72,18 +75,39 @@ def load_model(recipe: Recipe, data: Dataset) -> tuple[Any, dict | None]:
     if is_graph_savedmodel(path):
         check_graph_recipe(recipe)
         graph = load_graph_model(path)
+        data = data.for_model([graph.input_name], [graph.output_name], f"model: {path}")
         _check_graph_fits(graph, data)
-        return graph, graph.facts()
+        return graph, graph.facts(), data
+    where = f"model: {path}"
+
+    def samples(model):
+        """The user's training inputs, picked by the model's input names (a mismatch is refused)."""
+        fitted = data.for_model(input_names(model), output_names(model), where)
+        if fitted.named_inputs:  # one input: the Keras 3 loader checks its shape itself
+            _check_input_shapes(model, fitted, where)
+        return keras_inputs(fitted.representative(count=VERIFY_SAMPLES, seed=recipe.seed))
+
     # A Keras 3 rebuild is verified on the user's own training inputs.
-    samples = data.representative(count=VERIFY_SAMPLES, seed=recipe.seed)
-    loaded = load_model_file(path, trust=recipe.trust_model, where="model", samples=samples)
+    loaded = load_model_file(path, trust=recipe.trust_model, where="model", single_io=False, samples=samples)
     model = loaded.model
-    expected = tuple(int(d) for d in model.input_shape[1:] if d is not None)
-    if tuple(model.input_shape[1:]) != data.input_shape:
-        raise InputError(
-            f"model: {path} takes inputs of shape {expected} but data '{data.name}' has {data.input_shape}"
-        )
-    return model, loaded.facts()
+    data = data.for_model(input_names(model), output_names(model), where)
+    _check_input_shapes(model, data, where)
+    return model, loaded.facts(), data
+
+
+def _check_input_shapes(model, data: Dataset, where: str) -> None:
+    """Refuse data whose samples do not have the shape of the model's input(s)."""
+    if not data.named_inputs:
+        expected = tuple(int(d) for d in model.input_shape[1:] if d is not None)
+        if tuple(model.input_shape[1:]) != data.input_shape:
+            raise InputError(f"{where} takes inputs of shape {expected} but data '{data.name}' has "
+                             f"{data.input_shape}")
+        return
+    for name, tensor in zip(data.input_names, model.inputs, strict=True):
+        wanted, given = tuple(tensor.shape[1:]), data.input_shapes[name]
+        if len(wanted) != len(given) or any(w not in (None, g) for w, g in zip(wanted, given, strict=True)):
+            raise InputError(f"{where} takes input '{name}' of shape {wanted} but data '{data.name}' has "
+                             f"samples of shape {given} for it")
 
 
 def _check_graph_fits(graph, data: Dataset) -> None:
@@ -123,15 +147,48 @@ def check_graph_recipe(recipe: Recipe) -> None:
             raise InputError(f"stages[{index}] {stage.kind}: {why.format(what=what)}")
 
 
+KERAS_PROVENANCE = "keras (reference only, not a .tflite figure)"
+
+
 def keras_metrics(model, data: Dataset) -> tuple[dict, dict]:
     from edgeopt.evaluate import score
     from edgeopt.train import head_activation
 
+    if data.named_inputs or data.named_outputs:
+        return _keras_metrics_named(model, data)
     # Direct calls in batches: the same outputs as model.predict without its per-call set-up.
     predictions = np.concatenate([np.asarray(model(data.x_test[i:i + 256], training=False))
                                   for i in range(0, len(data.x_test), 256)])
-    return score(np.asarray(predictions, dtype=np.float32), data,
-                 "keras (reference only, not a .tflite figure)", head=head_activation(model))
+    return score(np.asarray(predictions, dtype=np.float32), data, KERAS_PROVENANCE,
+                 head=head_activation(model))
+
+
+def _keras_metrics_named(model, data: Dataset) -> tuple[dict, dict]:
+    """:func:`keras_metrics` of a model with several inputs or outputs: fed in its input order, scored
+    per output (:func:`~edgeopt.evaluate.score_outputs`)."""
+    from edgeopt.data import take
+    from edgeopt.evaluate import score, score_outputs
+    from edgeopt.train import head_activation, keras_inputs
+
+    batches = []
+    for start in range(0, data.n_test, 256):
+        out = model(keras_inputs(take(data.x_test, slice(start, start + 256))), training=False)
+        outputs = out if isinstance(out, list | tuple) else [out]
+        batches.append([np.asarray(o, dtype=np.float32) for o in outputs])
+    columns = [np.concatenate(column) for column in zip(*batches, strict=True)]
+    if not data.named_outputs:
+        return score(columns[0], data, KERAS_PROVENANCE, head=head_activation(model))
+    return score_outputs(dict(zip(data.outputs, columns, strict=True)), data, KERAS_PROVENANCE,
+                         heads=output_heads(model, data))
+
+
+def output_heads(model, data: Dataset) -> dict[str, str] | None:
+    """Each named output's activation (a binary output is scored by its sigmoid or logit), by name."""
+    from edgeopt.train import head_activations
+
+    if not data.named_outputs or is_graph(model):
+        return None
+    return dict(zip(data.outputs, head_activations(model), strict=True))
 
 
 # -- variants --------------------------------------------------------------------------------------
@@ -144,9 +201,10 @@ def latency_key(target: str, threads: int, first: int) -> str:
 
 
 def measure(name: str, fmt: str, path: Path, data: Dataset, recipe: Recipe, progress: Progress,
-            skip_benchmark: str | None = None) -> Variant:
+            skip_benchmark: str | None = None, heads: dict[str, str] | None = None) -> Variant:
     """Inspect, evaluate and benchmark (every target x thread count) one emitted ``.tflite``;
-    with ``skip_benchmark`` (a reason) every latency entry is a failed row giving that reason."""
+    with ``skip_benchmark`` (a reason) every latency entry is a failed row giving that reason.
+    ``heads``: the activation of each named output of the model it was converted from."""
     from edgeopt import bench
     from edgeopt.evaluate import evaluate_tflite
     from edgeopt.inspect import inspect_tflite
@@ -154,7 +212,7 @@ def measure(name: str, fmt: str, path: Path, data: Dataset, recipe: Recipe, prog
 
     patterns = [TECHNIQUES[s.kind].inspect_pattern(s) for s in recipe.stages]
     info = inspect_tflite(path, pattern=next((p for p in patterns if p), (2, 4)))
-    metrics, evaluation = evaluate_tflite(path, data)
+    metrics, evaluation = evaluate_tflite(path, data, heads=heads)
     latency = {}
     spec = recipe.benchmark
     for target in spec.targets:
@@ -291,10 +349,15 @@ def check_recipe(recipe: Recipe, data: Dataset | None = None) -> None:
         parse_target(target)
     check_model_files(recipe)
     if data is not None:
-        from edgeopt.techniques import TECHNIQUES
+        check_stages(recipe, data)
 
-        for index, stage in enumerate(recipe.stages):  # a stage that cannot work fails now too
-            TECHNIQUES[stage.kind].validate(stage, index, data, recipe.train)
+
+def check_stages(recipe: Recipe, data: Dataset) -> None:
+    """Refuse a stage that cannot work on ``data``, before any training."""
+    from edgeopt.techniques import TECHNIQUES
+
+    for index, stage in enumerate(recipe.stages):
+        TECHNIQUES[stage.kind].validate(stage, index, data, recipe.train)
 
 
 def prepare(recipe: Recipe, progress: Progress | None = None) -> Prepared:
@@ -307,7 +370,8 @@ def prepare(recipe: Recipe, progress: Progress | None = None) -> Prepared:
     data = load_dataset(recipe.data)
     check_recipe(recipe, data)
     seed_everything(recipe.seed)
-    model, model_file = load_model(recipe, data)
+    model, model_file, data = load_model(recipe, data)
+    check_stages(recipe, data)  # a stage may refuse what the model's inputs and outputs make of the data
     if not is_graph(model):  # labels its outputs cannot score are refused before any conversion
         check_model_fits_data(model, data, where="model")
     bench.start(recipe.benchmark)  # the first benchmark's runner loads while the model converts or trains
@@ -359,7 +423,8 @@ def _reference(name: str, model, scratch: Path, data: Dataset, recipe: Recipe,
 
     path = scratch / f"{name}.tflite"
     path.write_bytes(convert(model, "float32"))
-    return path.read_bytes(), measure(name, "float32", path, data, recipe, progress)
+    return path.read_bytes(), measure(name, "float32", path, data, recipe, progress,
+                                      heads=output_heads(model, data))
 
 
 def copy_model(model):
@@ -461,7 +526,8 @@ def _compress(prepared: Prepared, recipe: Recipe, scratch: Path, progress: Progr
     if recipe.benchmark != prepared.recipe.benchmark:  # other targets or threads: measure it on them too
         path = scratch / f"{reference.name}.tflite"
         path.write_bytes(prepared.reference_file)
-        measured = measure(reference.name, "float32", path, data, recipe, progress)
+        measured = measure(reference.name, "float32", path, data, recipe, progress,
+                           heads=output_heads(model, data))
         reference = reference.replace(latency=measured.latency)
     variants = [v for v in (prepared.keras_variant, reference) if v is not None]
     files = {"model.keras": prepared.keras_file} if prepared.keras_file is not None else {}
@@ -477,7 +543,8 @@ def _compress(prepared: Prepared, recipe: Recipe, scratch: Path, progress: Progr
             variants.append(Variant.failed(fmt, fmt, str(exc)))
             continue
         stopped = gate(fmt, path.read_bytes()) if gate is not None else None
-        variants.append(measure(fmt, fmt, path, data, recipe, progress, skip_benchmark=stopped))
+        variants.append(measure(fmt, fmt, path, data, recipe, progress, skip_benchmark=stopped,
+                                heads=output_heads(source, data)))
         files[path.name] = path.read_bytes()
 
     report = Report(

@@ -50,7 +50,7 @@ from pydantic import Field, ValidationError, field_validator
 from edgeopt.documents import load_yaml, read_text
 from edgeopt.errors import EXIT_CHECK_FAILED, EXIT_OK, EnvironmentProblem, InputError
 from edgeopt.recipe import Budgets, Strict
-from edgeopt.types import LatencyEntry, Provenance, Report, Variant, finite
+from edgeopt.types import LatencyEntry, Provenance, Report, Variant, base_metric, finite
 
 PASS = "pass"
 REGRESSION = "regression"
@@ -481,10 +481,12 @@ class _Comparer:
         tol, primary = self.tol, self.report.primary_metric()
         for mname, bm in b.metrics.items():
             rm = r.metric(mname)
-            gated = (mname == primary or mname in tol.metric_abs
+            # A metric of one of several outputs (accuracy/label) takes its metric's tolerance (accuracy).
+            key = mname if mname in tol.metric_abs else base_metric(mname)
+            gated = (mname == primary or key in tol.metric_abs
                      or "default_metric_abs" in tol.model_fields_set)
             self.absolute(name, mname, mname, bm.value, rm.value if rm else None,
-                          tol.metric_abs.get(mname, tol.default_metric_abs), bool(bm.higher_is_better),
+                          tol.metric_abs.get(key, tol.default_metric_abs), bool(bm.higher_is_better),
                           gated=gated)
 
     def float_ops(self, name: str, base: list[Any], now: Any) -> None:

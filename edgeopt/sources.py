@@ -8,11 +8,17 @@ file: the format is picked by what the path is), or a mapping (:class:`DataSpec`
     data: {path: poses.csv, label: [yaw, pitch]}   # several targets: regression, named in the report
     data: {path: pairs.npz, task: binary}      # labels 0 and 1 (any numeric type), checked
     data: {loader: "mypkg.data:load"}          # returns (x_train, y_train, x_test, y_test) or {x, y}
+    data: two_inputs.npz                       # x_train/<input name>, y_train/<output name>: named arrays
 
 Every source ends in :func:`from_arrays`, which checks the arrays the same way for all of them
 (shapes, finite values, dense class labels), makes the seeded split when the source has none, and
 records the preprocessing in the dataset (it goes into the report), with the names of regression
 targets when the source has them (CSV label columns).
+
+A model with several inputs or outputs takes named arrays: an .npz with a member per input and
+output (``x_train/<input name>``, ``y_train/<output name>``, likewise ``x_test``, ``y_test``, or
+``x/<name>`` and ``y/<name>`` to be split), or a loader whose x and y are dicts from name to array.
+CSV files and image folders give one unnamed input and output.
 
 Image folders follow ``keras.utils.image_dataset_from_directory``: one sub-folder per class, class
 indices in sorted folder-name order, ``image_size`` (height, width) with bilinear resizing,
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import csv
 import importlib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -105,14 +112,18 @@ def load_source(spec: DataSpec):
 # -- arrays -> a checked, split Dataset -----------------------------------------------------------------
 
 
-def split(x: np.ndarray, y: np.ndarray, test_split: float, seed: int, stratify: bool):
+def split(x, y, test_split: float, seed: int, stratify: bool):
     """A seeded train/test split, stratified by class for classification (every class in both sides
-    when it has at least two samples)."""
+    when it has at least two samples). ``x`` and ``y`` may be named arrays (dicts), split alike."""
+    from edgeopt.data import n_samples, take
+
     rng = np.random.default_rng(seed)
+    n = n_samples(x)
     if not stratify:
-        order = rng.permutation(len(x))
-        n_test = max(1, int(round(len(x) * test_split)))
-        return x[order[n_test:]], y[order[n_test:]], x[order[:n_test]], y[order[:n_test]]
+        order = rng.permutation(n)
+        n_test = max(1, int(round(n * test_split)))
+        train_idx, test_idx = order[n_test:], order[:n_test]
+        return take(x, train_idx), take(y, train_idx), take(x, test_idx), take(y, test_idx)
     train_idx, test_idx = [], []
     for label in np.unique(y):
         members = rng.permutation(np.flatnonzero(y == label))
@@ -122,8 +133,26 @@ def split(x: np.ndarray, y: np.ndarray, test_split: float, seed: int, stratify: 
         train_idx += members[n_test:].tolist()
     train_idx, test_idx = np.sort(train_idx), np.sort(test_idx)
     if not len(test_idx):
-        raise InputError(f"data: too few samples ({len(x)}) to hold out a test split")
-    return x[train_idx], y[train_idx], x[test_idx], y[test_idx]
+        raise InputError(f"data: too few samples ({n}) to hold out a test split")
+    return take(x, train_idx), take(y, train_idx), take(x, test_idx), take(y, test_idx)
+
+
+def _as_arrays(value: Any):
+    """An array, or named arrays (a mapping from input or output name to array) as a dict of arrays."""
+    if isinstance(value, Mapping):
+        return {str(name): np.asarray(array) for name, array in value.items()}
+    return np.asarray(value)
+
+
+def _check_lengths(source: str, kind: str, arrays) -> None:
+    if isinstance(arrays, dict):
+        if not arrays:
+            raise InputError(f"{source}: {kind} names no arrays")
+        lengths = {name: len(a) if a.ndim else 0 for name, a in arrays.items()}
+        if len(set(lengths.values())) > 1:
+            shown = ", ".join(f"{name} {n}" for name, n in lengths.items())
+            raise InputError(f"{source}: the arrays of {kind} hold different numbers of samples ({shown}); "
+                             "they must match")
 
 
 def from_arrays(name: str, source: str, x_train, y_train, x_test=None, y_test=None, *,
@@ -133,33 +162,54 @@ def from_arrays(name: str, source: str, x_train, y_train, x_test=None, y_test=No
     """A :class:`~edgeopt.data.Dataset` from arrays, checked like an .npz and split when not split.
 
     ``source`` names where the arrays came from, for messages; ``label_names`` are class names,
-    ``output_names`` the names of regression targets (both go into the report).
+    ``output_names`` the names of regression targets (both go into the report). Each of ``x_*`` and
+    ``y_*`` may be named arrays, a mapping from the model's input (output) name to an array.
     """
-    from edgeopt.data import BINARY, CLASSIFICATION, REGRESSION, Dataset, binary_labels, check_dataset_arrays
+    from edgeopt.data import (
+        BINARY,
+        CLASSIFICATION,
+        REGRESSION,
+        Dataset,
+        binary_labels,
+        check_dataset_arrays,
+        check_named_arrays,
+        n_samples,
+    )
 
-    arrays = {"x_train": np.asarray(x_train), "y_train": np.asarray(y_train)}
+    arrays = {"x_train": _as_arrays(x_train), "y_train": _as_arrays(y_train)}
     given_split = x_test is not None
     if given_split:
-        arrays.update(x_test=np.asarray(x_test), y_test=np.asarray(y_test))
-    else:
+        arrays.update(x_test=_as_arrays(x_test), y_test=_as_arrays(y_test))
+    named = any(isinstance(a, dict) for a in arrays.values())
+    if named:
+        for key, value in arrays.items():
+            _check_lengths(source, key, value)
+    if not given_split:
         x, y = arrays["x_train"], arrays["y_train"]
-        if len(x) != len(y):
-            raise InputError(f"{source}: x has {len(x)} samples but y has {len(y)}; they must match")
-        if task == BINARY:  # 0/1 of any type, as classes, so that the split is stratified
+        if n_samples(x) != n_samples(y):
+            raise InputError(f"{source}: x has {n_samples(x)} samples but y has {n_samples(y)}; "
+                             "they must match")
+        # 0/1 of any type, as classes, so that the split is stratified
+        if task == BINARY and not isinstance(y, dict):
             y = arrays["y_train"] = binary_labels(source, "y", y)
-        classes = task != REGRESSION and (np.issubdtype(y.dtype, np.integer) or y.dtype == np.bool_) \
-            and y.ndim == 1
+        classes = not isinstance(y, dict) and task != REGRESSION and (
+            np.issubdtype(y.dtype, np.integer) or y.dtype == np.bool_) and y.ndim == 1
         arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"] = split(
             x, y, test_split, seed, stratify=bool(classes))
-    x_tr, y_tr, x_te, y_te, inferred = check_dataset_arrays(source, arrays, task)
+    tasks: dict[str, str] = {}
+    if named:
+        x_tr, y_tr, x_te, y_te, inferred, tasks = check_named_arrays(source, arrays, task)
+    else:
+        x_tr, y_tr, x_te, y_te, inferred = check_dataset_arrays(source, arrays, task)
     info = dict(preprocessing or {})
     if not given_split:
         info["split"] = {"test_split": test_split, "seed": seed,
-                         "stratified": inferred == CLASSIFICATION}
+                         "stratified": inferred == CLASSIFICATION and not isinstance(y_tr, dict)}
     if label_names:
         info["classes"] = list(label_names)
     names = tuple(output_names or ()) if inferred == REGRESSION else ()
-    return Dataset(name, inferred, x_tr, y_tr, x_te, y_te, preprocessing=info, output_names=names)
+    return Dataset(name, inferred, x_tr, y_tr, x_te, y_te, preprocessing=info, output_names=names,
+                   tasks=tasks)
 
 
 # -- image folders ----------------------------------------------------------------------------------------
@@ -306,6 +356,7 @@ def _csv_targets(path: Path, body: list[list[str]], columns: list[int]) -> np.nd
 
 def load_with_loader(spec: DataSpec):
     """Call the user's ``module:function``; it returns ``(x_train, y_train, x_test, y_test)``, ``(x, y)``,
+    each an array or a dict from input (output) name to array (named arrays, for several inputs or outputs),
     or a dict with those keys."""
     module_name, _, function_name = spec.loader.partition(":")
     if not module_name or not function_name:

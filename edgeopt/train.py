@@ -6,7 +6,9 @@ exactly the same rules as the initial training.
 
 The loss follows the data and the model's output: classification data scored by one output unit is
 binary (:data:`~edgeopt.data.BINARY`: binary cross-entropy, on probabilities for a sigmoid head and on
-logits otherwise); several units take sparse categorical cross-entropy; regression takes MSE.
+logits otherwise); several units take sparse categorical cross-entropy; regression takes MSE. A model
+with several outputs gets one loss and metric per output by the same rule, from each output's labels
+and head.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeopt.data import BINARY, CLASSIFICATION, Dataset, check_outputs
+from edgeopt.data import BINARY, CLASSIFICATION, Dataset, check_outputs, n_samples, take
 from edgeopt.errors import Diverged, InputError
 from edgeopt.kerasapi import keras
 from edgeopt.recipe import TrainSpec
@@ -38,7 +40,34 @@ def make_optimizer(name: str, learning_rate: float):
 def head_activation(model) -> str:
     """The activation of the model's output: ``softmax``, ``sigmoid``, ``linear`` (logits or label
     units) or another name. Looks through TFMOT's wrappers (prune, cluster, QAT) to the layer."""
-    layer = model.layers[-1]
+    return _activation(model.layers[-1])
+
+
+def head_activations(model) -> list[str]:
+    """:func:`head_activation` of each of the model's outputs, in the model's output order."""
+    return [_activation(layer) for layer in output_layers(model)]
+
+
+def output_layers(model) -> list:
+    """The layer that computes each of the model's outputs, in order (the last layer if unknown)."""
+    layers = []
+    for tensor in model.outputs or []:
+        history = getattr(tensor, "_keras_history", None)
+        layers.append(getattr(history, "layer", None) or model.layers[-1])
+    return layers
+
+
+def output_names(model) -> list[str]:
+    """The model's output names, as Keras keys them (the output layers' names)."""
+    return [str(name) for name in getattr(model, "output_names", None) or []]
+
+
+def input_names(model) -> list[str]:
+    """The model's input names (its Input layers' names)."""
+    return [str(name) for name in getattr(model, "input_names", None) or []]
+
+
+def _activation(layer) -> str:
     while hasattr(layer, "layer"):  # PruneLowMagnitude, ClusterWeights, QuantizeWrapper(V2)
         layer = layer.layer
     if type(layer).__name__ == "Softmax":
@@ -66,18 +95,41 @@ def training_task(model, task: str) -> str:
     return BINARY if task == CLASSIFICATION and output_units(model) == 1 else task
 
 
+def each_output_units(model) -> list[int | None]:
+    """Units (last dimension) of each of the model's outputs, None where the model cannot say."""
+    try:
+        shapes = model.output_shape
+    except (AttributeError, RuntimeError):
+        return [None] * len(model.outputs or [])
+    shapes = shapes if isinstance(shapes, list) else [shapes]
+    return [int(shape[-1]) if shape and shape[-1] is not None else None for shape in shapes]
+
+
 def check_model_fits_data(model, data: Dataset, where: str = "the model") -> None:
     """Refuse, before any training, a model whose outputs cannot score the data's labels.
+
+    With named outputs (data matched to the model, :meth:`~edgeopt.data.Dataset.for_model`), each
+    output is checked against its own labels.
 
     Raises:
         InputError: labels beyond the outputs (a binary head given labels other than 0 and 1, among
             them), a target count that differs, or a softmax over one unit (always 1).
     """
+    if data.named_outputs:
+        for name, units, head in zip(data.outputs, each_output_units(model), head_activations(model),
+                                     strict=False):
+            if units is not None:
+                _check_output(data.output(name), units, head, f"{where}'s output '{name}'")
+        return
     units = output_units(model)
     if units is None:
         return
+    _check_output(data, units, head_activation(model) if units == 1 else None, where)
+
+
+def _check_output(data: Dataset, units: int, head: str | None, where: str) -> None:
     check_outputs(data, units, where)
-    if data.task == CLASSIFICATION and units == 1 and head_activation(model) == "softmax":
+    if data.task == CLASSIFICATION and units == 1 and head == "softmax":
         raise InputError(f"{where} ends in a softmax over one unit, which always outputs 1; for two "
                          "classes use one sigmoid unit (or a logit), or two softmax units")
 
@@ -96,9 +148,25 @@ def loss_and_metrics(task: str, head: str = "linear") -> tuple[Any, list[Any]]:
     return keras.losses.MeanSquaredError(), [keras.metrics.MeanAbsoluteError(name="mae")]
 
 
-def compile_model(model, task: str, optimizer: str, learning_rate: float) -> None:
+def compile_model(model, task: str, optimizer: str, learning_rate: float,
+                  tasks: dict[str, str] | None = None) -> None:
+    """Compile with the task's loss and metric; with ``tasks`` (one per named output, in the model's
+    output order) each output gets the loss and metric of its own task and head."""
+    if tasks:
+        chosen = [loss_and_metrics(BINARY if t == CLASSIFICATION and units == 1 else t, head)
+                  for t, units, head in zip(tasks.values(), each_output_units(model), head_activations(model),
+                                            strict=True)]
+        model.compile(optimizer=make_optimizer(optimizer, learning_rate), loss=[loss for loss, _ in chosen],
+                      metrics=[metrics for _, metrics in chosen])
+        return
     loss, metrics = loss_and_metrics(training_task(model, task), head_activation(model))
     model.compile(optimizer=make_optimizer(optimizer, learning_rate), loss=loss, metrics=metrics)
+
+
+def keras_inputs(arrays):
+    """Named arrays as Keras takes them: a list in the model's order (the data is in that order, see
+    :meth:`~edgeopt.data.Dataset.for_model`), since TFMOT's wrappers rename the outputs; one array as is."""
+    return list(arrays.values()) if isinstance(arrays, dict) else arrays
 
 
 def with_regularization(model, l1: float, l2: float):
@@ -150,15 +218,18 @@ def fit(
     if epochs == 0:
         return {}
     if compile_first:
-        compile_model(model, data.task, spec.optimizer, learning_rate or spec.learning_rate)
+        compile_model(model, data.task, spec.optimizer, learning_rate or spec.learning_rate,
+                      tasks=data.tasks if data.named_outputs else None)
     x, y = data.x_train, data.y_train
     validation = None
-    if spec.validation_split > 0:
-        order = np.random.default_rng(seed).permutation(len(x))
-        n_val = max(1, int(round(len(x) * spec.validation_split)))
+    if spec.validation_split > 0:  # the same samples of every named array
+        n = n_samples(x)
+        order = np.random.default_rng(seed).permutation(n)
+        n_val = max(1, int(round(n * spec.validation_split)))
         val_idx, train_idx = order[:n_val], order[n_val:]
-        validation = (x[val_idx], y[val_idx])
-        x, y = x[train_idx], y[train_idx]
+        validation = (keras_inputs(take(x, val_idx)), keras_inputs(take(y, val_idx)))
+        x, y = take(x, train_idx), take(y, train_idx)
+    x, y = keras_inputs(x), keras_inputs(y)
     watch = _StopOnNonFinite()
     all_callbacks = [watch, *callbacks]
     if early_stopping and spec.early_stopping is not None:

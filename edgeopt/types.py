@@ -65,12 +65,19 @@ class Format(StrEnum):
 class Task(StrEnum):
     CLASSIFICATION = "classification"
     REGRESSION = "regression"
+    MULTI_OUTPUT = "multi-output"  # several named outputs, each with its own task (report.data.outputs)
 
 
 # The metric a task is judged by, and the metrics' directions and units.
 TASK_METRIC = {Task.CLASSIFICATION: "accuracy", Task.REGRESSION: "mae"}
 HIGHER_IS_BETTER = {"accuracy": True, "top_k_accuracy": True, "mae": False, "rmse": False}
 FRACTIONS = ("accuracy", "top_k_accuracy")  # metrics that are shares of the test split (unit "fraction")
+OUTPUT_SEPARATOR = "/"  # a metric of one of several outputs: ``accuracy/<output>``, ``mae/<output>``
+
+
+def base_metric(name: str) -> str:
+    """The metric without its output: ``accuracy`` for ``accuracy/label`` (and for ``accuracy``)."""
+    return name.split(OUTPUT_SEPARATOR, 1)[0]
 
 
 def finite(value: Any) -> float | None:
@@ -143,8 +150,8 @@ class Metric(_Json):
 
     @classmethod
     def of(cls, name: str, value: float, provenance: str, unit: str = "") -> Metric:
-        higher = HIGHER_IS_BETTER.get(name, True)
-        return cls(value=float(value), unit=unit or ("fraction" if name in FRACTIONS else ""),
+        higher = HIGHER_IS_BETTER.get(base_metric(name), True)
+        return cls(value=float(value), unit=unit or ("fraction" if base_metric(name) in FRACTIONS else ""),
                    higher_is_better=higher, provenance=provenance)
 
     @classmethod
@@ -153,7 +160,8 @@ class Metric(_Json):
         name's (``mae`` lower is better); written back, the key stays absent."""
         metric = cls.from_json(data)
         if metric.higher_is_better is None:
-            metric = dataclasses.replace(metric, higher_is_better=HIGHER_IS_BETTER.get(name, True))
+            higher = HIGHER_IS_BETTER.get(base_metric(name), True)
+            metric = dataclasses.replace(metric, higher_is_better=higher)
         return metric
 
     @property
@@ -363,12 +371,21 @@ class Report(_Json):
         return self.reference.name if self.reference is not None else REFERENCE
 
     def primary_metric(self) -> str:
-        """The metric this report's task is judged by (falls back to what the variants hold)."""
+        """The metric this report's task is judged by (falls back to what the variants hold).
+
+        A multi-output report is judged by its first output's task metric (``accuracy/<output>`` or
+        ``mae/<output>``), recorded as ``data.primary_metric``."""
         if self.task in TASK_METRIC:
             return TASK_METRIC[Task(self.task)]
+        recorded = self.data.get("primary_metric") if isinstance(self.data, Mapping) else None
+        if isinstance(recorded, str) and recorded:
+            return recorded
         for v in self.variants:
             for name in HIGHER_IS_BETTER:
                 if name in v.metrics:
+                    return name
+            for name in v.metrics:  # per output: the first task metric of any output
+                if base_metric(name) in TASK_METRIC.values():
                     return name
         return "accuracy"
 

@@ -45,7 +45,7 @@ def int8_checks(variants: Sequence[Variant]) -> list[Check]:
         checks.append(Check(
             variant=v.name, check="int8_ops", expected="no float ops", measured=len(float_ops),
             status=CheckStatus.OK if ok else CheckStatus.FAIL,
-            message=f"{v.name}: " + ("every op computes in int8" if ok
-                                     else f"float ops left: {', '.join(sorted(set(map(_op_name, float_ops))))}"),
+            message=f"{v.name}: " + ("every op computes in int8" if ok else
+                                     "float ops left: " + ", ".join(sorted(set(map(_op_name, float_ops))))),
         ))
     return checks

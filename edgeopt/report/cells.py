@@ -14,6 +14,7 @@ from typing import Any
 
 from edgeopt.types import (
     KERAS_VARIANT,
+    OUTPUT_SEPARATOR,
     REFERENCES,
     Check,
     LatencyEntry,
@@ -21,7 +22,9 @@ from edgeopt.types import (
     Provenance,
     Report,
     Status,
+    Task,
     Variant,
+    base_metric,
     finite,
 )
 
@@ -144,19 +147,44 @@ SECONDARY_ORDER = ("top_k_accuracy", "rmse")  # shown after the task's metric, i
 
 
 def secondary_metrics(report: Report) -> list[str]:
-    """Metrics the variants hold besides the task's (``top_k_accuracy``, ``rmse``, ...), in display order."""
+    """Metrics the variants hold besides the task's (``top_k_accuracy``, ``rmse``, ...), in display order;
+    a multi-output report's by output (in the data's order), each output's task metric first."""
     primary = report.primary_metric()
     held = {name for v in report.variants for name in v.metrics if name != primary}
+    if report.task == Task.MULTI_OUTPUT:
+        order = [*HEADLINE, *SECONDARY_ORDER]
+        outputs = list(report.data.get("outputs") or {})
+
+        def place(name: str) -> tuple:
+            base, _, output = name.partition(OUTPUT_SEPARATOR)
+            return (outputs.index(output) if output in outputs else len(outputs),
+                    order.index(base) if base in order else len(order), name)
+
+        return sorted(held, key=place)
     known = [name for name in SECONDARY_ORDER if name in held]
     return known + sorted(held - set(known))
 
 
+HEADLINE = ("accuracy", "mae")  # the metric each output's task is judged by
+
+
+def headline_metrics(report: Report) -> list[str]:
+    """The other outputs' task metrics of a multi-output report (``mae/angle`` beside ``accuracy/label``):
+    what a narrow table shows when every metric does not fit. None for a single output."""
+    if report.task != Task.MULTI_OUTPUT:
+        return []
+    return [name for name in secondary_metrics(report) if base_metric(name) in HEADLINE]
+
+
 def metric_label(report: Report, name: str) -> str:
-    """A metric's column heading: ``top-5 accuracy`` for ``top_k_accuracy`` (its k from the report)."""
-    if name != "top_k_accuracy":
+    """A metric's column heading: ``top-5 accuracy`` for ``top_k_accuracy`` (its k from the report),
+    followed by ``/<output>`` for one of several outputs."""
+    base, separator, output = name.partition(OUTPUT_SEPARATOR)
+    if base != "top_k_accuracy":
         return name
     k = next((m.extra.get("k") for v in report.variants if (m := v.metric(name)) is not None), None)
-    return f"top-{k} accuracy" if isinstance(k, int) and not isinstance(k, bool) else "top-k accuracy"
+    label = f"top-{k} accuracy" if isinstance(k, int) and not isinstance(k, bool) else "top-k accuracy"
+    return label + separator + output
 
 
 # -- status, latency, checks, provenance -----------------------------------------------------------------

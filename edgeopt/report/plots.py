@@ -14,12 +14,12 @@ import base64
 import io
 import math
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from edgeopt.report.cells import KB, fmt_ms, is_percentage
-from edgeopt.types import LatencyEntry, Report, Variant, finite
+from edgeopt.types import LatencyEntry, Report, Task, Variant, finite
 
 PLOT_WIDTH_IN = 7.5
 PLOT_DPI = 96
@@ -361,9 +361,19 @@ def _training_plot(report: Report):
     return fig
 
 
-def _confusion_plot(report: Report):
-    vs = [v for v in _tflite_variants(report)
-          if isinstance(v.evaluation.get("confusion_matrix"), list)][:MAX_CONFUSION_VARIANTS]
+def _evaluation(v: Variant, output: str | None) -> Mapping[str, Any]:
+    """A variant's plot data: of one named output (``evaluation.outputs.<name>``), or its own."""
+    if output is None:
+        return v.evaluation
+    outputs = v.evaluation.get("outputs")
+    found = outputs.get(output) if isinstance(outputs, Mapping) else None
+    return found if isinstance(found, Mapping) else {}
+
+
+def _confusion_plot(report: Report, output: str | None = None):
+    pairs = [(v, _evaluation(v, output)) for v in _tflite_variants(report)]
+    vs = [v.replace(evaluation=e) for v, e in pairs
+          if isinstance(e.get("confusion_matrix"), list)][:MAX_CONFUSION_VARIANTS]
     if not vs:
         return None
     cols = min(3, len(vs))
@@ -415,8 +425,9 @@ def output_names(report: Report, variants: Sequence[Variant], dims: int) -> list
     return [f"output {d}" for d in range(dims)]
 
 
-def _scatter_plot(report: Report):
-    vs = [v for v in _tflite_variants(report) if isinstance(v.evaluation.get("scatter"), dict)]
+def _scatter_plot(report: Report, output: str | None = None):
+    pairs = [(v, _evaluation(v, output)) for v in _tflite_variants(report)]
+    vs = [v.replace(evaluation=e) for v, e in pairs if isinstance(e.get("scatter"), dict)]
     if not vs:
         return None
     dims = max(len(_columns(v.evaluation["scatter"].get("true"))) for v in vs)
@@ -478,7 +489,16 @@ def figures(report: Report) -> list[tuple[str, Any]]:
         ("per-tensor cluster counts (distinct values)", lambda: _tensor_plot(report, "unique_values")),
         ("training curves per stage", lambda: _training_plot(report)),
     ]
-    if name == "accuracy":
+    outputs = report.data.get("outputs") if report.task == Task.MULTI_OUTPUT else None
+    if isinstance(outputs, Mapping):  # one plot per output, by the output's task
+        for output, about in outputs.items():
+            if isinstance(about, Mapping) and about.get("task") == Task.CLASSIFICATION:
+                specs.append((f"confusion matrices of output {output} (test split, LiteRT)",
+                              lambda o=output: _confusion_plot(report, o)))
+            else:
+                specs.append((f"predicted vs true of output {output} (test split, LiteRT)",
+                              lambda o=output: _scatter_plot(report, o)))
+    elif name == "accuracy":
         specs.append(("confusion matrices (test split, LiteRT)", lambda: _confusion_plot(report)))
     else:
         specs.append(("predicted vs true (test split, LiteRT)", lambda: _scatter_plot(report)))

@@ -3,7 +3,7 @@
 The first table has one row per variant: size, gzip size, ``x smaller`` than the reference, weight
 sparsity, the task metric with its change against the reference, status; the other metrics (top-5
 accuracy, RMSE) join it only when the table still fits :data:`WIDTH` (report.md and report.html
-always show them). The second has one row
+always show them); with several outputs, the other outputs' task metrics come first. The second has one row
 per variant and latency target: p50 and p90, the speed-up against the reference on that target,
 and where the figure comes from. These are the deltas report.md shows. Long text (failure reasons,
 notes, stage summaries, provenance) goes below the tables, wrapped, so a row never widens a table.
@@ -19,7 +19,9 @@ from edgeopt.report.cells import (
     failed_checks,
     fmt_bytes,
     fmt_fraction,
+    fmt_metric,
     fmt_ms,
+    headline_metrics,
     metric_cell,
     metric_label,
     provenance_lines,
@@ -42,9 +44,11 @@ def _wrapped(text: str, indent: str = "  ") -> list[str]:
                          break_on_hyphens=False, break_long_words=False) or [indent.rstrip()]
 
 
-def variant_table(report: Report, extra: Sequence[str] = ()) -> tuple[list[str], list[list[str]], list[str]]:
+def variant_table(report: Report, extra: Sequence[str] = (),
+                  extra_deltas: bool = True) -> tuple[list[str], list[list[str]], list[str]]:
     """Headers, rows and the notes below (failure reasons, row notes) of the size and metric table;
-    ``extra`` metrics follow the task's."""
+    ``extra`` metrics follow the task's (without their change against the reference unless
+    ``extra_deltas``)."""
     name = report.primary_metric()
     headers = ["variant", "size", "gzip", "x smaller", "sparsity", name,
                *(metric_label(report, e) for e in extra), "status"]
@@ -58,7 +62,8 @@ def variant_table(report: Report, extra: Sequence[str] = ()) -> tuple[list[str],
             notes.append(f"{v.name}: {status_text(v)}")
         rows.append([v.name, fmt_bytes(v.size_bytes), fmt_bytes(v.gzip_bytes), size_ratio_cell(report, v),
                      fmt_fraction(v.sparsity), metric_cell(report, v, name),
-                     *(metric_cell(report, v, e) for e in extra), status])
+                     *(metric_cell(report, v, e) if extra_deltas else fmt_metric(e, v.metric(e))
+                       for e in extra), status])
     return headers, rows, notes
 
 
@@ -92,11 +97,14 @@ def render_table(report: Report | Mapping[str, Any]) -> str:
 
     report = as_report(report)
     title = f"{report.name or '?'} ({report.task or '?'}): {report.status or '?'}"
-    headers, rows, notes = variant_table(report, secondary_metrics(report))
-    shown = table(headers, rows, title=title)
-    if max(map(len, shown.splitlines()[1:])) > WIDTH:  # below the title; the rest is in report.md/.html
-        headers, rows, notes = variant_table(report)
+    # Every metric if it fits; else each output's task metric (several outputs), with its change if that
+    # fits; else the task's alone. The rest is in report.md and report.html.
+    headline = headline_metrics(report)
+    for extra, deltas in ((secondary_metrics(report), True), (headline, True), (headline, False), ([], True)):
+        headers, rows, notes = variant_table(report, extra, deltas)
         shown = table(headers, rows, title=title)
+        if max(map(len, shown.splitlines()[1:])) <= WIDTH:  # below the title
+            break
     lines = [shown]
     lines += [line for note in notes for line in _wrapped(note)]
     ref = report.reference_name

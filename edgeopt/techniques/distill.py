@@ -101,7 +101,14 @@ class Distill(Technique):
     guided = False  # it is the guide: its own fine-tune already trains against the teacher
 
     def validate(self, stage: DistillStage, index: int, data: Dataset, train: TrainSpec) -> None:
-        """Nothing to refuse here: a teacher file is checked with the recipe's other model files."""
+        """Refuse a student with several inputs or outputs (its teacher's loss compares one output);
+        a teacher file is checked with the recipe's other model files."""
+        if len(data.input_names) > 1 or len(data.outputs) > 1:
+            named = [f"{kind} {', '.join(names)}" for kind, names in
+                     (("inputs", data.input_names), ("outputs", data.outputs)) if len(names) > 1]
+            raise InputError(f"stages[{index}] distill: distillation takes a model with one input and one "
+                             f"output (the teacher's loss compares one output), but data '{data.name}' has "
+                             f"{' and '.join(named)}; leave the distill stage out for this model")
 
     def apply(self, model, stage: DistillStage, ctx: StageContext):
         """Wrap the student ``model`` with the teacher in a Distiller."""

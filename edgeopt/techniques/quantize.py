@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
+from edgeopt.data import n_samples, take
 from edgeopt.errors import InputError
 from edgeopt.techniques.base import FineTune, Placement, StageContext, Technique, exported, stage_outcome
 from edgeopt.techniques.layers import KERAS_MODULES, listing, skipped_summary, user_code
@@ -400,7 +401,7 @@ def _range_variables(model) -> list:
     return [w for w in model.weights if w.name.split("/")[-1].split(":")[0] in names]
 
 
-def warm_start_ranges(model, samples: np.ndarray) -> None:
+def warm_start_ranges(model, samples: np.ndarray | dict[str, np.ndarray]) -> None:
     """Start QAT's activation ranges at the ranges the data really has.
 
     TFMOT starts every activation range at [-6, 6] and moves it by an exponential moving average
@@ -415,9 +416,11 @@ def warm_start_ranges(model, samples: np.ndarray) -> None:
         return
     lows: dict[int, float] = {}
     highs: dict[int, float] = {}
-    for start in range(0, len(samples), _CALIBRATION_BATCH):
+    from edgeopt.train import keras_inputs
+
+    for start in range(0, n_samples(samples), _CALIBRATION_BATCH):
         before = [float(v.numpy()) for v in variables]
-        model(samples[start : start + _CALIBRATION_BATCH], training=True)
+        model(keras_inputs(take(samples, slice(start, start + _CALIBRATION_BATCH))), training=True)
         for i, (v, old) in enumerate(zip(variables, before, strict=True)):
             batch_value = old + (float(v.numpy()) - old) / (1.0 - _TFMOT_EMA_DECAY)
             if v.name.split("/")[-1].split(":")[0].endswith("_min"):

@@ -8,6 +8,7 @@ import html
 
 from edgeopt.tune.budgets import KB
 from edgeopt.tune.results import FAILED, Outcome, best_so_far, describe
+from edgeopt.types import base_metric
 
 STYLE = (
     "body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;font-size:13px}"
@@ -48,7 +49,8 @@ def _plots(outcome: Outcome) -> list[tuple[str, str]]:
                 )
                 if y is None:
                     continue
-                scale = 100 if axis == "drop" and t.figures.get("metric") == "accuracy" else 1
+                fraction = base_metric(str(t.figures.get("metric"))) == "accuracy"
+                scale = 100 if axis == "drop" and fraction else 1
                 points.append((t.figures["gzip_bytes"] / KB, min(y * scale, ceiling)))
             if points:
                 ax.scatter(

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from edgeopt.tune.budgets import KB, Goal
+from edgeopt.types import base_metric
 
 FEASIBLE, INFEASIBLE, FAILED = "feasible", "infeasible", "failed"
 
@@ -213,8 +214,8 @@ def describe(t: TrialRecord) -> str:
         parts.append(f"{f['format']} gzip {f['gzip_bytes'] / KB:.2f} KB")
     if f.get("value") is not None:
         drop = f.get("drop")
-        unit = " pt" if f.get("metric") == "accuracy" else ""
-        scale = 100 if f.get("metric") == "accuracy" else 1
+        unit = " pt" if base_metric(str(f.get("metric"))) == "accuracy" else ""
+        scale = 100 if base_metric(str(f.get("metric"))) == "accuracy" else 1
         parts.append(
             f"{f['metric']} {f['value'] * scale:.2f}"
             + (f" (drop {drop * scale:+.2f}{unit})" if drop is not None else "")

@@ -96,16 +96,20 @@ def test_savedmodel_without_a_serving_signature_is_refused(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_two_output_model_is_refused_with_the_limit(tmp_path):
+def test_two_output_model_on_one_unnamed_label_array_is_refused_naming_its_outputs(tmp_path):
     from edgeopt.kerasapi import keras
 
     inputs = keras.Input((8, 8, 1))
     x = keras.layers.Flatten()(inputs)
-    keras.Model(inputs, [keras.layers.Dense(10)(x), keras.layers.Dense(2)(x)]).save(tmp_path / "two.keras")
+    outputs = [keras.layers.Dense(10, name="digit")(x), keras.layers.Dense(2, name="pose")(x)]
+    keras.Model(inputs, outputs).save(tmp_path / "two.keras")
     result = _compress("--set", f"model={tmp_path / 'two.keras'}", "--set", "data=digits",
                        "--out", tmp_path / "out", *FAST)
     assert result.exit_code == 2
-    assert "1 inputs and 2 outputs" in _one_error_line(result)
+    line = _one_error_line(result)
+    assert "has outputs digit, pose but data 'digits' has one unnamed output array" in line
+    assert "y_train/<name>" in line
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_file_that_is_not_a_model_is_refused(tmp_path):
