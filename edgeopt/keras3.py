@@ -92,8 +92,8 @@ REDUCED_PRECISION_TOLERANCE = 1e-2  # float16 / bfloat16 compute
 SYNTHETIC_COUNT = 4
 UNKNOWN_DIMENSION = 8  # stands in for a free non-batch dimension in synthetic samples
 BATCH = 256
-STILL_WORKS = ("post-training quantization still works from a SavedModel: model.export('folder'), "
-               "then tf.lite.TFLiteConverter.from_saved_model('folder')")
+STILL_WORKS = ("post-training quantization still works from a SavedModel: model.export('folder') in "
+               "Keras 3, then edgeopt compress --model folder --preset ptq-int8")
 
 
 @dataclass(frozen=True)
