@@ -461,8 +461,9 @@ def evaluate_file(path: str | os.PathLike, data: Any, *, batch: int = BATCH) -> 
     dataset = load_data(data)
     model_input, model_output = _one_input_one_output(path, info)
     if dataset.named_inputs or dataset.named_outputs:
-        raise InputError(f"data '{dataset.name}' holds named arrays (for several inputs or outputs); "
-                         "evaluate takes one unnamed input and output array, as compress measures named ones")
+        raise InputError(f"data '{dataset.name}' holds named arrays (for several inputs or outputs) but "
+                         f"{path} has one input and one output; give it unnamed arrays (compress measures "
+                         "models with several)")
     check_fits(path, model_input, model_output, dataset)
     predictions = predict_in_child(path, dataset.x_test, batch)
     evaluation = _evaluation(path, dataset, predictions, model_input, model_output, head=tflite_head(info))
