@@ -52,6 +52,8 @@ CONTROL = ("prune-qat-int8, 0 % pruned", "prune-qat-int8",
            ["stages.0.target_sparsity=0", "stages.0.initial_sparsity=0"])
 
 
+VERIFIED_ON = {"samples": "256 images of the training split", "synthetic": "seeded random inputs"}
+
 def stripes(kind: str, rng: np.random.Generator) -> np.ndarray:
     """One 96x96 RGB image of ``kind``: two random colours, random period and phase, pixel noise."""
     yy, xx = np.mgrid[0:SIZE, 0:SIZE].astype(np.float64)
@@ -200,8 +202,9 @@ def main() -> None:
           f"parameters, {trained['layers']} layers, trained {args.epochs} epochs with Adam, cosine decay "
           f"from 1e-3 (its own accuracy in Keras 3: train {trained['keras3_train_accuracy']:.4f}, test "
           f"{trained['keras3_test_accuracy']:.4f}).\n")
+    inputs = VERIFIED_ON.get(facts["verified_on"], facts["verified_on"])
     print(f"Rebuild as tf_keras: max abs output difference {facts['max_abs_diff']:.3g} against the Keras 3 "
-          f"model on {facts['verified_on']} inputs (largest output {facts['output_scale']:.3g}, tolerance "
+          f"model on {inputs} (largest output {facts['output_scale']:.3g}, tolerance "
           f"{facts['tolerance']:.3g}).\n")
     print("| variant | accuracy (points vs file) | bytes | gzip bytes (smaller) | weight sparsity | "
           "local p50 ms |")
