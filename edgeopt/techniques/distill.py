@@ -112,6 +112,10 @@ class Distill(Technique):
 
     def apply(self, model, stage: DistillStage, ctx: StageContext):
         """Wrap the student ``model`` with the teacher in a Distiller."""
+        if ctx.data.task == CLASSIFICATION and int(model.output_shape[-1]) == 1:
+            raise InputError(f"stages[{ctx.stage_index}] distill: the student has one output unit (a binary "
+                             "head), and the teacher's loss compares softmax distributions over classes; "
+                             "give the student two output units, or leave the distill stage out")
         teacher = load_teacher(stage, ctx)
         distiller = TeacherGuide(teacher, ctx.data.task, stage.alpha, stage.temperature).wrap(model)
         ctx.notes["teacher"] = teacher

@@ -174,3 +174,17 @@ def test_npz_regression_outputs_are_named_after_the_models_output_layer_not_yaw_
     assert "output_names" not in report.data
     assert all(v.evaluation["output_names"] == ["angles[0]", "angles[1]"] for v in tflite)
     assert output_names(report, tflite, 2) == ["angles[0]", "angles[1]"]
+
+
+def test_distilling_into_a_binary_student_is_refused_in_one_line(tmp_path):
+    one_unit_model("sigmoid", "probability").save(tmp_path / "student.keras")
+    one_unit_model("sigmoid", "probability").save(tmp_path / "teacher.keras")
+    x, y = two_classes(60, seed=4)
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    stage = f"stages=[{{kind: distill, teacher: {tmp_path / 'teacher.keras'}, epochs: 1}}]"
+    result = compress(tmp_path / "student.keras", tmp_path / "d.npz", tmp_path / "out", "ptq-int8", stage)
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.output
+    assert "stages[0] distill" in lines[0] and "one output unit" in lines[0]
+    assert not (tmp_path / "out").exists()
