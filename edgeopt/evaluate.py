@@ -459,11 +459,10 @@ def evaluate_file(path: str | os.PathLike, data: Any, *, batch: int = BATCH) -> 
         raise InputError(f"{path} is a folder: pass the path of a .tflite file")
     info = inspect_tflite(path)
     dataset = load_data(data)
+    several = len(info["input_details"]) != 1 or len(info["output_details"]) != 1
+    if several or dataset.named_inputs or dataset.named_outputs:
+        return _evaluate_named(path, info, dataset, batch)
     model_input, model_output = _one_input_one_output(path, info)
-    if dataset.named_inputs or dataset.named_outputs:
-        raise InputError(f"data '{dataset.name}' holds named arrays (for several inputs or outputs) but "
-                         f"{path} has one input and one output; give it unnamed arrays (compress measures "
-                         "models with several)")
     check_fits(path, model_input, model_output, dataset)
     predictions = predict_in_child(path, dataset.x_test, batch)
     evaluation = _evaluation(path, dataset, predictions, model_input, model_output, head=tflite_head(info))
@@ -524,8 +523,36 @@ def check_fits(path: Path, model_input: dict, model_output: dict, data: Dataset)
     check_outputs(data, units, f"{path} (output shape {tuple(model_output['shape'][1:])})")
 
 
-def predict_in_child(path: Path, x: np.ndarray, batch: int = BATCH) -> np.ndarray:
+def _evaluate_named(path: Path, info: dict, data: Dataset, batch: int) -> Evaluation:
+    """:func:`evaluate_file` of a ``.tflite`` with several inputs or outputs, or of named data: run
+    through the file's serving signature, inputs fed and outputs matched by name, scored per output."""
+    outputs = list(data.outputs) if data.named_outputs else None
+    predictions = predict_in_child(path, data.x_test, batch, outputs=outputs, signature=True)
+    prov = provenance(data.n_test)
+    if outputs is None:
+        raw, details = score(predictions[""], data, prov, head=tflite_head(info))
+    else:  # without the model, a binary output's head is read from its range (see binary_output)
+        raw, details = score_outputs(predictions, data, prov)
+    metrics = {name: Metric.read(name, m) for name, m in raw.items()}
+    keep = ("name", "shape", "shape_signature", "dtype", "quantization")
+    return Evaluation(model=str(path), data=data.name, task=data.task, samples=data.n_test,
+                      held_out=_held_out(data), metrics=metrics,
+                      input={"tensors": [{k: d.get(k) for k in keep} for d in info["input_details"]]},
+                      output={"tensors": [{k: d.get(k) for k in keep} for d in info["output_details"]]},
+                      preprocessing=dict(data.preprocessing), details=details)
+
+
+NAMED_KEY = "_"  # an .npz member stands for the only, unnamed output (npz names cannot be empty)
+
+
+def predict_in_child(path: Path, x: np.ndarray | dict[str, np.ndarray], batch: int = BATCH, *,
+                     outputs: list[str] | None = None,
+                     signature: bool = False) -> np.ndarray | dict[str, np.ndarray]:
     """:func:`predict` in a child Python, so that a crash in a LiteRT kernel fails one call, not us.
+
+    With ``signature`` (or ``x`` a dict of named inputs, or ``outputs`` given) the child runs
+    :func:`predict_named` through the file's serving signature, and a dict of outputs comes back
+    (``""``: the only one).
 
     Raises:
         InputError: the child refused the model or the data (exit 2).
@@ -533,16 +560,26 @@ def predict_in_child(path: Path, x: np.ndarray, batch: int = BATCH) -> np.ndarra
     """
     from edgeopt.bench.local import describe_crash
 
+    named = signature or isinstance(x, dict) or outputs is not None
     with tempfile.TemporaryDirectory(prefix="edgeopt-evaluate-") as folder:
-        x_file, out_file = Path(folder) / "x.npy", Path(folder) / "predictions.npy"
-        np.save(x_file, np.ascontiguousarray(x, dtype=np.float32))
+        suffix = ".npz" if named else ".npy"
+        x_file, out_file = Path(folder) / f"x{suffix}", Path(folder) / f"predictions{suffix}"
+        if isinstance(x, dict):
+            np.savez(x_file, **{k: np.ascontiguousarray(v, dtype=np.float32) for k, v in x.items()})
+        elif named:
+            np.savez(x_file, **{NAMED_KEY: np.ascontiguousarray(x, dtype=np.float32)})
+        else:
+            np.save(x_file, np.ascontiguousarray(x, dtype=np.float32))
         command = [sys.executable, "-m", "edgeopt.evaluate", str(path), str(x_file), str(out_file),
-                   str(batch)]
+                   str(batch)] + ([json.dumps(outputs)] if named else [])
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
         done = subprocess.run(command, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL,
                               check=False)
         if done.returncode == 0 and out_file.is_file():
-            return np.load(out_file, allow_pickle=False)
+            if not named:
+                return np.load(out_file, allow_pickle=False)
+            with np.load(out_file, allow_pickle=False) as saved:
+                return {("" if k == NAMED_KEY else k): saved[k] for k in saved.files}
     failure = None
     for line in reversed(done.stdout.strip().splitlines()):
         if line.startswith("{"):
@@ -565,22 +602,27 @@ def _evaluation(path: Path, data: Dataset, predictions: np.ndarray, model_input:
     correct = None
     if data.task == CLASSIFICATION:  # accuracy is a count over the samples: give it back exactly
         correct = int(round(metrics["accuracy"].value * len(data.y_test)))
-    split = data.preprocessing.get("split")
-    if split:
-        held_out = (f"{split['test_split']:.0%} held out by edgeopt with seed {split['seed']}"
-                    + (", stratified" if split.get("stratified") else ""))
-    else:
-        held_out = "the dataset's own test split"
     keep = ("name", "shape", "shape_signature", "dtype", "quantization")
     return Evaluation(model=str(path), data=data.name, task=data.task, samples=len(data.x_test),
-                      held_out=held_out, metrics=metrics, correct=correct,
+                      held_out=_held_out(data), metrics=metrics, correct=correct,
                       input={k: model_input.get(k) for k in keep},
                       output={k: model_output.get(k) for k in keep},
                       preprocessing=dict(data.preprocessing), details=details)
 
 
+def _held_out(data: Dataset) -> str:
+    split = data.preprocessing.get("split")
+    if not split:
+        return "the dataset's own test split"
+    return (f"{split['test_split']:.0%} held out by edgeopt with seed {split['seed']}"
+            + (", stratified" if split.get("stratified") else ""))
+
+
 def _child(argv: list[str]) -> int:
-    """``python -m edgeopt.evaluate MODEL X.npy OUT.npy BATCH``: predictions saved, or a JSON failure line."""
+    """``python -m edgeopt.evaluate MODEL X.npy OUT.npy BATCH``: predictions saved, or a JSON failure
+    line; ``MODEL X.npz OUT.npz BATCH OUTPUTS_JSON``: named inputs in, named outputs out."""
+    if len(argv) == 5:
+        return _child_named(*argv)
     model, x_file, out_file, batch = argv
     try:
         predictions = predict(Path(model), np.load(x_file, allow_pickle=False), batch=int(batch))
@@ -592,6 +634,23 @@ def _child(argv: list[str]) -> int:
                                    f"{' '.join(str(exc).split())})", "exit_code": CheckFailed.exit_code}))
         return CheckFailed.exit_code
     np.save(out_file, predictions)
+    return 0
+
+
+def _child_named(model: str, x_file: str, out_file: str, batch: str, outputs: str) -> int:
+    try:
+        with np.load(x_file, allow_pickle=False) as saved:
+            x = {k: saved[k] for k in saved.files}
+        predictions = predict_named(Path(model), x.pop(NAMED_KEY) if NAMED_KEY in x else x,
+                                    json.loads(outputs), batch=int(batch))
+    except EdgeoptError as exc:
+        print(json.dumps({"error": str(exc), "exit_code": exc.exit_code}))
+        return exc.exit_code
+    except Exception as exc:  # LiteRT raises RuntimeError and others from a kernel that fails
+        print(json.dumps({"error": f"LiteRT failed running the model ({type(exc).__name__}: "
+                                   f"{' '.join(str(exc).split())})", "exit_code": CheckFailed.exit_code}))
+        return CheckFailed.exit_code
+    np.savez(out_file, **{(k or NAMED_KEY): v for k, v in predictions.items()})
     return 0
 
 

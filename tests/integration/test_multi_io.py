@@ -180,6 +180,18 @@ def test_two_inputs_two_outputs_prune_qat_int8_scores_each_output_as_litert_does
     check = CliRunner().invoke(cli, ["check", path, "--baseline", path])
     assert check.exit_code == 0, check.output + check.stderr
 
+    # edgeopt evaluate on the int8 file and the named data gives the report's figures, per output.
+    evaluated = CliRunner().invoke(cli, ["evaluate", str(out / "int8.tflite"), "--data",
+                                         str(folder / "data.npz"), "--json"])
+    assert evaluated.exit_code == 0, evaluated.output + evaluated.stderr
+    figures = json.loads(evaluated.stdout)
+    assert figures["data"]["task"] == "multi-output" and figures["data"]["samples"] == 200
+    for name in ("accuracy/label", "mae/angle", "rmse/angle"):
+        assert figures["metrics"][name]["value"] == pytest.approx(_metric(int8, name), rel=1e-6), name
+    assert len(figures["input"]["tensors"]) == 2 and len(figures["output"]["tensors"]) == 2
+    text = CliRunner().invoke(cli, ["evaluate", str(out / "int8.tflite"), "--data", str(folder / "data.npz")])
+    assert text.exit_code == 0 and "accuracy/label" in text.output and "mae/angle" in text.output
+
 
 def test_two_inputs_one_output_from_a_loader_of_named_arrays_split_by_edgeopt(tmp_path, monkeypatch):
     from edgeopt.kerasapi import keras
@@ -299,3 +311,15 @@ def test_distillation_of_a_two_output_model_is_refused_with_the_limit(two_by_two
     line = _one_error_line(result)
     assert "stages[0] distill: distillation takes a model with one input and one output" in line
     assert not out.exists()
+
+
+def test_evaluate_of_a_two_input_file_on_unnamed_data_is_one_line(two_by_two, tmp_path):
+    from edgeopt.convert import convert
+    from edgeopt.kerasapi import keras
+
+    folder, _ = two_by_two
+    (tmp_path / "m.tflite").write_bytes(convert(keras.models.load_model(folder / "model.keras"), "float32"))
+    result = CliRunner().invoke(cli, ["evaluate", str(tmp_path / "m.tflite"), "--data", "digits"])
+    assert result.exit_code == 2
+    line = _one_error_line(result)
+    assert "features, image" in line and "name the arrays by the model's inputs" in line
