@@ -621,11 +621,15 @@ def _held_out(data: Dataset) -> str:
 def _child(argv: list[str]) -> int:
     """``python -m edgeopt.evaluate MODEL X.npy OUT.npy BATCH``: predictions saved, or a JSON failure
     line; ``MODEL X.npz OUT.npz BATCH OUTPUTS_JSON``: named inputs in, named outputs out."""
-    if len(argv) == 5:
-        return _child_named(*argv)
-    model, x_file, out_file, batch = argv
+    model, x_file, out_file, batch, *outputs = argv
     try:
-        predictions = predict(Path(model), np.load(x_file, allow_pickle=False), batch=int(batch))
+        if outputs:
+            with np.load(x_file, allow_pickle=False) as saved:
+                x = {k: saved[k] for k in saved.files}
+            predictions = predict_named(Path(model), x.pop(NAMED_KEY) if NAMED_KEY in x else x,
+                                        json.loads(outputs[0]), batch=int(batch))
+        else:
+            predictions = predict(Path(model), np.load(x_file, allow_pickle=False), batch=int(batch))
     except EdgeoptError as exc:
         print(json.dumps({"error": str(exc), "exit_code": exc.exit_code}))
         return exc.exit_code
@@ -633,24 +637,10 @@ def _child(argv: list[str]) -> int:
         print(json.dumps({"error": f"LiteRT failed running the model ({type(exc).__name__}: "
                                    f"{' '.join(str(exc).split())})", "exit_code": CheckFailed.exit_code}))
         return CheckFailed.exit_code
-    np.save(out_file, predictions)
-    return 0
-
-
-def _child_named(model: str, x_file: str, out_file: str, batch: str, outputs: str) -> int:
-    try:
-        with np.load(x_file, allow_pickle=False) as saved:
-            x = {k: saved[k] for k in saved.files}
-        predictions = predict_named(Path(model), x.pop(NAMED_KEY) if NAMED_KEY in x else x,
-                                    json.loads(outputs), batch=int(batch))
-    except EdgeoptError as exc:
-        print(json.dumps({"error": str(exc), "exit_code": exc.exit_code}))
-        return exc.exit_code
-    except Exception as exc:  # LiteRT raises RuntimeError and others from a kernel that fails
-        print(json.dumps({"error": f"LiteRT failed running the model ({type(exc).__name__}: "
-                                   f"{' '.join(str(exc).split())})", "exit_code": CheckFailed.exit_code}))
-        return CheckFailed.exit_code
-    np.savez(out_file, **{(k or NAMED_KEY): v for k, v in predictions.items()})
+    if outputs:
+        np.savez(out_file, **{(k or NAMED_KEY): v for k, v in predictions.items()})
+    else:
+        np.save(out_file, predictions)
     return 0
 
 
