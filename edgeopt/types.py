@@ -283,6 +283,12 @@ class Variant(_Json):
     def metric(self, name: str) -> Metric | None:
         return self.metrics.get(name)
 
+    def float_op_names(self) -> list[str]:
+        """The float ops its inspection found, by op name, sorted and without repeats (an op in the
+        inspection is a dict with ``op``, or its plain name in an older report)."""
+        ops = self.inspect.get("float_ops") or []
+        return sorted({str(op.get("op", op)) if isinstance(op, dict) else str(op) for op in ops})
+
 
 @dataclass(frozen=True)
 class StageOutcome(_Json):

@@ -29,11 +29,6 @@ def run_checks(outcomes: Sequence[StageOutcome], variants: Sequence[Variant]) ->
     return checks + int8_checks(variants)
 
 
-def _op_name(op) -> str:
-    """An inspected op (a dict with ``op``) or an older report's plain name."""
-    return str(op.get("op", op)) if isinstance(op, dict) else str(op)
-
-
 def int8_checks(variants: Sequence[Variant]) -> list[Check]:
     """An int8 export must compute in int8: no float ops left."""
     checks = []
@@ -46,6 +41,6 @@ def int8_checks(variants: Sequence[Variant]) -> list[Check]:
             variant=v.name, check="int8_ops", expected="no float ops", measured=len(float_ops),
             status=CheckStatus.OK if ok else CheckStatus.FAIL,
             message=f"{v.name}: " + ("every op computes in int8" if ok else
-                                     "float ops left: " + ", ".join(sorted(set(map(_op_name, float_ops))))),
+                                     "float ops left: " + ", ".join(v.float_op_names())),
         ))
     return checks

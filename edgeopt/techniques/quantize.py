@@ -182,8 +182,7 @@ def calibration_checks(outcome: StageOutcome, variants: Sequence[Variant]) -> li
     for v in exported(variants, inspected=True):
         if v.format != Format.INT8:
             continue
-        float_ops = sorted({str(op.get("op", op)) if isinstance(op, dict) else str(op)
-                            for op in v.inspect.get("float_ops") or []})
+        float_ops = v.float_op_names()
         ok = not float_ops
         checks.append(Check(
             variant=v.name, check="calibrated_layers", expected="int8 ops", measured=len(float_ops),
