@@ -78,31 +78,26 @@ def _activation(layer) -> str:
     return name or "linear"
 
 
-def output_units(model) -> int | None:
-    """Units of the model's one output (its last dimension); None when it has several outputs or the
-    model cannot say (a subclassed wrapper that was never called)."""
-    try:
-        shape = model.output_shape
-    except (AttributeError, RuntimeError):
-        return None
-    if isinstance(shape, list) or not shape or shape[-1] is None:
-        return None
-    return int(shape[-1])
-
-
-def training_task(model, task: str) -> str:
-    """The task as training sees it: classification scored by one output unit is :data:`BINARY`."""
-    return BINARY if task == CLASSIFICATION and output_units(model) == 1 else task
-
-
 def each_output_units(model) -> list[int | None]:
-    """Units (last dimension) of each of the model's outputs, None where the model cannot say."""
+    """Units (last dimension) of each of the model's outputs, None where the model cannot say (a
+    subclassed wrapper that was never called)."""
     try:
         shapes = model.output_shape
     except (AttributeError, RuntimeError):
         return [None] * len(model.outputs or [])
     shapes = shapes if isinstance(shapes, list) else [shapes]
     return [int(shape[-1]) if shape and shape[-1] is not None else None for shape in shapes]
+
+
+def output_units(model) -> int | None:
+    """Units of the model's one output; None when it has several outputs or the model cannot say."""
+    units = each_output_units(model)
+    return units[0] if len(units) == 1 else None
+
+
+def training_task(task: str, units: int | None) -> str:
+    """The task as training sees it: classification scored by one output unit is :data:`BINARY`."""
+    return BINARY if task == CLASSIFICATION and units == 1 else task
 
 
 def check_model_fits_data(model, data: Dataset, where: str = "the model") -> None:
@@ -153,13 +148,13 @@ def compile_model(model, task: str, optimizer: str, learning_rate: float,
     """Compile with the task's loss and metric; with ``tasks`` (one per named output, in the model's
     output order) each output gets the loss and metric of its own task and head."""
     if tasks:
-        chosen = [loss_and_metrics(BINARY if t == CLASSIFICATION and units == 1 else t, head)
+        chosen = [loss_and_metrics(training_task(t, units), head)
                   for t, units, head in zip(tasks.values(), each_output_units(model), head_activations(model),
                                             strict=True)]
         model.compile(optimizer=make_optimizer(optimizer, learning_rate), loss=[loss for loss, _ in chosen],
                       metrics=[metrics for _, metrics in chosen])
         return
-    loss, metrics = loss_and_metrics(training_task(model, task), head_activation(model))
+    loss, metrics = loss_and_metrics(training_task(task, output_units(model)), head_activation(model))
     model.compile(optimizer=make_optimizer(optimizer, learning_rate), loss=loss, metrics=metrics)
 
 
