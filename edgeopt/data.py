@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from edgeopt.errors import InputError
-from edgeopt.types import OUTPUT_SEPARATOR, Task
+from edgeopt.types import OUTPUT_SEPARATOR, TASK_METRIC, Task
 
 if TYPE_CHECKING:
     from edgeopt.recipe import TrainSpec
@@ -168,7 +168,7 @@ class Dataset:
         first = self.primary_output()
         if first is None:
             return None
-        return f"{'accuracy' if self.tasks[first] == CLASSIFICATION else 'mae'}{OUTPUT_SEPARATOR}{first}"
+        return f"{TASK_METRIC[Task(self.tasks[first])]}{OUTPUT_SEPARATOR}{first}"
 
     def describe(self) -> dict:
         if self.named_inputs or self.named_outputs:
