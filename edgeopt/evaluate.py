@@ -330,12 +330,14 @@ def score_outputs(predictions: dict[str, np.ndarray], data: Dataset, prov: str,
     return metrics, {"outputs": details}
 
 
-def evaluate_tflite(path: Path, data: Dataset, heads: Mapping[str, str] | None = None) -> tuple[dict, dict]:
+def evaluate_tflite(path: Path, data: Dataset, heads: Mapping[str, str] | None = None,
+                    info: Mapping[str, Any] | None = None) -> tuple[dict, dict]:
     """Metrics (see :func:`score`) of the ``.tflite`` at ``path`` on the test split, and plot data.
 
-    A binary head is read from the file's last op; regression outputs without names in the data are
-    named after the file's output layer. Data with named outputs is scored per output
-    (:func:`score_outputs`, ``heads`` by output name), named inputs are fed by name."""
+    A binary head is read from the file's last op (from ``info``, its inspection, when the caller has
+    it); regression outputs without names in the data are named after the file's output layer. Data
+    with named outputs is scored per output (:func:`score_outputs`, ``heads`` by output name), named
+    inputs are fed by name."""
     if data.named_outputs:
         predictions = predict_named(path, data.x_test, list(data.outputs))
         return score_outputs(predictions, data, provenance(data.n_test), heads)
@@ -344,7 +346,7 @@ def evaluate_tflite(path: Path, data: Dataset, heads: Mapping[str, str] | None =
     if data.task == CLASSIFICATION and predictions.reshape(len(predictions), -1).shape[1] == 1:
         from edgeopt.inspect import inspect_tflite
 
-        head = tflite_head(inspect_tflite(path))
+        head = tflite_head(info if info is not None else inspect_tflite(path))
     elif data.task != CLASSIFICATION and not data.output_names:
         names = signature_output_names(path, data.output_dim)
     return score(predictions, data, provenance(data.n_test), head=head, output_names=names)

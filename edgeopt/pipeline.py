@@ -212,7 +212,7 @@ def measure(name: str, fmt: str, path: Path, data: Dataset, recipe: Recipe, prog
 
     patterns = [TECHNIQUES[s.kind].inspect_pattern(s) for s in recipe.stages]
     info = inspect_tflite(path, pattern=next((p for p in patterns if p), (2, 4)))
-    metrics, evaluation = evaluate_tflite(path, data, heads=heads)
+    metrics, evaluation = evaluate_tflite(path, data, heads=heads, info=info)
     latency = {}
     spec = recipe.benchmark
     for target in spec.targets:
