@@ -35,7 +35,7 @@ import numpy as np
 
 from edgeopt.data import CLASSIFICATION, Dataset, check_outputs
 from edgeopt.errors import CheckFailed, EdgeoptError, InputError
-from edgeopt.types import FRACTIONS, HIGHER_IS_BETTER, Metric
+from edgeopt.types import Metric
 
 BATCH = 256
 MAX_BATCH = 1 << 16
@@ -205,14 +205,8 @@ def provenance(n: int) -> str:
 
 
 def metric(name: str, value: float, prov: str, unit: str = "", **extra: Any) -> dict:
-    """A metric's JSON object (report.json's shape): value, unit, direction, provenance, ``extra``."""
-    return {
-        "value": float(value),
-        "unit": unit or ("fraction" if name in FRACTIONS else ""),
-        "higher_is_better": HIGHER_IS_BETTER.get(name, True),
-        "provenance": prov,
-        **extra,
-    }
+    """A metric's JSON object (report.json's shape): :meth:`Metric.of`'s, with ``extra`` keys."""
+    return {**Metric.of(name, value, prov, unit).to_json(), **extra}
 
 
 # What a binary head's one output is, and where it is class 1: a sigmoid's probability above 0.5, a
