@@ -67,6 +67,11 @@ def take(arrays: Arrays, index) -> Arrays:
     return arrays[index]
 
 
+def shape_fits(wanted: tuple, given: tuple) -> bool:
+    """Whether samples of shape ``given`` fit a model input of shape ``wanted`` (None: any size)."""
+    return len(wanted) == len(given) and all(w in (None, g) for w, g in zip(wanted, given, strict=True))
+
+
 def names_of(arrays: Arrays) -> tuple[str, ...]:
     """The names of named arrays; empty for one unnamed array."""
     return tuple(arrays) if isinstance(arrays, dict) else ()

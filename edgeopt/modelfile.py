@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeopt import keras3
+from edgeopt.data import shape_fits
 from edgeopt.errors import InputError
 
 KERAS_ZIP = "keras"
@@ -424,7 +425,7 @@ def _load_keras3(path: Path, kind: str, version: str | None, *, trust: bool, whe
         samples = samples(model)
     if samples is not None and not isinstance(samples, dict | list | tuple) and len(model.inputs) == 1:
         wanted, given = tuple(model.input_shape[1:]), tuple(samples.shape[1:])
-        if len(wanted) != len(given) or any(w not in (None, g) for w, g in zip(wanted, given, strict=True)):
+        if not shape_fits(wanted, given):
             raise InputError(f"{label} takes inputs of shape {wanted} but the data's samples have shape "
                              f"{given}; is this the model for this data?")
     if samples is None:

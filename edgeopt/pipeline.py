@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from edgeopt import __version__, environment
-from edgeopt.data import Dataset, load_dataset
+from edgeopt.data import Dataset, load_dataset, shape_fits
 from edgeopt.errors import EnvironmentProblem, InputError
 from edgeopt.logs import NOT_CAPTURING, Capture
 from edgeopt.outputs import check_output, staged_output
@@ -105,7 +105,7 @@ def _check_input_shapes(model, data: Dataset, where: str) -> None:
         return
     for name, tensor in zip(data.input_names, model.inputs, strict=True):
         wanted, given = tuple(tensor.shape[1:]), data.input_shapes[name]
-        if len(wanted) != len(given) or any(w not in (None, g) for w, g in zip(wanted, given, strict=True)):
+        if not shape_fits(wanted, given):
             raise InputError(f"{where} takes input '{name}' of shape {wanted} but data '{data.name}' has "
                              f"samples of shape {given} for it")
 
@@ -113,7 +113,7 @@ def _check_input_shapes(model, data: Dataset, where: str) -> None:
 def _check_graph_fits(graph, data: Dataset) -> None:
     """Refuse data a SavedModel graph cannot take, or whose labels its outputs cannot score."""
     wanted, given = graph.input_shape, tuple(data.input_shape)
-    if len(wanted) != len(given) or any(w not in (None, g) for w, g in zip(wanted, given, strict=True)):
+    if not shape_fits(wanted, given):
         raise InputError(f"model: {graph.path} takes inputs of shape {wanted} but data '{data.name}' has "
                          f"{given}")
     if None in graph.output_shape:
