@@ -376,23 +376,23 @@ class _Comparer:
 
     def absolute(self, variant: str, check: str, label: str, base: Any, now: Any, tol_abs: float,
                  higher_is_better: bool, unit: str = "", gated: bool = True) -> None:
-        if not gated:  # compared and shown, never failing: the findings' statuses become notes
-            start = len(self.findings)
-            self.absolute(variant, check, label, base, now, tol_abs, higher_is_better, unit)
-            self.findings[start:] = [replace(f, status=NOTE, message=f"{f.message}; not gated (no tolerance "
-                                             f"for {check})") if f.status in (REGRESSION, IMPROVEMENT, FAIL)
-                                     else f for f in self.findings[start:]]
-            return
-        b, n = finite(base), finite(now)
+        """Compare within an absolute tolerance; not ``gated``: compared and shown, never failing (what
+        would be a regression, an improvement or a failure is a note)."""
         tol = f"±{tol_abs:g}{unit}"
+
+        def add(status: str, message: str, **kw: Any) -> None:
+            if not gated and status in (REGRESSION, IMPROVEMENT, FAIL):
+                status, message = NOTE, f"{message}; not gated (no tolerance for {check})"
+            self.add(variant, check, status, message, tolerance=tol, **kw)
+
+        b, n = finite(base), finite(now)
         if b is None and n is None:
             return
         if n is None:
-            self.add(variant, check, FAIL, f"{label} missing or not a number in the report",
-                     baseline=base, measured=now, tolerance=tol)
+            add(FAIL, f"{label} missing or not a number in the report", baseline=base, measured=now)
             return
         if b is None:
-            self.add(variant, check, NOTE, f"{label} not in the baseline", measured=n, tolerance=tol)
+            add(NOTE, f"{label} not in the baseline", measured=n)
             return
         delta = n - b
         # a hair of slack so that a change of exactly the tolerance passes despite float rounding
@@ -400,8 +400,7 @@ class _Comparer:
         worse = delta < -tol_abs - eps if higher_is_better else delta > tol_abs + eps
         better = delta > tol_abs + eps if higher_is_better else delta < -tol_abs - eps
         status = REGRESSION if worse else IMPROVEMENT if better else PASS
-        self.add(variant, check, status, f"{label} {_show(b)}{unit} -> {_show(n)}{unit} ({delta:+.4g})",
-                 baseline=b, measured=n, tolerance=tol)
+        add(status, f"{label} {_show(b)}{unit} -> {_show(n)}{unit} ({delta:+.4g})", baseline=b, measured=n)
 
     # -- per variant ---------------------------------------------------------------------------------
 
