@@ -15,6 +15,7 @@ import click
 
 from edgeopt import __version__
 from edgeopt.errors import EXIT_CHECK_FAILED, EdgeoptError
+from edgeopt.paths import UserPath, check_path
 from edgeopt.presets import names as preset_names
 
 
@@ -65,14 +66,30 @@ class EdgeoptGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("edgeopt: interrupted; no output was moved into place", err=True)
             ctx.exit(130)
-        except OSError as exc:  # a write the library did not expect to fail: the machine's doing
+        except OSError as exc:  # a path or a write the library did not expect to fail
             from edgeopt.outputs import environment_error
 
-            problem = environment_error(exc, exc.filename or "the output")
+            problem = _path_error(exc) or environment_error(exc, exc.filename or "the output")
             if problem is None:
                 raise
             click.echo(f"edgeopt: error: {problem}", err=True)
             ctx.exit(problem.exit_code)
+
+
+def _path_error(exc: OSError) -> EdgeoptError | None:
+    """An InputError for a path no system call takes (too long, a symbolic link loop), else None:
+    the last resort behind :func:`~edgeopt.paths.check_path`, for a path that reached a call unchecked."""
+    import errno
+
+    from edgeopt.errors import InputError
+    from edgeopt.paths import shorten
+
+    reasons = {errno.ENAMETOOLONG: "is too long for the file system; give a shorter path",
+               errno.ELOOP: "is a loop of symbolic links; point the link at a real file or give another path"}
+    if exc.errno not in reasons:
+        return None
+    where = f"the path {shorten(str(exc.filename))}" if exc.filename is not None else "a path"
+    return InputError(f"{where} {reasons[exc.errno]}")
 
 
 @click.group(cls=EdgeoptGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -89,6 +106,14 @@ def cli() -> None:
 def emit_json(document: object) -> None:
     """Print one machine-readable JSON document to stdout."""
     click.echo(json.dumps(document, indent=2, sort_keys=False))
+
+
+def _path_or_name(_ctx, param: click.Parameter, value: str | None) -> str | None:
+    """``--model`` / ``--data``: a name, a YAML mapping (its path is checked with the data), or a path
+    that a system call can take (:func:`~edgeopt.paths.check_path`)."""
+    if value is not None and not value.lstrip().startswith("{"):
+        check_path(value, param.opts[0])
+    return value
 
 
 def _data_option(value: str | None):
@@ -135,8 +160,9 @@ def _trust_sets(trust_model: bool, custom_objects: tuple[str, ...]) -> list[str]
 
 @cli.command("train")
 @click.argument("model_name")
-@click.option("--data", "data_name", default=None, help="Built-in dataset or .npz (default: the model's).")
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Output folder.")
+@click.option("--data", "data_name", default=None, callback=_path_or_name,
+              help="Built-in dataset or .npz (default: the model's).")
+@click.option("--out", "out_dir", required=True, type=UserPath(output=True), help="Output folder.")
 @click.option("--epochs", type=int, default=None, help="Training epochs (default 30).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe field.")
@@ -173,14 +199,16 @@ def train_cmd(model_name, data_name, out_dir, epochs, seed, overrides, overwrite
 
 
 @cli.command("compress")
-@click.argument("recipe_path", required=False, type=click.Path(path_type=Path))
+@click.argument("recipe_path", required=False, type=UserPath())
 @click.option("--preset", type=click.Choice(preset_names()),
               help="Instead of a recipe: a recipe shipped with edgeopt, with --model and --data filled in. "
                    "Presets use a saved model as it is (train.epochs 0).")
-@click.option("--model", "model", help="A saved Keras model (.keras, .h5, SavedModel folder) or a zoo name: "
-                                       "the preset's model, or replaces the recipe's.")
-@click.option("--data", "data", help=f"The preset's data, or replaces the recipe's. {DATA_HELP}")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Output folder.")
+@click.option("--model", "model", callback=_path_or_name,
+              help="A saved Keras model (.keras, .h5, SavedModel folder) or a zoo name: the preset's model, "
+                   "or replaces the recipe's.")
+@click.option("--data", "data", callback=_path_or_name,
+              help=f"The preset's data, or replaces the recipe's. {DATA_HELP}")
+@click.option("--out", "out_dir", type=UserPath(output=True), help="Output folder.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a recipe field, e.g. --set train.epochs=2 (repeatable).")
 @click.option("--dump-recipe", is_flag=True, help="Print the resolved recipe as YAML and exit.")
@@ -244,7 +272,7 @@ def compress_cmd(recipe_path, preset, model, data, out_dir, overrides, dump_reci
 
 
 @cli.command("inspect")
-@click.argument("model_path", type=click.Path(path_type=Path))
+@click.argument("model_path", type=UserPath())
 @click.option("--json", "as_json", is_flag=True, help="Print the full inspection as JSON.")
 @click.option("--pattern", default="2:4", show_default=True, metavar="M:N",
               help="Structured-sparsity pattern to check (at most M non-zeros in N), besides 2:4.")
@@ -281,8 +309,8 @@ def inspect_cmd(model_path, as_json, pattern) -> None:
 
 
 @cli.command("evaluate")
-@click.argument("model_path", type=click.Path(path_type=Path))
-@click.option("--data", "data", required=True, help=DATA_HELP)
+@click.argument("model_path", type=UserPath())
+@click.option("--data", "data", required=True, callback=_path_or_name, help=DATA_HELP)
 @click.option("--batch", type=click.IntRange(1, 65536), default=256, show_default=True,
               help="Samples per interpreter call (a model with a fixed batch runs one at a time).")
 @click.option("--json", "as_json", is_flag=True, help="Print the evaluation as one JSON document.")
@@ -308,10 +336,10 @@ def evaluate_cmd(model_path, data, batch, as_json) -> None:
 
 
 @cli.command("report")
-@click.argument("report_path", type=click.Path(path_type=Path))
+@click.argument("report_path", type=UserPath())
 @click.option("--format", "fmt", type=click.Choice(["table", "md", "html"]), default="table",
               show_default=True, help="Terminal table, Markdown (CI summary) or self-contained HTML.")
-@click.option("--out", "out_file", type=click.Path(path_type=Path), help="Write to FILE instead of stdout.")
+@click.option("--out", "out_file", type=UserPath(output=True), help="Write to FILE instead of stdout.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
 def report_cmd(report_path, fmt, out_file, overwrite) -> None:
     """Render a report.json as a table, Markdown or HTML (no TensorFlow needed)."""
@@ -359,13 +387,13 @@ def _write_output(path: Path, text: str) -> None:
 
 
 @cli.command("check")
-@click.argument("report_path", type=click.Path(path_type=Path))
-@click.option("--baseline", "baseline_path", required=True, type=click.Path(path_type=Path),
+@click.argument("report_path", type=UserPath())
+@click.option("--baseline", "baseline_path", required=True, type=UserPath(),
               help="The accepted report, e.g. models/<name>/baseline.json.")
-@click.option("--tolerances", "tolerances_path", type=click.Path(path_type=Path),
+@click.option("--tolerances", "tolerances_path", type=UserPath(),
               help="YAML/JSON file overriding the default tolerances (docs/check.md).")
-@click.option("--junit", "junit_path", type=click.Path(path_type=Path), help="Write JUnit XML here.")
-@click.option("--markdown", "markdown_path", type=click.Path(path_type=Path),
+@click.option("--junit", "junit_path", type=UserPath(output=True), help="Write JUnit XML here.")
+@click.option("--markdown", "markdown_path", type=UserPath(output=True),
               help="Write a Markdown summary here (e.g. $GITHUB_STEP_SUMMARY).")
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON on stdout.")
 @click.option("--update-baseline", is_flag=True,
@@ -447,7 +475,7 @@ BENCHMARK_OPTIONS = {"targets": "--target", "threads": "--threads", "runs": "--r
 
 
 @cli.command("benchmark", cls=_BenchmarkCommand, help=BENCHMARK_HELP)
-@click.argument("models", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("models", nargs=-1, required=True, type=UserPath())
 @click.option("--target", "targets", multiple=True, default=("local",), show_default=True,
               help="Where to run (repeatable); `edgeopt benchmark --help` lists the forms.")
 @click.option("--threads", default="1", show_default=True, callback=_parse_threads,
@@ -458,15 +486,15 @@ BENCHMARK_OPTIONS = {"targets": "--target", "threads": "--threads", "runs": "--r
 @click.option("--warmup", type=int, default=10, show_default=True,
               help="Warm-up invokes before timing (and at least 0.1 s).")
 @click.option("--no-xnnpack", is_flag=True, help="Disable LiteRT's default XNNPACK delegate.")
-@click.option("--inputs", type=click.Path(path_type=Path),
+@click.option("--inputs", type=UserPath(),
               help=".npy (one input) or .npz (by input name or order) instead of random inputs.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random inputs.")
 @click.option("--timeout", type=float, default=300, show_default=True,
               help="Seconds allowed per measurement (and per SSH step).")
-@click.option("--ssh-config", type=click.Path(path_type=Path),
+@click.option("--ssh-config", type=UserPath(),
               help="SSH config file passed to ssh -F (default: $EDGEOPT_SSH_CONFIG, else ssh's own).")
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as one JSON document.")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Also write DIR/benchmark.json.")
+@click.option("--out", "out_dir", type=UserPath(output=True), help="Also write DIR/benchmark.json.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing DIR/benchmark.json.")
 def benchmark_cmd(models, targets, threads, runs, min_seconds, warmup, no_xnnpack, inputs, seed, timeout,
                   ssh_config, as_json, out_dir, overwrite) -> None:
@@ -508,6 +536,51 @@ def benchmark_cmd(models, targets, threads, runs, min_seconds, warmup, no_xnnpac
     if out_file is not None:
         click.echo(f"wrote {out_file}", err=True)
     click.get_current_context().exit(result.exit_code)
+
+
+@cli.command("diagnose")
+@click.argument("model", type=UserPath())
+@click.option("--data", "data", callback=_path_or_name,
+              help=f"Needed with a model file; replaces a recipe's. {DATA_HELP}")
+@click.option("--samples", type=click.IntRange(1, 100_000), default=200, show_default=True,
+              help="Training samples to calibrate int8 on and to compare each op on.")
+@click.option("--json", "as_json", is_flag=True, help="Print the diagnosis as one JSON document.")
+@click.option("--trust-model", is_flag=True,
+              help="Let code stored in the model files (Lambda layers) run when they load (recipe: "
+                   "trust_model: true). Only for files from a source you trust.")
+@click.option("--custom-objects", "custom_objects", multiple=True, metavar="MODULE",
+              help="A module (dotted name or .py file) defining the model's custom layers; imported "
+                   "with --trust-model only (recipe: custom_objects). Repeatable.")
+@click.option("--verbose", is_flag=True, help="Show TensorFlow's own messages and warnings.")
+def diagnose_cmd(model, data, samples, as_json, trust_model, custom_objects, verbose) -> None:
+    """Find the Keras layers that full int8 quantization hurts, worst first.
+
+    \b
+    MODEL is a saved Keras model (.keras, .h5, SavedModel folder; tf_keras or Keras 3) or a recipe
+    (.yaml/.yml), whose saved model and data are diagnosed as saved (no training, no stages).
+    TensorFlow Lite's QuantizationDebugger compares every int8 op with the same op in float on
+    --samples training inputs. Layers are ranked by their worst op's RMSE/scale: its RMS error in
+    steps of its own int8 output scale (rounding alone gives about 0.29). Each layer also shows its
+    input's float range against the one scale and zero point its int8 input got.
+    Exit codes: 0 ok; 1 the converter refused the model; 2 bad input.
+    """
+    from edgeopt.presets import model_and_data
+    from edgeopt.recipe import load_recipe
+
+    is_recipe = model.suffix.lower() in (".yaml", ".yml")
+    if not is_recipe and data is None:
+        raise click.UsageError(f"--data is needed with a model file ({model}); a recipe names its own")
+    sets = model_and_data(None if is_recipe else str(model), _data_option(data))
+    recipe = load_recipe(model if is_recipe else None, sets + _trust_sets(trust_model, custom_objects))
+    from edgeopt.diagnose import diagnose_recipe
+    from edgeopt.logs import captured
+
+    with captured(verbose):
+        diagnosis = diagnose_recipe(recipe, samples=samples)
+    if as_json:
+        emit_json(diagnosis.to_json())
+    else:
+        click.echo("\n".join(diagnosis.lines()))
 
 
 from edgeopt.tune.command import tune_cmd  # noqa: E402  (its module imports no TensorFlow either)

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from edgeopt.errors import InputError
+from edgeopt.paths import check_path, open_regular
 from edgeopt.types import OUTPUT_SEPARATOR, TASK_METRIC, Task
 
 if TYPE_CHECKING:
@@ -439,8 +440,9 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
     import zlib
 
     try:
-        # Our own handle, so that it is closed even when numpy fails half-way through opening the zip.
-        with path.open("rb") as handle:
+        # Our own handle, so that it is closed even when numpy fails half-way through opening the zip;
+        # and a regular file's: a FIFO would block for ever.
+        with open_regular(path, "data") as handle:
             if handle.read(len(ZIP_MAGIC)) != ZIP_MAGIC:
                 raise InputError(f"{path}: not an .npz archive; save the arrays with "
                                  f"numpy.savez(path, {', '.join(f'{k}=...' for k in NPZ_KEYS)})")
@@ -709,7 +711,7 @@ def load_dataset(spec) -> Dataset:
         return load_source(spec)
     if spec in BUILTIN:
         return BUILTIN[spec]()
-    path = Path(spec)
+    path = check_path(spec, "data")
     if path.exists() or path.suffix.lower() in (".npz", ".csv"):
         if not path.exists():
             raise InputError(f"data: {path} not found (give a built-in name: {', '.join(BUILTIN)}, an .npz "

@@ -35,6 +35,7 @@ import numpy as np
 
 from edgeopt.data import CLASSIFICATION, Dataset, check_outputs
 from edgeopt.errors import CheckFailed, EdgeoptError, InputError
+from edgeopt.paths import check_path
 from edgeopt.types import Metric
 
 BATCH = 256
@@ -450,7 +451,7 @@ def evaluate_file(path: str | os.PathLike, data: Any, *, batch: int = BATCH) -> 
 
     if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= MAX_BATCH:
         raise InputError(f"batch must be an integer from 1 to {MAX_BATCH:,}, got {batch!r}")
-    path = Path(path)
+    path = check_path(path, "model")
     if path.is_dir():
         raise InputError(f"{path} is a folder: pass the path of a .tflite file")
     info = inspect_tflite(path)

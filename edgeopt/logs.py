@@ -1,12 +1,14 @@
-"""Quiet by default: TensorFlow's own output goes to a log file, edgeopt's lines to the terminal.
+"""Quiet by default: TensorFlow's own output goes to a log, edgeopt's lines to the terminal.
 
 TensorFlow, XLA and absl write from C++ straight to file descriptor 2 (cuInit, oneDNN notices,
 NodeDef attribute errors, the converter's ``fully_quantize`` lines), and Keras and the converter
 raise Python warnings. None of that is for the user unless something goes wrong. :func:`captured`
-points descriptor 2 at a log file for the duration of a command and gives Python's ``sys.stderr`` a
-private copy of the original descriptor, so edgeopt's messages and progress still reach the user.
-Python warnings go to the same log. The log is kept in the output folder (``edgeopt.log``), or
-named in the error line when the run fails. No TensorFlow import.
+points descriptor 2 at an anonymous temporary file (it has no name, so nothing is left behind however
+the run ends) for the duration of a command and gives Python's ``sys.stderr`` a private copy of the
+original descriptor, so edgeopt's messages and progress still reach the user. Python warnings go to
+the same log. The log is kept in the output folder (``edgeopt.log``); when the run fails, it is saved
+as ``edgeopt-*.log`` in the temporary folder and named in the error line only when it holds
+something beyond the notices TensorFlow prints whenever it is imported. No TensorFlow import.
 """
 
 from __future__ import annotations
@@ -20,25 +22,66 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+from edgeopt.errors import EdgeoptError
+
 LOG_NAME = "edgeopt.log"
+# What TensorFlow prints on every import, whether or not it then runs anything: not worth a log.
+IMPORT_NOTICES = (
+    "All log messages before absl::InitializeLog() is called are written to STDERR",
+    "oneDNN custom operations are on",
+    "Could not find cuda drivers on your machine",
+    "This TensorFlow binary is optimized to use available CPU instructions",
+    "To enable the following instructions",
+    "Unable to register cu",  # cuDNN / cuFFT / cuBLAS factories registered twice
+    "computation placer already registered",
+    "TF-TRT Warning: Could not find TensorRT",
+)
+_CHUNK = 1 << 20
 
 
 class Capture:
-    """Where the captured output of the running command goes."""
+    """Where the captured output of the running command goes: a file descriptor (None when not
+    capturing) onto an anonymous file."""
 
-    def __init__(self, path: Path | None):
-        self.path = path
+    def __init__(self, fd: int | None):
+        self.fd = fd
+
+    def text(self) -> bytes:
+        """Everything captured so far."""
+        if self.fd is None:
+            return b""
+        chunks, offset = [], 0
+        while chunk := os.pread(self.fd, _CHUNK, offset):
+            chunks.append(chunk)
+            offset += len(chunk)
+        return b"".join(chunks)
 
     def copy_into(self, folder: Path) -> None:
         """Copy the log so far into ``folder`` as edgeopt.log (nothing when not capturing)."""
-        if self.path is not None and self.path.exists():
-            (Path(folder) / LOG_NAME).write_bytes(self.path.read_bytes())
+        if self.fd is not None:
+            (Path(folder) / LOG_NAME).write_bytes(self.text())
+
+    def holds_something(self) -> bool:
+        """Whether the log holds a line other than TensorFlow's import notices."""
+        lines = self.text().decode("utf-8", "replace").splitlines()
+        return any(line.strip() and not any(notice in line for notice in IMPORT_NOTICES) for line in lines)
+
+    def keep(self) -> Path | None:
+        """Save the log as ``edgeopt-*.log`` in the temporary folder when it holds something; its path."""
+        if not self.holds_something():
+            return None
+        try:
+            fd, name = tempfile.mkstemp(prefix="edgeopt-", suffix=".log")
+            with os.fdopen(fd, "wb") as saved:
+                saved.write(self.text())
+        except OSError:
+            return None  # a full or read-only temporary folder: the error line stands without it
+        return Path(name)
 
     def hint(self) -> str:
-        """`` (TensorFlow's messages: PATH)`` for an error line, when the log holds anything."""
-        if self.path is None or not self.path.exists() or self.path.stat().st_size == 0:
-            return ""
-        return f" (TensorFlow's messages: {self.path})"
+        """`` (TensorFlow's messages: PATH)`` for an error line, saving the log, when it holds something."""
+        kept = self.keep()
+        return "" if kept is None else f" (TensorFlow's messages: {kept})"
 
 
 NOT_CAPTURING = Capture(None)
@@ -46,9 +89,10 @@ NOT_CAPTURING = Capture(None)
 
 @contextlib.contextmanager
 def captured(verbose: bool = False) -> Iterator[Capture]:
-    """Send descriptor 2 and Python warnings to a log file while the block runs (not when verbose).
+    """Send descriptor 2 and Python warnings to an anonymous log while the block runs (not when verbose).
 
-    Yields the :class:`Capture`. The log file is removed afterwards unless the block failed.
+    Yields the :class:`Capture`. When the block fails with an edgeopt error, the log is saved and
+    named in its message if it holds something (:meth:`Capture.hint`); otherwise it vanishes.
     """
     try:
         own_fd = sys.stderr.fileno()
@@ -58,28 +102,22 @@ def captured(verbose: bool = False) -> Iterator[Capture]:
         # Verbose, or stderr is not the process's descriptor 2 (a test runner's buffer): nothing to hide.
         yield NOT_CAPTURING
         return
-    fd, name = tempfile.mkstemp(prefix="edgeopt-", suffix=".log")
-    path = Path(name)
-    sys.stderr.flush()
-    saved = os.dup(2)
-    original = sys.stderr
-    os.dup2(fd, 2)
-    os.close(fd)
-    sys.stderr = io.TextIOWrapper(os.fdopen(saved, "wb", buffering=0, closefd=False), encoding="utf-8",
-                                  errors="replace", line_buffering=True, write_through=True)
-    capture = Capture(path)
-    with warnings.catch_warnings():
-        warnings.showwarning = _to_log(path)
+    # Anonymous: unlinked at once (or never named), so nothing is left behind however the run ends.
+    with tempfile.TemporaryFile(prefix="edgeopt-", suffix=".log") as log, warnings.catch_warnings():
+        capture = Capture(log.fileno())
+        sys.stderr.flush()
+        saved = os.dup(2)
+        original = sys.stderr
+        os.dup2(capture.fd, 2)
+        sys.stderr = io.TextIOWrapper(os.fdopen(saved, "wb", buffering=0, closefd=False), encoding="utf-8",
+                                      errors="replace", line_buffering=True, write_through=True)
+        warnings.showwarning = _to_log(capture.fd)
         try:
             yield capture
         except BaseException as exc:
-            if hasattr(exc, "message") and capture.hint():
-                exc.message += capture.hint()  # an EdgeoptError: its one line names the log
-            else:
-                path.unlink(missing_ok=True)
+            if isinstance(exc, EdgeoptError):  # its one line names the log, when worth reading
+                exc.message += capture.hint()
             raise
-        else:
-            path.unlink(missing_ok=True)
         finally:
             sys.stderr.flush()
             sys.stderr = original
@@ -87,9 +125,9 @@ def captured(verbose: bool = False) -> Iterator[Capture]:
             os.close(saved)
 
 
-def _to_log(path: Path):
+def _to_log(fd: int):
     def show(message, category, filename, lineno, file=None, line=None):
-        with open(path, "a", encoding="utf-8") as log:
-            log.write(warnings.formatwarning(message, category, filename, lineno, line))
+        text = warnings.formatwarning(message, category, filename, lineno, line)
+        os.write(fd, text.encode("utf-8", "replace"))
 
     return show

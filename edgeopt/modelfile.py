@@ -18,8 +18,8 @@ Only the loaders import TensorFlow (and Keras 3, for a Keras 3 file).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
-import re
 import tempfile
 import zipfile
 from collections.abc import Iterator
@@ -27,9 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgeopt import keras3
+from edgeopt import keras3, usercode
 from edgeopt.data import shape_fits
 from edgeopt.errors import InputError
+from edgeopt.paths import open_regular, path_problem
 
 KERAS_ZIP = "keras"
 HDF5 = "hdf5"
@@ -171,34 +172,12 @@ def use_custom_objects(modules: list[str], trust: bool, where: str = "custom_obj
         return []
     if not trust:
         raise InputError(f"{where}: importing {', '.join(modules)} runs its code; {TRUST_HINT}")
-    import importlib
-    import importlib.util
-    import sys
-
     from edgeopt.kerasapi import keras
 
     names: list[str] = []
     for given in modules:
         if given not in _IMPORTED:
-            try:
-                if given.endswith(".py"):
-                    path = Path(given)
-                    if not path.is_file():
-                        raise InputError(f"{where}: {given} not found")
-                    spec = importlib.util.spec_from_file_location(f"edgeopt_custom_{path.stem}", path)
-                    module = importlib.util.module_from_spec(spec)
-                    sys.modules[spec.name] = module
-                    spec.loader.exec_module(module)
-                else:
-                    module = importlib.import_module(given)
-            except InputError:
-                raise
-            except ModuleNotFoundError as exc:
-                raise InputError(f"{where}: cannot import {given} ({exc}); give a module on the Python path "
-                                 "or the path of a .py file") from None
-            except Exception as exc:  # the user's code may raise anything
-                raise InputError(f"{where}: importing {given} raised {type(exc).__name__}: "
-                                 f"{' '.join(str(exc).split())}") from None
+            module = usercode.import_module(given, where)
             found = getattr(module, "CUSTOM_OBJECTS", None)
             if not isinstance(found, dict):
                 found = {name: value for name, value in vars(module).items()
@@ -213,18 +192,22 @@ def sniff(path: Path) -> str:
     """The container format by content: ``keras`` (zip), ``hdf5`` or ``savedmodel``.
 
     Raises:
-        InputError: the path is missing or holds none of these.
+        InputError: the path is missing, too long or a symbolic link loop, is not a regular file (a
+            FIFO, which would block reading) or holds none of these.
     """
     path = Path(path)
+    problem = path_problem(path)  # is_dir() and is_file() would read a link loop as "not found"
+    if problem is not None:
+        raise InputError(problem)
     if path.is_dir():
         if (path / "saved_model.pb").is_file():
             return SAVEDMODEL
         raise InputError(f"{path} is a folder without saved_model.pb, so not a SavedModel; "
                          "give a .keras or .h5 file or a SavedModel folder")
-    if not path.is_file():
+    if not path.exists():
         raise InputError(f"{path} not found")
     try:
-        with open(path, "rb") as f:
+        with open_regular(path, "model") as f:
             head = f.read(8)
     except OSError as exc:
         raise InputError(f"{path} cannot be read ({exc.strerror or exc})") from None
@@ -237,17 +220,60 @@ def sniff(path: Path) -> str:
 
 
 def read_config(path: Path, kind: str) -> list[Any]:
-    """The model's configuration documents as plain JSON data, read without Keras."""
+    """The model's configuration documents as plain JSON data, read without Keras, the way Keras
+    parses them (a JSON parser, so any spelling of a name is seen as Keras sees it).
+
+    Raises:
+        InputError: the file is damaged, or its configuration is not a model's (a list, a string,
+            layers that are not a list of layer objects).
+    """
     if kind == KERAS_ZIP:
-        return [_json(path, _zip_member(path, "config.json"))]
-    if kind == HDF5:
-        return [_json(path, _hdf5_config(path))]
-    return _savedmodel_configs(path)
+        configs = [_json(path, _zip_member(path, "config.json"))]
+    elif kind == HDF5:
+        configs = [_json(path, _hdf5_config(path))]
+    else:
+        return _savedmodel_configs(path)
+    _check_model_config(configs[0], path)
+    return configs
 
 
-def code_layers(configs: list[Any]) -> list[CodeLayer]:
-    """Every object in the configuration whose deserialisation would run code from the file."""
-    found: list[CodeLayer] = []
+def _check_model_config(config: Any, path: Path) -> None:
+    """A model's configuration is an object with a class name and a config, whose layers (if any)
+    are a list of objects with a class name: refuse anything else before Keras trips over it."""
+    problem = None
+    if not isinstance(config, dict):
+        problem = f"is a JSON {_json_kind(config)}, not an object"
+    elif not isinstance(config.get("class_name"), str):
+        problem = "has no class_name"
+    else:
+        body = config.get("config")
+        layers = body.get("layers", []) if isinstance(body, dict) else body
+        if not isinstance(body, dict | list):
+            problem = f"has a config that is a JSON {_json_kind(body)}, not an object"
+        elif not isinstance(layers, list):
+            problem = f"has layers that are a JSON {_json_kind(layers)}, not a list"
+        elif not all(isinstance(layer, dict) and isinstance(layer.get("class_name"), str)
+                     for layer in layers):
+            problem = "has a layer that is not an object with a class_name"
+    if problem:
+        raise InputError(f"{path}: the model configuration {problem}, so it is not a saved Keras model; "
+                         "save the model again with model.save")
+
+
+def _json_kind(value: Any) -> str:
+    return {dict: "object", list: "list", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(value), "number")
+
+
+def _class_names(node: dict) -> list[str]:
+    """The class a config object names, as Keras looks it up: by ``class_name`` or ``registered_name``,
+    whose last part counts (``package>Name``, ``module.Name`` reach the same class)."""
+    names = (node.get("class_name"), node.get("registered_name"))
+    return [name.replace(">", ".").rsplit(".", 1)[-1] for name in names if isinstance(name, str)]
+
+
+def _walk(configs: list[Any]) -> Iterator[tuple[dict, str]]:
+    """Every JSON object in the configuration, with the name of the layer that holds it."""
     stack: list[tuple[Any, int, str]] = [(c, 0, "model") for c in configs]
     while stack:
         node, depth, owner = stack.pop()
@@ -255,46 +281,87 @@ def code_layers(configs: list[Any]) -> list[CodeLayer]:
             raise InputError(f"the model's configuration is nested deeper than {MAX_CONFIG_DEPTH} levels")
         if isinstance(node, dict):
             config = node.get("config")
-            name = config.get("name", owner) if isinstance(config, dict) else owner
-            class_name = node.get("class_name")
-            if isinstance(class_name, str) and class_name in CODE_CLASSES:
-                found.append(CodeLayer(str(name), CODE_CLASSES[class_name]))
+            name = config.get("name", owner) if isinstance(config, dict) else node.get("name", owner)
+            yield node, str(name)
             stack.extend((value, depth + 1, str(name)) for value in node.values())
         elif isinstance(node, list):
             stack.extend((value, depth + 1, owner) for value in node)
+
+
+def code_layers(configs: list[Any]) -> list[CodeLayer]:
+    """Every object in the configuration whose deserialisation would run code from the file: a
+    ``Lambda`` layer or ``__lambda__`` object by any spelling of its name, and any function stored as
+    bytecode (``function_type: lambda``, ``<name>_type: lambda`` in wrappers), nested or not."""
+    found: list[CodeLayer] = []
+    for node, name in _walk(configs):
+        classes = [CODE_CLASSES[c] for c in _class_names(node) if c in CODE_CLASSES]
+        bytecode = any(isinstance(key, str) and key.endswith("_type") and value == "lambda"
+                       for key, value in node.items())
+        if classes or bytecode:
+            found.append(CodeLayer(name, classes[0] if classes else "Python function stored as bytecode"))
     # A Python lambda inside a Lambda layer is one finding, not two.
     unique = {layer.name: layer for layer in reversed(found)}
     return sorted(unique.values(), key=lambda layer: layer.name)
 
 
 def custom_classes(configs: list[Any]) -> list[str]:
-    """Layer classes the configuration names from outside Keras (``module`` not keras/tf_keras):
-    the user's own, which load only once their module is imported (``custom_objects``)."""
+    """Classes the configuration names from outside Keras (``module`` not keras/tf_keras): the user's
+    own. Keras imports such a module to find the class (running its code) unless it is registered,
+    which ``custom_objects`` does."""
     found: set[str] = set()
-    stack: list[Any] = list(configs)
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            module, class_name = node.get("module"), node.get("class_name")
-            if isinstance(module, str) and isinstance(class_name, str) and module.split(".")[0] not in (
-                    "keras", "tf_keras", "builtins", "tensorflow", "tensorflow_model_optimization"):
-                found.add(str(node.get("registered_name") or class_name))
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
+    for node, _ in _walk(configs):
+        module, class_name = node.get("module"), node.get("class_name")
+        if isinstance(module, str) and isinstance(class_name, str) and module.split(".")[0] not in (
+                "keras", "tf_keras", "builtins", "tensorflow", "tensorflow_model_optimization"):
+            found.add(str(node.get("registered_name") or class_name))
     return sorted(found)
 
 
+def unknown_layer_classes(configs: list[Any]) -> list[str]:
+    """A SavedModel's layers whose class tf_keras does not know and nobody registered: tf_keras would
+    revive them from their traced graphs as stand-ins, which are not the user's layers."""
+    layers = [node for node in configs if node.get(IDENTIFIER) in LAYER_IDENTIFIERS]
+    if not layers:
+        return []
+    from edgeopt.kerasapi import builtin_layer_classes, keras
+
+    known = builtin_layer_classes() | set(keras.utils.get_custom_objects())
+    return sorted({str(node.get("class_name")) for node in layers
+                   if not isinstance(node.get("class_name"), str)
+                   or not ({node["class_name"], *_class_names(node)} & known)})
+
+
+CUSTOM_HINT = ("name the module that defines them with --custom-objects MODULE (recipe: custom_objects: "
+               "[MODULE]) and --trust-model")
+
+
 def check_no_code(path: Path, trust: bool, where: str) -> str:
-    """Refuse a model file that would run code on loading, unless trusted; return its kind."""
+    """Refuse a model file that would run code on loading, unless trusted; return its kind.
+
+    One rule for every format (``.keras`` of either Keras, ``.h5``, SavedModel) and every role (the
+    model, a teacher, a study's base): the parsed configuration, nested models and wrapped layers
+    included, may hold no Lambda, no function stored as bytecode and no class from a module Keras
+    would import, unless the user trusts the file; classes from other modules must be registered.
+    """
     kind = sniff(path)
-    if trust:
-        return kind
-    layers = code_layers(read_config(path, kind))
+    configs = read_config(path, kind)
+    layers = [] if trust else code_layers(configs)
     if layers:
         listed = ", ".join(map(str, layers[:5])) + (f" and {len(layers) - 5} more" if len(layers) > 5 else "")
         raise InputError(f"{where}: {path} holds {listed}, whose code would run when the model is loaded; "
                          f"{TRUST_HINT}")
+    foreign = custom_classes(configs)
+    if foreign and trust:  # registered by custom_objects, which needs trust: Keras imports nothing
+        from edgeopt.kerasapi import keras
+
+        known = keras.utils.get_custom_objects()
+        foreign = [name for name in foreign if name not in known and name.split(">")[-1] not in known]
+    if foreign:
+        raise InputError(f"{where}: {path} uses custom classes {', '.join(foreign)}, whose modules Keras "
+                         f"would import (running their code); {CUSTOM_HINT}")
+    if kind == SAVEDMODEL and (unknown := unknown_layer_classes(configs)):
+        raise InputError(f"{where}: {path} holds layers of classes tf_keras does not know "
+                         f"({', '.join(unknown)}); {CUSTOM_HINT}")
     return kind
 
 
@@ -341,16 +408,6 @@ def load_model_file(path: Path, *, trust: bool = False, where: str = "model", sa
     if from_keras3:
         loaded = _load_keras3(path, kind, version, trust=trust, where=where, samples=samples)
     else:
-        if kind == KERAS_ZIP:  # name the user's classes nobody registered, rather than Keras' TypeError
-            from edgeopt.kerasapi import keras
-
-            known = keras.utils.get_custom_objects()
-            missing = [name for name in custom_classes(read_config(path, kind))
-                       if name not in known and name.split(">")[-1] not in known]
-            if missing:
-                raise InputError(f"{where}: {path} uses custom classes {', '.join(missing)}; name the module "
-                                 "that defines them with --custom-objects MODULE (recipe: custom_objects: "
-                                 "[MODULE]) and --trust-model")
         loaded = LoadedModel(_load_tf_keras(path, kind, trust=trust, where=where), path, kind,
                              SOURCE_TF_KERAS, version)
     if single_io:
@@ -395,8 +452,7 @@ def _load_tf_keras(path: Path, kind: str, *, trust: bool, where: str):
         reason = " ".join(str(exc).split())
         hint = ""
         if "Unknown layer" in reason or "Could not locate class" in reason or "Unknown object" in reason:
-            hint = ("; name the module that defines it with --custom-objects MODULE (recipe: "
-                    "custom_objects: [MODULE]) and --trust-model")
+            hint = f"; {CUSTOM_HINT}"
         raise InputError(f"{where}: {path} could not be loaded as a tf_keras model "
                          f"({type(exc).__name__}: {reason}){hint}") from None
     if not isinstance(model, keras.Model):
@@ -499,22 +555,60 @@ def _hdf5_config(path: Path) -> bytes:
 
 
 def _savedmodel_configs(path: Path) -> list[Any]:
-    """Keras' per-layer metadata of a SavedModel: JSON documents inside keras_metadata.pb."""
+    """Keras' per-object metadata of a SavedModel, parsed as tf_keras parses it: the protobuf
+    ``SavedMetadata`` (read with protobuf itself), whose every node holds one JSON document.
+
+    Each document is returned whole, with its node's ``identifier`` added under ``IDENTIFIER``, so
+    that the checks see exactly what tf_keras would deserialise, however its JSON is spelled."""
     meta = path / "keras_metadata.pb"
     if not meta.is_file():
         return []
     raw = meta.read_bytes()
     if len(raw) > MAX_CONFIG_BYTES:
         raise InputError(f"{meta} is larger than {MAX_CONFIG_BYTES // 2**20} MiB")
-    # The protobuf holds each layer's JSON as a plain string: find the class names without
-    # deserialising anything. A layer's JSON starts with {"name": ... or {"class_name": ...
+    from google.protobuf.message import DecodeError
+
+    metadata = _saved_metadata_type()()
+    try:
+        metadata.ParseFromString(raw)
+    except (DecodeError, ValueError, RuntimeError) as exc:
+        raise InputError(f"{meta} is damaged: it is not Keras' SavedMetadata protobuf ({exc}); "
+                         "save the model again") from None
     configs = []
-    for match in re.finditer(rb'"class_name":\s*"([^"]+)"', raw):
-        window = raw[match.start(): match.start() + 4096]
-        name = re.search(rb'"name":\s*"([^"]+)"', window)
-        configs.append({"class_name": match.group(1).decode("utf-8", "replace"),
-                        "config": {"name": name.group(1).decode("utf-8", "replace") if name else "?"}})
+    for node in metadata.nodes:
+        document = _json(meta, node.metadata.encode()) if node.metadata else {}
+        if not isinstance(document, dict):
+            raise InputError(f"{meta}: the metadata of object '{node.node_path}' is not a JSON object; "
+                             "save the model again")
+        configs.append({**document, IDENTIFIER: node.identifier})
     return configs
+
+
+IDENTIFIER = "__edgeopt_identifier__"  # a SavedModel node's kind (``_tf_keras_layer``), kept beside its JSON
+# The SavedModel nodes tf_keras revives as layers or models from their class name.
+LAYER_IDENTIFIERS = ("_tf_keras_layer", "_tf_keras_input_layer", "_tf_keras_network", "_tf_keras_model",
+                     "_tf_keras_sequential", "_tf_keras_rnn_layer")
+
+
+@functools.cache
+def _saved_metadata_type():
+    """tf_keras' ``SavedMetadata`` message (tf_keras/protobuf/saved_metadata.proto), declared here so
+    that reading it needs protobuf only, not TensorFlow: field numbers as tf_keras defines them."""
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+    field = descriptor_pb2.FieldDescriptorProto
+    proto = descriptor_pb2.FileDescriptorProto(name="edgeopt_keras_saved_metadata.proto",
+                                               package="edgeopt_keras", syntax="proto3")
+    saved_object = proto.message_type.add(name="SavedObject")
+    for name, number, kind in (("node_id", 2, field.TYPE_INT32), ("node_path", 3, field.TYPE_STRING),
+                               ("identifier", 4, field.TYPE_STRING), ("metadata", 5, field.TYPE_STRING)):
+        saved_object.field.add(name=name, number=number, type=kind, label=field.LABEL_OPTIONAL)
+    saved_metadata = proto.message_type.add(name="SavedMetadata")
+    saved_metadata.field.add(name="nodes", number=1, type=field.TYPE_MESSAGE, label=field.LABEL_REPEATED,
+                             type_name=".edgeopt_keras.SavedObject")
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(proto)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("edgeopt_keras.SavedMetadata"))
 
 
 def _json(path: Path, raw: bytes) -> Any:

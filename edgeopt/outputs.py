@@ -28,6 +28,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from edgeopt.errors import EnvironmentProblem, InputError, OutputExistsError
+from edgeopt.paths import check_not_dangling, check_path
 
 STAGING_MARK = ".edgeopt-staging"  # inside a staging folder: who owns it
 ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
@@ -80,13 +81,17 @@ def environment_error(exc: BaseException, where: Path | str) -> EnvironmentProbl
 def check_output(out_dir: Path, overwrite: bool, inputs: Iterable[Path | str | None] = ()) -> None:
     """Fail before any work if ``out_dir`` may not be (re)placed.
 
-    Refused: the current folder or one of its parents (replacing it would delete the working
-    folder), a path that is a file, an existing folder without ``overwrite``, and a folder holding
-    one of the run's own ``inputs`` (replacing it would delete them).
+    Refused: a path no system call takes (too long, a symbolic link loop: see
+    :func:`~edgeopt.paths.check_path`), a symbolic link to nothing (the final rename would find it
+    taken, after all the work), the current folder or one of its parents (replacing it would delete
+    the working folder), a path that is a file, an existing folder without ``overwrite``, and a folder
+    holding one of the run's own ``inputs`` (replacing it would delete them).
     """
-    out_dir = Path(out_dir)
-    target = out_dir.resolve()
-    here = Path.cwd().resolve()
+    out_dir = check_path(out_dir, "--out")
+    check_not_dangling(out_dir, "--out")
+    # realpath, not Path.resolve: an input that is a symbolic link loop is the loader's to report
+    target = Path(os.path.realpath(out_dir))
+    here = Path(os.path.realpath(Path.cwd()))
     if target == here or target in here.parents:
         raise InputError(f"--out {out_dir} is the current folder or one of its parents; replacing it would "
                          "delete what it holds; choose a new folder, e.g. --out runs/NAME")
@@ -95,7 +100,7 @@ def check_output(out_dir: Path, overwrite: bool, inputs: Iterable[Path | str | N
     for item in inputs:
         if item is None:
             continue
-        path = Path(item).resolve()
+        path = Path(os.path.realpath(item))
         if path == target or target in path.parents:
             raise InputError(f"--out {out_dir} holds this run's input {item}; choose an output folder "
                              "outside the inputs")

@@ -30,6 +30,7 @@ from pydantic import (
 from edgeopt.bench.spec import BenchSpec
 from edgeopt.documents import check_depth, load_yaml, read_text
 from edgeopt.errors import RecipeError
+from edgeopt.paths import path_problem
 from edgeopt.sources import DataSpec
 from edgeopt.strict import SEED_LIMIT, Strict
 from edgeopt.techniques import TECHNIQUES
@@ -128,6 +129,15 @@ class Recipe(Strict):
     _plain_model_options = field_validator("model_options")(plain_options)
     data: str | DataSpec = Field(..., description="built-in dataset name; a path to an .npz or .csv file or "
                                  "a folder of class folders; or a mapping with options or a loader")
+
+    @field_validator("model", "data")
+    @classmethod
+    def _usable_path(cls, value: Any) -> Any:
+        """A name or a path a system call can take: not too long, no NUL byte, no symbolic link loop."""
+        problem = path_problem(value) if isinstance(value, str) else None
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
     @field_validator("data", mode="before")
     @classmethod

@@ -23,13 +23,16 @@ CSV files and image folders give one unnamed input and output.
 Image folders follow ``keras.utils.image_dataset_from_directory``: one sub-folder per class, class
 indices in sorted folder-name order, ``image_size`` (height, width) with bilinear resizing,
 ``color_mode`` grayscale / rgb / rgba, pixel values 0-255 unless ``scale`` says otherwise; with
-``train/`` and ``test/`` sub-folders those are the split.
+``train/`` and ``test/`` sub-folders those are the split. Sizes are bounded before any image is decoded
+(:data:`MAX_IMAGE_SIDE` pixels per side, the whole folder within the memory an .npz may take), and
+only regular files are read: a FIFO in place of a file would block for ever.
 """
 
 from __future__ import annotations
 
 import csv
-import importlib
+import io
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -37,10 +40,13 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
+from edgeopt import usercode
 from edgeopt.errors import InputError
+from edgeopt.paths import open_regular, path_problem
 from edgeopt.strict import Strict
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+MAX_IMAGE_SIDE = 4096  # pixels per side of image_size (and of images read at their own size)
 COLOR_MODES = {"grayscale": "L", "rgb": "RGB", "rgba": "RGBA"}
 
 
@@ -69,6 +75,23 @@ class DataSpec(Strict):
     def _some_label(cls, value: str | list[str]) -> str | list[str]:
         if isinstance(value, list) and not value:
             raise ValueError("name at least one label column")
+        return value
+
+    @field_validator("path")
+    @classmethod
+    def _usable_path(cls, value: str | None) -> str | None:
+        problem = None if value is None else path_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("image_size")
+    @classmethod
+    def _bounded_image_size(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
+        # Checked before any image is read: [20000, 20000] would allocate gigabytes per image.
+        if value is not None and not all(0 < side <= MAX_IMAGE_SIDE for side in value):
+            raise ValueError(f"(height, width) must each be from 1 to {MAX_IMAGE_SIDE} pixels, got "
+                             f"{list(value)}")
         return value
 
     @model_validator(mode="after")
@@ -137,11 +160,41 @@ def split(x, y, test_split: float, seed: int, stratify: bool):
     return take(x, train_idx), take(y, train_idx), take(x, test_idx), take(y, test_idx)
 
 
-def _as_arrays(value: Any):
-    """An array, or named arrays (a mapping from input or output name to array) as a dict of arrays."""
+def _as_arrays(source: str, key: str, value: Any):
+    """An array, or named arrays (a mapping from input or output name to array) as a dict of arrays,
+    each of real numbers (see :func:`_as_array`)."""
     if isinstance(value, Mapping):
-        return {str(name): np.asarray(array) for name, array in value.items()}
-    return np.asarray(value)
+        return {str(name): _as_array(source, f"{key}/{name}", array) for name, array in value.items()}
+    return _as_array(source, key, value)
+
+
+NOT_REAL = {"c": "complex numbers", "U": "text", "S": "bytes", "O": "Python objects"}
+
+
+def _as_array(source: str, key: str, value: Any) -> np.ndarray:
+    """``value`` (an array, or nested lists from a loader) as a NumPy array of bool, int or float.
+
+    Raises:
+        InputError: ragged lists (samples of different lengths), or values that are not real numbers
+            (complex, text, objects), naming ``key`` (``x_train``, ``y/label``) and the fix.
+    """
+    from edgeopt.data import NUMERIC_KINDS
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # an older NumPy only warns about ragged lists
+            array = np.asarray(value)
+    except (ValueError, TypeError, OverflowError, Warning):
+        raise InputError(f"{source}: {key} does not form an array: its samples differ in shape (ragged "
+                         "lists); give every sample the same shape, as an array of numbers") from None
+    if array.dtype.kind not in NUMERIC_KINDS:
+        what = NOT_REAL.get(array.dtype.kind, f"{array.dtype} values")
+        if key.startswith("x"):
+            fix = "features must be real numbers (bool, int or float)"
+        else:
+            fix = "labels must be real numbers: class indices 0..K-1 or regression targets"
+        raise InputError(f"{source}: {key} holds {what}; {fix}")
+    return array
 
 
 def _check_lengths(source: str, kind: str, arrays) -> None:
@@ -176,10 +229,12 @@ def from_arrays(name: str, source: str, x_train, y_train, x_test=None, y_test=No
         n_samples,
     )
 
-    arrays = {"x_train": _as_arrays(x_train), "y_train": _as_arrays(y_train)}
     given_split = x_test is not None
+    x_key, y_key = ("x_train", "y_train") if given_split else ("x", "y")
+    arrays = {"x_train": _as_arrays(source, x_key, x_train), "y_train": _as_arrays(source, y_key, y_train)}
     if given_split:
-        arrays.update(x_test=_as_arrays(x_test), y_test=_as_arrays(y_test))
+        arrays["x_test"] = _as_arrays(source, "x_test", x_test)
+        arrays["y_test"] = _as_arrays(source, "y_test", y_test)
     named = any(isinstance(a, dict) for a in arrays.values())
     if named:
         for key, value in arrays.items():
@@ -215,28 +270,45 @@ def from_arrays(name: str, source: str, x_train, y_train, x_test=None, y_test=No
 # -- image folders ----------------------------------------------------------------------------------------
 
 
+def _images_in(folder: Path) -> list[Path]:
+    """The image files of a class folder, by name (what is not a regular file is refused when read)."""
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
 def _class_folders(folder: Path) -> list[Path]:
     classes = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
         raise InputError(f"data: {folder} holds no class folders; put each class's images in a folder "
                          "named after the class (images/cat/1.png, images/dog/2.png)")
     for cls in classes:
-        if not any(p.suffix.lower() in IMAGE_SUFFIXES for p in cls.iterdir()):
+        if not _images_in(cls):
             raise InputError(f"data: class folder {cls} has no images ({', '.join(IMAGE_SUFFIXES)}); "
                              "add images or remove the folder")
     return classes
 
 
 def _read_image(path: Path, size: tuple[int, int] | None, mode: str) -> np.ndarray:
+    """One image as float32 (height, width, channels), resized to ``size``; at its own size (``size``
+    None) only up to :data:`MAX_IMAGE_SIDE` pixels per side, checked before its pixels are decoded."""
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as image:
-            image = image.convert(mode)
-            if size is not None and image.size != (size[1], size[0]):
-                image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-            pixels = np.asarray(image, dtype=np.float32)
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        with open_regular(path, "data") as handle:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)  # Pillow's own size limit
+                image = Image.open(handle)
+            with image:
+                width, height = image.size
+                if size is None and max(width, height) > MAX_IMAGE_SIDE:
+                    raise InputError(f"data: image {path} is {height}x{width} pixels, more than "
+                                     f"{MAX_IMAGE_SIDE} per side; set data.image_size to resize the images, "
+                                     "e.g. [224, 224]")
+                converted = image.convert(mode)
+                if size is not None and converted.size != (size[1], size[0]):
+                    converted = converted.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+                pixels = np.asarray(converted, dtype=np.float32)
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError,
+            Image.DecompressionBombWarning) as exc:
         raise InputError(f"data: cannot read image {path} ({' '.join(str(exc).split())}); "
                          "remove it or save it again as PNG or JPEG") from None
     return pixels[..., np.newaxis] if pixels.ndim == 2 else pixels
@@ -249,10 +321,22 @@ def _read_class_folders(folder: Path, names: list[str], size, mode: str) -> tupl
         if not cls.is_dir():
             raise InputError(f"data: {folder} has no folder for class '{name}'; train/ and test/ need "
                              "the same class folders")
-        for path in sorted(p for p in cls.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
+        for path in _images_in(cls):
             images.append(_read_image(path, size, mode))
             labels.append(index)
     return np.stack(images), np.asarray(labels, dtype=np.int64)
+
+
+def _check_memory(folder: Path, class_folders: list[Path], size: tuple[int, int], channels: int) -> None:
+    """Refuse, before reading them, images that would not fit in memory as float32 at ``size``."""
+    from edgeopt.data import MAX_NPZ_ARRAY_BYTES
+
+    count = sum(len(_images_in(cls)) for cls in class_folders if cls.is_dir())
+    needed = count * size[0] * size[1] * channels * np.dtype(np.float32).itemsize
+    if needed > MAX_NPZ_ARRAY_BYTES:
+        raise InputError(f"data: {count:,} images of {size[0]}x{size[1]}x{channels} in {folder} make "
+                         f"{needed / 1024**3:,.1f} GB as float32; edgeopt loads datasets into memory and "
+                         f"takes at most {MAX_NPZ_ARRAY_BYTES // 1024**3} GB; set a smaller data.image_size")
 
 
 def load_image_folder(folder: Path, spec: DataSpec):
@@ -264,9 +348,10 @@ def load_image_folder(folder: Path, spec: DataSpec):
     names = [c.name for c in classes]
     size = spec.image_size
     if size is None:  # the first image's size, so that every other is resized to it
-        first = next(p for p in sorted(classes[0].iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES)
-        height, width = _read_image(first, None, mode).shape[:2]
+        height, width = _read_image(_images_in(classes[0])[0], None, mode).shape[:2]
         size = (height, width)
+    roots = splits if has_split else [folder]
+    _check_memory(folder, [root / name for root in roots for name in names], size, len(mode))
     preprocessing = {"source": "image folder", "image_size": list(size), "color_mode": spec.color_mode,
                      "scale": spec.scale, "interpolation": "bilinear"}
     task = "binary" if spec.task == "binary" else "classification"  # class folders are classes
@@ -290,9 +375,10 @@ def load_csv(path: Path, spec: DataSpec):
     """Feature columns plus a label column; numeric features, integer or text labels (classes) or
     numbers (regression). Several label columns (``label: [yaw, pitch]``) are regression targets."""
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
+        # utf-8-sig: a byte-order mark (Excel's "CSV UTF-8") is not part of the first column's name
+        with io.TextIOWrapper(open_regular(path, "data"), encoding="utf-8-sig", newline="") as handle:
             rows = list(csv.reader(handle))
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise InputError(f"data: cannot read {path} ({exc}); save it as UTF-8 CSV") from None
     if len(rows) < 2:
         raise InputError(f"data: {path} needs a header row and at least one data row")
@@ -362,15 +448,10 @@ def load_with_loader(spec: DataSpec):
     if not module_name or not function_name:
         raise InputError(f"data.loader must be 'module:function', got {spec.loader!r}")
     where = f"data.loader {spec.loader}"
-    try:
-        function = getattr(importlib.import_module(module_name), function_name)
-    except (ImportError, AttributeError) as exc:
-        raise InputError(f"{where} cannot be imported ({exc}); make the module importable "
-                         "(e.g. PYTHONPATH) and check the function name") from None
-    try:
-        result = function()
-    except Exception as exc:  # the user's code: any failure is theirs to fix, in one line
-        raise InputError(f"{where} raised {type(exc).__name__}: {' '.join(str(exc).split())}") from None
+    function = getattr(usercode.import_module(module_name, where), function_name, None)
+    if not callable(function):
+        raise InputError(f"{where}: {module_name} has no function {function_name}; check the name")
+    result = usercode.call(where, function)
     if isinstance(result, dict):
         keys = ("x_train", "y_train", "x_test", "y_test") if "x_train" in result else ("x", "y")
         missing = [k for k in keys if k not in result]

@@ -132,3 +132,123 @@ def test_diverging_run_stops_with_exit_1_naming_where(tmp_path, where, sets):
     assert result.exit_code == 1
     assert f"{where} diverged" in _one_error_line(result)
     assert not out.exists()
+
+
+# -- however the metadata is spelled, a SavedModel's Lambda is seen --------------------------------------
+
+# Spellings that tf_keras' JSON parser reads as "class_name": "Lambda", and a byte pattern would not.
+RESPELLINGS = {
+    "escaped letter": ('"class_name": "Lambda"', '"class_name": "L\\u0061mbda"'),
+    "space before colon": ('"class_name": "Lambda"', '"class_name" : "Lambda"'),
+    "escaped key": ('"class_name": "Lambda"', '"cl\\u0061ss_name": "Lambda"'),
+}
+
+
+def _respell(folder, old: str, new: str) -> None:
+    """Rewrite every node's JSON in keras_metadata.pb with ``old`` spelled as ``new``."""
+    from edgeopt.modelfile import _saved_metadata_type
+
+    meta = folder / "keras_metadata.pb"
+    metadata = _saved_metadata_type()()
+    metadata.ParseFromString(meta.read_bytes())
+    for node in metadata.nodes:
+        node.metadata = node.metadata.replace(old, new)
+    meta.write_bytes(metadata.SerializeToString())
+    assert b'"class_name": "Lambda"' not in meta.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def respelled(lambda_files):
+    folder, mark = lambda_files
+    model = _lambda_model(mark)
+    model.save(folder / "lambda_sm", save_format="tf")
+    for label, (old, new) in RESPELLINGS.items():
+        target = folder / label.replace(" ", "_")
+        shutil.copytree(folder / "lambda_sm", target)
+        _respell(target, old, new)
+    mark.unlink(missing_ok=True)
+    return folder, mark
+
+
+@pytest.mark.parametrize("label", RESPELLINGS)
+def test_a_respelled_savedmodel_lambda_is_refused_and_never_runs(respelled, tmp_path, label):
+    folder, mark = respelled
+    out = tmp_path / "out"
+    result = _compress("--set", f"model={folder / label.replace(' ', '_')}", "--set", "data=digits",
+                       "--out", out, *FAST)
+    assert result.exit_code == 2, result.output
+    line = _one_error_line(result)
+    assert "innocent_looking" in line and "--trust-model" in line
+    assert not mark.exists() and not out.exists()
+
+
+def test_the_respelled_savedmodel_really_runs_its_code_when_trusted(respelled, tmp_path):
+    """The refusal above is not vacuous: tf_keras does read the respelled class as a Lambda."""
+    folder, mark = respelled
+    result = _compress("--set", f"model={folder / 'escaped_letter'}", "--set", "data=digits",
+                       "--out", tmp_path / "out", *FAST, "--trust-model")
+    assert result.exit_code == 0, result.stderr
+    assert mark.exists()
+    mark.unlink()
+
+
+@pytest.mark.parametrize("command", [
+    ["train", "{model}", "--data", "digits", "--epochs", "1", "--quiet"],
+    ["compress", "--preset", "ptq-int8", "--model", "{model}", "--data", "digits", "--quiet"],
+    ["compress", "models/digits_cnn/recipe.yaml", "--quiet", "--set", "train.epochs=0", "--set",
+     "stages=[{{kind: distill, teacher: '{model}', epochs: 1}}]"],
+])
+def test_every_entry_refuses_the_respelled_lambda(respelled, tmp_path, command):
+    folder, mark = respelled
+    model = folder / "escaped_key"
+    args = [part.format(model=model) for part in command] + ["--out", str(tmp_path / "out")]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    assert "--trust-model" in _one_error_line(result)
+    assert not mark.exists() and not (tmp_path / "out").exists()
+
+
+def _nested_lambda_model(mark):
+    """A Lambda two models deep, inside a TimeDistributed wrapper: no top-level layer shows it."""
+    from edgeopt.kerasapi import keras
+
+    path = str(mark)
+    touch = lambda x, p=path: (open(p, "w").close(), x)[1]  # noqa: E731, SIM115 - the code under test
+    inner_in = keras.Input((8, 1))
+    wrapped = keras.layers.TimeDistributed(keras.layers.Lambda(touch, name="deep"))
+    inner = keras.Model(inner_in, wrapped(inner_in), name="inner")
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Reshape((8, 8))(inputs)
+    x = keras.layers.Reshape((8, 8, 1))(x)
+    x = keras.layers.TimeDistributed(inner)(x)
+    return keras.Model(inputs, keras.layers.Dense(10)(keras.layers.Flatten()(x)))
+
+
+@pytest.mark.parametrize("fmt", ["h5", "keras", "tf"])
+def test_a_lambda_nested_in_models_and_wrappers_is_refused_in_every_format(tmp_path, fmt):
+    mark = tmp_path / "code_ran"
+    model = _nested_lambda_model(mark)
+    path = tmp_path / ("nested" if fmt == "tf" else f"nested.{fmt}")
+    model.save(path, **({"save_format": "tf"} if fmt == "tf" else {}))
+    mark.unlink(missing_ok=True)
+    result = _compress("--set", f"model={path}", "--set", "data=digits", "--out", tmp_path / "out", *FAST)
+    assert result.exit_code == 2, result.output
+    assert "'deep'" in _one_error_line(result)
+    assert not mark.exists()
+
+
+def test_a_savedmodel_layer_of_an_unknown_class_is_refused(tmp_path):
+    from edgeopt.kerasapi import keras
+
+    class Doubler(keras.layers.Layer):
+        def call(self, inputs):
+            return inputs * 2.0
+
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Flatten()(Doubler(name="twice")(inputs))
+    keras.Model(inputs, keras.layers.Dense(10)(x)).save(tmp_path / "custom", save_format="tf")
+    result = _compress("--set", f"model={tmp_path / 'custom'}", "--set", "data=digits",
+                       "--out", tmp_path / "out", *FAST)
+    assert result.exit_code == 2, result.output
+    line = _one_error_line(result)
+    assert "Doubler" in line and "--custom-objects" in line

@@ -11,9 +11,12 @@ process itself matters (a fresh recursion limit, a hang that must not happen).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import subprocess
 import sys
+import threading
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -60,6 +63,40 @@ def both(*builders: Builder) -> Builder:
     def build(root: Path) -> None:
         for builder in builders:
             builder(root)
+    return build
+
+
+def fifo(name: str) -> Builder:
+    """A named pipe where a file is expected. A reader left waiting on it is released after 30 s (it
+    then reads nothing), so that a hang fails its test instead of blocking the run."""
+    def release(path: Path) -> None:
+        with contextlib.suppress(OSError):  # nobody waiting (ENXIO), or the folder is gone: all is well
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+
+    def build(root: Path) -> None:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        os.mkfifo(root / name)
+        timer = threading.Timer(30, release, [root / name])
+        timer.daemon = True
+        timer.start()
+    return build
+
+
+def symlink(name: str, target: str) -> Builder:
+    def build(root: Path) -> None:
+        (root / name).symlink_to(target)
+    return build
+
+
+def png(name: str, size: tuple[int, int] = (4, 4), copies: int = 1) -> Builder:
+    """A PNG of ``size`` (width, height); with ``copies``, that many (``name`` holds ``{i}``)."""
+    def build(root: Path) -> None:
+        from PIL import Image
+
+        for i in range(copies):
+            path = root / name.format(i=i)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", size, (200, 100, 0)).save(path)
     return build
 
 
@@ -180,6 +217,9 @@ def with_budgets(budgets: object) -> Builder:
 
 
 GOOD_REPORTS = both(report_file("report.json"), report_file("baseline.json"))
+LONG_NAME = "a" * 300  # more than NAME_MAX (255 bytes)
+LONG_PATH = "/tmp/" + "d/" * 2100  # more than PATH_MAX (4096 bytes)
+PRESET = ["compress", "--preset", "ptq-int8", "--out", "{tmp}/out", "--overwrite"]
 OLD_OUTPUT = "old output, must survive\n"
 QUICK_RUN = ["--runs", "1", "--warmup", "0", "--min-seconds", "0"]
 
@@ -237,6 +277,24 @@ def check_case(id: str, build: Builder, says: str) -> Case:
     argv = ["check", "{tmp}/report.json", "--baseline", "{tmp}/baseline.json",
             "--markdown", "{tmp}/summary.md"]
     return Case(id, both(report_file("baseline.json"), build), argv, 2, says, keep="summary.md")
+
+
+def intake_case(id: str, build: Builder, data: str, says: str, subprocess: bool = False) -> Case:
+    """``evaluate`` of a good .tflite on ``data`` ({tmp} is tmp_path): the data is refused before any
+    TensorFlow. A loader module needs ``subprocess`` (its folder, the child's cwd, is on sys.path)."""
+    return Case(id, both(tflite(), build), ["evaluate", "{tmp}/m.tflite", "--data", data], 2, says,
+                subprocess=subprocess)
+
+
+def loader(name: str, body: str) -> Builder:
+    return text(f"{name}.py", f"import numpy as np\n\n\ndef load():\n    return {body}\n")
+
+
+def recipe_in_tmp(content: str) -> Builder:
+    """recipe.yaml holding ``content`` with {tmp} replaced by tmp_path."""
+    def build(root: Path) -> None:
+        (root / "recipe.yaml").write_text(content.replace("{tmp}", str(root)))
+    return build
 
 
 def inspect_case(id: str, build: Builder, says: str, *extra: str) -> Case:
@@ -427,7 +485,7 @@ CASES = [
          ["check", "{tmp}/report.json", "--baseline", "{tmp}/baseline.json", "--markdown",
           "{tmp}/blocker/summary.md", "--junit", "{tmp}/junit.xml"], 3, "is a file, not a folder",
          keep="junit.xml"),
-    # -- datasets (.npz) ------------------------------------------------------------------------------
+    # -- datasets (.npz) -----------------------------------------------------------------------------
     data_case("scalar_x_arrays_are_refused", npz(x_train=np.float32(1), x_test=np.float32(2)),
               "x_train has shape ()"),
     data_case("string_x_arrays_are_refused", npz(x_train=np.array(["a"] * 12), x_test=np.array(["b"] * 6)),
@@ -465,7 +523,96 @@ CASES = [
               "not a readable .npz"),
     data_case("array_declaring_terabytes_is_refused_before_reading", npz_declaring((10**9, 1000)), "GB"),
     data_case("array_header_larger_than_its_data_is_truncated", npz_declaring((1000, 4)), "truncated"),
-    # -- inspect ---------------------------------------------------------------------------------------
+    # -- data that is not a regular file: refused, never waited on -----------------------------------
+    intake_case("fifo_in_place_of_a_csv_is_refused_not_waited_on", fifo("data.csv"), "{tmp}/data.csv",
+                "data.csv is not a regular file (a FIFO)"),
+    intake_case("fifo_in_place_of_an_npz_is_refused_not_waited_on", fifo("data.npz"), "{tmp}/data.npz",
+                "data.npz is not a regular file (a FIFO)"),
+    intake_case("fifo_among_the_images_is_refused_not_waited_on",
+                both(png("images/cat/1.png"), fifo("images/cat/2.png"), png("images/dog/1.png")),
+                "{tmp}/images", "2.png is not a regular file (a FIFO)"),
+    intake_case("fifo_as_the_loader_module_is_not_imported", fifo("fifo_loader.py"),
+                '{loader: "fifo_loader:load"}', "cannot import fifo_loader", subprocess=True),
+    # -- what a loader returns -----------------------------------------------------------------------
+    intake_case("loader_returning_complex_features_is_refused_without_a_warning",
+                loader("complex_loader", "np.ones((8, 4), complex), np.arange(8) % 2"),
+                '{loader: "complex_loader:load"}', "x holds complex numbers; features must be real numbers",
+                subprocess=True),
+    intake_case("loader_returning_ragged_lists_is_refused",
+                loader("ragged_loader", "[[1.0, 2.0], [3.0]] * 4, [0, 1] * 4"),
+                '{loader: "ragged_loader:load"}', "x does not form an array: its samples differ in shape",
+                subprocess=True),
+    intake_case("loader_returning_text_labels_is_refused",
+                loader("text_loader", "[[1.0, 2.0]] * 8, ['cat', 'dog'] * 4"),
+                '{loader: "text_loader:load"}', "y holds text; labels must be real numbers", subprocess=True),
+    # -- image sizes: refused before any image is read -----------------------------------------------
+    set_case("image_size_of_zero_is_refused_naming_the_field", "data={path: images, image_size: [0, 0]}",
+             "image_size: (height, width) must each be from 1 to 4096 pixels, got [0, 0]"),
+    set_case("image_size_of_20000_is_refused_before_reading_an_image",
+             "data={path: images, image_size: [20000, 20000]}", "image_size: (height, width) must each be"),
+    intake_case("image_wider_than_the_limit_at_its_own_size_is_refused",
+                both(png("images/cat/1.png", (4097, 2)), png("images/dog/1.png")), "{tmp}/images",
+                "is 2x4097 pixels, more than 4096 per side; set data.image_size"),
+    intake_case("images_that_would_take_gigabytes_are_refused_before_reading",
+                both(png("images/cat/{i}.png", copies=40), png("images/dog/{i}.png", copies=40)),
+                "{path: {tmp}/images, image_size: [4096, 4096]}", "80 images of 4096x4096x3"),
+    # -- paths the file system cannot take -----------------------------------------------------------
+    Case("out_with_a_300_byte_name_is_refused", text("recipe.yaml", RECIPE_HEAD),
+         ["compress", "{tmp}/recipe.yaml", "--out", "{tmp}/" + LONG_NAME], 2, "--out: the path"),
+    Case("out_longer_than_path_max_is_refused", text("recipe.yaml", RECIPE_HEAD),
+         ["compress", "{tmp}/recipe.yaml", "--out", LONG_PATH], 2, "bytes long, more than the 4,095"),
+    Case("model_with_a_300_byte_name_is_refused", lambda root: None,
+         [*PRESET, "--model", "{tmp}/" + LONG_NAME + ".keras", "--data", "facepose"], 2,
+         "--model: the path", keep="out/report.json"),
+    Case("data_with_a_300_byte_name_is_refused", lambda root: None,
+         [*PRESET, "--model", "facepose_mlp", "--data", "{tmp}/" + LONG_NAME + ".npz"], 2,
+         "--data: the path", keep="out/report.json"),
+    Case("inspected_tflite_with_a_300_byte_name_is_refused", lambda root: None,
+         ["inspect", "{tmp}/" + LONG_NAME + ".tflite"], 2, "MODEL_PATH: the path"),
+    Case("evaluated_tflite_with_a_300_byte_name_is_refused", lambda root: None,
+         ["evaluate", "{tmp}/" + LONG_NAME + ".tflite", "--data", "digits"], 2, "MODEL_PATH: the path"),
+    Case("benchmarked_tflite_with_a_300_byte_name_is_refused", lambda root: None,
+         ["benchmark", "{tmp}/" + LONG_NAME + ".tflite"], 2, "MODELS: the path"),
+    Case("junit_with_a_300_byte_name_is_refused_before_comparing", GOOD_REPORTS,
+         ["check", "{tmp}/report.json", "--baseline", "{tmp}/baseline.json", "--junit",
+          "{tmp}/" + LONG_NAME + ".xml", "--markdown", "{tmp}/summary.md"], 2, "--junit: the path",
+         keep="summary.md"),
+    Case("report_out_longer_than_path_max_is_refused", report_file(),
+         ["report", "{tmp}/report.json", "--out", LONG_PATH + "r.md"], 2, "--out: the path"),
+    set_case("recipe_model_with_a_300_byte_name_is_refused", f"model=/tmp/{LONG_NAME}.keras",
+             "model: the path /tmp/aaa"),
+    set_case("recipe_data_longer_than_path_max_is_refused", f"data={LONG_PATH}", "data: the path /tmp/d/d"),
+    set_case("recipe_data_mapping_path_with_a_300_byte_name_is_refused", f"data={{path: /tmp/{LONG_NAME}}}",
+             "data: path: the path /tmp/aaa"),
+    recipe_case("recipe_file_model_with_a_300_byte_name_is_refused",
+                f"model: {LONG_NAME}.keras\ndata: facepose\n", "model: the path aaa"),
+    # -- symbolic links: loops, and an --out pointing at nothing -------------------------------------
+    Case("model_that_is_a_symlink_loop_is_refused", symlink("loop", "loop"),
+         [*PRESET, "--model", "{tmp}/loop", "--data", "facepose"], 2, "--model: the path",
+         keep="out/report.json"),
+    Case("recipe_model_that_is_a_symlink_loop_is_refused",
+         both(symlink("loop", "loop"), recipe_in_tmp("model: {tmp}/loop\ndata: facepose\n")),
+         ["compress", "{tmp}/recipe.yaml", "--out", "{tmp}/out", "--overwrite"], 2,
+         "loop of symbolic links", keep="out/report.json"),
+    Case("recipe_data_that_is_a_symlink_loop_is_refused",
+         both(symlink("data.npz", "data.npz"), recipe_in_tmp("model: facepose_mlp\ndata: {tmp}/data.npz\n")),
+         ["compress", "{tmp}/recipe.yaml", "--out", "{tmp}/out", "--overwrite"], 2,
+         "data: the path", keep="out/report.json"),
+    Case("out_that_is_a_symlink_loop_is_refused",
+         both(text("recipe.yaml", RECIPE_HEAD), symlink("out", "out")),
+         ["compress", "{tmp}/recipe.yaml", "--out", "{tmp}/out"], 2, "--out: the path"),
+    Case("out_that_is_a_dangling_symlink_is_refused_before_any_work",
+         both(text("recipe.yaml", RECIPE_HEAD), symlink("out", "missing")),
+         ["compress", "{tmp}/recipe.yaml", "--out", "{tmp}/out", "--overwrite"], 2,
+         "is a symbolic link to missing, which does not exist"),
+    Case("benchmark_out_that_is_a_dangling_symlink_is_refused", both(tflite(), symlink("bench", "missing")),
+         ["benchmark", "{tmp}/m.tflite", "--target", "estimate:pi4", "--out", "{tmp}/bench"], 2,
+         "/bench is a symbolic link to missing"),
+    Case("report_out_that_is_a_dangling_symlink_is_refused",
+         both(report_file(), symlink("out.md", "missing")),
+         ["report", "{tmp}/report.json", "--out", "{tmp}/out.md", "--overwrite"], 2,
+         "/out.md is a symbolic link to missing"),
+    # -- inspect -------------------------------------------------------------------------------------
     inspect_case("text_file_is_not_a_tflite", text("m.tflite", "hello, not a model\n"), "not a TFLite"),
     inspect_case("empty_file_is_not_a_tflite", text("m.tflite", ""), "0 bytes"),
     inspect_case("random_bytes_are_not_a_tflite", binary("m.tflite", np.random.default_rng(3).bytes(5000)),
@@ -489,7 +636,7 @@ CASES = [
                  "incomplete sparsity"),
     inspect_case("weights_shorter_than_their_shape_are_corrupt",
                  tflite(mutate=set_field(tensor(1), "shape", [3, 4])), "holds 8 values"),
-    # -- benchmark ----------------------------------------------------------------------------------------
+    # -- benchmark -----------------------------------------------------------------------------------
     bench_case("ssh_user_with_a_space_is_bad_input", ["--target", "ssh://a b@host"], "bad SSH target"),
     bench_case("ssh_host_that_reads_as_an_option_is_bad_input", ["--target", "ssh://-oProxyCommand=x"],
                "bad SSH target"),

@@ -82,7 +82,7 @@ def test_a_named_loader_returns_arrays(tmp_path, monkeypatch):
     assert data.name == "load" and data.input_shape == (3,)
     with pytest.raises(InputError, match="data.loader mydata:broken raised ValueError: no such table"):
         load_dataset(DataSpec(loader="mydata:broken"))
-    with pytest.raises(InputError, match="cannot be imported"):
+    with pytest.raises(InputError, match="cannot import nosuchmodule_edgeopt"):
         load_dataset(DataSpec(loader="nosuchmodule_edgeopt:load"))
     sys.modules.pop("mydata", None)
 
