@@ -16,7 +16,7 @@ from __future__ import annotations
 import gzip
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -441,14 +441,16 @@ Gate = Callable[[str, bytes], "str | None"]
 
 def compress(prepared: Prepared, *, stages: list | None = None, export: list[str] | None = None,
              overrides: list[str] | None = None, progress: Progress | None = None,
-             gate: Gate | None = None) -> Result:
+             gate: Gate | None = None, judge: bool = True) -> Result:
     """Apply the recipe's stages to a copy of the trained model, export, verify and measure.
 
     ``stages``, ``export`` and ``overrides`` (``KEY=VALUE`` as on the command line) replace the
     prepared recipe's; the training and the reference are reused, never redone. ``gate(format,
     tflite_bytes)``, called after each conversion, may return a reason to skip that export's
     benchmark (a search stops a trial whose size already misses its budget): its latency entries
-    are then failed rows giving the reason; it is still inspected and evaluated.
+    are then failed rows giving the reason; it is still inspected and evaluated. With ``judge``, a
+    variant that misses one of the recipe's ``budgets`` is failed (:func:`edgeopt.regress.judge_budgets`);
+    a search judges its trials against its budgets itself, as constraints, and passes False.
     """
     recipe = _with_changes(prepared.recipe, stages, export, overrides)
     check_recipe(recipe, prepared.data)
@@ -456,7 +458,12 @@ def compress(prepared: Prepared, *, stages: list | None = None, export: list[str
         check_graph_recipe(recipe)
     progress = progress or Progress(quiet=True)
     with tempfile.TemporaryDirectory(prefix="edgeopt-") as scratch:
-        return _compress(prepared, recipe, Path(scratch), progress, gate)
+        result = _compress(prepared, recipe, Path(scratch), progress, gate)
+    if judge:
+        from edgeopt.regress import judge_budgets
+
+        result = replace(result, report=judge_budgets(result.report))
+    return result
 
 
 def _with_changes(recipe: Recipe, stages, export, overrides) -> Recipe:
@@ -559,7 +566,7 @@ def _compress(prepared: Prepared, recipe: Recipe, scratch: Path, progress: Progr
         training={"history": prepared.history, "epochs_run": len(prepared.history.get("loss", []))},
         stages=tuple(stages),
         variants=tuple(variants),
-        checks=tuple(run_checks(stages, variants)),
+        checks=tuple(run_checks(stages, variants, prepared.history)),
         extra={"model_file": prepared.model_file} if prepared.model_file else {},
     )
     return Result(report=report.with_status(), recipe=recipe, files=files)

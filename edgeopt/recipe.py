@@ -104,7 +104,12 @@ class Budgets(Strict):
 
     max_size_kb: float | None = Field(None, gt=0, description="size on disk, KB = 1024 bytes")
     max_accuracy_drop: float | None = Field(
-        None, ge=0, description="accuracy drop vs trained_float32 (fraction); for regression, MAE increase"
+        None, ge=0, description="accuracy drop vs the reference (fraction, 0.01 = 1 point); for regression, "
+        "the MAE increase in the label's units unless max_error_increase is given"
+    )
+    max_error_increase: float | None = Field(
+        None, ge=0, description="regression: the MAE's increase vs the reference as a fraction of the "
+        "reference's MAE (0.05 = 5 %); when given, it judges regression and max_accuracy_drop classification"
     )
     max_latency_ms: dict[str, float] | None = Field(None, description="target -> p50 milliseconds")
     variants: list[str] | None = Field(None, description="variants budgeted (default: every export)")

@@ -50,7 +50,7 @@ from pydantic import Field, ValidationError, field_validator
 from edgeopt.documents import load_yaml, read_text
 from edgeopt.errors import EXIT_CHECK_FAILED, EXIT_OK, EnvironmentProblem, InputError
 from edgeopt.recipe import Budgets, Strict
-from edgeopt.types import LatencyEntry, Provenance, Report, Variant, base_metric, finite
+from edgeopt.types import LatencyEntry, Provenance, Report, Status, Variant, base_metric, finite
 
 PASS = "pass"
 REGRESSION = "regression"
@@ -608,7 +608,10 @@ class _Comparer:
                 self.add(name, "budget:size", PASS if ok else FAIL,
                          f"size {_show(kb)} KB (budget {budgets.max_size_kb:g} KB)",
                          baseline=budgets.max_size_kb, measured=kb)
-            if budgets.max_accuracy_drop is not None:
+            regression = ref_metric is not None and not ref_metric.higher_is_better
+            if regression and budgets.max_error_increase is not None:
+                self.error_budget(v, task_metric, ref_metric, budgets.max_error_increase)
+            elif budgets.max_accuracy_drop is not None:
                 self.accuracy_budget(v, task_metric, ref_metric, budgets.max_accuracy_drop)
             for target, limit_ms in (budgets.max_latency_ms or {}).items():
                 entry = v.latency.get(target)
@@ -630,10 +633,28 @@ class _Comparer:
                      "the budget")
             return
         ok = drop <= max_drop + 1e-12
-        unit = " (fraction)" if metric.higher_is_better else f" ({task_metric.upper()} increase)"
+        if metric.higher_is_better:  # fractions, shown in points as the tables show accuracy
+            shown = f"{drop * 100:+.2f} points, budget {max_drop * 100:g}"
+        else:
+            shown = f"{drop:+.4g} ({task_metric.upper()} increase), budget {max_drop:g}"
         self.add(v.name, "budget:accuracy_drop", PASS if ok else FAIL,
-                 f"{task_metric} drop vs {self.report.reference_name} {drop:+.4g}{unit}, budget {max_drop:g}",
+                 f"{task_metric} drop vs {self.report.reference_name} {shown}",
                  baseline=max_drop, measured=round(drop, 6))
+
+
+    def error_budget(self, v: Variant, task_metric: str, ref_metric: Any, max_increase: float) -> None:
+        metric = v.metric(task_metric)
+        ref = finite(ref_metric.value) if ref_metric else None
+        value = finite(metric.value) if metric else None
+        if value is None or ref is None or ref <= 0:
+            self.add(v.name, "budget:error_increase", FAIL,
+                     f"{task_metric} of {v.name} or {self.report.reference_name} missing or zero: cannot "
+                     "check the budget")
+            return
+        increase = (value - ref) / ref
+        self.add(v.name, "budget:error_increase", PASS if increase <= max_increase + 1e-12 else FAIL,
+                 f"{task_metric} {value:.4g} vs {self.report.reference_name} {ref:.4g} ({increase:+.1%}), "
+                 f"budget +{max_increase:.1%}", baseline=max_increase, measured=round(increase, 6))
 
 
 RECIPE_FIELDS_NOT_COMPARED = ("name", "benchmark", "budgets")
@@ -728,6 +749,44 @@ def check_budgets(report: Report | Mapping[str, Any]) -> CheckResult:
 
     report = as_report(report, "report")
     return _result(report, _Comparer(report, None, Tolerances(), report_budgets(report)).run())
+
+
+# What to try when a variant misses a budget, by the budget it missed.
+BUDGET_HINTS = {
+    "budget:accuracy_drop": "try a quantization-aware stage (--preset prune-qat-int8), or export int16x8 or "
+                            "float16 for this model",
+    "budget:error_increase": "try a quantization-aware stage (--preset prune-qat-int8), or export int16x8 or "
+                             "float16 for this model",
+    "budget:size": "prune or cluster further, or quantize",
+    "budget:latency": "quantize to int8, or run fewer channels",
+}
+
+
+def judge_budgets(report: Report) -> Report:
+    """The report with every variant that misses one of its recipe's budgets marked failed, its reason
+    naming the budget, the figure and what to try: a variant that lost its accuracy is never ``ok``.
+
+    The verdicts are :func:`check_budgets`' own (one judge for ``compress`` and ``check``); the
+    figures stay in the variant, so every rendering shows what was measured beside the failure.
+    """
+    budgets = report_budgets(report)
+    if budgets is None:
+        return report
+    missed: dict[str, list[Finding]] = {}
+    for finding in _Comparer(report, None, Tolerances(), budgets).run():
+        if finding.check.startswith("budget:") and finding.failing:
+            missed.setdefault(finding.variant, []).append(finding)
+    if not missed:
+        return report
+    variants = []
+    for v in report.variants:
+        if v.name in missed and v.ok:
+            reasons = [f"over budget: {f.message}" + (f" on {f.target}" if f.target else "")
+                       for f in missed[v.name]]
+            hint = BUDGET_HINTS.get(missed[v.name][0].check)
+            v = v.replace(status=Status.FAILED, reason="; ".join(reasons) + (f"; {hint}" if hint else ""))
+        variants.append(v)
+    return report.replace(variants=tuple(variants)).with_status()
 
 
 def check(report: Report | str | Path, baseline_path: str | Path, tolerances: Tolerances | None = None,

@@ -10,14 +10,16 @@ TensorFlow here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from edgeopt.techniques import TECHNIQUES
-from edgeopt.types import Check, CheckStatus, Format, StageOutcome, Variant
+from edgeopt.types import Check, CheckStatus, Format, StageOutcome, Variant, finite
 
 
-def run_checks(outcomes: Sequence[StageOutcome], variants: Sequence[Variant]) -> list[Check]:
-    """Every check of a run: each stage's technique checks, in stage order, then the formats' checks.
+def run_checks(outcomes: Sequence[StageOutcome], variants: Sequence[Variant],
+               training: Mapping[str, Sequence[float]] | None = None) -> list[Check]:
+    """Every check of a run: each stage's technique checks, in stage order, then the formats' checks,
+    then whether a stage's fine-tuning loss exploded (:func:`loss_checks`, given the ``training`` history).
 
     A stage whose kind no registered technique has (a report from another edgeopt) has no checks.
     """
@@ -26,7 +28,41 @@ def run_checks(outcomes: Sequence[StageOutcome], variants: Sequence[Variant]) ->
         technique = TECHNIQUES.get(outcome.kind)
         if technique is not None:
             checks += technique.checks(outcome, variants)
-    return checks + int8_checks(variants)
+    return checks + int8_checks(variants) + loss_checks(outcomes, training or {})
+
+
+# A fine-tuning loss this many times the loss the stage started from, and higher by more than
+# LOSS_JUMP_MARGIN, is an explosion rather than the dip a new mask or fake-quant brings.
+LOSS_JUMP_FACTOR = 10.0
+LOSS_JUMP_MARGIN = 1.0
+
+
+def loss_checks(outcomes: Sequence[StageOutcome], training: Mapping[str, Sequence[float]]) -> list[Check]:
+    """A stage whose fine-tuning loss jumped by an order of magnitude above the loss it started from
+    (the last epoch before it: the training's or the previous stage's) fails, so it is never kept
+    silently. A first stage after no training has nothing to compare with and is not judged."""
+    checks: list[Check] = []
+    before = _last_loss(training)
+    for index, outcome in enumerate(outcomes):
+        losses = [x for x in (outcome.history.get("loss") or []) if finite(x) is not None]
+        if before is not None and losses:
+            worst = max(losses)
+            jumped = worst > LOSS_JUMP_FACTOR * before and worst > before + LOSS_JUMP_MARGIN
+            where = f"stage {index + 1} ({outcome.kind})"
+            checks.append(Check(
+                variant=where, check="loss_jump", expected=f"<= {LOSS_JUMP_FACTOR:g}x {before:.4g}",
+                measured=round(worst, 6), status=CheckStatus.FAIL if jumped else CheckStatus.OK,
+                message=(f"{where}: the fine-tuning loss jumped from {before:.3g} to {worst:.3g} "
+                         f"(epoch {losses.index(worst) + 1}); lower stages[{index}].learning_rate, or "
+                         "quantize without training (mode: ptq)") if jumped else
+                        f"{where}: fine-tuning loss {worst:.3g} at most, from {before:.3g}"))
+        before = _last_loss(outcome.history) or before
+    return checks
+
+
+def _last_loss(history: Mapping[str, Sequence[float]]) -> float | None:
+    losses = [x for x in (history.get("loss") or []) if finite(x) is not None]
+    return float(losses[-1]) if losses else None
 
 
 def int8_checks(variants: Sequence[Variant]) -> list[Check]:

@@ -100,3 +100,32 @@ def test_other_m_by_n_patterns_are_checked_against_their_own_share():
     checks = checks_of(prune, rows)
     assert [(c.check, c.status) for c in checks] == [("pattern_1_4", "fail"), ("pattern_1_4", "ok")]
     assert "1:4 compliance 0.400" in checks[0].message  # 2:4 compliance of 1.0 does not count
+
+
+def _stage(kind: str, losses: list[float]):
+    from edgeopt.types import StageOutcome
+
+    return StageOutcome(kind=kind, history={"loss": losses})
+
+
+def test_a_stage_whose_loss_exploded_fails_naming_it_and_what_to_try():
+    from edgeopt.verify import loss_checks
+
+    checks = loss_checks([_stage("prune", [0.2, 0.14, 0.13]), _stage("quantize", [11.9, 4.0])],
+                         {"loss": [0.3, 0.12]})
+    assert [c.ok for c in checks] == [True, False]
+    assert "stage 2 (quantize): the fine-tuning loss jumped from 0.13 to 11.9 (epoch 1)" in checks[1].message
+    assert "stages[1].learning_rate" in checks[1].message
+
+
+def test_the_usual_dip_of_a_new_mask_is_no_explosion():
+    from edgeopt.verify import loss_checks
+
+    checks = loss_checks([_stage("prune", [0.2, 0.05])], {"loss": [0.01]})  # 20x but small
+    assert all(c.ok for c in checks)
+
+
+def test_a_first_stage_after_no_training_is_not_judged():
+    from edgeopt.verify import loss_checks
+
+    assert loss_checks([_stage("quantize", [50.0])], {}) == []

@@ -1,0 +1,58 @@
+"""An int8 file that lost its accuracy is never ok: a Keras 3 tabular MLP that standardises its
+inputs with a Normalization layer, on features of very different scales, collapses under full-integer
+post-training quantization; --preset ptq-int8 fails that variant (exit 1) naming it and its drop."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from edgeopt.cli import cli
+
+pytestmark = pytest.mark.integration
+
+SCALES = np.array([1e-3, 1.0, 50.0, 1e3, 1e4, 0.1, 5.0, 300.0])
+
+
+@pytest.fixture(scope="module")
+def tabular(tmp_path_factory):
+    import keras  # Keras 3, as a user builds the model
+
+    folder = tmp_path_factory.mktemp("tabular")
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(600, 8)) * SCALES + SCALES * 3).astype("float32")
+    y = (((x - SCALES * 3) / SCALES) @ rng.normal(size=(8, 3))).argmax(1)
+    with open(folder / "tab.csv", "w") as f:
+        f.write(",".join(f"f{i}" for i in range(8)) + ",label\n")
+        f.writelines(",".join(f"{v:.7g}" for v in row) + f",{label}\n"
+                     for row, label in zip(x, y, strict=True))
+    keras.utils.set_random_seed(0)
+    norm = keras.layers.Normalization(name="norm")
+    norm.adapt(x[:480])
+    model = keras.Sequential([keras.Input((8,)), norm, keras.layers.Dense(32, activation="relu"),
+                              keras.layers.Dense(3)])
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x[:480], y[:480], epochs=60, verbose=0)
+    model.save(folder / "tab.keras")
+    return folder
+
+
+def test_a_collapsed_int8_variant_fails_the_preset_budget_in_one_line(tabular, tmp_path):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["compress", "--preset", "ptq-int8", "--model",
+                                      str(tabular / "tab.keras"), "--data", str(tabular / "tab.csv"),
+                                      "--out", str(out), "--quiet"])
+    assert result.exit_code == 1, result.output
+    failed = [line for line in result.stderr.splitlines() if line.startswith("edgeopt: check failed:")]
+    assert len(failed) == 1 and "int8: over budget: accuracy drop vs original" in failed[0]
+    report = json.loads((out / "report.json").read_text())
+    assert report["status"] == "failed"
+    variants = {v["name"]: v for v in report["variants"]}
+    assert variants["float32"]["status"] == "ok"
+    assert variants["int8"]["status"] == "failed" and "budget 1" in variants["int8"]["reason"]
+    accuracy = {name: v["metrics"]["accuracy"]["value"] for name, v in variants.items()}
+    drop = accuracy["original"] - accuracy["int8"]
+    assert drop > 0.01  # the figure that failed it is kept in the report
