@@ -46,7 +46,10 @@ from edgeopt.errors import EXIT_CHECK_FAILED
     help="Override a recipe field, as for compress (repeatable).",
 )
 @click.option(
-    "--force-new", is_flag=True, help="Start a new study in a folder made by another recipe or budgets."
+    "--force-new",
+    is_flag=True,
+    help="Start a new study in a folder made by another recipe or budgets, or whose study.json or "
+    "journal.log is damaged; the earlier study's files move to previous-N/ (nothing is deleted).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome (every trial, front, best) as JSON.")
 @click.option("--verbose", is_flag=True, help="Show TensorFlow's own messages (hidden by default).")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import yaml
@@ -16,6 +16,7 @@ from edgeopt.tune.budgets import KB, Goal
 from edgeopt.types import base_metric
 
 FEASIBLE, INFEASIBLE, FAILED = "feasible", "infeasible", "failed"
+STATUSES = (FEASIBLE, INFEASIBLE, FAILED)
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,38 @@ class TrialRecord:
     @property
     def feasible(self) -> bool:
         return self.status == FEASIBLE
+
+    @classmethod
+    def from_stored(cls, data: Any) -> TrialRecord:
+        """The record the driver stored on its trial, read back from the journal.
+
+        Raises:
+            ValueError: naming the first field that is missing, unknown or of the wrong type.
+        """
+        if not isinstance(data, dict):
+            raise ValueError(f"a {type(data).__name__}, not an object")
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        missing = [n for n in ("number", "strategy", "params", "status", "reason") if n not in data]
+        if unknown or missing:
+            raise ValueError(f"unknown field {unknown[0]!r}" if unknown else f"no {missing[0]!r}")
+        record = cls(**data)
+        number, violations = _is_number, record.violations
+        checks = {
+            "number": isinstance(record.number, int) and not isinstance(record.number, bool),
+            "strategy": isinstance(record.strategy, str),
+            "params": isinstance(record.params, dict),
+            "status": record.status in STATUSES,
+            "reason": record.reason is None or isinstance(record.reason, str),
+            "figures": isinstance(record.figures, dict),
+            "violations": isinstance(violations, dict) and all(map(number, violations.values())),
+            "seconds": record.seconds is None or number(record.seconds),
+            "cached": isinstance(record.cached, bool),
+            "folder": record.folder is None or isinstance(record.folder, str),
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(f"{name} is {getattr(record, name)!r}"[:120])
+        return record
 
     def to_json(self) -> dict[str, Any]:
         f = self.figures
@@ -57,6 +90,10 @@ class TrialRecord:
             "cached": self.cached,
             "folder": self.folder,
         }
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def scalar(goal: Goal, trial: TrialRecord) -> float | None:

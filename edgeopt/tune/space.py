@@ -15,9 +15,10 @@ dimension instead of a value::
 ``log: true`` optional); ``{choice: [...]}`` one of the values listed (any YAML value). Every
 dimension is checked before a trial runs: the recipe must validate with each dimension at both of
 its ends (so an unknown field, a value out of the field's bounds or an empty range is refused at
-once, naming the field). Training, data, model and seed cannot be searched: every trial shares
-one trained base. A recipe without dimensions gets :func:`default_space`.
-No TensorFlow here.
+once, naming the field), and with every value of a choice (with the other dimensions at their
+low, else their high ends), so a bad value in the middle of a list is refused too. Training,
+data, model and seed cannot be searched: every trial shares one trained base. A recipe without
+dimensions gets :func:`default_space`. No TensorFlow here.
 """
 
 from __future__ import annotations
@@ -222,10 +223,32 @@ def parse_space(data: dict[str, Any], source: str = "recipe") -> Space:
             raise RecipeError(
                 f"{exc} (with every searched field at the {which} end of its range or choice)"
             ) from None
+    for dim in dims:
+        if dim.kind == "choice":
+            for value in dim.choices[1:-1]:  # the ends were checked above
+                _check_choice(space, dim, value, source)
     if not dims:
         recipe = space.recipe({}, source)
         return Space(plain, tuple(default_space(recipe)), defaulted=True)
     return space
+
+
+def _check_choice(space: Space, dim: Dimension, value: Any, source: str) -> None:
+    """One value of a choice must make a valid recipe with the other dimensions at their low ends,
+    or else at their high ends (a value valid only with other values is caught when drawn)."""
+    problems = []
+    for end in (0, 1):
+        values = {d.name: _as_field(d, d.ends()[end]) for d in space.dimensions}
+        values[dim.name] = _as_field(dim, value)
+        try:
+            space.recipe(values, source)
+            return
+        except RecipeError as exc:
+            problems.append(exc)
+    shown = json.dumps(value)
+    raise RecipeError(
+        f"space: {dim.name}: the choice value {shown} is not valid ({problems[0]}); fix or drop it"
+    ) from None
 
 
 def _as_field(dim: Dimension, value: Any) -> Any:

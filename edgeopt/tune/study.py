@@ -10,30 +10,46 @@ never leaves it corrupt:
 * ``trials/<key>/``: each trial's ``report.json``, ``.tflite``, ``recipe.resolved.yaml`` and
   ``trial.json``, staged and moved into place when complete; ``<key>`` hashes the base and the
   trial's stages, so a repeated point or a resumed trial costs nothing;
-* ``tune.json``, ``tune.html``, ``best.yaml``: the outcome, rewritten atomically after the trials.
+* ``tune.json``, ``tune.html``, ``best.yaml``: the outcome, rewritten atomically after the trials;
+* ``previous-N/``: earlier studies that ``force_new`` replaced (see :mod:`edgeopt.tune.folder`).
 
 Only this driver writes the folder (workers return their results), and one driver at a time holds
 its lock. A trial left running by a killed driver is marked failed (interrupted) and queued again.
+Every path is checked before any work. A damaged ``study.json`` or ``journal.log`` is refused in
+one line naming it (and the journal's line), unless ``force_new`` starts a new study beside it; a
+damaged base or cached trial is a cache miss: it is computed again.
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import math
-import os
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from edgeopt import __version__
+from edgeopt.documents import load_json
 from edgeopt.errors import EdgeoptError, InputError, RecipeError
-from edgeopt.outputs import staged_output, write_text_atomic
+from edgeopt.outputs import environment_error, staged_output, write_text_atomic
 from edgeopt.tune.budgets import Goal, figures_of, judge, make_goal, parse_budget, recipe_budgets
+from edgeopt.tune.folder import (
+    BASE,
+    JOURNAL,
+    OUTPUTS,
+    STUDY_FILE,
+    TRIALS,
+    check_layout,
+    check_path,
+    damaged,
+    is_study_entry,
+    keep_aside,
+    locked,
+    retire,
+)
 from edgeopt.tune.results import (
     FAILED,
     FEASIBLE,
@@ -45,11 +61,11 @@ from edgeopt.tune.results import (
     params_text,
 )
 from edgeopt.tune.space import Space, parse_space, values_for
-from edgeopt.tune.trial import BASE_FILES, Base, Job, cache_key
+from edgeopt.tune.trial import BASE_FILES, Base, Damaged, Job, cache_key
+from edgeopt.types import Report
 
-STUDY_FILE, JOURNAL, LOCK = "study.json", "journal.log", ".lock"
-OUTPUTS = ("tune.json", "tune.html", "best.yaml")
 EXECUTORS = ("local", "ray")
+MAX_SEED = 2**32 - 1  # numpy's seeds, and a recipe's seed field, are 0 ... 2**32 - 1
 
 
 @dataclass(frozen=True)
@@ -138,6 +154,8 @@ def setup(options: TuneOptions) -> Setup:
         raise InputError(f"--trials {options.trials}: give a number of trials from 1 to 10000")
     if not 1 <= options.workers <= 256:
         raise InputError(f"--workers {options.workers}: give 1 to 256 workers")
+    if options.seed is not None and not 0 <= options.seed <= MAX_SEED:
+        raise InputError(f"--seed {options.seed}: give a seed from 0 to {MAX_SEED}, as for a recipe's seed")
     from edgeopt.recipe import read_recipe_data
 
     data, source = read_recipe_data(options.recipe, list(options.overrides))
@@ -189,65 +207,74 @@ def _low(dim) -> Any:
 # -- the study folder ------------------------------------------------------------------------------
 
 
-@contextmanager
-def locked(folder: Path):
-    """Hold the study folder's lock: one driver at a time."""
-    folder.mkdir(parents=True, exist_ok=True)
-    handle = (folder / LOCK).open("a+")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise InputError(
-            f"--study {folder}: another edgeopt tune is running on this study; wait for it "
-            "or use another --study folder"
-        ) from None
-    try:
-        yield
-    finally:
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        handle.close()
+def open_folder(s: Setup, folder: Path) -> tuple[list[str], Any]:
+    """Check (or start) the study folder for this request (the folder's lock is held, its layout
+    checked); return notices for the user and the study's journal storage."""
+    from edgeopt.tune.journal import JournalDamaged, open_journal
 
-
-def open_folder(s: Setup, folder: Path) -> list[str]:
-    """Check (or start) the study folder for this request; return notices for the user."""
-    notices = []
-    study_file = folder / STUDY_FILE
-    if folder.exists() and not folder.is_dir():
-        raise InputError(f"--study {folder}: is a file; give a folder for the study")
-    if folder.is_dir() and not study_file.exists():
-        # a trained base copied in from another study of the same recipe is welcome (it is reused)
-        others = [p.name for p in folder.iterdir() if p.name not in (LOCK, "base")]
-        if others:
+    known, problem = _read_study_file(folder)
+    fix = "restore it from a copy"
+    if known is not None and known.get("fingerprint") != s.fingerprint:
+        what = "recipe" if _digest(known.get("recipe")) != _digest(s.tune_data) else "budgets or objective"
+        if not s.options.force_new:
+            raise InputError(
+                f"--study {folder}: this study was made with another {what}; use the same "
+                "command, another --study folder, or --force-new to start a new study there"
+            )
+        return _start_study(s, folder, f"--force-new; the folder's study was made with another {what}")
+    if known is not None:
+        journal = folder / JOURNAL
+        if not (journal.exists() and journal.stat().st_size) and any((folder / n).exists() for n in OUTPUTS):
+            return _start_study(s, folder, f"{JOURNAL} is missing or empty")
+        try:
+            return [], open_journal(journal)
+        except JournalDamaged as exc:
+            problem, fix = f"{JOURNAL} is damaged at {exc.where} ({exc.reason})", "repair or remove that line"
+    elif problem is None:  # no study.json
+        others = [p.name for p in folder.iterdir() if not is_study_entry(p.name)]
+        held = [name for name in (JOURNAL, *OUTPUTS) if name in others]
+        if len(held) < len(others):
             raise InputError(
                 f"--study {folder}: is not a tune study folder (no {STUDY_FILE}); give a new or empty folder"
             )
-    if study_file.exists():
-        try:
-            known = json.loads(study_file.read_text())
-        except (OSError, ValueError):
-            raise InputError(
-                f"--study {folder}: {STUDY_FILE} is unreadable; give another --study folder"
-            ) from None
-        if known.get("fingerprint") != s.fingerprint:
-            what = (
-                "recipe" if _digest(known.get("recipe")) != _digest(s.tune_data) else "budgets or objective"
-            )
-            if not s.options.force_new:
-                raise InputError(
-                    f"--study {folder}: this study was made with another {what}; use the same "
-                    "command, another --study folder, or --force-new to start a new study there"
-                )
-            for name in OUTPUTS:  # the old study's outcome no longer describes this folder's study
-                if (folder / name).exists():
-                    os.replace(folder / name, folder / f"{name}.previous")
-            notices.append(
-                f"started a new study in {folder} (the earlier one's outputs are kept as *.previous)"
-            )
-        else:
-            return notices
+        if held:
+            problem = f"{STUDY_FILE} is missing (the folder holds {', '.join(held)})"
+    if problem is not None:
+        if not s.options.force_new:
+            raise damaged(folder, problem, fix)
+        return _start_study(s, folder, f"--force-new; {problem}")
+    return _start_study(s, folder, "")
+
+
+def _read_study_file(folder: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """study.json's content, or what is wrong with it; (None, None) when there is none."""
+    path = folder / STUDY_FILE
+    if not path.exists():
+        return None, None
+    try:
+        known = load_json(path.read_text(encoding="utf-8"), str(path))
+    except OSError as exc:
+        raise environment_error(exc, path) or InputError(
+            f"--study {folder}: {STUDY_FILE} cannot be read ({exc.strerror or exc})"
+        ) from None
+    except (ValueError, InputError):  # not JSON, not UTF-8, or nested beyond the limit
+        return None, f"{STUDY_FILE} is damaged (not valid JSON)"
+    if not isinstance(known, dict):
+        return None, f"{STUDY_FILE} is damaged (it holds {json.dumps(known)[:40]}, not a JSON object)"
+    return known, None
+
+
+def _start_study(s: Setup, folder: Path, why: str) -> tuple[list[str], Any]:
+    """Start this request's study in ``folder``: the files of an earlier one (replaced for ``why``)
+    move to the next ``previous-N/`` first; the caches (base/, trials/) stay for the new study."""
+    from edgeopt.tune.journal import open_journal
+
+    kept = retire(folder)
+    notices = []
+    if kept is not None:
+        notices.append(f"started a new study in {folder} ({why}); the earlier one's files are kept in {kept}")
     write_text_atomic(
-        study_file,
+        folder / STUDY_FILE,
         json.dumps(
             {
                 "fingerprint": s.fingerprint,
@@ -261,7 +288,7 @@ def open_folder(s: Setup, folder: Path) -> list[str]:
             indent=1,
         ),
     )
-    return notices
+    return notices, open_journal(folder / JOURNAL)
 
 
 def _now() -> str:
@@ -270,8 +297,12 @@ def _now() -> str:
 
 def base_for(s: Setup, folder: Path, progress: Callable[[str], None]) -> Base:
     """The study's trained base: read from the folder, or prepared (trained once) and saved there."""
-    where = folder / "base" / s.base_key
-    base = Base.read(where)
+    where = folder / BASE / s.base_key
+    try:
+        base = Base.read(where)
+    except Damaged as exc:  # a cache entry: made again, and replaced once the new one is complete
+        progress(f"the trained base in {where} is damaged ({exc}); training it again")
+        base = None
     if base is not None:
         progress(f"reusing the trained base in {where}")
         return base
@@ -283,21 +314,12 @@ def base_for(s: Setup, folder: Path, progress: Callable[[str], None]) -> Base:
         prepared = prepare(s.base_recipe, quiet)
     base = Base.of(prepared, s.base_key)
     where.parent.mkdir(parents=True, exist_ok=True)
-    with staged_output(where, overwrite=False) as work:
+    with staged_output(where, overwrite=where.exists()) as work:
         base.write_into(work)
     return base
 
 
 # -- the study ------------------------------------------------------------------------------------
-
-
-def _storage(folder: Path):
-    import optuna
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return JournalStorage(JournalFileBackend(str(folder / JOURNAL)))
 
 
 def _suggest(trial, dim) -> Any:
@@ -333,21 +355,56 @@ def finished(study) -> list:
     ]
 
 
-def records(study) -> list[TrialRecord]:
-    return [TrialRecord(**t.user_attrs["record"]) for t in finished(study) if "record" in t.user_attrs]
+def records(study, folder: Path) -> list[TrialRecord]:
+    """The records the driver stored on the finished trials; a damaged one is refused, naming it."""
+    out = []
+    for t in finished(study):
+        if "record" not in t.user_attrs:
+            continue
+        try:
+            out.append(TrialRecord.from_stored(t.user_attrs["record"]))
+        except (TypeError, ValueError) as exc:
+            what = f"{JOURNAL} holds a damaged record of trial #{t.number} ({exc})"
+            raise damaged(folder, what, "repair or remove its lines") from None
+    return out
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise Damaged(f"{path.name} is missing") from None
+    except (ValueError, RecursionError):
+        raise Damaged(f"{path.name} is not valid JSON") from None
 
 
 def _read_cached(folder: Path) -> dict[str, Any] | None:
-    if not (folder / "trial.json").is_file():
+    """A trial's saved result (``report``, the report.json document), or None when never saved.
+
+    Raises:
+        Damaged: the trial's folder exists but trial.json or report.json is missing or unreadable.
+    """
+    if not folder.exists():
         return None
-    return json.loads((folder / "trial.json").read_text())
+    summary, report = _read_json(folder / "trial.json"), _read_json(folder / "report.json")
+    if not isinstance(summary, dict):
+        raise Damaged("trial.json is not an object")
+    try:
+        Report.from_json(report)
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise Damaged(f"report.json is not a report ({type(exc).__name__}: {exc})") from None
+    return {"summary": summary, "report": report}
 
 
 def _save_trial(folder: Path, result: dict[str, Any], summary: dict[str, Any]) -> None:
-    if folder.exists():  # the same point finished twice at once: the first copy stands
-        return
+    try:
+        if _read_cached(folder) is not None:  # the same point finished twice at once: the first copy stands
+            return
+        replace = False
+    except Damaged:  # a damaged copy (this trial computed it again): replaced
+        replace = True
     folder.parent.mkdir(parents=True, exist_ok=True)
-    with staged_output(folder, overwrite=False) as work:
+    with staged_output(folder, overwrite=replace) as work:
         for name, content in result["files"].items():
             if name not in BASE_FILES:  # the base's model.keras and reference live once, in base/
                 (work / name).write_bytes(content)
@@ -388,9 +445,15 @@ class Driver:
         key = cache_key(self.s.base_key, stages, fmt, early)
         job = Job(trial.number, key, stages, fmt, self.s.goal if early else None)
         self.running[trial.number] = (trial, values, job)
-        cached = _read_cached(self.folder / "trials" / key)
+        try:
+            cached = _read_cached(self.folder / TRIALS / key)
+        except Damaged as exc:  # a cache entry: computed again, and replaced when done
+            where = self.folder / TRIALS / key
+            self.progress(f"trial #{trial.number}: its saved result in {where} is damaged ({exc}); rerunning")
+            cached = None
         if cached is not None:
-            self._finish(study, {"number": trial.number, "key": key, "cached": cached})
+            report = cached["report"]
+            self._finish(study, {"number": trial.number, "key": key, "cached": True, "report": report})
             return
         executor.submit(job)
 
@@ -406,22 +469,19 @@ class Driver:
         self._line(record)
 
     def _finish(self, study, result: dict[str, Any]) -> None:
-        from edgeopt.types import Report
-
         trial, values, job = self.running[result["number"]]
-        folder = self.folder / "trials" / job.key
+        folder = self.folder / TRIALS / job.key
         if "error" in result:
             self._tell_failed(study, trial, values, result["error"], result.get("seconds"))
             return
-        cached = result.get("cached")
-        if cached is None:
-            report = Report.from_json(result["report"])
+        cached = result.get("cached", False)
+        report = Report.from_json(result["report"])
+        if cached:
+            seconds = 0.0
+        else:
             summary = {"params": values, "format": job.export, "seconds": result["seconds"]}
             _save_trial(folder, result, summary)
             seconds = result["seconds"]
-        else:
-            report = Report.from_json(json.loads((folder / "report.json").read_text()))
-            seconds = 0.0
         figures = figures_of(report, job.export)
         feasible, reasons, violations = judge(self.s.goal, figures)
         unverified = [c.message for c in report.checks if not c.ok]
@@ -442,7 +502,7 @@ class Driver:
             figures,
             violations,
             seconds,
-            cached is not None,
+            cached,
             str(folder.relative_to(self.folder)),
         )
         trial.set_user_attr("record", _plain(record))
@@ -494,14 +554,15 @@ def write_outcome(s: Setup, folder: Path, outcome: Outcome) -> None:
         write_text_atomic(
             folder / "best.yaml", best_recipe(s.space, outcome.best, outcome, list(s.base_recipe.export))
         )
-    elif (folder / "best.yaml").exists():  # an earlier run's best no longer holds: keep it aside
-        os.replace(folder / "best.yaml", folder / "best.yaml.previous")
+    elif (folder / "best.yaml").exists():  # an earlier run's best no longer holds: kept aside, never lost
+        keep_aside(folder / "best.yaml")
 
 
 def tune(options: TuneOptions, progress: Callable[[str], None] = lambda line: None) -> Outcome:
     """Run (or resume) a study until it holds ``options.trials`` finished trials; return its outcome."""
     s = setup(options)
     folder = Path(options.study)
+    check_path(folder)
     connected = False
     if options.executor == "ray":  # before any work: an unreachable cluster fails in seconds
         from edgeopt.tune.executors import connect_ray
@@ -517,24 +578,22 @@ def tune(options: TuneOptions, progress: Callable[[str], None] = lambda line: No
 
 
 def _tune(s: Setup, folder: Path, progress: Callable[[str], None]) -> Outcome:
-    import optuna
-
     from edgeopt.tune.executors import make_executor
+    from edgeopt.tune.journal import JournalDamaged, load_study
     from edgeopt.tune.samplers import make_sampler
 
     options = s.options
     with locked(folder):
-        for notice in open_folder(s, folder):
+        check_layout(folder, s.base_key)  # before any work: a file named base/ fails now, not after training
+        notices, storage = open_folder(s, folder)
+        for notice in notices:
             progress(notice)
-        storage = _storage(folder)
         directions = ["minimize"] * len(s.goal.names)
-        study = optuna.create_study(
-            storage=storage,
-            study_name=s.study_name,
-            directions=directions,
-            sampler=make_sampler(options.strategy, s.seed),
-            load_if_exists=True,
-        )
+        try:
+            study = load_study(storage, s.study_name, directions, make_sampler(options.strategy, s.seed))
+        except JournalDamaged as exc:
+            raise damaged(folder, f"{JOURNAL} is damaged: {exc.where} ({exc.reason})", "repair it") from None
+        driver = Driver(s, folder, progress, records(study, folder))  # a damaged record fails before training
         requeued = recover(study)
         if requeued:
             progress(f"{requeued} trial(s) interrupted earlier are queued again")
@@ -546,7 +605,6 @@ def _tune(s: Setup, folder: Path, progress: Callable[[str], None]) -> Outcome:
             progress(
                 f"the study already has {done} finished trials (--trials {options.trials}): nothing to run"
             )
-        driver = Driver(s, folder, progress, records(study))
         if base is not None:
             executor = make_executor(options.executor, base, options.workers, options.cpus_per_trial)
             try:
@@ -564,7 +622,7 @@ def _tune(s: Setup, folder: Path, progress: Callable[[str], None]) -> Outcome:
 def _outcome(s: Setup, study, folder: Path) -> Outcome:
     return Outcome.of(
         s.goal,
-        records(study),
+        records(study, folder),
         s.space.to_json(),
         {
             "folder": str(folder),

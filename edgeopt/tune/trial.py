@@ -4,21 +4,32 @@ The base (the trained model, its reference measurements and the data) is made on
 :func:`edgeopt.prepare` and travels to the workers as a :class:`Base`: plain bytes and JSON that
 pickle (a process pool) and go through Ray's object store. A worker turns it back into a
 :class:`edgeopt.pipeline.Prepared` once and keeps it for every trial it runs, so no trial retrains.
+The saved base is a cache: :meth:`Base.read` checks it (JSON, zip checksums, the TFLite identifier)
+and raises :class:`Damaged` for an entry that cannot be used, which the driver then recomputes.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import tempfile
 import time
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeopt.errors import EdgeoptError
+from edgeopt.errors import EdgeoptError, InputError
+from edgeopt.types import Variant
 
 BASE_FILES = ("model.keras", "trained_float32.tflite", "base.json")
+TFLITE_ID = b"TFL3"  # a .tflite flatbuffer's file identifier, at bytes 4-8
+
+
+class Damaged(ValueError):
+    """A cache entry (a saved base, a trial's result) that exists but cannot be used: recomputed."""
 
 
 @dataclass
@@ -57,37 +68,54 @@ class Base:
 
     @classmethod
     def read(cls, folder: Path) -> Base | None:
-        """The base saved in ``folder``, or None when it is absent or incomplete."""
-        if not all((folder / name).is_file() for name in BASE_FILES):
+        """The base saved in ``folder``, or None when there is none.
+
+        Raises:
+            Damaged: the folder exists but a file is missing, truncated or not what it should be.
+        """
+        if not folder.exists():
             return None
-        facts = json.loads((folder / "base.json").read_text())
+        for name in BASE_FILES:
+            if not (folder / name).is_file():
+                raise Damaged(f"{name} is missing")
+        try:
+            facts = json.loads((folder / "base.json").read_bytes())
+        except (ValueError, RecursionError):
+            raise Damaged("base.json is not valid JSON") from None
+        if not isinstance(facts, dict) or facts.get("key") != folder.name:
+            raise Damaged("base.json does not describe this base")
+        try:
+            if not isinstance(facts["recipe"], dict):
+                raise TypeError("its recipe is not an object")
+            for name in ("keras_variant", "reference"):
+                Variant.from_json(facts[name])
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise Damaged(f"base.json is incomplete ({type(exc).__name__}: {exc})") from None
+        keras_file = (folder / "model.keras").read_bytes()
+        reference_file = (folder / "trained_float32.tflite").read_bytes()
+        if reference_file[4:8] != TFLITE_ID:
+            raise Damaged("trained_float32.tflite is not a TFLite model")
+        _check_zip(keras_file, "model.keras")
         key, recipe = facts.pop("key"), facts.pop("recipe")
-        return cls(
-            key=key,
-            recipe=recipe,
-            keras_file=(folder / "model.keras").read_bytes(),
-            reference_file=(folder / "trained_float32.tflite").read_bytes(),
-            facts=facts,
-        )
+        return cls(key=key, recipe=recipe, keras_file=keras_file, reference_file=reference_file, facts=facts)
 
     def prepared(self):
         """This base as a :class:`Prepared` (loads the model; the data when not carried along)."""
         from edgeopt.data import load_dataset
         from edgeopt.kerasapi import keras
+        from edgeopt.modelfile import check_no_code, use_custom_objects
         from edgeopt.pipeline import Prepared
         from edgeopt.recipe import parse_recipe
-        from edgeopt.types import Variant
 
         recipe = parse_recipe(self.recipe, "study base")
-        from edgeopt.modelfile import use_custom_objects
-
         use_custom_objects(recipe.custom_objects, recipe.trust_model)  # a worker process imports them too
         data = self.data if self.data is not None else load_dataset(recipe.data)
         with tempfile.TemporaryDirectory(prefix="edgeopt-base-") as scratch:
             path = Path(scratch) / "model.keras"
             path.write_bytes(self.keras_file)
-            # edgeopt saved this file from the trained model; code in it (a Lambda) runs only when
-            # the recipe was trusted, as for the original load.
+            # The study folder is a file like any other: the same rule as for the original model (no
+            # Lambda, bytecode or unregistered module without trust), before Keras reads it.
+            check_no_code(path, recipe.trust_model, "study base")
             model = keras.models.load_model(path, compile=False, safe_mode=not recipe.trust_model)
         return Prepared(
             recipe=recipe,
@@ -100,6 +128,17 @@ class Base:
             reference=Variant.from_json(self.facts["reference"]),
             model_file=self.facts.get("model_file"),
         )
+
+
+def _check_zip(content: bytes, name: str) -> None:
+    """A .keras file is a zip archive: every member must be there and match its checksum."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(content)) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError):
+        raise Damaged(f"{name} is not a complete zip archive ({len(content)} bytes)") from None
+    if bad is not None:
+        raise Damaged(f"{name}: its member {bad} fails its checksum")
 
 
 @dataclass(frozen=True)
@@ -136,7 +175,16 @@ def load_base(base: Base, threads: int | None = None) -> None:
         except RuntimeError:  # already initialised in this process
             pass
     _PREPARED.clear()
-    _PREPARED[base.key] = base.prepared()
+    try:
+        _PREPARED[base.key] = base.prepared()
+    except EdgeoptError:
+        raise
+    except Exception as exc:  # a base that passed its checks but that Keras cannot load
+        raise InputError(
+            f"the study's trained base {base.key} cannot be loaded ({type(exc).__name__}: "
+            f"{' '.join(str(exc).split())[:200]}); remove the folder base/{base.key} from the study "
+            "to train it again"
+        ) from None
 
 
 def run(job: Job, base: Base | None = None, threads: int | None = None) -> dict[str, Any]:
@@ -156,7 +204,8 @@ def run(job: Job, base: Base | None = None, threads: int | None = None) -> dict[
             return goal.early_stop(gzip_size(raw), len(raw))
 
     try:
-        result = compress(prepared, stages=job.stages, export=[job.export], gate=gate)
+        result = compress(prepared, stages=job.stages, export=[job.export], gate=gate,
+                          judge=False)  # the study judges budgets itself, as constraints
     except EdgeoptError as exc:
         return {
             "number": job.number,

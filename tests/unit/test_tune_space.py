@@ -73,12 +73,30 @@ def test_a_recipe_without_dimensions_gets_the_default_space():
         ({"range": [0.5, 0.9], "choice": [0.6]}, "either range or choice"),
         ({"range": [0.5, 1.5]}, "target_sparsity"),  # out of the field's own bounds at the high end
         ({"range": [0.0, 0.9], "log": True}, "log range needs low > 0"),
+        ({"choice": [0.6, "high", 0.8]}, 'stages.0.target_sparsity: the choice value "high" is not valid'),
+        ({"choice": [0.6, 1.5, 0.8]}, "the choice value 1.5 is not valid"),  # out of the field's bounds
     ],
 )
 def test_bad_dimensions_are_refused_in_one_line(spec, message):
     with pytest.raises(RecipeError, match=message) as caught:
         parse_space(recipe(target_sparsity=spec))
     assert "\n" not in str(caught.value)
+
+
+def test_every_choice_value_is_checked_not_only_the_ends():
+    data = recipe()
+    data["export"] = {"choice": ["int8", "float99", "float16"]}
+    with pytest.raises(RecipeError, match='space: export: the choice value "float99" is not valid') as caught:
+        parse_space(data)
+    assert "\n" not in str(caught.value) and "fix or drop it" in str(caught.value)
+
+
+def test_a_choice_value_valid_with_the_other_fields_at_their_high_ends_is_accepted():
+    # initial_sparsity 0.5 exceeds target_sparsity at its low end (0.3), not at its high end (0.9)
+    space = parse_space(
+        recipe(target_sparsity={"range": [0.3, 0.9]}, initial_sparsity={"choice": [0.1, 0.5, 0.2]})
+    )
+    assert [d.name for d in space.dimensions] == ["stages.0.target_sparsity", "stages.0.initial_sparsity"]
 
 
 def test_unknown_fields_and_fixed_sections_are_refused():
