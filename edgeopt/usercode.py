@@ -64,7 +64,11 @@ def import_module(given: str, where: str) -> ModuleType:
             sys.modules.pop(spec.name, None)
             raise
         return module
-    if importlib.util.find_spec(given.split(".")[0]) is None:
+    try:  # the top-level name only: finding it imports nothing
+        found = importlib.util.find_spec(given.split(".")[0])
+    except (ImportError, ValueError):  # a relative or empty name
+        found = None
+    if found is None:
         raise InputError(f"{where}: cannot import {given} (no module named {given.split('.')[0]!r}); give a "
                          "module on the Python path (e.g. PYTHONPATH) or the path of a .py file")
     with guarded(f"{where}: importing {given}"):
