@@ -559,9 +559,13 @@ def diagnose_cmd(model, data, samples, as_json, trust_model, custom_objects, ver
     MODEL is a saved Keras model (.keras, .h5, SavedModel folder; tf_keras or Keras 3) or a recipe
     (.yaml/.yml), whose saved model and data are diagnosed as saved (no training, no stages).
     TensorFlow Lite's QuantizationDebugger compares every int8 op with the same op in float on
-    --samples training inputs. Layers are ranked by their worst op's RMSE/scale: its RMS error in
-    steps of its own int8 output scale (rounding alone gives about 0.29). Each layer also shows its
-    input's float range against the one scale and zero point its int8 input got.
+    --samples training inputs (calibrated on the same ones, as compress does). Two figures, both RMS
+    errors in int8 steps (rounding alone gives about 0.29): ops rmse/scale, the error a layer's worst
+    op adds, in steps of its own output scale; input rmse/scale, the error of the layer's int8 input
+    for its median channel, in steps of the scale that channel's own range would get (large when one
+    scale serves features of very different ranges, or a channel with rare huge values). Layers are
+    ranked by the larger, worst first; each shows its input's float range against the one scale and
+    zero point its int8 input got.
     Exit codes: 0 ok; 1 the converter refused the model; 2 bad input.
     """
     from edgeopt.presets import model_and_data
