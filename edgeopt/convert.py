@@ -62,8 +62,21 @@ def _converter(model):
     return tf.lite.TFLiteConverter.from_keras_model(model)
 
 
+def integer_converter(model, representative, *, int8_io: str = "int8"):
+    """The full-integer converter ``convert`` makes for ``int8``, for callers that quantize through
+    TensorFlow Lite's own tools (the QuantizationDebugger keeps chosen ops in float with it)."""
+    converter = _converter(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = _representative(representative)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    if int8_io == "int8":
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    return converter
+
+
 def convert(model, fmt: str, representative: np.ndarray | None = None, *, int8_io: str = "int8",
-            sparse_encoding: bool = False) -> bytes:
+            sparse_encoding: bool = False, quantization=None) -> bytes:
     """Convert a Keras model to ``.tflite`` bytes in export format ``fmt``.
 
     Args:
@@ -78,6 +91,8 @@ def convert(model, fmt: str, representative: np.ndarray | None = None, *, int8_i
             then quantizes its input and dequantizes its output itself).
         sparse_encoding: store sparse weight tensors in TFLite's sparse format (raw file shrinks;
             XNNPACK can run sparse 1x1 convolutions).
+        quantization: the recipe's quantize stage, if any: its ``backend``, ``recipe`` and ``layers``
+            decide how the integer formats are made.
 
     Raises:
         ConversionError: the converter refused the model (its reason and the failing op, one line).

@@ -514,7 +514,8 @@ def _inspect(
                 int8_ops += compute == "int8"
                 integer_ops += compute in ("int8", "int16")
                 if compute == "float":
-                    float_ops.append({"index": len(op_list), "op": name})
+                    float_ops.append({"index": len(op_list), "op": name,
+                                      "tensor": outputs[0].name if outputs and outputs[0] else None})
             op_list.append({
                 "index": len(op_list), "subgraph": s, "op": name,
                 "inputs": [t.dtype if t is not None else None for t in inputs],

@@ -351,7 +351,7 @@ def check_no_code(path: Path, trust: bool, where: str) -> str:
         raise InputError(f"{where}: {path} holds {listed}, whose code would run when the model is loaded; "
                          f"{TRUST_HINT}")
     foreign = custom_classes(configs)
-    if foreign and trust:  # registered by custom_objects, which needs trust: Keras imports nothing
+    if foreign:  # registered (custom_objects, or the API user's own process): Keras imports nothing
         from edgeopt.kerasapi import keras
 
         known = keras.utils.get_custom_objects()

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeopt import __version__, environment
+from edgeopt import __version__, environment, repair
 from edgeopt.data import Dataset, load_dataset, shape_fits
 from edgeopt.errors import EnvironmentProblem, InputError
 from edgeopt.logs import NOT_CAPTURING, Capture
@@ -537,6 +537,7 @@ def _compress(prepared: Prepared, recipe: Recipe, scratch: Path, progress: Progr
                            heads=output_heads(model, data))
         reference = reference.replace(latency=measured.latency)
     variants = [v for v in (prepared.keras_variant, reference) if v is not None]
+    quantization = next((s for s in recipe.stages if s.kind == "quantize"), None)
     files = {"model.keras": prepared.keras_file} if prepared.keras_file is not None else {}
     files[f"{reference.name}.tflite"] = prepared.reference_file
     for fmt in recipe.export:
@@ -545,13 +546,16 @@ def _compress(prepared: Prepared, recipe: Recipe, scratch: Path, progress: Progr
         progress(f"exporting {fmt}")
         try:
             path.write_bytes(convert(source, fmt, representative, int8_io=recipe.export_options.int8_io,
-                                     sparse_encoding=sparse_encoding(recipe)))
+                                     sparse_encoding=sparse_encoding(recipe), quantization=quantization))
         except ConversionError as exc:
             variants.append(Variant.failed(fmt, fmt, str(exc)))
             continue
         stopped = gate(fmt, path.read_bytes()) if gate is not None else None
-        variants.append(measure(fmt, fmt, path, data, recipe, progress, skip_benchmark=stopped,
-                                heads=output_heads(source, data)))
+        variant = measure(fmt, fmt, path, data, recipe, progress, skip_benchmark=stopped,
+                          heads=output_heads(source, data))
+        if repair.needed(quantization, fmt, variant, reference, recipe.budgets, source, data):
+            variant = _repaired(variant, source, fmt, path, data, recipe, prepared, progress, stopped)
+        variants.append(variant)
         files[path.name] = path.read_bytes()
 
     report = Report(
@@ -570,6 +574,28 @@ def _compress(prepared: Prepared, recipe: Recipe, scratch: Path, progress: Progr
         extra={"model_file": prepared.model_file} if prepared.model_file else {},
     )
     return Result(report=report.with_status(), recipe=recipe, files=files)
+
+
+def _repaired(variant: Variant, model, fmt: str, path: Path, data: Dataset, recipe: Recipe,
+              prepared: Prepared, progress: Progress, stopped: str | None) -> Variant:
+    """The export after :func:`edgeopt.repair.repair`: the kept attempt's file measured like any export,
+    or the variant as calibrated when no attempt met the budget; either way the attempts are recorded."""
+    from edgeopt.convert import convert
+
+    fixed = repair.repair(model, fmt, data, recipe.budgets, prepared.reference_file, convert=convert,
+                          seed=recipe.seed, int8_io=recipe.export_options.int8_io, progress=progress)
+    record = {"repair": fixed.to_json()}
+    kept = fixed.kept_attempt
+    if fixed.kept is None or kept is None:
+        return variant.replace(extra={**variant.extra, **record})
+    path.write_bytes(fixed.kept)
+    measured = measure(fmt, fmt, path, data, recipe, progress, skip_benchmark=stopped,
+                       heads=output_heads(model, data))
+    share = repair.integer_mac_share(measured.inspect)
+    record.update(float_layers=list(kept.float_layers), integer_mac_share=share)
+    note = f"repaired ({kept.name}): {kept.detail}" + (
+        f"; {share:.0%} of its MACs in integer ops" if share is not None and kept.float_layers else "")
+    return measured.replace(extra={**measured.extra, **record}, note=note)
 
 
 def run_recipe(

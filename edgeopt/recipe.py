@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import math
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -113,6 +114,22 @@ class Budgets(Strict):
     )
     max_latency_ms: dict[str, float] | None = Field(None, description="target -> p50 milliseconds")
     variants: list[str] | None = Field(None, description="variants budgeted (default: every export)")
+
+    def allows(self, reference: float, value: float, higher_is_better: bool) -> bool | None:
+        """Whether ``value`` of the task metric is within the accuracy budget against ``reference``
+        (None: no budget applies). Higher-is-better metrics drop by ``reference - value``; for a
+        lower-is-better one (MAE), ``max_error_increase`` judges the relative increase when given,
+        else ``max_accuracy_drop`` the absolute one."""
+        if not (math.isfinite(reference) and math.isfinite(value)):
+            return False
+        if higher_is_better:
+            limit = self.max_accuracy_drop
+            return None if limit is None else reference - value <= limit + 1e-12
+        if self.max_error_increase is not None:
+            return reference > 0 and (value - reference) / reference <= self.max_error_increase + 1e-12
+        if self.max_accuracy_drop is not None:
+            return value - reference <= self.max_accuracy_drop + 1e-12
+        return None
 
     @model_validator(mode="after")
     def _positive_latency(self) -> Budgets:

@@ -632,7 +632,8 @@ class _Comparer:
                      f"{task_metric} of {v.name} or {self.report.reference_name} missing: cannot check "
                      "the budget")
             return
-        ok = drop <= max_drop + 1e-12
+        ok = Budgets(max_accuracy_drop=max_drop).allows(ref_metric.value, metric.value,
+                                                         metric.higher_is_better) is True
         if metric.higher_is_better:  # fractions, shown in points as the tables show accuracy
             shown = f"{drop * 100:+.2f} points, budget {max_drop * 100:g}"
         else:
@@ -652,7 +653,8 @@ class _Comparer:
                      "check the budget")
             return
         increase = (value - ref) / ref
-        self.add(v.name, "budget:error_increase", PASS if increase <= max_increase + 1e-12 else FAIL,
+        ok = Budgets(max_error_increase=max_increase).allows(ref, value, higher_is_better=False) is True
+        self.add(v.name, "budget:error_increase", PASS if ok else FAIL,
                  f"{task_metric} {value:.4g} vs {self.report.reference_name} {ref:.4g} ({increase:+.1%}), "
                  f"budget +{max_increase:.1%}", baseline=max_increase, measured=round(increase, 6))
 

@@ -31,6 +31,25 @@ def run_checks(outcomes: Sequence[StageOutcome], variants: Sequence[Variant],
     return checks + int8_checks(variants) + loss_checks(outcomes, training or {})
 
 
+def _mixed_precision_check(v: Variant, float_ops: Sequence, kept: Sequence[str]) -> Check:
+    """The float ops of a repaired int8 file are exactly those of the layers kept in float."""
+    def layer_of(op) -> str | None:
+        tensor = op.get("tensor") if isinstance(op, dict) else None
+        parts = set(str(tensor or "").replace(";", "/").split("/"))
+        return next((layer for layer in kept if layer in parts), None)
+
+    stray = [str(op.get("op", op)) if isinstance(op, dict) else str(op) for op in float_ops
+             if layer_of(op) is None]
+    ok = not stray
+    names = ", ".join(kept)
+    return Check(
+        variant=v.name, check="int8_ops", expected=f"int8 but for {names}", measured=len(float_ops),
+        status=CheckStatus.OK if ok else CheckStatus.FAIL,
+        message=f"{v.name}: " + (f"every op computes in int8 but the {len(float_ops)} of {names}, kept in "
+                                 "float by the repair" if ok else
+                                 f"float ops outside the layers kept in float ({names}): {', '.join(stray)}"))
+
+
 # A fine-tuning loss this many times the loss the stage started from, and higher by more than
 # LOSS_JUMP_MARGIN, is an explosion rather than the dip a new mask or fake-quant brings.
 LOSS_JUMP_FACTOR = 10.0
@@ -66,12 +85,17 @@ def _last_loss(history: Mapping[str, Sequence[float]]) -> float | None:
 
 
 def int8_checks(variants: Sequence[Variant]) -> list[Check]:
-    """An int8 export must compute in int8: no float ops left."""
+    """An int8 export must compute in int8: no float ops left, but for the layers a repair kept in float
+    on purpose (``extra.float_layers``), whose ops must then be the only float ones."""
     checks = []
     for v in variants:
         if v.format != Format.INT8 or not v.ok:
             continue
         float_ops = v.inspect.get("float_ops") or []
+        kept = v.extra.get("float_layers") or []
+        if kept:
+            checks.append(_mixed_precision_check(v, float_ops, kept))
+            continue
         ok = not float_ops
         checks.append(Check(
             variant=v.name, check="int8_ops", expected="no float ops", measured=len(float_ops),

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from edgeopt.data import n_samples, take
 from edgeopt.errors import InputError
@@ -44,6 +44,27 @@ class QuantizeStage(FineTune):
         description="'auto': collaborative QAT keeping earlier sparsity and clusters; "
         "'none': plain QAT (for comparison)",
     )
+    repair: Literal["auto", "off"] = Field(
+        "off",
+        description="'auto': when an integer export misses the accuracy budget, try repairs cheapest first "
+        "(equalisation, more calibration, then the fewest layers kept in float) and keep the first that "
+        "meets it; 'off': export as calibrated",
+    )
+    backend: Literal["tflite", "litert-quantizer"] = Field(
+        "tflite", description="who quantizes the integer exports: the TFLite converter, or the LiteRT "
+        "quantizer (ptq only) with its recipe",
+    )
+    recipe: str | None = Field(None, description="litert-quantizer recipe (backend: litert-quantizer)")
+    layers: dict[str, str] = Field(
+        default_factory=dict, description="per-layer overrides: Keras layer name -> a litert-quantizer "
+        "recipe, or 'float' to keep the layer in float",
+    )
+
+    @field_validator("repair", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:
+        """YAML 1.1 reads a bare ``off`` as false (and ``on`` as true): take them as written."""
+        return {False: "off", True: "auto"}.get(value, value) if isinstance(value, bool) else value
 
     @model_validator(mode="before")
     @classmethod

@@ -63,6 +63,8 @@ def saved(tmp_path_factory):
 def _compress(saved, out, *extra):
     args = ["compress", "--model", str(saved / "gain.keras"), "--data", "digits",
             "--preset", "prune-qat-int8", "--set", "stages.0.epochs=1", "--set", "stages.1.epochs=1",
+            # one epoch per stage on a 2-epoch model costs a few points: this file tests loading, not that
+            "--set", "budgets.max_accuracy_drop=0.2",
             "--out", str(out), *QUICK, *extra]
     return CliRunner().invoke(cli, args)
 

@@ -1,0 +1,294 @@
+"""Repair an integer export that misses its accuracy budget: try fixes cheapest first, keep the first
+that meets the budget.
+
+Contract: :func:`repair` takes the float Keras model an integer format is exported from, the dataset,
+the budgets and the reference ``.tflite`` (the float file every drop is measured against), and tries,
+in order:
+
+1. ``calibration``: 1000 calibration samples instead of 200, so rare large activations set the ranges;
+2. ``equalised``: cross-layer equalisation: for each pair of consecutive Dense or Conv2D layers joined
+   by a ReLU (or no activation), output channel ``i`` of the first is divided by ``s_i`` and input
+   channel ``i`` of the second multiplied by it, with ``s_i = sqrt(r1_i / r2_i)`` from the two weight
+   ranges, so both become ``sqrt(r1_i * r2_i)``; the float function is unchanged (ReLU commutes with a
+   positive scale), which is checked on samples before the attempt is used;
+3. ``float layers``: the layers :func:`edgeopt.diagnose.diagnose_model` ranks worst, one, then two,
+   then three, kept in float through the QuantizationDebugger's denylist (every other op stays int8).
+
+Each attempt is judged on a validation slice of the training split (never the test split the report's
+figures come from): its task metric against the reference file's on the same samples, through
+:meth:`edgeopt.recipe.Budgets.allows`, the rule ``check`` uses. The result lists every attempt with its
+figures; the caller measures the kept file like any export, and the report's judge has the last word.
+TensorFlow is imported inside the functions that need it.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeopt.data import Dataset, take
+from edgeopt.recipe import Budgets
+
+MORE_CALIBRATION = 1000
+VALIDATION_SAMPLES = 1000
+MAX_FLOAT_LAYERS = 3
+EQUALISABLE = ("Dense", "Conv2D")
+HOMOGENEOUS = ("relu", "linear")  # f(s x) = s f(x) for s > 0: a scale passes through
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One repair tried: what it did, its metric on the validation slice and whether it met the budget."""
+
+    name: str
+    detail: str
+    metric: float | None
+    reference: float | None
+    within_budget: bool
+    float_layers: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "detail": self.detail, "validation_metric": self.metric,
+                "validation_reference": self.reference, "within_budget": self.within_budget,
+                "float_layers": list(self.float_layers)}
+
+
+@dataclass(frozen=True)
+class Repair:
+    """Every attempt in order; ``kept`` (the file and its attempt) is the first within the budget."""
+
+    attempts: tuple[Attempt, ...] = ()
+    kept: bytes | None = field(default=None, repr=False)
+
+    @property
+    def kept_attempt(self) -> Attempt | None:
+        return next((a for a in self.attempts if a.within_budget), None)
+
+    def to_json(self) -> dict[str, Any]:
+        kept = self.kept_attempt
+        return {"attempts": [a.to_json() for a in self.attempts], "kept": kept.name if kept else None}
+
+
+def repairable(data: Dataset, model) -> bool:
+    """Repairs need one input and one output (a validation slice scored as the report scores it)."""
+    single = len(model.inputs) == 1 and len(model.outputs) == 1
+    return single and not (data.named_inputs or data.named_outputs)
+
+
+def repair(model, fmt: str, data: Dataset, budgets: Budgets, reference_file: bytes, *,
+           convert: Callable[..., bytes], seed: int = 0, int8_io: str = "int8",
+           progress: Callable[[str], None] = lambda line: None) -> Repair:
+    """Try the repairs in order on ``model`` (exported to ``fmt``); stop at the first within budget."""
+    x_val, y_val = _validation(data, seed)
+    higher = data.task != "regression"
+    with tempfile.TemporaryDirectory(prefix="edgeopt-repair-") as scratch:
+        folder = Path(scratch)
+        reference = _score(reference_file, x_val, y_val, higher, folder)
+        attempts: list[Attempt] = []
+
+        def judge(name: str, detail: str, raw: bytes | None, layers: tuple[str, ...] = ()) -> bool:
+            value = _score(raw, x_val, y_val, higher, folder) if raw is not None else None
+            ok = value is not None and budgets.allows(reference, value, higher) is True
+            attempts.append(Attempt(name, detail, value, reference, ok, layers))
+            return ok
+
+        progress(f"repairing {fmt}: more calibration")
+        raw = convert(model, fmt, data.representative(count=MORE_CALIBRATION, seed=seed), int8_io=int8_io)
+        if judge("calibration", f"{MORE_CALIBRATION} calibration samples instead of 200", raw):
+            return Repair(tuple(attempts), raw)
+
+        progress(f"repairing {fmt}: cross-layer equalisation")
+        equalised, pairs = equalise(model, take(data.x_train, slice(0, 256)))
+        raw = convert(equalised, fmt, data.representative(count=MORE_CALIBRATION, seed=seed),
+                      int8_io=int8_io) if pairs else None
+        detail = (f"{len(pairs)} layer pair(s) equalised: " + ", ".join(f"{a}->{b}" for a, b in pairs)
+                  if pairs else "no Dense/Conv2D pair joined by ReLU to equalise")
+        if judge("equalised", detail, raw):
+            return Repair(tuple(attempts), raw)
+
+        if fmt != "int8":
+            return Repair(tuple(attempts))
+        from edgeopt.diagnose import diagnose_model
+
+        progress(f"repairing {fmt}: diagnosing which layers int8 hurts")
+        ranked = diagnose_model(model, data, seed=seed).layers
+        for count in range(1, min(MAX_FLOAT_LAYERS, len(ranked)) + 1):
+            chosen = ranked[:count]
+            names = tuple(layer.name for layer in chosen)
+            progress(f"repairing {fmt}: {', '.join(names)} in float")
+            # Quantization must start after a layer kept in float that reads the model's input (a
+            # Normalization of features on different scales): the file then takes float input.
+            io = "float" if any(_reads_input(model, name) for name in names) else int8_io
+            raw = float_layers(model, data.representative(count=MORE_CALIBRATION, seed=seed),
+                               [t for layer in chosen for t in layer.tensors], int8_io=io)
+            if judge("float layers", f"kept in float: {', '.join(names)} (ranked worst by diagnose)", raw,
+                     names):
+                return Repair(tuple(attempts), raw)
+        return Repair(tuple(attempts))
+
+
+def needed(stage, fmt: str, variant, reference, budgets: Budgets | None, model, data: Dataset) -> bool:
+    """Whether the export ``variant`` (just measured) should be repaired: a post-training integer export
+    of the TFLite converter, with ``repair: auto``, that misses the accuracy budget on the test split."""
+    from edgeopt.types import TASK_METRIC, Task
+
+    if stage is None or stage.repair != "auto" or stage.mode != "ptq" or stage.backend != "tflite":
+        return False
+    if fmt not in REPAIRED_FORMATS or budgets is None or not variant.ok or not hasattr(model, "inputs"):
+        return False
+    if data.task not in TASK_METRIC or not repairable(data, model):
+        return False
+    name = TASK_METRIC[Task(data.task)]
+    value, ref = variant.metric(name), reference.metric(name)
+    if value is None or ref is None:
+        return False
+    return budgets.allows(ref.value, value.value, ref.higher_is_better) is False
+
+
+REPAIRED_FORMATS = ("int8", "int16x8")
+
+
+# -- the validation slice ------------------------------------------------------------------------------
+
+
+def _validation(data: Dataset, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Up to VALIDATION_SAMPLES training samples, seeded: the test split stays the report's alone."""
+    rng = np.random.default_rng(seed + 1)
+    n = len(data.x_train)
+    idx = np.sort(rng.choice(n, size=min(VALIDATION_SAMPLES, n), replace=False))
+    return data.x_train[idx], np.asarray(data.y_train)[idx]
+
+
+def _score(raw: bytes, x: np.ndarray, y: np.ndarray, higher: bool, folder: Path) -> float:
+    """Accuracy (classification; a one-unit output thresholded at its head) or MAE of a .tflite on x."""
+    from edgeopt.evaluate import predict
+
+    path = folder / "attempt.tflite"
+    path.write_bytes(raw)
+    predictions = predict(path, x)
+    if not higher:
+        return float(np.mean(np.abs(predictions.reshape(len(y), -1) - np.asarray(y).reshape(len(y), -1))))
+    if predictions.ndim == 1 or predictions.shape[-1] == 1:
+        flat = predictions.reshape(-1)
+        cut = 0.5 if float(flat.min()) >= 0 and float(flat.max()) <= 1 else 0.0
+        labels = (flat > cut).astype(np.int64)
+    else:
+        labels = predictions.argmax(-1)
+    return float(np.mean(labels == np.asarray(y).reshape(-1)))
+
+
+# -- cross-layer equalisation ----------------------------------------------------------------------------
+
+
+def equalise(model, samples: np.ndarray) -> tuple[Any, list[tuple[str, str]]]:
+    """A copy of ``model`` with every equalisable pair rescaled; the pairs, by layer name.
+
+    A pair is a Dense or Conv2D whose only consumer is another (directly, or through a ReLU layer), the
+    first's activation ReLU or linear. Returns the model unchanged (and no pairs) when the rescaled copy
+    does not compute the same function on ``samples`` (to float32 rounding).
+    """
+    from edgeopt.kerasapi import keras
+
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    pairs = []
+    for first, second in _pairs(copy):
+        w1, b1 = first.get_weights()[:2] if first.use_bias else (first.get_weights()[0], None)
+        w2 = second.get_weights()
+        r1 = np.abs(w1).reshape(-1, w1.shape[-1]).max(axis=0)  # per output channel of the first
+        k2 = w2[0]
+        r2 = np.abs(np.moveaxis(k2, -2, 0)).reshape(k2.shape[-2], -1).max(axis=1)  # per input channel
+        if len(r1) != len(r2):
+            continue
+        scale = np.where((r1 > 0) & (r2 > 0), np.sqrt(r1 / np.maximum(r2, 1e-30)), 1.0).astype(w1.dtype)
+        first_weights = [w1 / scale] + ([b1 / scale] if b1 is not None else [])
+        first.set_weights(first_weights + first.get_weights()[len(first_weights):])
+        shape = [1] * k2.ndim
+        shape[-2] = len(scale)
+        second.set_weights([k2 * scale.reshape(shape), *w2[1:]])
+        pairs.append((first.name, second.name))
+    if not pairs:
+        return model, []
+    before = np.asarray(model(samples, training=False))
+    after = np.asarray(copy(samples, training=False))
+    tolerance = 1e-3 * max(1.0, float(np.abs(before).max()))
+    if not float(np.abs(before - after).max()) <= tolerance:
+        return model, []
+    return copy, pairs
+
+
+def _pairs(model) -> list[tuple[Any, Any]]:
+    """(first, second) layer pairs joined by a positive-homogeneous activation, each layer once."""
+    found, used = [], set()
+    for layer in model.layers:
+        if type(layer).__name__ not in EQUALISABLE or id(layer) in used:
+            continue
+        if getattr(layer.activation, "__name__", "") not in HOMOGENEOUS:
+            continue
+        nxt = _only_consumer(model, layer)
+        if nxt is not None and type(nxt).__name__ == "ReLU" and not _relu_is_plain(nxt):
+            nxt = None
+        if nxt is not None and type(nxt).__name__ == "ReLU":
+            nxt = _only_consumer(model, nxt)
+        if nxt is None or type(nxt).__name__ not in EQUALISABLE or id(nxt) in used:
+            continue
+        if type(nxt).__name__ == "Conv2D" and getattr(nxt, "groups", 1) != 1:
+            continue
+        found.append((layer, nxt))
+        used.update((id(layer), id(nxt)))
+    return found
+
+
+def _reads_input(model, name: str) -> bool:
+    """Whether the layer called ``name`` takes one of the model's inputs directly."""
+    try:
+        layer = model.get_layer(name)
+    except ValueError:
+        return False
+    inputs = {id(t) for t in model.inputs}
+    given = layer.input if isinstance(layer.input, list | tuple) else [layer.input]
+    return any(id(t) in inputs for t in given)
+
+
+def _relu_is_plain(layer) -> bool:
+    return not layer.max_value and not layer.negative_slope and not layer.threshold
+
+
+def _only_consumer(model, layer):
+    consumers = [node.outbound_layer for node in layer._outbound_nodes  # noqa: SLF001 - tf_keras has no
+                 if node.outbound_layer in model.layers]                # public graph walk
+    return consumers[0] if len(consumers) == 1 else None
+
+
+# -- selective precision ---------------------------------------------------------------------------------
+
+
+def float_layers(model, representative, tensors: list[str], *, int8_io: str = "int8") -> bytes:
+    """Full int8 except the ops whose output tensors are named: those stay float, through
+    ``tf.lite.experimental.QuantizationDebugger``'s denylist (its non-debug quantized model)."""
+    from edgeopt.convert import ConversionError, integer_converter
+    from edgeopt.kerasapi import tf
+
+    converter = integer_converter(model, representative)
+    options = tf.lite.experimental.QuantizationDebugOptions(
+        denylisted_nodes=list(tensors), fully_quantize=int8_io == "int8")
+    try:
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=converter, debug_dataset=converter.representative_dataset, debug_options=options)
+        return debugger.get_nondebug_quantized_model()
+    except Exception as exc:  # the converter raises many types
+        reason = " ".join(str(exc).split())
+        raise ConversionError(f"int8 conversion with float layers failed: {reason}") from None
+
+
+def integer_mac_share(info: dict) -> float | None:
+    """The share of the file's multiply-accumulates that run in int8 or int16, from its inspection."""
+    ops = info.get("op_list") or []
+    total = sum(op.get("macs") or 0 for op in ops)
+    integer = sum(op.get("macs") or 0 for op in ops if op.get("compute") in ("int8", "int16"))
+    return integer / total if total else None
