@@ -581,12 +581,26 @@ def _repaired(variant: Variant, model, fmt: str, path: Path, data: Dataset, reci
     """The export after :func:`edgeopt.repair.repair`: the kept attempt's file measured like any export,
     or the variant as calibrated when no attempt met the budget; either way the attempts are recorded."""
     from edgeopt.convert import convert
+    from edgeopt.evaluate import evaluate_tflite
+    from edgeopt.types import TASK_METRIC, Task
+
+    name = TASK_METRIC[Task(data.task)]
+    ref = prepared.reference.metric(name)
+    calibrated = path.read_bytes()  # what ships when no repair is kept
+
+    def accept(raw: bytes) -> bool:  # the report's judge, on the test split
+        path.write_bytes(raw)
+        metrics, _ = evaluate_tflite(path, data, heads=output_heads(model, data))
+        value = metrics.get(name, {}).get("value")
+        return value is not None and recipe.budgets.allows(ref.value, value, ref.higher_is_better) is True
 
     fixed = repair.repair(model, fmt, data, recipe.budgets, prepared.reference_file, convert=convert,
-                          seed=recipe.seed, int8_io=recipe.export_options.int8_io, progress=progress)
+                          seed=recipe.seed, int8_io=recipe.export_options.int8_io, accept=accept,
+                          progress=progress)
     record = {"repair": fixed.to_json()}
     kept = fixed.kept_attempt
     if fixed.kept is None or kept is None:
+        path.write_bytes(calibrated)
         return variant.replace(extra={**variant.extra, **record})
     path.write_bytes(fixed.kept)
     measured = measure(fmt, fmt, path, data, recipe, progress, skip_benchmark=stopped,

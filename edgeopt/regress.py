@@ -764,6 +764,15 @@ BUDGET_HINTS = {
 }
 
 
+def _attempts(tried: list[Mapping[str, Any]]) -> str:
+    """``name: metric`` of each repair attempt, as report.json records them."""
+    shown = []
+    for attempt in tried:
+        value = finite(attempt.get("validation_metric"))
+        shown.append(f"{attempt.get('name')}: {value:.4g}" if value is not None else str(attempt.get("name")))
+    return ", ".join(shown)
+
+
 def judge_budgets(report: Report) -> Report:
     """The report with every variant that misses one of its recipe's budgets marked failed, its reason
     naming the budget, the figure and what to try: a variant that lost its accuracy is never ``ok``.
@@ -786,6 +795,12 @@ def judge_budgets(report: Report) -> Report:
             reasons = [f"over budget: {f.message}" + (f" on {f.target}" if f.target else "")
                        for f in missed[v.name]]
             hint = BUDGET_HINTS.get(missed[v.name][0].check)
+            tried = (v.extra.get("repair") or {}).get("attempts") or []
+            if tried and (v.extra.get("repair") or {}).get("kept"):
+                hint = (f"the repair kept ({v.extra['repair']['kept']}) met the budget when it was chosen "
+                        f"but not in this judgement; {hint or ''}")
+            elif tried:
+                hint = f"no repair met the budget ({_attempts(tried)} on the validation slice); {hint or ''}"
             v = v.replace(status=Status.FAILED, reason="; ".join(reasons) + (f"; {hint}" if hint else ""))
         variants.append(v)
     return report.replace(variants=tuple(variants)).with_status()

@@ -12,7 +12,8 @@ in order:
    ranges, so both become ``sqrt(r1_i * r2_i)``; the float function is unchanged (ReLU commutes with a
    positive scale), which is checked on samples before the attempt is used;
 3. ``float layers``: the layers :func:`edgeopt.diagnose.diagnose_model` ranks worst, one, then two,
-   then three, kept in float through the QuantizationDebugger's denylist (every other op stays int8).
+   then three, kept in float through the QuantizationDebugger's denylist (every other op stays int8),
+   as long as at least 80 % of the file's multiply-accumulates still run in integers.
 
 Each attempt is judged on a validation slice of the training split (never the test split the report's
 figures come from): its task metric against the reference file's on the same samples, through
@@ -37,6 +38,8 @@ from edgeopt.recipe import Budgets
 MORE_CALIBRATION = 1000
 VALIDATION_SAMPLES = 1000
 MAX_FLOAT_LAYERS = 3
+MIN_INTEGER_MACS = 0.8  # a file "int8" in name only is no repair: most of its MACs must stay integer
+EQUALISE_ROUNDS = 4
 EQUALISABLE = ("Dense", "Conv2D")
 HOMOGENEOUS = ("relu", "linear")  # f(s x) = s f(x) for s > 0: a scale passes through
 
@@ -51,11 +54,14 @@ class Attempt:
     reference: float | None
     within_budget: bool
     float_layers: tuple[str, ...] = ()
+    test_within_budget: bool | None = None  # the report's own judge, asked only after validation passed
+    integer_mac_share: float | None = None  # of a file with layers in float: what still runs in integers
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "detail": self.detail, "validation_metric": self.metric,
                 "validation_reference": self.reference, "within_budget": self.within_budget,
-                "float_layers": list(self.float_layers)}
+                "test_within_budget": self.test_within_budget, "float_layers": list(self.float_layers),
+                "integer_mac_share": self.integer_mac_share}
 
 
 @dataclass(frozen=True)
@@ -67,7 +73,7 @@ class Repair:
 
     @property
     def kept_attempt(self) -> Attempt | None:
-        return next((a for a in self.attempts if a.within_budget), None)
+        return next((a for a in self.attempts if a.within_budget and a.test_within_budget is not False), None)
 
     def to_json(self) -> dict[str, Any]:
         kept = self.kept_attempt
@@ -82,8 +88,13 @@ def repairable(data: Dataset, model) -> bool:
 
 def repair(model, fmt: str, data: Dataset, budgets: Budgets, reference_file: bytes, *,
            convert: Callable[..., bytes], seed: int = 0, int8_io: str = "int8",
+           accept: Callable[[bytes], bool] | None = None,
            progress: Callable[[str], None] = lambda line: None) -> Repair:
-    """Try the repairs in order on ``model`` (exported to ``fmt``); stop at the first within budget."""
+    """Try the repairs in order on ``model`` (exported to ``fmt``); stop at the first within budget.
+
+    An attempt within budget on the validation slice is then put to ``accept`` (the caller's judge on
+    the test split, the one the report applies), if given: an attempt it refuses is recorded and the
+    next one tried, so no repair is kept that the report would then fail."""
     x_val, y_val = _validation(data, seed)
     higher = data.task != "regression"
     with tempfile.TemporaryDirectory(prefix="edgeopt-repair-") as scratch:
@@ -93,9 +104,12 @@ def repair(model, fmt: str, data: Dataset, budgets: Budgets, reference_file: byt
 
         def judge(name: str, detail: str, raw: bytes | None, layers: tuple[str, ...] = ()) -> bool:
             value = _score(raw, x_val, y_val, higher, folder) if raw is not None else None
+            share = _integer_share(raw, folder) if raw is not None and layers else None
             ok = value is not None and budgets.allows(reference, value, higher) is True
-            attempts.append(Attempt(name, detail, value, reference, ok, layers))
-            return ok
+            ok = ok and (share is None or share >= MIN_INTEGER_MACS)
+            on_test = accept(raw) if ok and accept is not None else None
+            attempts.append(Attempt(name, detail, value, reference, ok, layers, on_test, share))
+            return ok and on_test is not False
 
         progress(f"repairing {fmt}: more calibration")
         raw = convert(model, fmt, data.representative(count=MORE_CALIBRATION, seed=seed), int8_io=int8_io)
@@ -196,22 +210,11 @@ def equalise(model, samples: np.ndarray) -> tuple[Any, list[tuple[str, str]]]:
 
     copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
-    pairs = []
-    for first, second in _pairs(copy):
-        w1, b1 = first.get_weights()[:2] if first.use_bias else (first.get_weights()[0], None)
-        w2 = second.get_weights()
-        r1 = np.abs(w1).reshape(-1, w1.shape[-1]).max(axis=0)  # per output channel of the first
-        k2 = w2[0]
-        r2 = np.abs(np.moveaxis(k2, -2, 0)).reshape(k2.shape[-2], -1).max(axis=1)  # per input channel
-        if len(r1) != len(r2):
-            continue
-        scale = np.where((r1 > 0) & (r2 > 0), np.sqrt(r1 / np.maximum(r2, 1e-30)), 1.0).astype(w1.dtype)
-        first_weights = [w1 / scale] + ([b1 / scale] if b1 is not None else [])
-        first.set_weights(first_weights + first.get_weights()[len(first_weights):])
-        shape = [1] * k2.ndim
-        shape[-2] = len(scale)
-        second.set_weights([k2 * scale.reshape(shape), *w2[1:]])
-        pairs.append((first.name, second.name))
+    links = _pairs(copy)
+    for _ in range(EQUALISE_ROUNDS if links else 0):  # a chain's scales settle over a few sweeps
+        for first, second in links:
+            _equalise_pair(first, second)
+    pairs = [(first.name, second.name) for first, second in links]
     if not pairs:
         return model, []
     before = np.asarray(model(samples, training=False))
@@ -222,11 +225,29 @@ def equalise(model, samples: np.ndarray) -> tuple[Any, list[tuple[str, str]]]:
     return copy, pairs
 
 
+def _equalise_pair(first, second) -> None:
+    """Rescale output channel i of ``first`` by 1/s_i and input channel i of ``second`` by s_i."""
+    w1, b1 = first.get_weights()[:2] if first.use_bias else (first.get_weights()[0], None)
+    w2 = second.get_weights()
+    r1 = np.abs(w1).reshape(-1, w1.shape[-1]).max(axis=0)  # per output channel of the first
+    k2 = w2[0]
+    r2 = np.abs(np.moveaxis(k2, -2, 0)).reshape(k2.shape[-2], -1).max(axis=1)  # per input channel
+    if len(r1) != len(r2):
+        return
+    scale = np.where((r1 > 0) & (r2 > 0), np.sqrt(r1 / np.maximum(r2, 1e-30)), 1.0).astype(w1.dtype)
+    first_weights = [w1 / scale] + ([b1 / scale] if b1 is not None else [])
+    first.set_weights(first_weights + first.get_weights()[len(first_weights):])
+    shape = [1] * k2.ndim
+    shape[-2] = len(scale)
+    second.set_weights([k2 * scale.reshape(shape), *w2[1:]])
+
+
 def _pairs(model) -> list[tuple[Any, Any]]:
-    """(first, second) layer pairs joined by a positive-homogeneous activation, each layer once."""
-    found, used = [], set()
+    """(first, second) layer pairs joined by a positive-homogeneous activation, in model order; a layer
+    may be the second of one pair and the first of the next (a chain is equalised link by link)."""
+    found = []
     for layer in model.layers:
-        if type(layer).__name__ not in EQUALISABLE or id(layer) in used:
+        if type(layer).__name__ not in EQUALISABLE:
             continue
         if getattr(layer.activation, "__name__", "") not in HOMOGENEOUS:
             continue
@@ -235,12 +256,11 @@ def _pairs(model) -> list[tuple[Any, Any]]:
             nxt = None
         if nxt is not None and type(nxt).__name__ == "ReLU":
             nxt = _only_consumer(model, nxt)
-        if nxt is None or type(nxt).__name__ not in EQUALISABLE or id(nxt) in used:
+        if nxt is None or type(nxt).__name__ not in EQUALISABLE:
             continue
         if type(nxt).__name__ == "Conv2D" and getattr(nxt, "groups", 1) != 1:
             continue
         found.append((layer, nxt))
-        used.update((id(layer), id(nxt)))
     return found
 
 
@@ -284,6 +304,14 @@ def float_layers(model, representative, tensors: list[str], *, int8_io: str = "i
     except Exception as exc:  # the converter raises many types
         reason = " ".join(str(exc).split())
         raise ConversionError(f"int8 conversion with float layers failed: {reason}") from None
+
+
+def _integer_share(raw: bytes, folder: Path) -> float | None:
+    from edgeopt.inspect import inspect_tflite
+
+    path = folder / "share.tflite"
+    path.write_bytes(raw)
+    return integer_mac_share(inspect_tflite(path))
 
 
 def integer_mac_share(info: dict) -> float | None:

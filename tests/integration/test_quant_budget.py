@@ -74,3 +74,55 @@ def test_the_preset_repairs_it_by_keeping_the_normalization_in_float(tabular, tm
     assert int8["note"].startswith("repaired (float layers)")
     check = next(c for c in report["checks"] if c["check"] == "int8_ops" and c["variant"] == "int8")
     assert check["status"] == "ok" and "kept in float" in check["message"]
+
+
+@pytest.fixture(scope="module")
+def spiky(tmp_path_factory):
+    """A Keras 3 CNN on digits one of whose convolutions has a channel that fires rarely and ~50x
+    larger than the others: its one int8 scale leaves the other channels a few steps."""
+    import keras
+
+    from edgeopt.data import load_dataset
+
+    folder = tmp_path_factory.mktemp("spiky")
+    data = load_dataset("digits")
+    np.savez(folder / "digits.npz", x_train=data.x_train, y_train=data.y_train, x_test=data.x_test,
+             y_test=data.y_test)
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input(data.x_train.shape[1:])
+    x = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv1")(inputs)
+    x = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="spiky")(x)
+    x = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv3")(x)
+    outputs = keras.layers.Dense(10, name="head")(keras.layers.GlobalAveragePooling2D()(x))
+    model = keras.Model(inputs, outputs)
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(data.x_train, data.y_train, epochs=30, batch_size=32, verbose=0)
+    kernel, bias = model.get_layer("spiky").get_weights()
+    active = keras.Model(inputs, model.get_layer("spiky").output).predict(data.x_train, verbose=0)
+    channel = int(active.reshape(-1, 16).mean(0).argmax())
+    threshold = np.quantile(active[..., channel][active[..., channel] > 0], 0.98)
+    kernel[..., channel] *= 300.0  # fires on ~5 % of positions, hundreds of times larger
+    bias[channel] = (bias[channel] - threshold) * 300.0
+    model.get_layer("spiky").set_weights([kernel, bias])
+    k3, b3 = model.get_layer("conv3").get_weights()
+    k3[:, :, channel, :] /= 300.0
+    model.get_layer("conv3").set_weights([k3, b3])
+    model.fit(data.x_train, data.y_train, epochs=10, batch_size=32, verbose=0)
+    model.save(folder / "spiky.keras")
+    return folder
+
+
+def test_an_outlier_channel_is_repaired_by_equalisation_keeping_every_op_int8(spiky, tmp_path):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["compress", "--preset", "ptq-int8", "--model",
+                                      str(spiky / "spiky.keras"), "--data", str(spiky / "digits.npz"),
+                                      "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    variants = {v["name"]: v for v in report["variants"]}
+    int8 = variants["int8"]
+    accuracy = {name: v["metrics"]["accuracy"]["value"] for name, v in variants.items()}
+    assert accuracy["original"] - accuracy["int8"] <= 0.01
+    kept = int8["repair"]["kept"]
+    assert kept in ("calibration", "equalised"), int8["repair"]  # fixes that keep every op int8
+    assert int8["inspect"]["float_ops"] == [] and int8["integer_mac_share"] == 1.0

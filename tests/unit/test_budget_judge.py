@@ -63,3 +63,23 @@ def test_check_and_compress_agree_on_the_verdict():
 def test_max_error_increase_must_not_be_negative():
     with pytest.raises(ValueError):
         Budgets(max_error_increase=-0.1)
+
+
+def test_a_budget_no_repair_met_says_what_was_tried():
+    data = make_report("classification")
+    data["recipe"]["budgets"] = {"max_accuracy_drop": 0.01}
+    int8 = next(v for v in data["variants"] if v["name"] == "int8")
+    int8["metrics"]["accuracy"]["value"] = 0.3
+    int8["repair"] = {"attempts": [{"name": "calibration", "validation_metric": 0.31},
+                                   {"name": "equalised", "validation_metric": 0.35}], "kept": None}
+    report = judge_budgets(as_report(data, "report"))
+    reason = next(v for v in report.variants if v.name == "int8").reason
+    assert "no repair met the budget (calibration: 0.31, equalised: 0.35" in reason
+
+
+def test_budgets_allow_by_the_metrics_direction():
+    budgets = Budgets(max_accuracy_drop=0.01, max_error_increase=0.05)
+    assert budgets.allows(0.95, 0.945, True) is True and budgets.allows(0.95, 0.93, True) is False
+    assert budgets.allows(10.0, 10.4, False) is True and budgets.allows(10.0, 10.6, False) is False
+    assert Budgets(max_accuracy_drop=0.5).allows(10.0, 10.4, False) is True  # absolute MAE increase
+    assert Budgets(max_size_kb=3).allows(0.9, 0.1, True) is None  # no accuracy budget at all
