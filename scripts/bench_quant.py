@@ -1,0 +1,196 @@
+#!/usr/bin/env python3
+"""Post-training quantization, measured: full int8, repaired int8, int16x8 and the LiteRT quantizer's
+recipes on the zoo models and on two models that int8 breaks, side by side in one table.
+
+The two broken models are built here, as a user builds them in Keras 3 (never shipped):
+* ``tabular``: a Normalization-first MLP on 8 CSV features whose scales run from 1e-3 to 1e4;
+* ``spiky``: a CNN on digits one of whose convolutions has a channel firing on ~5 % of positions,
+  ~300x larger than the others (the function is kept by scaling the next layer's input down).
+
+Each model is prepared once (data, model, measured float reference: ``edgeopt.prepare``) and every
+row is one ``edgeopt.compress`` of it, so every figure is against the same reference. Sizes, the task
+metric and the share of multiply-accumulates in integer ops come from the emitted ``.tflite``
+(inspect, LiteRT interpreter on the test split); p50 is measured locally through LiteRT with XNNPACK on
+1 thread. Prints one Markdown table and writes it, with the machine, to ``--out``/bench_quant.md.
+
+Usage: .venv/bin/python scripts/bench_quant.py [--out runs/bench_quant] [--models tabular spiky ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+BUDGETS = ["budgets.max_accuracy_drop=0.01", "budgets.max_error_increase=0.05"]
+QUICK_BENCH = ["benchmark.min_seconds=0.5", "benchmark.warmup=20"]
+ZOO = {"digits_cnn": [], "facepose_mlp": [], "mobilenet_v2": []}
+SCALES = np.array([1e-3, 1.0, 50.0, 1e3, 1e4, 0.1, 5.0, 300.0])
+
+PTQ = {"kind": "quantize", "mode": "ptq"}
+# row label -> (stages, export)
+ROWS = {
+    "int8, calibrated": ([{**PTQ, "repair": "off"}], ["int8"]),
+    "int8, repair auto": ([{**PTQ, "repair": "auto"}], ["int8"]),
+    "int16x8": ([{**PTQ, "repair": "off"}], ["int16x8"]),
+    "litert static_wi8_ai8": ([{**PTQ, "backend": "litert-quantizer", "recipe": "static_wi8_ai8"}], ["int8"]),
+    "litert static_wi8_ai16": ([{**PTQ, "backend": "litert-quantizer", "recipe": "static_wi8_ai16"}],
+                               ["int16x8"]),
+    "litert dynamic_wi8_afp32": ([{**PTQ, "backend": "litert-quantizer", "recipe": "dynamic_wi8_afp32"}],
+                                 ["dynamic"]),
+    "litert dynamic_wi4_afp32": ([{**PTQ, "backend": "litert-quantizer", "recipe": "dynamic_wi4_afp32"}],
+                                 ["int4"]),
+}
+
+
+def build_tabular(folder: Path) -> tuple[str, str]:
+    import keras
+
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(1200, 8)) * SCALES + SCALES * 3).astype("float32")
+    y = (((x - SCALES * 3) / SCALES) @ rng.normal(size=(8, 3))).argmax(1)
+    csv = folder / "tabular.csv"
+    with open(csv, "w") as f:
+        f.write(",".join(f"f{i}" for i in range(8)) + ",label\n")
+        f.writelines(",".join(f"{v:.7g}" for v in row) + f",{label}\n"
+                     for row, label in zip(x, y, strict=True))
+    keras.utils.set_random_seed(0)
+    norm = keras.layers.Normalization(name="norm")
+    norm.adapt(x[:960])
+    model = keras.Sequential([keras.Input((8,)), norm, keras.layers.Dense(32, activation="relu"),
+                              keras.layers.Dense(32, activation="relu"), keras.layers.Dense(3)])
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x[:960], y[:960], epochs=40, verbose=0)
+    model.save(folder / "tabular.keras")
+    return str(folder / "tabular.keras"), str(csv)
+
+
+def build_spiky(folder: Path) -> tuple[str, str]:
+    import keras
+
+    from edgeopt.data import load_dataset
+
+    data = load_dataset("digits")
+    npz = folder / "digits.npz"
+    np.savez(npz, x_train=data.x_train, y_train=data.y_train, x_test=data.x_test, y_test=data.y_test)
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input(data.x_train.shape[1:])
+    x = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv1")(inputs)
+    x = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="spiky")(x)
+    x = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv3")(x)
+    model = keras.Model(inputs, keras.layers.Dense(10)(keras.layers.GlobalAveragePooling2D()(x)))
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(data.x_train, data.y_train, epochs=30, batch_size=32, verbose=0)
+    kernel, bias = model.get_layer("spiky").get_weights()
+    active = keras.Model(inputs, model.get_layer("spiky").output).predict(data.x_train, verbose=0)
+    channel = int(active.reshape(-1, 16).mean(0).argmax())
+    threshold = np.quantile(active[..., channel][active[..., channel] > 0], 0.98)
+    kernel[..., channel] *= 300.0
+    bias[channel] = (bias[channel] - threshold) * 300.0
+    model.get_layer("spiky").set_weights([kernel, bias])
+    k3, b3 = model.get_layer("conv3").get_weights()
+    k3[:, :, channel, :] /= 300.0
+    model.get_layer("conv3").set_weights([k3, b3])
+    model.fit(data.x_train, data.y_train, epochs=10, batch_size=32, verbose=0)
+    model.save(folder / "spiky.keras")
+    return str(folder / "spiky.keras"), str(npz)
+
+
+def recipe_for(name: str, folder: Path):
+    import edgeopt
+
+    overrides = BUDGETS + QUICK_BENCH
+    if name in ZOO:
+        return edgeopt.load_recipe(ROOT / "models" / name / "recipe.yaml", overrides + ZOO[name])
+    model, data = {"tabular": build_tabular, "spiky": build_spiky}[name](folder)
+    return edgeopt.load_recipe(preset="ptq-int8", model=model, data=data, overrides=overrides)
+
+
+def rows_for(name: str, folder: Path) -> list[dict]:
+    import edgeopt
+    from edgeopt.errors import EdgeoptError
+    from edgeopt.repair import integer_mac_share
+
+    started = time.time()
+    prepared = edgeopt.prepare(recipe_for(name, folder))
+    reference = prepared.reference
+    metric = "accuracy" if prepared.data.task != "regression" else "mae"
+    rows = [row(name, f"{reference.name} (reference)", reference, reference, metric, None)]
+    for label, (stages, export) in ROWS.items():
+        try:
+            result = edgeopt.compress(prepared, stages=stages, export=export)
+        except EdgeoptError as exc:
+            rows.append({"model": name, "variant": label, "status": f"refused: {exc}"})
+            continue
+        variant = next(v for v in result.report.variants if v.format == export[0])
+        rows.append(row(name, label, variant, reference, metric, integer_mac_share(variant.inspect)))
+    print(f"{name}: {time.time() - started:.0f} s", file=sys.stderr)
+    return rows
+
+
+def row(model: str, label: str, variant, reference, metric: str, share: float | None) -> dict:
+    value = variant.metric(metric)
+    ref = reference.metric(metric)
+    latency = variant.latency.get("local")
+    return {"model": model, "variant": label, "metric": metric,
+            "value": value.value if value else None,
+            "delta": value.value - ref.value if value and ref else None,
+            "size": variant.size_bytes, "gzip": variant.gzip_bytes,
+            "p50_ms": latency.p50_ms if latency and latency.ok else None,
+            "p50_spread": f"{latency.p90_ms / latency.p50_ms:.2f}" if latency and latency.ok else None,
+            "integer_macs": share,
+            "status": variant.status + (f": {variant.reason}" if variant.reason else ""),
+            "note": variant.note}
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = ["| model | variant | metric | change vs reference | size (B) | gzip (B) | p50 ms (p90/p50) "
+             "| MACs in integer ops | status |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if "metric" not in r:
+            lines.append(f"| {r['model']} | {r['variant']} | | | | | | | {r['status']} |")
+            continue
+        pct = r["metric"] == "accuracy"
+        value = "-" if r["value"] is None else (f"{r['value']:.2%}" if pct else f"{r['value']:.3f}")
+        delta = "" if r["delta"] is None or r["variant"].endswith("(reference)") else (
+            f"{r['delta'] * 100:+.2f} pt" if pct else f"{r['delta']:+.3f}")
+        p50 = "-" if r["p50_ms"] is None else f"{r['p50_ms']:.4g} ({r['p50_spread']})"
+        share = "-" if r["integer_macs"] is None else f"{r['integer_macs']:.0%}"
+        status = r["status"].split(";")[0][:90]
+        lines.append(f"| {r['model']} | {r['variant']} | {r['metric']} {value} | {delta} | {r['size']:,} | "
+                     f"{r['gzip']:,} | {p50} | {share} | {status} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("runs/bench_quant"))
+    parser.add_argument("--models", nargs="+", default=["tabular", "spiky", *ZOO])
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    from edgeopt import environment
+
+    rows = []
+    for name in args.models:
+        rows += rows_for(name, args.out)
+    machine = environment.describe()
+    table = markdown(rows)
+    header = (f"Machine: {machine.get('cpu') or platform.processor()}, {machine.get('cores')} cores, "
+              f"{machine.get('machine')}, ISA {' '.join(machine.get('isa') or [])}; LiteRT "
+              f"{machine.get('litert')}; p50 measured locally through LiteRT with XNNPACK, 1 thread.")
+    print(header)
+    print(table)
+    (args.out / "bench_quant.md").write_text(header + "\n\n" + table + "\n")
+    (args.out / "bench_quant.json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=1,
+                                                          default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
