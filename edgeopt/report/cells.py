@@ -87,6 +87,17 @@ def fmt_params(value: Any) -> str:
     return "-" if v is None else f"{int(v):,}"
 
 
+def fmt_macs(variant: Variant) -> str:
+    """The multiply-accumulates of a variant's ``.tflite`` (its inspection), compact: ``812``, ``1.25M``."""
+    v = finite(variant.inspect.get("macs")) if variant.inspect else None
+    if v is None:
+        return "-"
+    for limit, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if v >= limit:
+            return f"{v / limit:.3g}{suffix}"
+    return f"{int(v)}"
+
+
 # -- against the reference ------------------------------------------------------------------------------
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from edgeopt.report.cells import (
     fmt_bytes,
     fmt_fraction,
+    fmt_macs,
     fmt_params,
     latency_cell,
     metric_cell,
@@ -47,14 +48,14 @@ def variant_rows(report: Report) -> tuple[list[str], list[list[str]]]:
     extra = secondary_metrics(report)
     targets = report.targets()
     headers = ["variant", "format", "size", "gzip", "x smaller", "params", "sparsity", name,
-               *(metric_label(report, e) for e in extra)]
+               *(metric_label(report, e) for e in extra), "MACs"]
     headers += [f"{t} p50/p90 ms (speed-up)" for t in targets]
     headers.append("status")
     rows = []
     for v in report.variants:
         row = [v.name, str(v.format or "-"), fmt_bytes(v.size_bytes), fmt_bytes(v.gzip_bytes),
                size_ratio_cell(report, v), fmt_params(v.params), fmt_fraction(v.sparsity),
-               metric_cell(report, v, name), *(metric_cell(report, v, e) for e in extra)]
+               metric_cell(report, v, name), *(metric_cell(report, v, e) for e in extra), fmt_macs(v)]
         for t in targets:
             cell, s = latency_cell(v.latency.get(t)), speedup_text(report, v, t)
             row.append(f"{cell} ({s})" if s else cell)

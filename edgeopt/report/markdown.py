@@ -13,6 +13,7 @@ from edgeopt.report.cells import (
     failed_checks,
     fmt_bytes,
     fmt_fraction,
+    fmt_macs,
     latency_cell,
     metric_cell,
     metric_label,
@@ -54,14 +55,14 @@ def render_markdown(report: Report | Mapping[str, Any]) -> str:
     mark = OK_MARK if report.ok else FAILED_MARK
     out = [f"### {mark} edgeopt: {_md_cell(report.name or '?')} ({report.task or '?'})", ""]
     headers = ["", "variant", "size", "gzip", "x smaller", "sparsity", name,
-               *(metric_label(report, e) for e in extra)]
+               *(metric_label(report, e) for e in extra), "MACs"]
     headers += [f"{t} p50 ms (speed-up)" for t in targets]
     headers.append("status")
     rows = []
     for v in report.variants:
         row = [OK_MARK if v.ok else FAILED_MARK, f"`{v.name}`", fmt_bytes(v.size_bytes),
                fmt_bytes(v.gzip_bytes), size_ratio_cell(report, v, blank=""), fmt_fraction(v.sparsity),
-               metric_cell(report, v, name), *(metric_cell(report, v, e) for e in extra)]
+               metric_cell(report, v, name), *(metric_cell(report, v, e) for e in extra), fmt_macs(v)]
         for t in targets:
             cell = latency_cell(v.latency.get(t), p90=False)
             s = speedup_text(report, v, t)

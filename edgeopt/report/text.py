@@ -19,6 +19,7 @@ from edgeopt.report.cells import (
     failed_checks,
     fmt_bytes,
     fmt_fraction,
+    fmt_macs,
     fmt_metric,
     fmt_ms,
     headline_metrics,
@@ -69,7 +70,7 @@ def variant_table(report: Report, extra: Sequence[str] = (),
 
 def latency_table(report: Report) -> tuple[list[str], list[list[str]], list[str]]:
     """Headers, rows and failure notes of the latency table: one row per target and variant."""
-    headers = ["variant", "target", "p50 ms", "p90 ms", "speed-up", "source"]
+    headers = ["variant", "target", "p50 ms", "p90 ms", "speed-up", "MACs", "source"]
     rows, notes = [], []
     for target in report.targets():
         shown = "\n".join(textwrap.wrap(target, TARGET_WIDTH, break_on_hyphens=False)) or target
@@ -80,7 +81,7 @@ def latency_table(report: Report) -> tuple[list[str], list[list[str]], list[str]
             if not entry.ok:
                 notes.append(f"{v.name} on {target}: {status_text(entry)}")
             p50, p90 = (fmt_ms(entry.p50_ms), fmt_ms(entry.p90_ms)) if entry.ok else (Status.FAILED, "-")
-            rows.append([v.name, shown, p50, p90, speedup_text(report, v, target),
+            rows.append([v.name, shown, p50, p90, speedup_text(report, v, target), fmt_macs(v),
                          str(entry.provenance or "-")])
     return headers, rows, notes
 
