@@ -176,6 +176,8 @@ class Prune(Technique):
 
         # Every weight of the model as it enters the stage: the sparsity check's denominator.
         ctx.notes["all_weights"] = sum(int(np.prod(w.shape)) for w in model.weights)
+        if stage.policy == "xnnpack_sparse":
+            ctx.notes["xnnpack_sparse"] = xnnpack_sparse_problem(model)
         wrapped, skipped = wrap_selected(model, ctx, "prune", "prune", stage.layers, skip_reason, wrap_one)
         pruned = []
         for layer in wrapped.layers:
@@ -214,6 +216,11 @@ class Prune(Technique):
         pruned_kernels = sum(int(np.prod(w.shape)) for layer in stripped.layers if layer.name in per_layer
                              for w in layer.weights if "kernel" in w.name)
         all_weights = ctx.notes.get("all_weights", 0)
+        if stage.policy == "xnnpack_sparse":
+            problem = ctx.notes.get("xnnpack_sparse")
+            structure["xnnpack_sparse_ready"] = problem is None
+            summary += ("; XNNPACK's sparse kernels can run it (on ARM: on x86 with AVX XNNPACK stays dense)"
+                        if problem is None else f"; XNNPACK's sparse kernels cannot run it: {problem}")
         achieved = {
             "per_layer_sparsity": per_layer,
             "min_layer_sparsity": min(per_layer.values()) if per_layer else None,
@@ -367,3 +374,15 @@ def kernel_groups(model, n: int) -> dict[str, int]:
             rows, last = shape[-1], shape[0]
         result[layer.name] = rows * -(-last // n)
     return result
+
+
+def xnnpack_sparse_problem(model) -> str | None:
+    """Why XNNPACK's sparse inference cannot take ``model``, or None when it can: TFMOT's own
+    ``PruneForLatencyOnXNNPack`` check (a 3x3 stride-2 VALID convolution over 3 channels after explicit
+    padding first, then 1x1 convolutions, ending in a mean), its reason on one line."""
+    try:
+        _sparsity().PruneForLatencyOnXNNPack().ensure_model_supports_pruning(model)
+    except ValueError as exc:
+        return " ".join(str(exc).split())
+    return None
+

@@ -6,7 +6,9 @@ Tiny models on a slice of the 8x8 digits, one epoch per stage: the assertions ar
 
 from __future__ import annotations
 
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -189,6 +191,19 @@ def test_xnnpack_policy_prunes_only_pointwise_convolutions(env):
     assert set(report.achieved["per_layer_sparsity"]) == {"pointwise"}
     assert report.skipped_layers == {"Conv2D(not a 1x1 convolution)": 1, "Dense(not a 1x1 convolution)": 1}
     assert report.summary.startswith("2 layers not pruned")
+    assert report.achieved["xnnpack_sparse_ready"] is False  # no 3x3 stride-2 stem over 3 channels
+    assert "XNNPACK's sparse kernels cannot run it:" in report.summary
+
+
+def test_xnnpack_policy_says_when_the_model_meets_the_sparse_conditions():
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+    try:
+        import bench_sparse
+    finally:
+        sys.path.pop(0)
+    from edgeopt.techniques.prune import xnnpack_sparse_problem
+
+    assert xnnpack_sparse_problem(bench_sparse.build()) is None
 
 
 def test_distillation_pulls_the_student_towards_the_teacher(env):
