@@ -4,8 +4,11 @@
 quantizes activations at run time; ``int8`` is full-integer (int8 weights and activations; int8 or
 float input and output) and ``int16x8`` keeps int16 activations with int8 weights, both calibrated
 on a representative set drawn from the training split, or using the ranges a QAT model learned.
-Any format can store sparse weights in TFLite's sparse encoding. A converter failure becomes
-:class:`ConversionError` carrying the converter's own reason on one line (exit 1).
+Any format can store sparse weights in TFLite's sparse encoding. When the recipe's quantize stage
+has ``backend: litert-quantizer``, the format its recipe makes (``int4``, int4 weights and float
+activations, is made no other way) is the float32 file quantized by :mod:`edgeopt.litert_backend`.
+A converter failure becomes :class:`ConversionError` carrying the converter's own reason on one line
+(exit 1).
 """
 
 from __future__ import annotations
@@ -15,12 +18,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from edgeopt.errors import CheckFailed
+from edgeopt import litert_backend
+from edgeopt.errors import ConversionError
 from edgeopt.kerasapi import tf
-
-
-class ConversionError(CheckFailed):
-    """The TFLite converter refused the model."""
 
 
 def _representative(samples: np.ndarray | dict[str, np.ndarray]) -> Callable:
@@ -84,7 +84,8 @@ def convert(model, fmt: str, representative: np.ndarray | None = None, *, int8_i
             :class:`~edgeopt.modelfile.GraphModel` (its serving signature is converted).
         fmt: an export format: ``float32``; ``float16`` (float16 weights, float compute);
             ``dynamic`` (int8 weights, activations quantized on the fly); ``int8`` (full integer);
-            ``int16x8`` (int16 activations, int8 weights; float input/output).
+            ``int16x8`` (int16 activations, int8 weights; float input/output); ``int4`` (int4
+            weights, float activations: the LiteRT quantizer only).
         representative: calibration inputs for the integer formats: an array, or a dict from input
             name to array for a model with several inputs.
         int8_io: ``int8`` for int8 input/output tensors, ``float`` to keep float32 ones (the model
@@ -97,6 +98,16 @@ def convert(model, fmt: str, representative: np.ndarray | None = None, *, int8_i
     Raises:
         ConversionError: the converter refused the model (its reason and the failing op, one line).
     """
+    if litert_backend.makes(quantization, fmt):
+        if sparse_encoding:
+            raise ConversionError(f"{fmt} conversion failed: the LiteRT quantizer writes dense weights; set "
+                                  "export_options.sparse_encoding: false")
+        names = [layer.name for layer in getattr(model, "layers", [])]
+        return litert_backend.quantize(convert(model, "float32"), fmt, quantization, representative, names,
+                                       int8_io=int8_io)
+    if fmt == "int4":
+        raise ValueError("int4 export needs quantization=: a quantize stage with backend litert-quantizer "
+                         "and an int4 recipe")
     converter = _converter(model)
     optimizations = []
     if fmt == "float32":

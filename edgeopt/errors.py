@@ -47,6 +47,10 @@ class CheckFailed(EdgeoptError):
     exit_code = EXIT_CHECK_FAILED
 
 
+class ConversionError(CheckFailed):
+    """A converter (the TFLite converter, or the LiteRT quantizer) refused the model."""
+
+
 class Diverged(CheckFailed):
     """Training diverged (the loss became NaN or infinite): the run stops at once."""
 

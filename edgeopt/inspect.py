@@ -15,7 +15,8 @@ Definitions used throughout (they are part of the contract, the checks in report
   dilute the measured sparsity. They are listed in ``per_tensor`` with ``role: bias``.
 * **params** counts the elements of every constant tensor that holds model numbers: weights, biases
   and other numeric constants (e.g. a PReLU slope or an unfused batch-norm scale). Integer constants
-  that are shapes, axes or indices (int32/int64 tensors that are not biases) are not counted.
+  that are shapes, axes or indices (int32/int64 tensors that are not biases) are not counted. A
+  tensor's ``bytes`` is what the file stores for it: an int4 tensor packs two values per byte.
 * **sparsity** is the fraction of exactly-zero values over all weight tensors together. A quantized
   value is zero when it equals its zero point. A sparse-encoded tensor counts its dense size; the
   values it does not store are zeros.
@@ -30,7 +31,9 @@ Definitions used throughout (they are part of the contract, the checks in report
 * An op **computes in float** when any of its non-constant inputs or outputs is float32, float16 or
   bfloat16. QUANTIZE, DEQUANTIZE and DENSIFY are conversions, not compute ops; QUANTIZE and
   DEQUANTIZE are counted in ``quantize_ops``. ``int8_op_coverage`` is the share of compute ops whose
-  activations are all int8/uint8.
+  activations are all int8/uint8. An op's ``weights`` is the dtype its kernel is stored in: an op
+  computing in float with int8 or int4 weights dequantizes them first (weight-only) or quantizes its
+  activations on the fly (dynamic range).
 """
 
 from __future__ import annotations
@@ -171,7 +174,8 @@ def _structure_problem(model) -> str | None:
 class _Tensor:
     """One tensor of the model with the facts the report needs."""
 
-    def __init__(self, raw, subgraph: int, index: int, dtype: str, data: np.ndarray | None):
+    def __init__(self, raw, subgraph: int, index: int, dtype: str, data: np.ndarray | None,
+                 stored_bytes: int = 0):
         self.raw = raw
         self.subgraph = subgraph
         self.index = index
@@ -180,8 +184,11 @@ class _Tensor:
         signature = raw.shapeSignature
         self.shape_signature = [int(d) for d in signature] if signature is not None else list(self.shape)
         self.dtype = dtype
-        self.data = data  # raw stored values (flat), None for a non-constant tensor
         self.sparse = raw.sparsity is not None
+        if dtype == "int4" and data is not None and not self.sparse and data.size == self.size + 1:
+            data = data[:-1]  # an odd count of int4 values leaves the last byte's high nibble unused
+        self.data = data  # raw stored values (flat), None for a non-constant tensor
+        self.stored_bytes = stored_bytes
         q = raw.quantization
         self.scale = [float(s) for s in q.scale] if q is not None and q.scale is not None else []
         self.zero_point = [int(z) for z in q.zeroPoint] if q is not None and q.zeroPoint is not None else []
@@ -378,14 +385,16 @@ def inspect_tflite(
     Returns:
         A JSON-serialisable dict with: ``size_bytes``; ``subgraphs``; ``ops`` (op name -> count);
         ``op_list`` (per op: ``index``, ``subgraph``, ``op``, ``inputs``/``outputs`` dtypes, ``macs``,
-        ``compute``: ``float``/``int8``/``int16``/``other``/``conversion``); ``macs`` (total);
+        ``compute``: ``float``/``int8``/``int16``/``other``/``conversion``, ``weights``: the stored
+        dtype of its kernel, or None); ``macs`` (total);
         ``params``; ``weight_elements``; ``sparsity`` (over weight tensors, biases excluded);
         ``pattern_2_4`` (over weight tensors); ``pattern`` (``structure`` "M:N" and ``share`` of
         compliant groups over weight tensors, for ``pattern``); ``per_tensor`` (tensor name ->
         ``role``, ``shape``,
         ``dtype``, ``size``, ``bytes``, ``sparse_encoded``, ``sparsity``, ``unique_values``,
         ``unique_values_per_channel_max``, ``pattern_2_4``, ``pattern_share``); ``int8_op_coverage``;
-        ``integer_op_coverage`` (int8 or int16 activations); ``float_ops`` (list of ``{index, op}``);
+        ``integer_op_coverage`` (int8 or int16 activations); ``float_ops`` (list of ``{index, op,
+        tensor, kernel}``: its first output's and its kernel's tensor names);
         ``quantize_ops`` (``{"QUANTIZE": n, "DEQUANTIZE": n}``); ``custom_ops`` (name -> count);
         ``input_details`` / ``output_details`` (name, shape, shape_signature, dtype, quantization).
 
@@ -432,7 +441,7 @@ def _inspect(
             dtype = type_names.get(int(raw.type), f"type_{raw.type}")
             stored = _buffer_bytes(model, int(raw.buffer), data, source)
             values = _tensor_values(stored, dtype, _decode(raw.name), source) if stored is not None else None
-            row.append(_Tensor(raw, s, t, dtype, values))
+            row.append(_Tensor(raw, s, t, dtype, values, len(stored) if stored is not None else 0))
         tensors.append(row)
 
     def tensor_at(s: int, index: int) -> _Tensor | None:
@@ -515,12 +524,13 @@ def _inspect(
                 integer_ops += compute in ("int8", "int16")
                 if compute == "float":
                     float_ops.append({"index": len(op_list), "op": name,
-                                      "tensor": outputs[0].name if outputs and outputs[0] else None})
+                                      "tensor": outputs[0].name if outputs and outputs[0] else None,
+                                      "kernel": kernel.name if kernel is not None else None})
             op_list.append({
                 "index": len(op_list), "subgraph": s, "op": name,
                 "inputs": [t.dtype if t is not None else None for t in inputs],
                 "outputs": [t.dtype if t is not None else None for t in outputs],
-                "macs": macs, "compute": compute,
+                "macs": macs, "compute": compute, "weights": kernel.dtype if kernel is not None else None,
             })
 
     per_tensor: dict[str, dict[str, Any]] = {}
@@ -540,7 +550,7 @@ def _inspect(
         share = pattern_m_by_n(~zero, m, n) if weight else None
         entry = {
             "role": role, "shape": tensor.shape, "dtype": tensor.dtype, "size": size,
-            "bytes": int(tensor.data.nbytes), "sparse_encoded": tensor.sparse,
+            "bytes": tensor.stored_bytes, "sparse_encoded": tensor.sparse,
             "sparsity": float(zero.sum() / size) if size else 0.0,
             "unique_values": int(np.unique(dense).size),
             "unique_values_per_channel_max": _unique_per_channel_max(
@@ -596,6 +606,8 @@ def summary_lines(info: dict[str, Any]) -> list[str]:
     io = "; ".join(f"{d['name']} {d['dtype']}{d['shape']}" for d in info["input_details"])
     out = "; ".join(f"{d['name']} {d['dtype']}{d['shape']}" for d in info["output_details"])
     floats = ", ".join(f"{f['op']}#{f['index']}" for f in info["float_ops"]) or "none"
+    stored = Counter(t["dtype"] for t in info["per_tensor"].values() if t["role"] == ROLE_WEIGHT)
+    dtypes = ", ".join(f"{dtype} x{count}" for dtype, count in sorted(stored.items()))
     pattern = info["pattern_2_4"]
     asked = info["pattern"]
     extra = ""
@@ -607,7 +619,8 @@ def summary_lines(info: dict[str, Any]) -> list[str]:
         f"input: {io}",
         f"output: {out}",
         f"weight sparsity {info['sparsity']:.3f}"
-        + (f", 2:4 compliance {pattern:.3f}" if pattern is not None else "") + extra,
+        + (f", 2:4 compliance {pattern:.3f}" if pattern is not None else "") + extra
+        + (f"; weights stored as {dtypes}" if dtypes else ""),
         f"int8 op coverage {info['int8_op_coverage']:.2f}; float ops: {floats}",
         f"QUANTIZE x{info['quantize_ops']['QUANTIZE']}, DEQUANTIZE x{info['quantize_ops']['DEQUANTIZE']}; "
         f"custom ops: {', '.join(info['custom_ops']) or 'none'}",

@@ -493,6 +493,7 @@ def _compress(prepared: Prepared, recipe: Recipe, scratch: Path, progress: Progr
               gate: Gate | None = None) -> Result:
     from edgeopt.convert import ConversionError, convert
     from edgeopt.techniques import TECHNIQUES, StageContext
+    from edgeopt.techniques.quantize import float_first_int8
     from edgeopt.train import fit
     from edgeopt.verify import run_checks
 
@@ -540,19 +541,29 @@ def _compress(prepared: Prepared, recipe: Recipe, scratch: Path, progress: Progr
     quantization = next((s for s in recipe.stages if s.kind == "quantize"), None)
     files = {"model.keras": prepared.keras_file} if prepared.keras_file is not None else {}
     files[f"{reference.name}.tflite"] = prepared.reference_file
+    # Layers QAT kept in float (the standardisation of an input): its int8 file computes them in float.
+    qat_float = (next(o for o in stages if o.kind == "quantize").achieved.get("float_layers") or []
+                 if quantization is not None and quantization.mode == "qat" else [])
     for fmt in recipe.export:
         source = current if fmt in QUANTIZED_FORMATS else float_model
         path = scratch / f"{fmt}.tflite"
         progress(f"exporting {fmt}")
+        float_first = fmt in QUANTIZED_FORMATS and bool(qat_float)
         try:
-            path.write_bytes(convert(source, fmt, representative, int8_io=recipe.export_options.int8_io,
-                                     sparse_encoding=sparse_encoding(recipe), quantization=quantization))
+            path.write_bytes(
+                float_first_int8(source, representative, qat_float, sparse_encoding=sparse_encoding(recipe))
+                if float_first else
+                convert(source, fmt, representative, int8_io=recipe.export_options.int8_io,
+                        sparse_encoding=sparse_encoding(recipe), quantization=quantization))
         except ConversionError as exc:
             variants.append(Variant.failed(fmt, fmt, str(exc)))
             continue
         stopped = gate(fmt, path.read_bytes()) if gate is not None else None
         variant = measure(fmt, fmt, path, data, recipe, progress, skip_benchmark=stopped,
                           heads=output_heads(source, data))
+        if float_first:
+            variant = variant.replace(note=f"float input and output: {', '.join(qat_float)} in float, "
+                                           "quantization starting after it (quantization-aware training)")
         if repair.needed(quantization, fmt, variant, reference, recipe.budgets, source, data):
             variant = _repaired(variant, source, fmt, path, data, recipe, prepared, progress, stopped)
         variants.append(variant)

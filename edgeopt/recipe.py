@@ -23,6 +23,7 @@ from pydantic import (
     SerializeAsAny,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     WrapValidator,
     field_validator,
     model_validator,
@@ -31,6 +32,7 @@ from pydantic import (
 from edgeopt.bench.spec import BenchSpec
 from edgeopt.documents import check_depth, load_yaml, read_text
 from edgeopt.errors import RecipeError
+from edgeopt.litert_backend import export_problem
 from edgeopt.paths import path_problem
 from edgeopt.sources import DataSpec
 from edgeopt.strict import SEED_LIMIT, Strict
@@ -39,7 +41,7 @@ from edgeopt.techniques.base import MAX_BATCH_SIZE, MAX_EPOCHS, FineTune, plain_
 from edgeopt.techniques.prune import parse_m_by_n as parse_m_by_n  # re-exported for the CLI
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "rmsprop", "adagrad")
-EXPORT_FORMATS = ("float32", "float16", "dynamic", "int8", "int16x8")
+EXPORT_FORMATS = ("float32", "float16", "dynamic", "int8", "int16x8", "int4")  # int4: the LiteRT quantizer's
 
 # Upper bounds on counts: far above any real run, low enough that a typo (1e9 epochs, 1e20 runs)
 # is refused at once instead of running for ever or allocating a billion threads.
@@ -177,8 +179,20 @@ class Recipe(Strict):
     train: TrainSpec = Field(default_factory=TrainSpec)
     stages: list[Stage] = Field(default_factory=list)
     export: list[Literal[EXPORT_FORMATS]] = Field(  # type: ignore[valid-type]
-        default_factory=lambda: ["float32", "int8"], min_length=1
+        default_factory=lambda: ["float32", "int8"], min_length=1, validate_default=True
     )
+
+    @field_validator("export")
+    @classmethod
+    def _quantizer_formats(cls, export: list[str], info: ValidationInfo) -> list[str]:
+        """The format a LiteRT quantizer recipe makes must be exported; int4 is made by nothing else."""
+        if "stages" not in info.data:  # a stage failed: its own error says why
+            return export
+        problem = export_problem(info.data["stages"], export)
+        if problem:
+            raise ValueError(problem)
+        return export
+
     export_options: ExportOptions = Field(default_factory=ExportOptions)
     benchmark: BenchSpec = Field(default_factory=BenchSpec)
     budgets: Budgets | None = None

@@ -755,13 +755,24 @@ def check_budgets(report: Report | Mapping[str, Any]) -> CheckResult:
 
 # What to try when a variant misses a budget, by the budget it missed.
 BUDGET_HINTS = {
-    "budget:accuracy_drop": "try a quantization-aware stage (--preset prune-qat-int8), or export int16x8 or "
-                            "float16 for this model",
-    "budget:error_increase": "try a quantization-aware stage (--preset prune-qat-int8), or export int16x8 or "
-                             "float16 for this model",
+    "budget:accuracy_drop": "try quantize repair: auto, a quantization-aware stage (--preset "
+                            "prune-qat-int8), or export int16x8 or float16 for this model",
+    "budget:error_increase": "try quantize repair: auto, a quantization-aware stage (--preset "
+                             "prune-qat-int8), or export int16x8 or float16 for this model",
     "budget:size": "prune or cluster further, or quantize",
     "budget:latency": "quantize to int8, or run fewer channels",
 }
+
+
+def _budget_hint(report: Report, check: str) -> str | None:
+    """What to try for a missed budget, given what the run already did."""
+    if check in ("budget:accuracy_drop", "budget:error_increase"):
+        stages = report.recipe.get("stages") or [] if isinstance(report.recipe, Mapping) else []
+        kinds = [(s.get("kind"), s.get("mode")) for s in stages if isinstance(s, Mapping)]
+        if ("quantize", "qat") in kinds:
+            return ("the float32 export shows what the earlier stages cost: prune or cluster less, or "
+                    "fine-tune longer; or export int16x8 or float16")
+    return BUDGET_HINTS.get(check)
 
 
 def _attempts(tried: list[Mapping[str, Any]]) -> str:
@@ -794,7 +805,7 @@ def judge_budgets(report: Report) -> Report:
         if v.name in missed and v.ok:
             reasons = [f"over budget: {f.message}" + (f" on {f.target}" if f.target else "")
                        for f in missed[v.name]]
-            hint = BUDGET_HINTS.get(missed[v.name][0].check)
+            hint = _budget_hint(report, missed[v.name][0].check)
             tried = (v.extra.get("repair") or {}).get("attempts") or []
             if tried and (v.extra.get("repair") or {}).get("kept"):
                 hint = (f"the repair kept ({v.extra['repair']['kept']}) met the budget when it was chosen "

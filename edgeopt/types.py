@@ -60,6 +60,7 @@ class Format(StrEnum):
     DYNAMIC = "dynamic"
     INT8 = "int8"
     INT16X8 = "int16x8"
+    INT4 = "int4"  # int4 weights, float activations (the LiteRT quantizer's int4 recipes)
 
 
 class Task(StrEnum):

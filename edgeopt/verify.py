@@ -1,7 +1,9 @@
 """Checks that what a recipe asked for is really in each ``.tflite``, from the inspected variants.
 
 :func:`run_checks` is the one call: the checks of the export formats themselves (an ``int8`` file must
-compute in int8) and, for each stage, the checks its technique defines
+compute in int8, an ``int4`` file store its weights in int4, but for the layers a stage's outcome says
+it kept in float or gave another recipe: its ``format``, ``float_layers`` and ``layers``) and, for each
+stage, the checks its technique defines
 (:meth:`edgeopt.techniques.base.Technique.checks`), so nothing here names a technique. Pure functions
 of typed stage outcomes and variants (each variant carries the :func:`edgeopt.inspect.inspect_tflite`
 summary in ``inspect``); a failing check makes the report ``failed`` and ``compress`` exit 1. No
@@ -28,15 +30,27 @@ def run_checks(outcomes: Sequence[StageOutcome], variants: Sequence[Variant],
         technique = TECHNIQUES.get(outcome.kind)
         if technique is not None:
             checks += technique.checks(outcome, variants)
-    return checks + int8_checks(variants) + loss_checks(outcomes, training or {})
+    # What a stage asked of the one export format it made itself (the LiteRT quantizer's, or the int8
+    # file of quantization-aware training, which keeps the standardisation of an input in float).
+    asked = {o.achieved["format"]: o.achieved for o in outcomes if o.achieved.get("format")}
+    kept = {fmt: list(a.get("float_layers") or []) for fmt, a in asked.items()}
+    overridden = {fmt: list(a.get("layers") or {}) for fmt, a in asked.items()}
+    return (checks + int8_checks(variants, kept) + int4_checks(variants, overridden)
+            + loss_checks(outcomes, training or {}))
 
 
-def _mixed_precision_check(v: Variant, float_ops: Sequence, kept: Sequence[str]) -> Check:
-    """The float ops of a repaired int8 file are exactly those of the layers kept in float."""
+def _layer_of(names: Sequence[str | None], layers: Sequence[str]) -> str | None:
+    """The first of ``layers`` that is a path component of one of the tensor ``names``."""
+    parts = {part for name in names for part in str(name or "").replace(";", "/").split("/")}
+    return next((layer for layer in layers if layer in parts), None)
+
+
+def _mixed_precision_check(v: Variant, float_ops: Sequence, kept: Sequence[str], by: str) -> Check:
+    """The float ops of an int8 file are exactly those of the layers kept in float on purpose (by
+    ``by``): an op is a layer's when the layer names its output or its kernel tensor."""
     def layer_of(op) -> str | None:
-        tensor = op.get("tensor") if isinstance(op, dict) else None
-        parts = set(str(tensor or "").replace(";", "/").split("/"))
-        return next((layer for layer in kept if layer in parts), None)
+        names = [op.get("tensor"), op.get("kernel")] if isinstance(op, dict) else []
+        return _layer_of(names, kept)
 
     stray = [str(op.get("op", op)) if isinstance(op, dict) else str(op) for op in float_ops
              if layer_of(op) is None]
@@ -46,8 +60,36 @@ def _mixed_precision_check(v: Variant, float_ops: Sequence, kept: Sequence[str])
         variant=v.name, check="int8_ops", expected=f"int8 but for {names}", measured=len(float_ops),
         status=CheckStatus.OK if ok else CheckStatus.FAIL,
         message=f"{v.name}: " + (f"every op computes in int8 but the {len(float_ops)} of {names}, kept in "
-                                 "float by the repair" if ok else
+                                 f"float by {by}" if ok else
                                  f"float ops outside the layers kept in float ({names}): {', '.join(stray)}"))
+
+
+def int4_checks(variants: Sequence[Variant], overridden: Mapping[str, Sequence[str]] | None = None
+                ) -> list[Check]:
+    """An int4 export must store its weights in int4: every weight tensor, but those of the layers the
+    stage that made it gave another recipe or kept in float (``overridden``: format -> layers)."""
+    checks = []
+    for v in variants:
+        if v.format != Format.INT4 or not v.ok:
+            continue
+        layers = list((overridden or {}).get(v.format) or [])
+        weights = {name: t.get("dtype") for name, t in (v.inspect.get("per_tensor") or {}).items()
+                   if t.get("role") == "weight"}
+        int4 = sum(dtype == "int4" for dtype in weights.values())
+        other = sorted(name for name, dtype in weights.items()
+                       if dtype != "int4" and _layer_of([name], layers) is None)
+        ok = int4 > 0 and not other
+        but = f" but for {', '.join(layers)}" if layers else ""
+        checks.append(Check(
+            variant=v.name, check="int4_weights", expected="int4 weights" + but, measured=int4,
+            status=CheckStatus.OK if ok else CheckStatus.FAIL,
+            message=f"{v.name}: " + (
+                f"{int4} of {len(weights)} weight tensors stored in int4{but}; activations stay float"
+                if ok else "no weight tensor is int4" if not int4 else
+                f"weights not in int4: {', '.join(f'{n} ({weights[n]})' for n in other[:5])}"
+                + (f" and {len(other) - 5} more" if len(other) > 5 else "")),
+        ))
+    return checks
 
 
 # A fine-tuning loss this many times the loss the stage started from, and higher by more than
@@ -84,17 +126,22 @@ def _last_loss(history: Mapping[str, Sequence[float]]) -> float | None:
     return float(losses[-1]) if losses else None
 
 
-def int8_checks(variants: Sequence[Variant]) -> list[Check]:
-    """An int8 export must compute in int8: no float ops left, but for the layers a repair kept in float
-    on purpose (``extra.float_layers``), whose ops must then be the only float ones."""
+def int8_checks(variants: Sequence[Variant], kept_by_stage: Mapping[str, Sequence[str]] | None = None
+                ) -> list[Check]:
+    """An int8 export must compute in int8: no float ops left, but for the layers kept in float on
+    purpose, by a repair (``extra.float_layers``) or by the stage that made the format
+    (``kept_by_stage``: format -> layers), whose ops must then be the only float ones."""
     checks = []
     for v in variants:
         if v.format != Format.INT8 or not v.ok:
             continue
         float_ops = v.inspect.get("float_ops") or []
         kept = v.extra.get("float_layers") or []
+        by = "the repair"
+        if not kept:
+            kept, by = list((kept_by_stage or {}).get(v.format) or []), "the quantize stage"
         if kept:
-            checks.append(_mixed_precision_check(v, float_ops, kept))
+            checks.append(_mixed_precision_check(v, float_ops, kept, by))
             continue
         ok = not float_ops
         checks.append(Check(

@@ -7,7 +7,15 @@ values that plain QAT would dissolve (``preserve: none`` forces plain QAT, for c
 TFMOT cannot see into (``Lambda``, custom layers) stay unannotated: they train in float, TFMOT puts
 no fake-quant at their edges, and the int8 converter calibrates their ranges on the representative
 data; the outcome lists them, and a check reads whether each int8 export computes them in int8.
-``ptq`` trains nothing: the int8 export calibrates on representative data. The QAT model is
+A layer that standardises each feature of a model input with its own statistics (a ``Normalization``
+adapted on features of different scales) stays in float too, with no fake-quant on the raw input, so
+quantization starts after it: one int8 scale for the raw input would erase the small features. The
+outcome lists it (``float_layers``) and the int8 export (:func:`float_first_int8`) takes float input and
+computes its ops, and only those, in float.
+``ptq`` trains nothing: the int8 export calibrates on representative data; with ``backend:
+litert-quantizer`` the LiteRT quantizer makes the export its ``recipe`` names, with per-layer
+overrides (:mod:`edgeopt.litert_backend`), and the outcome records what it was asked for the format
+checks in :mod:`edgeopt.verify`. The QAT model is
 exported as it is: the converter reads the learned quantization ranges from it, so ``strip`` is the
 identity, and the float formats are exported from the model before this stage. It comes last: QAT
 preserves what came before, but nothing after it can preserve QAT. The int8 format's own check
@@ -21,10 +29,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from edgeopt.data import n_samples, take
 from edgeopt.errors import InputError
+from edgeopt.litert_backend import BACKEND, FLOAT, RECIPES, backend_problem, layer_problem, recipe_problem
 from edgeopt.techniques.base import FineTune, Placement, StageContext, Technique, exported, stage_outcome
 from edgeopt.techniques.layers import KERAS_MODULES, listing, skipped_summary, user_code
 from edgeopt.types import Check, CheckStatus, Format, StageOutcome, Variant
@@ -54,11 +63,57 @@ class QuantizeStage(FineTune):
         "tflite", description="who quantizes the integer exports: the TFLite converter, or the LiteRT "
         "quantizer (ptq only) with its recipe",
     )
-    recipe: str | None = Field(None, description="litert-quantizer recipe (backend: litert-quantizer)")
+    recipe: str | None = Field(None, description="litert-quantizer recipe (backend: litert-quantizer)",
+                               validate_default=True)
     layers: dict[str, str] = Field(
         default_factory=dict, description="per-layer overrides: Keras layer name -> a litert-quantizer "
         "recipe, or 'float' to keep the layer in float",
     )
+
+    @field_validator("backend", mode="before")
+    @classmethod
+    def _known_backend(cls, value: Any) -> Any:
+        problem = backend_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("backend")
+    @classmethod
+    def _litert_after_training(cls, value: str, info: ValidationInfo) -> str:
+        if value == BACKEND and info.data.get("mode") == "qat":
+            raise ValueError(f"{BACKEND} quantizes the trained model after training: set mode: ptq "
+                             "(quantization-aware training needs backend: tflite)")
+        if value == BACKEND and info.data.get("repair") == "auto":
+            raise ValueError(f"repair: auto repairs the TFLite converter's exports, not the {BACKEND}'s: "
+                             "set repair: off, or backend: tflite")
+        return value
+
+    @field_validator("recipe")
+    @classmethod
+    def _known_recipe(cls, value: str | None, info: ValidationInfo) -> str | None:
+        backend = info.data.get("backend")
+        if backend == BACKEND:
+            if value is None:
+                raise ValueError(f"backend {BACKEND} needs a recipe: one of {', '.join(RECIPES)}")
+            problem = recipe_problem(value)
+            if problem:
+                raise ValueError(problem)
+        elif value is not None and backend is not None:
+            raise ValueError(f"a recipe is for backend {BACKEND}: set backend: {BACKEND}, or remove recipe")
+        return value
+
+    @field_validator("layers")
+    @classmethod
+    def _layer_recipes(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        backend = info.data.get("backend")
+        if value and backend is not None and backend != BACKEND:
+            raise ValueError(f"per-layer overrides are for backend {BACKEND}: set backend: {BACKEND}")
+        for name, choice in value.items():
+            problem = recipe_problem(choice, allow_float=True)
+            if problem:
+                raise ValueError(f"{name}: {problem}")
+        return value
 
     @field_validator("repair", mode="before")
     @classmethod
@@ -111,6 +166,10 @@ class Quantize(Technique):
         from edgeopt.kerasapi import keras
 
         if stage.mode == "ptq":
+            # Overrides naming no layer are refused before any conversion (the names need the model).
+            problem = layer_problem(stage.layers, [layer.name for layer in getattr(model, "layers", [])])
+            if problem:
+                raise InputError(f"stages[{ctx.stage_index}].layers: {problem}")
             return model
         if not getattr(model, "_is_graph_network", False) and not isinstance(model, keras.Sequential):
             raise InputError(f"stages[{ctx.stage_index}] quantize: TFMOT cannot wrap a subclassed model "
@@ -122,16 +181,19 @@ class Quantize(Technique):
                 f"with weights ({listing(left_out)}); use mode: ptq, where the int8 converter calibrates "
                 "every layer"
             )
+        kept = float_layers(model)
         ctx.notes["skipped"] = left_out
+        ctx.notes["float_layers"] = kept
+        unannotated = set(left_out) | set(kept)
         quant = _quant()
         try:
             # TFMOT rebuilds the model from its configuration, a Lambda's function included: that code
             # is already in memory (a trusted file, or the user's own), so it is not refused again.
             with quant.quantize_scope(custom_classes(model)), _lambdas_allowed(model):
-                annotated = annotate(model, set(left_out))
+                annotated = annotate(model, unannotated)
                 scheme = scheme_for(ctx.earlier, stage.preserve)
-                if left_out:
-                    scheme = leaving_out(scheme, set(left_out))
+                if unannotated:
+                    scheme = leaving_out(scheme, unannotated)
                 qat = quant.quantize_apply
                 wrapped = qat(annotated, scheme) if scheme else qat(annotated)
         except (ValueError, RuntimeError) as exc:
@@ -139,6 +201,7 @@ class Quantize(Technique):
                 f"stages[{ctx.stage_index}] quantize: TFMOT cannot apply QAT to this model: "
                 f"{' '.join(str(exc).split())}"
             ) from None
+        refresh_state(wrapped)
         warm_start_ranges(wrapped, ctx.data.representative(count=1024, seed=ctx.seed))
         return wrapped
 
@@ -155,8 +218,12 @@ class Quantize(Technique):
         return _quant().quantize_scope()
 
     def outcome(self, stripped, stage: QuantizeStage, ctx: StageContext, history: dict) -> StageOutcome:
-        """The scheme used, and the layers QAT left in float: those with weights, and the user code
-        left for the converter to calibrate (``calibrated_layers``)."""
+        """The scheme used, and the layers QAT left in float: those with weights, the user code left for
+        the converter to calibrate (``calibrated_layers``), and the standardisation of an input the int8
+        export computes in float (``float_layers``, with ``format``: the export they are kept in, which
+        the int8 format's check in :mod:`edgeopt.verify` reads)."""
+        if stage.backend == BACKEND:
+            return litert_outcome(stage, history)
         achieved = {"scheme": scheme_name(ctx.earlier, stage.preserve, stage.mode)}
         if stage.mode == "ptq":
             summary = "post-training: nothing trained; each int8 export calibrates on representative data"
@@ -170,11 +237,17 @@ class Quantize(Technique):
             and type(layer).__name__ not in ("QuantizeLayer",)
         }
         calibrated = ctx.notes.get("skipped", {})
+        kept = ctx.notes.get("float_layers", {})
         skipped.update(calibrated)
+        skipped.update(kept)
         counts, summary = skipped_summary(skipped, "quantization-aware")
         if calibrated:
             achieved["calibrated_layers"] = sorted(calibrated)
             summary += "; the int8 converter calibrates what QAT left in float"
+        if kept:
+            achieved.update(float_layers=sorted(kept), format=str(Format.INT8))
+            summary += (f"; the int8 file computes {', '.join(sorted(kept))} in float and takes float input, "
+                        "quantization starting after it")
         return stage_outcome(stage, history, achieved, counts, summary)
 
     def checks(self, outcome: StageOutcome, variants: Sequence[Variant]) -> list[Check]:
@@ -190,20 +263,37 @@ class Quantize(Technique):
 TECHNIQUE = Quantize()
 
 
+def litert_outcome(stage: QuantizeStage, history: dict) -> StageOutcome:
+    """What the LiteRT quantizer was asked: its recipe, the format it makes and the per-layer overrides
+    (``layers``; ``float_layers``, those left in float), which that format's checks read."""
+    fmt = RECIPES[stage.recipe]
+    kept = [name for name, choice in stage.layers.items() if choice == FLOAT]
+    achieved = {"scheme": "litert_quantizer", "recipe": stage.recipe, "format": str(fmt),
+                "layers": dict(stage.layers), "float_layers": kept}
+    overrides = ", ".join(f"{name}: {choice}" for name, choice in stage.layers.items())
+    summary = (f"post-training: the LiteRT quantizer's {stage.recipe} makes the {fmt} export"
+               + (f" ({overrides})" if overrides else "")
+               + "; other integer exports calibrate through the TFLite converter")
+    return stage_outcome(stage, history, achieved, {}, summary)
+
+
 # -- checks against the .tflite (no TensorFlow) ------------------------------------------------------
 
 
 def calibration_checks(outcome: StageOutcome, variants: Sequence[Variant]) -> list[Check]:
-    """Each int8 export must compute in int8 the layers QAT left to the converter's calibration."""
+    """Each int8 export must compute in int8 the layers QAT left to the converter's calibration (the
+    float ops of the layers it kept in float on purpose, ``float_layers``, are the format check's)."""
     layers = outcome.achieved.get("calibrated_layers") or []
     if not layers:
         return []
     names = ", ".join(layers)
+    kept = outcome.achieved.get("float_layers") or []
     checks = []
     for v in exported(variants, inspected=True):
         if v.format != Format.INT8:
             continue
-        float_ops = v.float_op_names()
+        float_ops = sorted({str(op.get("op", op)) if isinstance(op, dict) else str(op)
+                            for op in v.inspect.get("float_ops") or [] if not of_layers(op, kept)})
         ok = not float_ops
         checks.append(Check(
             variant=v.name, check="calibrated_layers", expected="int8 ops", measured=len(float_ops),
@@ -216,6 +306,15 @@ def calibration_checks(outcome: StageOutcome, variants: Sequence[Variant]) -> li
             ),
         ))
     return checks
+
+
+def of_layers(op: dict | str, layers: Sequence[str]) -> bool:
+    """Whether an op of a ``.tflite`` inspection (:func:`edgeopt.inspect.inspect_tflite`) is one of
+    ``layers``': a layer's name is a path component of the op's output or kernel tensor name (the rule
+    the int8 format's check in :mod:`edgeopt.verify` applies)."""
+    names = [op.get("tensor"), op.get("kernel")] if isinstance(op, dict) else []
+    parts = {part for name in names for part in str(name or "").replace(";", "/").split("/")}
+    return not parts.isdisjoint(layers)
 
 
 # -- the Keras side (TensorFlow inside) --------------------------------------------------------------
@@ -321,12 +420,14 @@ def annotate(model, left_out: set[str] = frozenset()):
     """The model annotated for QAT, every layer as TFMOT's ``quantize_annotate_model`` would, except
     preprocessing layers its 8-bit registry lacks (``Rescaling``, ``Normalization``): those get an
     output-only quantize config, so a model that scales its own pixels can be trained for int8;
-    and the layers named in ``left_out`` (:func:`unannotated_layers`), which stay unannotated.
+    and the layers named in ``left_out`` (:func:`unannotated_layers`, :func:`float_layers`), which
+    stay unannotated.
 
     TFMOT's ``quantize_apply`` takes a partly annotated model: an unannotated layer is left as it is,
     and the output quantizer it would add before an annotated successor needs the layer in its
     registry, so user code gets no fake-quant at its edges and trains in float; the int8 converter
-    then calibrates the ranges QAT did not learn on the representative data.
+    then calibrates the ranges QAT did not learn on the representative data. A model input feeding
+    only unannotated layers gets no input quantizer either.
     """
     from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
         default_8bit_quantize_configs as configs,
@@ -369,6 +470,91 @@ def unannotated_layers(model) -> dict[str, str]:
         if reason and not registry.supports(layer):
             left_out[layer.name] = f"{type(layer).__name__}({reason})"
     return left_out
+
+
+FLOAT_FIRST = "in float: standardises each input feature"  # the reason float_layers gives
+
+
+def float_layers(model) -> dict[str, str]:
+    """Layers QAT keeps in float so that quantization starts after them, ``name -> "Type(reason)"``: a
+    ``Normalization`` or ``Rescaling`` that takes a model input and maps its features each with its
+    own mean and variance (scale and offset).
+
+    Quantized, such a layer needs its raw input quantized with one int8 range: on features of very
+    different scales (a tabular model standardising values from 1e-3 to 3e4) one step of that range
+    is thousands of the small features' standard deviations, so they are erased, and the layer then
+    divides the rounding by those tiny deviations (QAT's loss went from 0.11 to over 10 at once). A
+    layer mapping every feature alike (pixels rescaled, a Normalization with one mean) gains nothing in
+    float, its output taking one int8 range all the same: it is quantized at its output as before.
+    """
+    return {layer.name: f"{type(layer).__name__}({FLOAT_FIRST})" for layer in model.layers
+            if type(layer).__name__ in OUTPUT_ONLY and _reads_input(layer) and _per_feature(layer)}
+
+
+def _reads_input(layer) -> bool:
+    """Whether an input layer feeds ``layer`` directly. Its nodes are asked, not the model's input
+    tensors: a model a stage rebuilt (pruning's strip) shares the layer, whose input is the first model's."""
+    from edgeopt.kerasapi import keras
+
+    for node in layer.inbound_nodes:
+        inbound = node.inbound_layers if isinstance(node.inbound_layers, list) else [node.inbound_layers]
+        if any(isinstance(x, keras.layers.InputLayer) for x in inbound):
+            return True
+    return False
+
+
+def _per_feature(layer) -> bool:
+    """Whether a Normalization or Rescaling maps its features with statistics that differ."""
+    if type(layer).__name__ == "Normalization":
+        adapted = layer.input_mean is None  # else its mean and variance came with its configuration
+        stats = ((layer.adapt_mean, layer.adapt_variance) if adapted else
+                 (layer.input_mean, layer.input_variance))
+    else:
+        stats = (layer.scale, layer.offset)
+    return any(np.unique(np.ravel(np.asarray(value, dtype=np.float64))).size > 1 for value in stats)
+
+
+def refresh_state(model) -> None:
+    """Have every layer recompute what it derives from its variables, after TFMOT wrote them.
+
+    TFMOT's layout transform rebuilds the model and writes each layer's variables directly
+    (``backend.batch_set_value``), not through ``set_weights``, which would call ``finalize_state``: a
+    tf_keras ``Normalization`` then keeps the mean and variance tensors of its fresh build, 0 and 1, so
+    the QAT model, and the int8 file converted from it, no longer standardise their input (a tabular
+    model at a loss of 0.11 in float ended QAT's first epoch at 399).
+    """
+    from edgeopt.kerasapi import keras
+
+    for module in model.submodules:
+        if isinstance(module, keras.layers.Layer):
+            module.finalize_state()
+
+
+def float_first_int8(model, representative, layers: Sequence[str], *, sparse_encoding: bool = False) -> bytes:
+    """The int8 file of a QAT model that computes ``layers`` (:func:`float_layers`) in float: float input
+    and output, their ops kept out of quantization by TensorFlow Lite's QuantizationDebugger denylist
+    (:func:`edgeopt.repair.float_layers`), every other op int8.
+
+    The converter alone would calibrate those ops into int8 as well, and quantize the raw input with
+    one range. Their ops are found by the layers' names in the model's float32 conversion.
+
+    Raises:
+        ConversionError: the converter refused the model, or sparse encoding was asked (the debugger's
+            conversion cannot store it).
+    """
+    from edgeopt.convert import ConversionError, convert
+    from edgeopt.inspect import inspect_tflite
+    from edgeopt.repair import float_layers as denylisted
+
+    kept = ", ".join(layers)
+    if sparse_encoding:
+        raise ConversionError(f"int8 conversion failed: the int8 file keeping {kept} in float cannot store "
+                              "sparse weights; set export_options.sparse_encoding: false")
+    ops = inspect_tflite(convert(model, "float32"))["float_ops"]
+    tensors = [op["tensor"] for op in ops if op.get("tensor") and of_layers(op, layers)]
+    if not tensors:
+        raise ConversionError(f"int8 conversion failed: no op of {kept}, kept in float, found by name")
+    return denylisted(model, representative, tensors, int8_io="float")
 
 
 def quantizable_weights(model, left_out: dict[str, str]) -> bool:

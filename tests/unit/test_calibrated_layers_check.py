@@ -36,3 +36,16 @@ def test_float_ops_next_to_layers_left_to_calibration_fail_naming_op_and_layers(
 
 def test_a_fully_annotated_model_adds_no_check():
     assert TECHNIQUES["quantize"].checks(_outcome([]), [_int8([])]) == []
+
+
+def test_float_ops_of_a_layer_qat_kept_in_float_fail_neither_check():
+    achieved = {"scheme": "default_8bit", "calibrated_layers": ["squared"], "float_layers": ["norm"],
+                "format": "int8"}
+    norm = [{"index": 0, "op": "SUB", "tensor": "m/norm/sub"},
+            {"index": 1, "op": "MUL", "tensor": "m/norm/mul"}]
+    checks = {c.check: c for c in run_checks([stage_outcome(QuantizeStage(), {}, achieved)], [_int8(norm)])}
+    assert checks["calibrated_layers"].ok and checks["int8_ops"].ok, checks
+    stray = [*norm, {"index": 2, "op": "SQUARE", "tensor": "m/squared/Square"}]
+    checks = {c.check: c for c in run_checks([stage_outcome(QuantizeStage(), {}, achieved)], [_int8(stray)])}
+    assert not checks["calibrated_layers"].ok and "SQUARE" in checks["calibrated_layers"].message
+    assert "MUL" not in checks["calibrated_layers"].message and not checks["int8_ops"].ok
