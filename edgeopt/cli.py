@@ -150,6 +150,18 @@ def models_cmd(as_json: bool) -> None:
                      [[r["name"], r["task"], r["data"], f"{r['params']:,}", r["about"]] for r in rows]))
 
 
+def trust_options(command):
+    """--trust-model and --custom-objects, as every command that loads a saved model takes them."""
+    command = click.option(
+        "--custom-objects", "custom_objects", multiple=True, metavar="MODULE",
+        help="A module (dotted name or .py file) defining the model's custom layers; imported with "
+             "--trust-model only (recipe: custom_objects). Repeatable.")(command)
+    return click.option(
+        "--trust-model", is_flag=True,
+        help="Let code stored in the model files (Lambda layers) run when they load (recipe: trust_model: "
+             "true). Only for files from a source you trust.")(command)
+
+
 def _trust_sets(trust_model: bool, custom_objects: tuple[str, ...]) -> list[str]:
     """--trust-model and --custom-objects as recipe overrides."""
     sets = ["trust_model=true"] if trust_model else []
@@ -168,12 +180,7 @@ def _trust_sets(trust_model: bool, custom_objects: tuple[str, ...]) -> list[str]
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe field.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
-@click.option("--trust-model", is_flag=True,
-              help="Let code stored in the model files (Lambda layers) run when they load (recipe: "
-                   "trust_model: true). Only for files from a source you trust.")
-@click.option("--custom-objects", "custom_objects", multiple=True, metavar="MODULE",
-              help="A module (dotted name or .py file) defining the model's custom layers; imported "
-                   "with --trust-model only (recipe: custom_objects). Repeatable.")
+@trust_options
 @click.option("--verbose", is_flag=True,
               help="Show TensorFlow's own messages and warnings (by default kept in DIR/edgeopt.log).")
 def train_cmd(model_name, data_name, out_dir, epochs, seed, overrides, overwrite, quiet, trust_model,
@@ -215,12 +222,7 @@ def train_cmd(model_name, data_name, out_dir, epochs, seed, overrides, overwrite
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @click.option("--json", "as_json", is_flag=True, help="Print report.json to stdout.")
-@click.option("--trust-model", is_flag=True,
-              help="Let code stored in the model files (Lambda layers) run when they load (recipe: "
-                   "trust_model: true). Only for files from a source you trust.")
-@click.option("--custom-objects", "custom_objects", multiple=True, metavar="MODULE",
-              help="A module (dotted name or .py file) defining the model's custom layers; imported "
-                   "with --trust-model only (recipe: custom_objects). Repeatable.")
+@trust_options
 @click.option("--verbose", is_flag=True,
               help="Show TensorFlow's own messages and warnings (by default kept in DIR/edgeopt.log).")
 def compress_cmd(recipe_path, preset, model, data, out_dir, overrides, dump_recipe, overwrite, quiet, as_json,
@@ -545,12 +547,7 @@ def benchmark_cmd(models, targets, threads, runs, min_seconds, warmup, no_xnnpac
 @click.option("--samples", type=click.IntRange(1, 100_000), default=200, show_default=True,
               help="Training samples to calibrate int8 on and to compare each op on.")
 @click.option("--json", "as_json", is_flag=True, help="Print the diagnosis as one JSON document.")
-@click.option("--trust-model", is_flag=True,
-              help="Let code stored in the model files (Lambda layers) run when they load (recipe: "
-                   "trust_model: true). Only for files from a source you trust.")
-@click.option("--custom-objects", "custom_objects", multiple=True, metavar="MODULE",
-              help="A module (dotted name or .py file) defining the model's custom layers; imported "
-                   "with --trust-model only (recipe: custom_objects). Repeatable.")
+@trust_options
 @click.option("--verbose", is_flag=True, help="Show TensorFlow's own messages and warnings.")
 def diagnose_cmd(model, data, samples, as_json, trust_model, custom_objects, verbose) -> None:
     """Find the Keras layers that full int8 quantization hurts, worst first.
