@@ -230,8 +230,9 @@ def check_stage_order(kinds: list[str]) -> None:
     """Reject stage orders that cannot work, before any training, from each technique's placement.
 
     A technique declares its rules as data (:class:`edgeopt.techniques.base.Placement`): ``once``,
-    ``first``, ``last`` and the kinds it must come ``after``, with the reason. Today distillation
-    trains the student, so it comes first and once; pruning comes before clustering (clustering
+    ``first``, ``last`` and the kinds it must come ``after`` (or ``before``), with the reason. Today
+    distillation trains the student, so it comes first and once; channel pruning rebuilds the model, so
+    it comes before the stages that shape weights; pruning comes before clustering (clustering
     after pruning can keep the zeros; pruning after clustering would break the clusters); and
     quantization comes last and once: QAT preserves what came before, but nothing after it can
     preserve QAT. Rules are checked in that order (once, first, last, after), each technique in
@@ -256,6 +257,9 @@ def check_stage_order(kinds: list[str]) -> None:
         for earlier in rule.after:
             if earlier in kinds and max(i for i, k in enumerate(kinds) if k == earlier) > where[kind][0]:
                 raise ValueError(f"stages: {earlier} must come before {kind}{_because(rule.why)}")
+        for later in rule.before:
+            if later in kinds and min(i for i, k in enumerate(kinds) if k == later) < where[kind][-1]:
+                raise ValueError(f"stages: {kind} must come before {later}{_because(rule.why)}")
 
 
 def _because(*reasons: str) -> str:

@@ -9,7 +9,7 @@ without naming it. Importing this package imports no TensorFlow.
 
 from __future__ import annotations
 
-from edgeopt.techniques import cluster, distill, prune, quantize
+from edgeopt.techniques import channels, cluster, distill, prune, quantize
 from edgeopt.techniques.base import Placement, StageContext, Technique
 
 # Kind -> technique, in the order a recipe's "expected one of" message lists them.
@@ -18,6 +18,7 @@ TECHNIQUES: dict[str, Technique] = {
     "cluster": cluster.TECHNIQUE,
     "quantize": quantize.TECHNIQUE,
     "distill": distill.TECHNIQUE,
+    "prune_channels": channels.TECHNIQUE,
 }
 
 __all__ = ["TECHNIQUES", "Placement", "StageContext", "Technique"]

@@ -81,6 +81,7 @@ class Placement:
     first: bool = False  # before every other stage
     last: bool = False  # after every other stage
     after: tuple[str, ...] = ()  # kinds that must come before this one when the recipe has them
+    before: tuple[str, ...] = ()  # kinds that must come after this one when the recipe has them
     why: str = ""  # the reason the rules hold, quoted in their error messages
 
 

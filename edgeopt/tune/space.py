@@ -181,14 +181,17 @@ def _find(node: Any, path: str, found: list[tuple[str, dict]]) -> None:
 
 
 def default_space(recipe: Recipe) -> list[Dimension]:
-    """What a recipe without dimensions searches: each prune stage's target sparsity and each
-    cluster stage's cluster count. (A student's width is not searched: trials share one base.)"""
+    """What a recipe without dimensions searches: each prune stage's target sparsity, each cluster
+    stage's cluster count and each channel-pruning stage's fraction of channels removed. (A student's
+    width is not searched: trials share one base.)"""
     dims = []
     for index, stage in enumerate(recipe.stages):
         if stage.kind == "prune" and stage.structure == "unstructured":
             dims.append(Dimension(f"stages.{index}.target_sparsity", "float", 0.5, 0.95))
         elif stage.kind == "cluster":
             dims.append(Dimension(f"stages.{index}.clusters", "choice", choices=(8, 16, 32)))
+        elif stage.kind == "prune_channels":
+            dims.append(Dimension(f"stages.{index}.fraction", "float", 0.0, 0.75))
     return dims
 
 

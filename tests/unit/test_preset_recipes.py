@@ -13,7 +13,7 @@ from edgeopt.cli import cli
 from edgeopt.presets import FOLDER, names
 
 ROOT = Path(__file__).resolve().parents[2]
-PRESETS = ("ptq-int8", "prune-qat-int8", "prune-cluster-qat-int8")
+PRESETS = ("ptq-int8", "prune-qat-int8", "prune-cluster-qat-int8", "prune-channels-int8")
 
 
 def run(*args: str):
@@ -33,7 +33,7 @@ def usage_error(result) -> str:
     return lines[0]
 
 
-def test_the_three_presets_ship_in_the_package():
+def test_the_presets_ship_in_the_package():
     assert set(PRESETS) <= set(names())
     config = configparser.ConfigParser()
     config.read(ROOT / "setup.cfg")
@@ -97,3 +97,10 @@ def test_the_api_loads_a_preset_like_the_command_line():
                                  overrides=["stages.1.clusters=8"])
     assert [s.kind for s in recipe.stages] == ["prune", "cluster", "quantize"]
     assert recipe.stages[1].clusters == 8 and recipe.train.epochs == 0 and recipe.data.path == "imgs/"
+
+
+def test_the_channel_preset_removes_half_the_channels_before_qat():
+    recipe = dumped("--model", "mine.keras", "--data", "images/", "--preset", "prune-channels-int8")
+    assert [s["kind"] for s in recipe["stages"]] == ["prune_channels", "quantize"]
+    assert recipe["stages"][0]["fraction"] == 0.5 and recipe["stages"][1]["mode"] == "qat"
+    assert recipe["export"] == ["float32", "int8"] and recipe["budgets"]["max_accuracy_drop"] == 0.01

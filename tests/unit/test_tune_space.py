@@ -259,3 +259,13 @@ def test_tune_help_loads_neither_tensorflow_nor_optuna():
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "[]"
+
+
+def test_a_channel_pruning_stage_searches_its_fraction_by_default():
+    from edgeopt.recipe import parse_recipe
+    from edgeopt.tune.space import default_space
+
+    recipe = parse_recipe({"model": "digits_cnn", "data": "digits",
+                           "stages": [{"kind": "prune_channels", "fraction": 0.5, "epochs": 1}]})
+    (dim,) = default_space(recipe)
+    assert dim.name == "stages.0.fraction" and (dim.low, dim.high) == (0.0, 0.75)
