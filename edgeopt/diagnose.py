@@ -259,7 +259,7 @@ def diagnose_model(model, data: Dataset, *, samples: int = DEFAULT_SAMPLES, seed
     chosen = data.representative(count=samples, seed=seed)
     debugger, interpreter = _run_debugger(model, chosen)
     rows = _op_rows(debugger, interpreter)
-    layers = _layers_by_name(model)
+    layers = layers_by_name(model)
     outputs = {detail["index"]: name for name, detail in _signature(interpreter).get_output_details().items()}
     grouped: dict[str, list[_OpRow]] = {}
     fused: dict[str, set[str]] = {}
@@ -373,7 +373,7 @@ def _op_rows(debugger, interpreter) -> list[_OpRow]:
     return rows
 
 
-def _layers_by_name(model) -> dict[str, Any]:
+def layers_by_name(model) -> dict[str, Any]:
     """Every layer of the model by name, nested models' layers too, in the model's order."""
     found: dict[str, Any] = {}
 
@@ -388,17 +388,29 @@ def _layers_by_name(model) -> dict[str, Any]:
 
 
 def _keras_layers(row: _OpRow, layers: Mapping[str, Any], outputs: Mapping[int, str]) -> list[str]:
-    """The Keras layers an op's tensor comes from, the owner first (the earliest in the model's order).
+    """The Keras layers an op's output tensor comes from (:func:`tensor_layers`), by both its names."""
+    return tensor_layers(row.tensor_index, (row.tensor, row.debug_name), layers, outputs)
+
+
+def tensor_layers(index: int, names: Sequence[str], layers: Mapping[str, Any],
+                  outputs: Mapping[int, str]) -> list[str]:
+    """The Keras layers a TFLite tensor comes from, the owner first (the earliest in the model's order).
+
+    Args:
+        index: the tensor's index in its file.
+        names: its name(s) (a debug model's own name and its float twin's, say).
+        layers: every layer of the model by name, in its order (:func:`layers_by_name`).
+        outputs: the file's output tensors' indices -> their signature keys.
 
     A model output is named by its signature key (the output layer's name); any other tensor by the
     layer names among the components of its scope path (``functional/norm/sub``), the deepest (a nested
     model's layer rather than the model) in each part of a fused name (``dense/MatMul;relu/Relu``).
     """
-    if outputs.get(row.tensor_index) in layers:
-        return [outputs[row.tensor_index]]
+    if outputs.get(index) in layers:
+        return [outputs[index]]
     order = {name: position for position, name in enumerate(layers)}
     found = set()
-    for part in f"{row.tensor}{FUSED_SEPARATOR}{row.debug_name}".split(FUSED_SEPARATOR):
+    for part in FUSED_SEPARATOR.join(names).split(FUSED_SEPARATOR):
         known = [c for c in (c.split(":")[0] for c in part.split(SCOPE_SEPARATOR)) if c in layers]
         if known:
             found.add(known[-1])

@@ -6,16 +6,24 @@ the budgets and the reference ``.tflite`` (the float file every drop is measured
 in order:
 
 1. ``calibration``: 1000 calibration samples instead of 200, so rare large activations set the ranges;
-2. ``equalised``: cross-layer equalisation: for each pair of consecutive Dense or Conv2D layers joined
+2. ``percentile`` (int8): each activation tensor's range from the 0.01th to the 99.99th percentile
+   (:data:`edgeopt.calibrate.PERCENTILE`) of its values on those samples instead of their min/max, so
+   a value seen once no longer sets the step of all the others
+   (:func:`~edgeopt.calibrate.percentile_ranges`);
+3. ``equalised``: cross-layer equalisation: for each pair of consecutive Dense or Conv2D layers joined
    by a ReLU (or no activation), output channel ``i`` of the first is divided by ``s_i`` and input
    channel ``i`` of the second multiplied by it, with ``s_i = sqrt(r1_i / r2_i)`` from the two weight
    ranges, so both become ``sqrt(r1_i * r2_i)``; the float function is unchanged (ReLU commutes with a
    positive scale), which is checked on samples before the attempt is used;
-3. ``float layers``: the layers :func:`edgeopt.diagnose.diagnose_model` ranks worst, one, then two,
-   then three, kept in float through the QuantizationDebugger's denylist (every other op stays int8),
-   as long as at least 80 % of the file's multiply-accumulates still run in integers.
+4. ``bias correction``: each Conv2D, DepthwiseConv2D and Dense bias, layer by layer, less the mean
+   error per output channel its integer file shows on the calibration samples, on the equalised model
+   when equalisation found pairs (:func:`edgeopt.calibrate.bias_corrected`);
+5. ``float layers`` (int8): the layers :func:`edgeopt.diagnose.diagnose_model` ranks worst, one, then
+   two, then three, kept in float through the QuantizationDebugger's denylist (every other op stays
+   int8), as long as at least 80 % of the file's multiply-accumulates still run in integers.
 
-Each attempt is judged on a validation slice of the training split (never the test split the report's
+The first four keep every op integer; an attempt that cannot be made is recorded with its reason. Each
+attempt is judged on a validation slice of the training split (never the test split the report's
 figures come from): its task metric against the reference file's on the same samples, through
 :meth:`edgeopt.recipe.Budgets.allows`, the rule ``check`` uses. The result lists every attempt with its
 figures; the caller measures the kept file like any export, and the report's judge has the last word.
@@ -32,7 +40,9 @@ from typing import Any
 
 import numpy as np
 
+from edgeopt.calibrate import PERCENTILE, bias_corrected, percentile_ranges
 from edgeopt.data import Dataset, take
+from edgeopt.errors import ConversionError
 from edgeopt.recipe import Budgets
 
 MORE_CALIBRATION = 1000
@@ -112,17 +122,28 @@ def repair(model, fmt: str, data: Dataset, budgets: Budgets, reference_file: byt
             return ok and on_test is not False
 
         progress(f"repairing {fmt}: more calibration")
-        raw = convert(model, fmt, data.representative(count=MORE_CALIBRATION, seed=seed), int8_io=int8_io)
-        if judge("calibration", f"{MORE_CALIBRATION} calibration samples instead of 200", raw):
+        representative = data.representative(count=MORE_CALIBRATION, seed=seed)
+        calibrated = convert(model, fmt, representative, int8_io=int8_io)
+        if judge("calibration", f"{MORE_CALIBRATION} calibration samples instead of 200", calibrated):
+            return Repair(tuple(attempts), calibrated)
+
+        progress(f"repairing {fmt}: percentile ranges")
+        raw, detail = _percentile_attempt(model, fmt, representative, int8_io)
+        if judge("percentile", detail, raw):
             return Repair(tuple(attempts), raw)
 
         progress(f"repairing {fmt}: cross-layer equalisation")
         equalised, pairs = equalise(model, take(data.x_train, slice(0, 256)))
-        raw = convert(equalised, fmt, data.representative(count=MORE_CALIBRATION, seed=seed),
-                      int8_io=int8_io) if pairs else None
+        raw = convert(equalised, fmt, representative, int8_io=int8_io) if pairs else None
         detail = (f"{len(pairs)} layer pair(s) equalised: " + ", ".join(f"{a}->{b}" for a, b in pairs)
                   if pairs else "no Dense/Conv2D pair joined by ReLU to equalise")
         if judge("equalised", detail, raw):
+            return Repair(tuple(attempts), raw)
+
+        progress(f"repairing {fmt}: bias correction")
+        base, first = (equalised, raw) if pairs else (model, calibrated)
+        raw, detail = _bias_attempt(base, fmt, representative, int8_io, convert, first, bool(pairs))
+        if judge("bias correction", detail, raw):
             return Repair(tuple(attempts), raw)
 
         if fmt != "int8":
@@ -138,12 +159,42 @@ def repair(model, fmt: str, data: Dataset, budgets: Budgets, reference_file: byt
             # Quantization must start after a layer kept in float that reads the model's input (a
             # Normalization of features on different scales): the file then takes float input.
             io = "float" if any(_reads_input(model, name) for name in names) else int8_io
-            raw = float_layers(model, data.representative(count=MORE_CALIBRATION, seed=seed),
-                               [t for layer in chosen for t in layer.tensors], int8_io=io)
+            raw = float_layers(model, representative, [t for layer in chosen for t in layer.tensors],
+                               int8_io=io)
             if judge("float layers", f"kept in float: {', '.join(names)} (ranked worst by diagnose)", raw,
                      names):
                 return Repair(tuple(attempts), raw)
         return Repair(tuple(attempts))
+
+
+def _percentile_attempt(model, fmt: str, representative: np.ndarray,
+                        int8_io: str) -> tuple[bytes | None, str]:
+    """The ``percentile`` attempt's file (None when not made) and its one-line detail."""
+    if fmt != "int8":
+        return None, "int8 only: TensorFlow's int16x8 quantizer takes no ranges but its own calibration's"
+    try:
+        raw, narrowed = percentile_ranges(model, representative, int8_io=int8_io)
+    except ConversionError as exc:
+        return None, f"not made: {exc}"
+    return raw, (f"activation ranges from the {100 - PERCENTILE:.3g}th to {PERCENTILE:.4g}th percentile of "
+                 f"{MORE_CALIBRATION} samples instead of min/max: {narrowed} tensor(s) narrowed")
+
+
+def _bias_attempt(model, fmt: str, representative: np.ndarray, int8_io: str, convert: Callable[..., bytes],
+                  first: bytes, equalised: bool) -> tuple[bytes | None, str]:
+    """The ``bias correction`` attempt's file (None when there was nothing to correct) and its detail."""
+    def quantize(corrected) -> bytes:
+        return convert(corrected, fmt, representative, int8_io=int8_io)
+
+    try:
+        _, raw, layers = bias_corrected(model, representative, quantize, first=first)
+    except ConversionError as exc:
+        return None, f"not made: {exc}"
+    if not layers:
+        return None, "no Conv2D/DepthwiseConv2D/Dense layer with a bias to correct"
+    on = " of the equalised model" if equalised else ""
+    return raw, (f"biases{on} less the {fmt} file's mean error per output channel, {len(layers)} "
+                 f"layer(s): " + ", ".join(layers))
 
 
 def needed(stage, fmt: str, variant, reference, budgets: Budgets | None, model, data: Dataset) -> bool:

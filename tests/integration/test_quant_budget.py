@@ -69,7 +69,8 @@ def test_the_preset_repairs_it_by_keeping_the_normalization_in_float(tabular, tm
     original = next(v for v in report["variants"] if v["name"] == "original")
     assert original["metrics"]["accuracy"]["value"] - int8["metrics"]["accuracy"]["value"] <= 0.01
     attempts = int8["repair"]["attempts"]
-    assert [a["name"] for a in attempts][:2] == ["calibration", "equalised"]  # cheapest first, both short
+    assert [a["name"] for a in attempts][:4] == ["calibration", "percentile", "equalised",
+                                                 "bias correction"]  # cheapest first, all short
     assert int8["float_layers"] == ["norm"] and int8["integer_mac_share"] >= 0.8
     assert int8["note"].startswith("repaired (float layers)")
     check = next(c for c in report["checks"] if c["check"] == "int8_ops" and c["variant"] == "int8")
@@ -112,7 +113,7 @@ def spiky(tmp_path_factory):
     return folder
 
 
-def test_an_outlier_channel_is_repaired_by_equalisation_keeping_every_op_int8(spiky, tmp_path):
+def test_an_outlier_channel_is_repaired_keeping_every_op_int8(spiky, tmp_path):
     out = tmp_path / "out"
     result = CliRunner().invoke(cli, ["compress", "--preset", "ptq-int8", "--model",
                                       str(spiky / "spiky.keras"), "--data", str(spiky / "digits.npz"),
@@ -124,5 +125,5 @@ def test_an_outlier_channel_is_repaired_by_equalisation_keeping_every_op_int8(sp
     accuracy = {name: v["metrics"]["accuracy"]["value"] for name, v in variants.items()}
     assert accuracy["original"] - accuracy["int8"] <= 0.01
     kept = int8["repair"]["kept"]
-    assert kept in ("calibration", "equalised"), int8["repair"]  # fixes that keep every op int8
+    assert kept in ("calibration", "percentile", "equalised", "bias correction"), int8["repair"]  # all int8
     assert int8["inspect"]["float_ops"] == [] and int8["integer_mac_share"] == 1.0
