@@ -2,10 +2,10 @@
 """Post-training quantization, measured: full int8, repaired int8, int16x8 and the LiteRT quantizer's
 recipes on the zoo models and on two models that int8 breaks, side by side in one table.
 
-The two broken models are built here, as a user builds them in Keras 3 (never shipped):
-* ``tabular``: a Normalization-first MLP on 8 CSV features whose scales run from 1e-3 to 1e4;
-* ``spiky``: a CNN on digits one of whose convolutions has a channel firing on ~5 % of positions,
-  ~300x larger than the others (the function is kept by scaling the next layer's input down).
+The two broken models are built by scripts/user_models.py, as a user builds them in Keras 3 (never
+shipped): ``tabular``, a Normalization-first MLP on 8 CSV features whose scales run from 1e-3 to 1e4
+(1200 rows, two hidden layers); ``spiky``, a CNN on digits one of whose convolutions has a channel
+firing on ~5 % of positions, ~300x larger than the others.
 
 Each model is prepared once (data, model, measured float reference: ``edgeopt.prepare``) and every
 row is one ``edgeopt.compress`` of it, so every figure is against the same reference. Sizes, the task
@@ -25,13 +25,10 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 BUDGETS = ["budgets.max_accuracy_drop=0.01", "budgets.max_error_increase=0.05"]
 QUICK_BENCH = ["benchmark.min_seconds=0.5", "benchmark.warmup=20"]
 ZOO = {"digits_cnn": [], "facepose_mlp": [], "mobilenet_v2": []}
-SCALES = np.array([1e-3, 1.0, 50.0, 1e3, 1e4, 0.1, 5.0, 300.0])
 
 PTQ = {"kind": "quantize", "mode": "ptq"}
 # row label -> (stages, export)
@@ -49,66 +46,18 @@ ROWS = {
 }
 
 
-def build_tabular(folder: Path) -> tuple[str, str]:
-    import keras
-
-    rng = np.random.default_rng(0)
-    x = (rng.normal(size=(1200, 8)) * SCALES + SCALES * 3).astype("float32")
-    y = (((x - SCALES * 3) / SCALES) @ rng.normal(size=(8, 3))).argmax(1)
-    csv = folder / "tabular.csv"
-    with open(csv, "w") as f:
-        f.write(",".join(f"f{i}" for i in range(8)) + ",label\n")
-        f.writelines(",".join(f"{v:.7g}" for v in row) + f",{label}\n"
-                     for row, label in zip(x, y, strict=True))
-    keras.utils.set_random_seed(0)
-    norm = keras.layers.Normalization(name="norm")
-    norm.adapt(x[:960])
-    model = keras.Sequential([keras.Input((8,)), norm, keras.layers.Dense(32, activation="relu"),
-                              keras.layers.Dense(32, activation="relu"), keras.layers.Dense(3)])
-    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(x[:960], y[:960], epochs=40, verbose=0)
-    model.save(folder / "tabular.keras")
-    return str(folder / "tabular.keras"), str(csv)
-
-
-def build_spiky(folder: Path) -> tuple[str, str]:
-    import keras
-
-    from edgeopt.data import load_dataset
-
-    data = load_dataset("digits")
-    npz = folder / "digits.npz"
-    np.savez(npz, x_train=data.x_train, y_train=data.y_train, x_test=data.x_test, y_test=data.y_test)
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input(data.x_train.shape[1:])
-    x = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv1")(inputs)
-    x = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="spiky")(x)
-    x = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv3")(x)
-    model = keras.Model(inputs, keras.layers.Dense(10)(keras.layers.GlobalAveragePooling2D()(x)))
-    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(data.x_train, data.y_train, epochs=30, batch_size=32, verbose=0)
-    kernel, bias = model.get_layer("spiky").get_weights()
-    active = keras.Model(inputs, model.get_layer("spiky").output).predict(data.x_train, verbose=0)
-    channel = int(active.reshape(-1, 16).mean(0).argmax())
-    threshold = np.quantile(active[..., channel][active[..., channel] > 0], 0.98)
-    kernel[..., channel] *= 300.0
-    bias[channel] = (bias[channel] - threshold) * 300.0
-    model.get_layer("spiky").set_weights([kernel, bias])
-    k3, b3 = model.get_layer("conv3").get_weights()
-    k3[:, :, channel, :] /= 300.0
-    model.get_layer("conv3").set_weights([k3, b3])
-    model.fit(data.x_train, data.y_train, epochs=10, batch_size=32, verbose=0)
-    model.save(folder / "spiky.keras")
-    return str(folder / "spiky.keras"), str(npz)
-
-
 def recipe_for(name: str, folder: Path):
     import edgeopt
 
     overrides = BUDGETS + QUICK_BENCH
     if name in ZOO:
         return edgeopt.load_recipe(ROOT / "models" / name / "recipe.yaml", overrides + ZOO[name])
-    model, data = {"tabular": build_tabular, "spiky": build_spiky}[name](folder)
+    import user_models  # next to this script
+
+    build = {"tabular": lambda f: user_models.tabular(f, rows=1200, epochs=40, hidden=(32, 32)),
+             "spiky": user_models.spiky_cnn}[name]
+    (folder / name).mkdir(parents=True, exist_ok=True)
+    model, data = (str(path) for path in build(folder / name))
     return edgeopt.load_recipe(preset="ptq-int8", model=model, data=data, overrides=overrides)
 
 

@@ -21,33 +21,9 @@ from edgeopt.cli import cli
 
 pytestmark = pytest.mark.integration
 
-SCALES = np.array([1e-3, 1.0, 50.0, 1e3, 1e4, 0.1, 5.0, 300.0])
 # Pruning to 30 % here, not the preset's 50 %: this small MLP loses a few test rows to 50 % zeros in
 # float already, and what is under test is what QAT adds.
 SPARSITY = "stages.0.target_sparsity=0.3"
-
-
-@pytest.fixture(scope="module")
-def tabular(tmp_path_factory):
-    import keras  # Keras 3, as a user builds the model
-
-    folder = tmp_path_factory.mktemp("tabular")
-    rng = np.random.default_rng(0)
-    x = (rng.normal(size=(600, 8)) * SCALES + SCALES * 3).astype("float32")
-    y = (((x - SCALES * 3) / SCALES) @ rng.normal(size=(8, 3))).argmax(1)
-    with open(folder / "tab.csv", "w") as f:
-        f.write(",".join(f"f{i}" for i in range(8)) + ",label\n")
-        f.writelines(",".join(f"{v:.7g}" for v in row) + f",{label}\n"
-                     for row, label in zip(x, y, strict=True))
-    keras.utils.set_random_seed(0)
-    norm = keras.layers.Normalization(name="norm")
-    norm.adapt(x[:480])
-    model = keras.Sequential([keras.Input((8,)), norm, keras.layers.Dense(32, activation="relu"),
-                              keras.layers.Dense(3)])
-    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(x[:480], y[:480], epochs=60, verbose=0)
-    model.save(folder / "tab.keras")
-    return folder
 
 
 @pytest.fixture(scope="module")
