@@ -566,6 +566,9 @@ def _compress(prepared: Prepared, recipe: Recipe, scratch: Path, progress: Progr
                                            "quantization starting after it (quantization-aware training)")
         if repair.needed(quantization, fmt, variant, reference, recipe.budgets, source, data):
             variant = _repaired(variant, source, fmt, path, data, recipe, prepared, progress, stopped)
+        keras_float = hasattr(float_model, "inputs")  # a graph SavedModel has no layers to diagnose
+        if keras_float and repair.misses_budget(fmt, variant, reference, recipe.budgets, data):
+            variant = _diagnosed(variant, float_model, data, recipe.seed, progress)
         variants.append(variant)
         files[path.name] = path.read_bytes()
 
@@ -621,6 +624,19 @@ def _repaired(variant: Variant, model, fmt: str, path: Path, data: Dataset, reci
     note = f"repaired ({kept.name}): {kept.detail}" + (
         f"; {share:.0%} of its MACs in integer ops" if share is not None and kept.float_layers else "")
     return measured.replace(extra={**measured.extra, **record}, note=note)
+
+
+def _diagnosed(variant: Variant, model, data: Dataset, seed: int, progress: Progress) -> Variant:
+    """The export over its accuracy budget with ``edgeopt diagnose``'s summary of the float model it
+    came from: which layers int8 hurts (report.json ``diagnosis``, a plot in report.html)."""
+    from edgeopt.errors import EdgeoptError
+
+    progress(f"diagnosing why {variant.name} missed its accuracy budget")
+    try:
+        summary = repair.diagnosis_summary(model, data, seed)
+    except EdgeoptError as exc:  # the diagnosis is an explanation: its failure must not hide the figures
+        summary = {"error": str(exc)}
+    return variant.replace(extra={**variant.extra, "diagnosis": summary})
 
 
 def run_recipe(

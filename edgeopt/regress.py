@@ -812,6 +812,9 @@ def judge_budgets(report: Report) -> Report:
                         f"but not in this judgement; {hint or ''}")
             elif tried:
                 hint = f"no repair met the budget ({_attempts(tried)} on the validation slice); {hint or ''}"
+            worst = ((v.extra.get("diagnosis") or {}).get("layers") or [{}])[0].get("name")
+            if worst:
+                hint = f"diagnose ranks layer '{worst}' worst (report.json diagnosis); {hint or ''}"
             v = v.replace(status=Status.FAILED, reason="; ".join(reasons) + (f"; {hint}" if hint else ""))
         variants.append(v)
     return report.replace(variants=tuple(variants)).with_status()

@@ -200,22 +200,38 @@ def _bias_attempt(model, fmt: str, representative: np.ndarray, int8_io: str, con
 def needed(stage, fmt: str, variant, reference, budgets: Budgets | None, model, data: Dataset) -> bool:
     """Whether the export ``variant`` (just measured) should be repaired: a post-training integer export
     of the TFLite converter, with ``repair: auto``, that misses the accuracy budget on the test split."""
-    from edgeopt.types import TASK_METRIC, Task
-
     if stage is None or stage.repair != "auto" or stage.mode != "ptq" or stage.backend != "tflite":
         return False
-    if fmt not in REPAIRED_FORMATS or budgets is None or not variant.ok or not hasattr(model, "inputs"):
+    if not hasattr(model, "inputs") or not repairable(data, model):
         return False
-    if data.task not in TASK_METRIC or not repairable(data, model):
-        return False
-    name = TASK_METRIC[Task(data.task)]
-    value, ref = variant.metric(name), reference.metric(name)
-    if value is None or ref is None:
-        return False
-    return budgets.allows(ref.value, value.value, ref.higher_is_better) is False
+    return misses_budget(fmt, variant, reference, budgets, data)
 
 
 REPAIRED_FORMATS = ("int8", "int16x8")
+DIAGNOSED_LAYERS = 8  # the worst layers a report keeps of a diagnosis
+
+
+def misses_budget(fmt: str, variant, reference, budgets: Budgets | None, data: Dataset) -> bool:
+    """Whether an integer export's task metric misses the accuracy budget (the report's judge)."""
+    from edgeopt.types import TASK_METRIC, Task
+
+    if fmt not in REPAIRED_FORMATS or budgets is None or not variant.ok or data.task not in TASK_METRIC:
+        return False
+    name = TASK_METRIC[Task(data.task)]
+    value, ref = variant.metric(name), reference.metric(name)
+    return value is not None and ref is not None and budgets.allows(ref.value, value.value,
+                                                                     ref.higher_is_better) is False
+
+
+def diagnosis_summary(model, data: Dataset, seed: int = 0) -> dict[str, Any]:
+    """What a report keeps of :func:`edgeopt.diagnose.diagnose_model` for an export over budget: its
+    verdict and its worst layers, as ``edgeopt diagnose --json`` gives them."""
+    from edgeopt.diagnose import diagnose_model
+
+    found = diagnose_model(model, data, seed=seed)
+    document = found.to_json()
+    return {"verdict": found.verdict(), "layers": document["layers"][:DIAGNOSED_LAYERS],
+            "method": document["method"], "samples": document["samples"]}
 
 
 # -- the validation slice ------------------------------------------------------------------------------

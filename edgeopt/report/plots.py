@@ -334,6 +334,31 @@ def _histories(report: Report) -> list[tuple[str, dict[str, list[float | None]]]
     return out
 
 
+def _diagnosis_plot(v: Variant):
+    """Each diagnosed layer's error in int8 steps (its own ops', and its input's), worst first."""
+    layers = [layer for layer in v.extra["diagnosis"]["layers"] if isinstance(layer, Mapping)]
+    if not layers:
+        return None
+    names = [str(layer.get("name")) for layer in layers]
+    floor = 1e-3  # a log axis: a layer with no error shows at the floor
+    own = [max(finite(layer.get("rmse_over_scale")) or 0.0, floor) for layer in layers]
+    given = [max(finite(layer.get("input_rmse_over_scale")) or 0.0, floor) for layer in layers]
+    fig = new_figure(PLOT_WIDTH_IN, 0.6 + 0.32 * len(names))
+    ax = fig.subplots()
+    rows = range(len(names))
+    ax.barh([r + 0.2 for r in rows], own, height=0.4, label="its ops (RMS error, int8 steps)")
+    ax.barh([r - 0.2 for r in rows], given, height=0.4, label="its input (RMS error, int8 steps)")
+    ax.set_yticks(list(rows), names, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.axvline(1 / 12 ** 0.5, color="grey", ls=":", lw=1, label="rounding alone")
+    ax.set_xlabel("RMS error in steps of the int8 scale (log)", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.grid(alpha=0.3, axis="x")
+    ax.legend(fontsize=6)
+    return fig
+
+
 def _training_plot(report: Report):
     phases = _histories(report)
     if not phases:
@@ -484,6 +509,10 @@ def figures(report: Report) -> list[tuple[str, Any]]:
                       lambda t=t: _tradeoff_plot(report, "latency", t)))
     for t in report.targets():
         specs.append((f"latency distribution on {t}", lambda t=t: _latency_plot(report, t)))
+    for v in report.variants:
+        if (v.extra.get("diagnosis") or {}).get("layers"):
+            specs.append((f"{v.name}: int8 error per Keras layer, worst first (edgeopt diagnose)",
+                          lambda v=v: _diagnosis_plot(v)))
     specs += [
         ("per-tensor sparsity", lambda: _tensor_plot(report, "sparsity")),
         ("per-tensor cluster counts (distinct values)", lambda: _tensor_plot(report, "unique_values")),

@@ -33,6 +33,10 @@ def test_without_repair_a_collapsed_int8_variant_fails_the_budget_in_one_line(ta
     assert variants["int8"]["status"] == "failed" and "budget 1" in variants["int8"]["reason"]
     accuracy = {name: v["metrics"]["accuracy"]["value"] for name, v in variants.items()}
     assert accuracy["original"] - accuracy["int8"] > 0.01  # the figure that failed it is kept
+    # compress diagnosed the miss: the culprit is named in the report, the reason and a plot
+    assert variants["int8"]["diagnosis"]["layers"][0]["name"] == "norm"
+    assert "diagnose ranks layer 'norm' worst" in variants["int8"]["reason"]
+    assert "int8: int8 error per Keras layer, worst first" in (out / "report.html").read_text()
 
 
 def test_the_preset_repairs_it_by_keeping_the_normalization_in_float(tabular, tmp_path):
