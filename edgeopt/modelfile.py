@@ -331,6 +331,19 @@ def unknown_layer_classes(configs: list[Any]) -> list[str]:
                    or not ({node["class_name"], *_class_names(node)} & known)})
 
 
+def registered_names() -> set[str]:
+    """Names registered as custom objects with tf_keras or, in a process that has imported it, with
+    Keras 3 (``register_keras_serializable``): objects either Keras finds without importing anything."""
+    import sys
+
+    from edgeopt.kerasapi import keras
+
+    names = set(keras.utils.get_custom_objects())
+    if "keras" in sys.modules:  # Keras 3, imported by the user's code or a Keras 3 load
+        names |= set(keras3.keras3_module().saving.get_custom_objects())
+    return names
+
+
 CUSTOM_HINT = ("name the module that defines them with --custom-objects MODULE (recipe: custom_objects: "
                "[MODULE]) and --trust-model")
 
@@ -352,9 +365,7 @@ def check_no_code(path: Path, trust: bool, where: str) -> str:
                          f"{TRUST_HINT}")
     foreign = custom_classes(configs)
     if foreign:  # registered (custom_objects, or the API user's own process): Keras imports nothing
-        from edgeopt.kerasapi import keras
-
-        known = keras.utils.get_custom_objects()
+        known = registered_names()
         foreign = [name for name in foreign if name not in known and name.split(">")[-1] not in known]
     if foreign:
         raise InputError(f"{where}: {path} uses custom classes {', '.join(foreign)}, whose modules Keras "
