@@ -7,15 +7,17 @@ layer's input rows. A residual Add (or Multiply) ties its inputs' groups into on
 each input's offset; Flatten maps a channel to its positions in the flattened vector. Channels that
 reach a model output, and groups that touch a layer it cannot reason about (a Lambda, a custom
 layer, Reshape, attention), are left whole and listed as skipped. Each group keeps its best channels
-by ``criterion``, in counts that are multiples of ``round_to`` and never below ``min_channels``, and
-the model is rebuilt from its configuration with fewer ``filters`` / ``units`` and the kept slices
-of every weight: an ordinary, smaller tf_keras model, with no wrappers to strip. ``gradual`` removes
-channels in ``rounds`` steps, each but the last followed by ``round_epochs`` of fine-tuning inside
-``apply`` (a model cannot be rebuilt in the middle of ``fit``); the pipeline's fine-tune after
-``apply`` is the last one. With ``distill``, every fine-tune also learns from the unpruned model's
-outputs (the distill stage's guide). It comes before the stages that shape weights (prune, cluster,
-quantize), which a rebuild would undo. The checks: each export's params and MACs, read from the
-``.tflite``, are at most the share of the unpruned model's that the pruned Keras model counts.
+by ``criterion``, in counts that are multiples of ``round_to`` and never below ``min_channels`` (nor
+below :data:`STRIDED_1X1_INPUTS` where they feed a strided 1x1 convolution), and the model is
+rebuilt from its configuration with fewer ``filters`` / ``units`` and the kept slices of every
+weight: an ordinary, smaller tf_keras model, with no wrappers to strip; every sliced weight is checked
+against the shape its rebuilt layer's configuration implies. ``gradual`` removes channels in
+``rounds`` steps, each but the last followed by ``round_epochs`` of fine-tuning inside ``apply`` (a
+model cannot be rebuilt in the middle of ``fit``); the pipeline's fine-tune after ``apply`` is the
+last one. With ``distill``, every fine-tune also learns from the unpruned model's outputs (the
+distill stage's guide). It comes before the stages that shape weights (prune, cluster, quantize),
+which a rebuild would undo. The checks: each export's params and MACs, read from the ``.tflite``,
+are at most the share of the unpruned model's that the pruned Keras model counts.
 """
 
 from __future__ import annotations
@@ -57,6 +59,12 @@ GRADUAL_ROUNDS = 3
 TOLERANCE = 0.02
 TAYLOR_SAMPLES = 512  # training samples the first-order Taylor scores are summed over
 TAYLOR_BATCH = 64
+# The fewest channels a group keeps when it feeds a 1x1 convolution with a stride above 1. Training
+# such a layer with fewer input channels than oneDNN's block (16 with AVX-512, 8 with AVX2) corrupts
+# the heap, on an odd-sized batch such as an epoch's last one: the kernel gradient's oneDNN path
+# (Conv2DBackpropFilter, "rtus") writes past its buffer, and TensorFlow segfaults or aborts with
+# "double free or corruption" (TF 2.21 with oneDNN on, its default on x86; oneDNN issue #6035).
+STRIDED_1X1_INPUTS = 16
 
 # -- the stage --------------------------------------------------------------------------------------
 
@@ -154,7 +162,7 @@ class PruneChannels(Technique):
                              "or Dense layers that feed other Conv2D or Dense layers through layers it "
                              "knows (batch norm, element-wise activations, pooling, Add, Concatenate)")
         guide = _teacher_guide(model, ctx, where) if stage.distill else None
-        ctx.notes.update(before=cost(nodes), skipped=grouping.skipped, fallback=[])
+        ctx.notes.update(before=cost(nodes), skipped=grouping.skipped, fallback=[], held=grouping.held)
         current, originals = model, {label: grouping.channels(label) for label in finals}
         for step in range(1, stage.steps + 1):
             counts = {label: step_channels(originals[label], final, step, stage.steps, stage.round_to)
@@ -200,6 +208,8 @@ class PruneChannels(Technique):
         }
         if ctx.notes["fallback"]:
             achieved["l1_fallback"] = sorted(set(ctx.notes["fallback"]))  # bn_scale groups without a BN
+        if ctx.notes.get("held"):
+            achieved["held"] = dict(ctx.notes["held"])  # groups kept above what was asked, and why
         counts, skipped = skipped_summary(ctx.notes["skipped"], "channel-pruned")
         pruned = sum(1 for before, after in channels.values() if after < before)
         summary = (f"{pruned} of {len(channels)} channel groups pruned: params {params_before:,} -> "
@@ -296,6 +306,14 @@ def _fixed(channels: int | None) -> Layout | None:
     return None if channels is None else (Block(1, ((None, channels),)),)
 
 
+def _strided_1x1(config: Mapping[str, Any]) -> bool:
+    """Whether a convolution's config has a 1x1 kernel and a stride above 1 (see STRIDED_1X1_INPUTS)."""
+    kernel, strides = config.get("kernel_size", ()), config.get("strides", 1)
+    kernel = kernel if isinstance(kernel, list | tuple) else [kernel]
+    strides = strides if isinstance(strides, list | tuple) else [strides]
+    return bool(kernel) and all(k == 1 for k in kernel) and any(s > 1 for s in strides)
+
+
 def _last_axis(axis: Any, rank: int) -> bool:
     """Whether a layer's ``axis`` config names the last axis of a ``rank``-dimensional tensor."""
     axes = axis if isinstance(axis, list | tuple) else [axis]
@@ -316,6 +334,8 @@ class Grouping:
         self.ops: dict[str, str] = {}
         self.opaque: dict[str, str] = {}  # layers it does not look inside -> why
         self.skipped: dict[str, str] = {}  # name -> "Type(reason)", for the report
+        self.strided_1x1: list[str] = []  # 1x1 convolutions with a stride above 1, in graph order
+        self.held: dict[str, str] = {}  # label -> why it keeps more than asked (final_channels)
 
     def root(self, group: int) -> int:
         while self.parent[group] != group:
@@ -357,6 +377,13 @@ class Grouping:
 
     def prunable(self) -> list[str]:
         return [label for label, g in self.groups().items() if g not in self.why]
+
+    def feeds_strided_1x1(self, group: int) -> list[str]:
+        """The strided 1x1 convolutions whose input carries the group's channels."""
+        root = self.root(group)
+        return [name for name in self.strided_1x1
+                if any(g is not None and self.root(g) == root for block in self.inputs[name]
+                       for g, _ in block.segments)]
 
     def named(self, name: str) -> set[int]:
         """The groups a layer's name stands for: a producer's output, else what its output carries."""
@@ -410,6 +437,8 @@ class Grouping:
         (first, *rest) = ins
         if node.op in PRODUCERS:
             self.inputs[node.name] = first
+            if node.op != "Dense" and _strided_1x1(config):
+                self.strided_1x1.append(node.name)
             group = self.produced[node.name] = self.new(int(node.shape[-1]))
             if config.get("activation", "linear") not in ELEMENTWISE:
                 self.coupled[group] = f"{config.get('activation')} activation"
@@ -503,6 +532,10 @@ def final_channels(grouping: Grouping, stage: ChannelsStage, where: str) -> dict
     """The channels each prunable group keeps at the end: its fraction is the smallest of
     ``stage.fraction`` and the ``stage.layers`` overrides naming one of its layers, if any.
 
+    A group feeding a strided 1x1 convolution keeps at least :data:`STRIDED_1X1_INPUTS` channels (all
+    of them if it has fewer); the groups this holds above what was asked are recorded, with why, in
+    ``grouping.held``.
+
     Raises:
         InputError: a name in ``stage.layers`` that the model lacks, or that names channels left whole.
     """
@@ -522,9 +555,19 @@ def final_channels(grouping: Grouping, stage: ChannelsStage, where: str) -> dict
                              "remove it or give it 0")
         for group in groups:
             overrides[group] = min(overrides.get(group, fraction), fraction)
-    return {label: kept_channels(grouping.width[group], overrides.get(group, stage.fraction),
-                                 stage.min_channels, stage.round_to)
-            for label, group in grouping.groups().items() if group not in grouping.why}
+    finals = {}
+    for label, group in grouping.groups().items():
+        if group in grouping.why:
+            continue
+        width, fraction = grouping.width[group], overrides.get(group, stage.fraction)
+        kept = kept_channels(width, fraction, stage.min_channels, stage.round_to)
+        convs = grouping.feeds_strided_1x1(group)
+        if convs and kept < min(width, STRIDED_1X1_INPUTS):
+            kept = kept_channels(width, fraction, max(stage.min_channels, STRIDED_1X1_INPUTS), stage.round_to)
+            grouping.held[label] = (f"feeds the strided 1x1 convolution {', '.join(convs)}: at least "
+                                    f"{STRIDED_1X1_INPUTS} channels, fewer crash TensorFlow's training")
+        finals[label] = kept
+    return finals
 
 
 def cost(nodes: Sequence[Node]) -> tuple[int, int]:
@@ -696,8 +739,37 @@ def rebuild(model, grouping: Grouping, keep: Mapping[int, Sequence[int]]):
     for layer in model.layers:
         new = pruned.get_layer(layer.name)
         if new is not layer and layer.weights:
-            new.set_weights(sliced_weights(layer, grouping, keep))
+            values = sliced_weights(layer, grouping, keep)
+            if layer.name in grouping.inputs or layer.name in grouping.produced:
+                check_rebuilt(layer, new, values)
+            new.set_weights(values)
     return pruned
+
+
+def check_rebuilt(layer, new, values: Sequence[np.ndarray]) -> None:
+    """Refuse a rebuilt layer whose sliced weights, its variables and the shapes a fresh layer of its
+    configuration builds disagree, or that narrows a strided 1x1 convolution's input below
+    :data:`STRIDED_1X1_INPUTS`: TensorFlow would crash in training (a kernel that does not check
+    shapes writes out of bounds) instead of saying what is wrong.
+
+    Raises:
+        RuntimeError: a bug in the grouping or the slicing, named with the layer and the shapes.
+    """
+    fresh = type(new).from_config(new.get_config())
+    fresh.build(new.input_shape)
+    expected = [tuple(w.shape) for w in fresh.weights]
+    variables = [tuple(w.shape) for w in new.weights]
+    given = [tuple(np.shape(v)) for v in values]
+    where = f"channel pruning rebuilt layer '{new.name}' ({type(new).__name__})"
+    if not given == variables == expected:
+        raise RuntimeError(f"{where} with weights of shapes {given} and variables {variables}, but its "
+                           f"configuration builds {expected}; this is a bug in edgeopt's prune_channels")
+    before, after = int(layer.input_shape[-1]), int(new.input_shape[-1])
+    convolution = type(new).__name__ in PRODUCERS - {"Dense"}
+    if convolution and _strided_1x1(new.get_config()) and after < min(before, STRIDED_1X1_INPUTS):
+        raise RuntimeError(f"{where} as a strided 1x1 convolution with {after} input channels (from "
+                           f"{before}); fewer than {STRIDED_1X1_INPUTS} crash TensorFlow's training; this "
+                           "is a bug in edgeopt's prune_channels")
 
 
 def sliced_weights(layer, grouping: Grouping, keep: Mapping[int, Sequence[int]]) -> list[np.ndarray]:

@@ -261,6 +261,69 @@ def test_a_bad_layer_name_is_refused_in_one_line(env):
     # the order (prune_channels before prune, cluster, quantize) is the recipe's: test_channels_groups
 
 
+# -- a strided 1x1 convolution: TensorFlow's crash, and the rebuild's guard ----------------------------
+
+
+def strided_projection():
+    """A residual block downsampling 16x16 maps, its shortcut a 1x1 convolution of stride 2 fed by the
+    stem's group: with 8 input channels, its kernel gradient on an odd-sized batch corrupted the heap
+    in oneDNN (a segfault, or "double free or corruption", inside fit)."""
+    from edgeopt.kerasapi import keras
+
+    layers, inputs = keras.layers, keras.Input((8, 8, 1))
+    x = layers.UpSampling2D(2, name="up")(inputs)
+    x = layers.Conv2D(32, 3, padding="same", use_bias=False, name="stem")(x)
+    x = layers.ReLU(name="stem_relu")(layers.BatchNormalization(name="stem_bn")(x))
+    y = layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False, name="down")(x)
+    shortcut = layers.Conv2D(32, 1, strides=2, use_bias=False, name="projection")(x)
+    x = layers.ReLU(name="out_relu")(layers.Add(name="add")([y, shortcut]))
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    return keras.Model(inputs, layers.Dense(10, name="logits")(x))
+
+
+def test_a_group_feeding_a_strided_1x1_convolution_keeps_16_channels_and_fine_tunes(env):
+    from edgeopt.train import fit
+
+    model = randomised(strided_projection())
+    pruned, technique, parsed, ctx = apply(env, model, fraction=0.75, criterion="l1")
+    assert widths(pruned) == {"stem": 16, "down": 8, "projection": 8, "logits": 10}
+    assert pruned.get_layer("projection").input_shape[-1] == 16
+    outcome = technique.outcome(pruned, parsed, ctx, {})
+    assert outcome.achieved["held"] == {"stem": "feeds the strided 1x1 convolution projection: at least 16 "
+                                                "channels, fewer crash TensorFlow's training"}
+    # 19 samples: one odd-sized batch, the case that crashed the process with 8 channels
+    data = replace(env["data"], x_train=env["data"].x_train[:19], y_train=env["data"].y_train[:19])
+    history = fit(pruned, data, env["train"], epochs=1, learning_rate=1e-3, early_stopping=False)
+    assert np.isfinite(history["loss"][0])
+
+
+def test_a_strided_1x1_convolution_narrowed_below_16_inputs_is_refused_before_training(env, monkeypatch):
+    from edgeopt.techniques.channels import Grouping
+
+    monkeypatch.setattr(Grouping, "feeds_strided_1x1", lambda self, group: [])  # as before the floor
+    with pytest.raises(RuntimeError, match=r"rebuilt layer 'projection' \(Conv2D\) as a strided 1x1 "
+                                           r"convolution with 8 input channels \(from 32\); fewer than 16"):
+        apply(env, strided_projection(), fraction=0.75, criterion="l1")
+
+
+def test_a_weight_sliced_to_another_shape_is_refused_before_tensorflow_sees_it(env, monkeypatch):
+    from edgeopt.techniques import channels
+
+    sliced = channels.sliced_weights
+
+    def one_short(layer, grouping, keep):  # a batch norm's moving variance missing a channel
+        values = sliced(layer, grouping, keep)
+        return [*values[:-1], values[-1][:-1]] if layer.name == "bn2" else values
+
+    monkeypatch.setattr(channels, "sliced_weights", one_short)
+    with pytest.raises(RuntimeError) as caught:
+        apply(env, plain_cnn(), fraction=0.5, criterion="l1")
+    assert str(caught.value) == (
+        "channel pruning rebuilt layer 'bn2' (BatchNormalization) with weights of shapes [(16,), (16,), "
+        "(16,), (15,)] and variables [(16,), (16,), (16,), (16,)], but its configuration builds [(16,), "
+        "(16,), (16,), (16,)]; this is a bug in edgeopt's prune_channels")
+
+
 # -- through the pipeline ------------------------------------------------------------------------------
 
 QUICK = ["--set", "train.epochs=2", "--set", "export=[float32,int8]", "--set", "benchmark.runs=5",

@@ -220,6 +220,26 @@ def test_per_layer_fractions_override_the_global_one():
     assert final_channels(grouping, stage(layers={"logits": 0}), "stages[0]") == {"c1": 8, "c2": 16}
 
 
+def test_a_group_feeding_a_strided_1x1_convolution_keeps_16_channels_and_says_why():
+    nodes = [IMAGE, conv("stem", ["image"], 32, size=16), conv("down", ["stem"], 32, strides=[2, 2]),
+             conv("proj", ["stem"], 32, kernel=1, strides=[2, 2]), conv("narrow", ["image"], 12, size=16),
+             conv("proj2", ["narrow"], 32, kernel=1, strides=[2, 2]),
+             layer("add", "Add", ["down", "proj", "proj2"], (8, 8, 32)),
+             layer("gap", "GlobalAveragePooling2D", ["add"], (32,)), dense("logits", ["gap"], 10)]
+    grouping = find_groups(nodes, ["logits"])
+    # stem feeds proj, narrow (12 channels, fewer than 16) feeds proj2: both kept whole from 8;
+    # down+proj+proj2 feed no strided 1x1 convolution and go down to 8
+    assert final_channels(grouping, stage(fraction=0.75), "stages[0]") == {
+        "stem": 16, "narrow": 12, "down+proj+proj2": 8}
+    assert grouping.held == {"stem": "feeds the strided 1x1 convolution proj: at least 16 channels, fewer "
+                                     "crash TensorFlow's training",
+                             "narrow": "feeds the strided 1x1 convolution proj2: at least 16 channels, fewer "
+                                       "crash TensorFlow's training"}
+    grouping = find_groups(nodes, ["logits"])
+    assert final_channels(grouping, stage(fraction=0.5), "stages[0]")["stem"] == 16 and grouping.held == {
+        "narrow": grouping.held["narrow"]}  # half of 32 is 16 already: nothing held
+
+
 @pytest.mark.parametrize(("layers", "message"), [
     ({"cc1": 0.5}, "stages[0].layers: the model has no layer 'cc1' (did you mean 'c1'?)"),
     ({"x": 0.5}, "stages[0].layers: the model has no layer 'x' (it has image, c1, bn1, r1, c2 and 2 more)"),
