@@ -663,6 +663,19 @@ RECIPE_FIELDS_NOT_COMPARED = ("name", "benchmark", "budgets")
 UNSET = (None, [], {}, False)  # a recipe field at one of these equals the field's absence
 
 
+def _at_stage_default(stage: Mapping[str, Any], key: str) -> bool:
+    """Whether a stage's field holds its technique's declared default (a field added since a baseline
+    was written, such as quantize's ``repair: off``, reads as unchanged)."""
+    from edgeopt.techniques import TECHNIQUES
+
+    technique = TECHNIQUES.get(stage.get("kind")) if isinstance(stage.get("kind"), str) else None
+    field = technique.Stage.model_fields.get(key) if technique is not None else None
+    if field is None or field.is_required():
+        return False
+    default = field.get_default(call_default_factory=True)
+    return stage[key] == (default.value if hasattr(default, "value") else default)
+
+
 def recipe_differences(before: Any, after: Any, path: str = "") -> list[str]:
     """Field paths where two resolved recipes differ, as ``path before -> after``."""
     if isinstance(before, Mapping) and isinstance(after, Mapping):
@@ -671,8 +684,9 @@ def recipe_differences(before: Any, after: Any, path: str = "") -> list[str]:
             if not path and key in RECIPE_FIELDS_NOT_COMPARED:
                 continue
             absent = [side for side in (before, after) if key not in side]
-            if absent and (before.get(key) if key in before else after.get(key)) in UNSET:
-                continue  # a field newer than one side, at its empty default on the other
+            present = before if key in before else after
+            if absent and (present.get(key) in UNSET or _at_stage_default(present, key)):
+                continue  # a field newer than one side, at its default on the other
             where = f"{path}.{key}" if path else str(key)
             out += recipe_differences(before.get(key), after.get(key), where)
         return out

@@ -417,3 +417,14 @@ def test_a_recipe_field_newer_than_the_baseline_counts_only_when_it_is_set():
     result = compare(report, make_baseline(make_report()))
     recipe = [f for f in result.findings if f.check == "recipe"]
     assert [f.status for f in recipe] == [FAIL] and "custom_objects" in recipe[0].message
+
+
+def test_a_stage_field_newer_than_the_baseline_at_its_default_is_unchanged():
+    from edgeopt.regress import recipe_differences
+
+    before = {"stages": [{"kind": "quantize", "mode": "qat", "epochs": 3}]}
+    after = {"stages": [{"kind": "quantize", "mode": "qat", "epochs": 3, "repair": "off",
+                         "backend": "tflite", "recipe": None, "layers": {}}]}
+    assert recipe_differences(before, after) == []
+    after["stages"][0]["repair"] = "auto"
+    assert recipe_differences(before, after) == ['stages[0].repair null -> "auto"']
