@@ -360,8 +360,9 @@ def check_stages(recipe: Recipe, data: Dataset) -> None:
         TECHNIQUES[stage.kind].validate(stage, index, data, recipe.train)
 
 
-def prepare(recipe: Recipe, progress: Progress | None = None) -> Prepared:
-    """Load the data, build (or load) and train the model, and measure its float32 reference."""
+def prepare(recipe: Recipe, progress: Progress | None = None, callbacks: tuple = ()) -> Prepared:
+    """Load the data, build (or load) and train the model, and measure its float32 reference.
+    ``callbacks`` (tf_keras callbacks) follow the training; tune's pruner is one."""
     from edgeopt import bench
     from edgeopt.train import check_model_fits_data, fit, with_regularization
     from edgeopt.zoo import ZOO
@@ -390,7 +391,7 @@ def prepare(recipe: Recipe, progress: Progress | None = None) -> Prepared:
         model = with_regularization(model, recipe.train.l1, recipe.train.l2)
         progress(f"training {recipe.run_name} on {data.name} ({recipe.train.epochs} epochs max)")
         epochs_bar = progress.keras_callback(f"training {recipe.run_name}", recipe.train.epochs)
-        history = fit(model, data, recipe.train, seed=recipe.seed, callbacks=[epochs_bar])
+        history = fit(model, data, recipe.train, seed=recipe.seed, callbacks=[epochs_bar, *callbacks])
         keras_path = scratch / "model.keras"
         model.save(keras_path)
         keras_file = keras_path.read_bytes()

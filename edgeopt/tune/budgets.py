@@ -21,7 +21,7 @@ from typing import Any
 
 from edgeopt.errors import InputError
 from edgeopt.report.cells import KB  # 1024 bytes, as budgets.max_size_kb and the reports
-from edgeopt.types import Report, Variant
+from edgeopt.types import HIGHER_IS_BETTER, Report, Variant, base_metric
 
 NAMES = ("max_accuracy_drop", "max_size_kb", "max_gzip_kb", "max_latency_ms")
 OBJECTIVES = ("size", "latency", "accuracy", "pareto")
@@ -111,8 +111,8 @@ class Goal:
     def names(self) -> list[str]:
         """Objective names, each minimised."""
         if self.objective == "pareto":
-            return ["gzip_kb", "latency_ms", "drop"]
-        return {"size": ["gzip_kb"], "latency": ["latency_ms"], "accuracy": ["drop"]}[self.objective]
+            return ["gzip_kb", "latency_ms", "error"]
+        return {"size": ["gzip_kb"], "latency": ["latency_ms"], "accuracy": ["error"]}[self.objective]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -149,7 +149,20 @@ def _objective(name: str, figures: dict[str, Any], target: str) -> float | None:
         return None if figures.get("gzip_bytes") is None else figures["gzip_bytes"] / KB
     if name == "latency_ms":
         return (figures.get("latency_ms") or {}).get(target)
-    return figures.get("drop")
+    return error_of(figures)
+
+
+def error_of(figures: dict[str, Any]) -> float | None:
+    """The candidate's own metric, lower is better: 1 - accuracy, or the MAE itself. The objective
+    ``accuracy`` minimises this rather than the drop against the reference, so that trials that
+    train their own base (and so have their own reference) are ranked by what they ship; with one
+    shared reference the two orders are the same."""
+    value, metric = figures.get("value"), base_metric(str(figures.get("metric")))
+    if value is None:
+        return None
+    if not HIGHER_IS_BETTER.get(metric, True):
+        return float(value)
+    return 1.0 - float(value) if metric in ("accuracy", "top_k_accuracy") else -float(value)
 
 
 def candidate(report: Report, fmt: str) -> Variant | None:

@@ -39,6 +39,13 @@ from edgeopt.errors import EXIT_CHECK_FAILED
 @click.option("--cpus-per-trial", default=1, show_default=True, help="CPUs each Ray trial task reserves.")
 @click.option("--seed", type=int, default=None, help="The sampler's seed (default: the recipe's seed).")
 @click.option(
+    "--pruner",
+    default="auto",
+    show_default=True,
+    help="none | median | hyperband: stop a trial whose training curve shows it will lose (Optuna's "
+    "pruners); auto is hyperband when a train field is searched, else none.",
+)
+@click.option(
     "--set",
     "overrides",
     multiple=True,
@@ -65,17 +72,20 @@ def tune_cmd(
     address,
     cpus_per_trial,
     seed,
+    pruner,
     overrides,
     force_new,
     as_json,
     verbose,
 ) -> None:
-    """Search stage and export settings for the smallest, fastest or most accurate model within budgets.
+    """Search stage, export and training settings for the smallest, fastest or most accurate model
+    within budgets.
 
-    Every trial compresses one shared trained base (trained once per study). The study resumes
-    when run again with the same --study; --trials counts its total. Writes tune.json, tune.html
-    (Pareto front, best so far per strategy) and best.yaml (run it with edgeopt compress) into
-    the study folder. Exit 1 when no trial meets every budget.
+    Trials with the same training settings compress one shared trained base (trained once per
+    study); a trial with new training settings trains its own, and the pruner may stop it early.
+    The study resumes when run again with the same --study; --trials counts its total. Writes
+    tune.json, tune.html (Pareto front, best so far per strategy, training curves) and best.yaml
+    (run it with edgeopt compress) into the study folder. Exit 1 when no trial meets every budget.
     """
     from edgeopt.logs import captured
     from edgeopt.tune.study import TuneOptions, tune
@@ -94,6 +104,7 @@ def tune_cmd(
         seed=seed,
         force_new=force_new,
         cpus_per_trial=cpus_per_trial,
+        pruner=pruner,
     )
 
     def progress(line: str) -> None:

@@ -5,6 +5,9 @@ driver alone writes the study (its journal and trial folders), so workers never 
 
 * ``local`` with one worker runs trials here, one after the other (no second TensorFlow start-up);
   with more, a pool of spawned processes, each loading the base once.
+
+A study that searches training settings has no one base: a job either comes with the saved base it
+starts from (``submit(job, base)``), loaded once per worker, or trains its own in the worker.
 * ``ray`` runs each trial as a Ray task reserving ``cpus`` CPUs on an existing cluster
   (``address``, else ``RAY_ADDRESS``; with neither, a local cluster this process starts). The base
   goes to the object store once; each Ray worker process loads it once.
@@ -26,13 +29,13 @@ RAY_INSTALL = "pip install 'edgeopt[ray]'"
 class Inline:
     """Trials in this process, one at a time."""
 
-    def __init__(self, base: Base):
+    def __init__(self, base: Base | None):
         load_base(base)
         self.workers = 1
         self._done: list[dict[str, Any]] = []
 
-    def submit(self, job: Job) -> None:
-        self._done.append(run(job))
+    def submit(self, job: Job, base: Base | None = None) -> None:
+        self._done.append(run(job, base))
 
     def wait(self) -> list[dict[str, Any]]:
         done, self._done = self._done, []
@@ -45,11 +48,12 @@ class Inline:
 class Pool:
     """Trials in a pool of spawned worker processes (TensorFlow does not survive a fork)."""
 
-    def __init__(self, base: Base, workers: int):
+    def __init__(self, base: Base | None, workers: int):
         import multiprocessing
 
         self.workers = workers
         threads = max(1, (os.cpu_count() or workers) // workers)
+        self._threads = threads
         self._pool = ProcessPoolExecutor(
             max_workers=workers,
             mp_context=multiprocessing.get_context("spawn"),
@@ -58,8 +62,8 @@ class Pool:
         )
         self._running: set = set()
 
-    def submit(self, job: Job) -> None:
-        self._running.add(self._pool.submit(run, job))
+    def submit(self, job: Job, base: Base | None = None) -> None:
+        self._running.add(self._pool.submit(run, job, base, self._threads))
 
     def wait(self) -> list[dict[str, Any]]:
         if not self._running:
@@ -101,7 +105,7 @@ def check_ray() -> None:
     _ray()
 
 
-def _ray_trial(job: Job, base: Base, threads: int) -> dict[str, Any]:
+def _ray_trial(job: Job, base: Base | None, threads: int) -> dict[str, Any]:
     return run(job, base, threads)
 
 
@@ -180,16 +184,25 @@ def disconnect_ray() -> None:
 class RayTasks:
     """Each trial a Ray task with its own CPU reservation, on the cluster :func:`connect_ray` joined."""
 
-    def __init__(self, base: Base, workers: int, cpus: int = 1):
+    def __init__(self, base: Base | None, workers: int, cpus: int = 1):
         ray = _ray()
         self.ray, self.workers = ray, workers
         self._remote = ray.remote(num_cpus=cpus, max_retries=0)(_ray_trial)
-        self._base = ray.put(base)
+        self._bases: dict[str, Any] = {}  # base key -> object ref: each base goes to the store once
+        self._base = self._put(base)
         self._cpus = cpus
         self._running: list = []
 
-    def submit(self, job: Job) -> None:
-        self._running.append(self._remote.remote(job, self._base, self._cpus))
+    def _put(self, base: Base | None):
+        if base is None:
+            return None
+        if base.key not in self._bases:
+            self._bases[base.key] = self.ray.put(base)
+        return self._bases[base.key]
+
+    def submit(self, job: Job, base: Base | None = None) -> None:
+        ref = self._put(base) if base is not None else self._base
+        self._running.append(self._remote.remote(job, ref, self._cpus))
 
     def wait(self) -> list[dict[str, Any]]:
         if not self._running:
@@ -213,7 +226,7 @@ class RayTasks:
                 self.ray.cancel(ref, force=True)
 
 
-def make_executor(kind: str, base: Base, workers: int, cpus: int = 1):
+def make_executor(kind: str, base: Base | None, workers: int, cpus: int = 1):
     if kind == "ray":
         return RayTasks(base, workers, cpus)
     return Inline(base) if workers == 1 else Pool(base, workers)

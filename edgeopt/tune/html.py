@@ -1,19 +1,21 @@
 """``tune.html``: a self-contained page of a study's outcome (a pure function of the outcome):
 summary, the Pareto front (size against accuracy drop, and against latency), best-so-far against
-trial number for each strategy run into the study, and every trial with its status and reason."""
+trial number for each strategy run into the study, each trial's training curve (where training was
+searched, with where the pruner stopped it), and every trial with its status and reason. A plot
+with nothing to draw is left out."""
 
 from __future__ import annotations
 
 import html
 
 from edgeopt.tune.budgets import KB
-from edgeopt.tune.results import FAILED, Outcome, best_so_far, describe
+from edgeopt.tune.results import FAILED, PRUNED, Outcome, best_so_far, describe
 from edgeopt.types import base_metric
 
 STYLE = (
     "body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;font-size:13px}"
     "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}td.l,th.l{text-align:left}"
-    ".feasible{background:#e8f5e9}.failed{background:#fdecea}img{max-width:100%}"
+    ".feasible{background:#e8f5e9}.failed{background:#fdecea}.pruned{background:#f3f3f3}img{max-width:100%}"
 )
 
 
@@ -28,6 +30,10 @@ def _plots(outcome: Outcome) -> list[tuple[str, str]]:
         ("drop", "accuracy drop vs the reference (points)"),
         ("latency", f"p50 ms on {target}"),
     ):
+        if axis == "latency" and not any((t.figures.get("latency_ms") or {}).get(target) for t in measured):
+            continue  # no trial was benchmarked on the target: nothing to draw
+        if not measured:
+            continue
         fig = new_figure(6.4, 4.2)
         ax = fig.add_subplot()
         fig.subplots_adjust(left=0.13, right=0.97, top=0.9, bottom=0.13)
@@ -76,10 +82,16 @@ def _plots(outcome: Outcome) -> list[tuple[str, str]]:
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
         out.append((f"Pareto front: size against {axis}", png_data_uri(fig)))
+    curves = _curves(outcome)
+    if curves is not None:
+        out.append(curves)
+    series = best_so_far(outcome.goal, outcome.trials)
+    if not any(v is not None for points in series.values() for _, v in points):
+        return out  # no feasible trial yet: no best to draw
     fig = new_figure(6.4, 4.0)
     ax = fig.add_subplot()
     fig.subplots_adjust(left=0.13, right=0.97, top=0.9, bottom=0.13)
-    for strategy, points in best_so_far(outcome.goal, outcome.trials).items():
+    for strategy, points in series.items():
         xs = [i + 1 for i, (_, v) in enumerate(points) if v is not None]
         ys = [v for _, v in points if v is not None]
         if xs:
@@ -92,6 +104,47 @@ def _plots(outcome: Outcome) -> list[tuple[str, str]]:
         ax.legend(fontsize=8)
     out.append(("Best feasible objective so far, per strategy", png_data_uri(fig)))
     return out
+
+
+def _curves(outcome: Outcome) -> tuple[str, str] | None:
+    """Each trial that trained its base: its curve per epoch; a pruned one ends in a cross where the
+    pruner stopped it. None when no trial trained (training not searched)."""
+    from edgeopt.report.plots import new_figure, png_data_uri
+
+    trained = [t for t in outcome.trials if t.curve]
+    if not trained:
+        return None
+    metric = next(t.curve_metric for t in trained if t.curve_metric)
+    accuracy = str(metric).endswith("accuracy")
+    scale = 100 if accuracy else 1
+    fig = new_figure(6.4, 4.2)
+    ax = fig.add_subplot()
+    fig.subplots_adjust(left=0.13, right=0.97, top=0.9, bottom=0.13)
+    best = outcome.best.number if outcome.best is not None else None
+    for t in trained:
+        epochs = range(1, len(t.curve) + 1)
+        ys = [v * scale for v in t.curve]
+        if t.status == PRUNED:
+            ax.plot(epochs, ys, color="#999999", linewidth=0.8, alpha=0.8)
+            ax.scatter([len(ys)], [ys[-1]], color="#999999", marker="x", s=25)
+        else:
+            ax.plot(epochs, ys, color="#d62728" if t.number == best else "#1f77b4",
+                    linewidth=2.0 if t.number == best else 0.9, alpha=0.9)
+    pruned = sum(t.status == PRUNED for t in trained)
+    name = str(metric).removeprefix("val_")
+    label = "validation error, 1 - accuracy (%)" if accuracy else f"validation {name}"
+    if not str(metric).startswith("val_"):
+        label = label.replace("validation", "training")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(label + ", lower is better", fontsize=9)
+    values = [v for t in trained for v in t.curve if v > 0]
+    if values and max(values) > 20 * min(values):  # curves spanning decades: a log axis keeps them apart
+        ax.set_yscale("log")
+    ax.set_title(f"Training curves: {len(trained)} trials trained, {pruned} stopped by the pruner (x)"
+                 + (f"; best #{best} in red" if best is not None and any(t.number == best for t in trained)
+                    else ""), fontsize=10)
+    ax.grid(alpha=0.3)
+    return "Training curves of the trials that trained their base", png_data_uri(fig)
 
 
 def _ceiling(outcome: Outcome, measured, axis: str, target: str) -> float:

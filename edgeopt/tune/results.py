@@ -12,11 +12,11 @@ from typing import Any
 
 import yaml
 
-from edgeopt.tune.budgets import KB, Goal
+from edgeopt.tune.budgets import KB, Goal, error_of
 from edgeopt.types import base_metric
 
-FEASIBLE, INFEASIBLE, FAILED = "feasible", "infeasible", "failed"
-STATUSES = (FEASIBLE, INFEASIBLE, FAILED)
+FEASIBLE, INFEASIBLE, FAILED, PRUNED = "feasible", "infeasible", "failed", "pruned"
+STATUSES = (FEASIBLE, INFEASIBLE, FAILED, PRUNED)
 
 
 @dataclass(frozen=True)
@@ -24,13 +24,16 @@ class TrialRecord:
     number: int
     strategy: str
     params: dict[str, Any]  # dimension name -> recipe value
-    status: str  # feasible | infeasible | failed
+    status: str  # feasible | infeasible | failed | pruned (stopped by the pruner while training)
     reason: str | None
     figures: dict[str, Any] = field(default_factory=dict)
     violations: dict[str, float] = field(default_factory=dict)
     seconds: float | None = None
     cached: bool = False
     folder: str | None = None
+    curve: list[float] | None = None  # the base's training curve, lower is better, when this trial trained it
+    curve_metric: str | None = None  # the Keras log it follows (val_mae, val_accuracy as 1 - accuracy)
+    pruned_at: int | None = None  # the last epoch trained (0-based) when the pruner stopped the trial
 
     @property
     def feasible(self) -> bool:
@@ -62,6 +65,10 @@ class TrialRecord:
             "seconds": record.seconds is None or number(record.seconds),
             "cached": isinstance(record.cached, bool),
             "folder": record.folder is None or isinstance(record.folder, str),
+            "curve": record.curve is None or (isinstance(record.curve, list)
+                                               and all(map(number, record.curve))),
+            "curve_metric": record.curve_metric is None or isinstance(record.curve_metric, str),
+            "pruned_at": record.pruned_at is None or isinstance(record.pruned_at, int),
         }
         for name, ok in checks.items():
             if not ok:
@@ -89,6 +96,9 @@ class TrialRecord:
             "seconds": self.seconds,
             "cached": self.cached,
             "folder": self.folder,
+            "curve": self.curve,
+            "curve_metric": self.curve_metric,
+            "pruned_at": self.pruned_at,
         }
 
 
@@ -107,11 +117,11 @@ def dominates(a: list[float], b: list[float]) -> bool:
 
 
 def pareto_front(goal: Goal, trials: list[TrialRecord]) -> list[TrialRecord]:
-    """Non-dominated trials in (gzip KB, p50 ms, drop) among the feasible ones (all measured ones when
+    """Non-dominated trials in (gzip KB, p50 ms, error) among the feasible ones (all measured ones when
     none is feasible), best size first; identical points keep the earliest trial."""
 
     def point(t):
-        gzip, drop = t.figures.get("gzip_bytes"), t.figures.get("drop")
+        gzip, drop = t.figures.get("gzip_bytes"), error_of(t.figures)
         latency = (t.figures.get("latency_ms") or {}).get(goal.latency_target)
         # A trial whose benchmark was skipped (it missed a size budget) counts as infinitely slow.
         return (
@@ -120,7 +130,7 @@ def pareto_front(goal: Goal, trials: list[TrialRecord]) -> list[TrialRecord]:
             else [gzip / KB, math.inf if latency is None else latency, drop]
         )
 
-    pool = [t for t in trials if t.feasible] or [t for t in trials if t.status != FAILED]
+    pool = [t for t in trials if t.feasible] or [t for t in trials if t.status == INFEASIBLE]
     pool = [(t, point(t)) for t in pool if point(t) is not None]
     front, seen = [], set()
     for t, p in pool:
@@ -223,8 +233,10 @@ class Outcome:
         """Lines for the terminal: the best trial, or why there is none and what came closest."""
         done = len(self.trials)
         failed = sum(t.status == FAILED for t in self.trials)
+        pruned = sum(t.status == PRUNED for t in self.trials)
         lines = [
-            f"{done} trials ({sum(t.feasible for t in self.trials)} feasible, {failed} failed), "
+            f"{done} trials ({sum(t.feasible for t in self.trials)} feasible, {failed} failed"
+            + (f", {pruned} pruned" if pruned else "") + "), "
             f"Pareto front: {', '.join(f'#{t.number}' for t in self.front) or 'empty'}"
         ]
         if self.best is not None:

@@ -16,9 +16,14 @@ dimension instead of a value::
 dimension is checked before a trial runs: the recipe must validate with each dimension at both of
 its ends (so an unknown field, a value out of the field's bounds or an empty range is refused at
 once, naming the field), and with every value of a choice (with the other dimensions at their
-low, else their high ends), so a bad value in the middle of a list is refused too. Training,
-data, model and seed cannot be searched: every trial shares one trained base. A recipe without
-dimensions gets :func:`default_space`. No TensorFlow here.
+low, else their high ends), so a bad value in the middle of a list is refused too.
+
+Training settings can be searched too (:data:`TRAINING`: ``train.learning_rate``, ``train.batch_size``,
+``train.optimizer``, ``train.l1``, ``train.l2``, ``train.dropout``, ``train.epochs``,
+``train.early_stopping.patience``) and so can a zoo model's width (``model_options.width``). Trials
+with the same training settings share one trained base; the others train their own. Data, model,
+seed and the other training fields (validation split, ...) stay fixed: they define what the trials
+are compared on. A recipe without dimensions gets :func:`default_space`. No TensorFlow here.
 """
 
 from __future__ import annotations
@@ -33,7 +38,19 @@ from edgeopt.errors import RecipeError
 from edgeopt.recipe import Recipe, parse_recipe
 
 KEYS = {"range", "choice", "log", "step"}
-SEARCHABLE = ("stages", "export")  # top-level sections whose fields may hold a dimension
+SEARCHABLE = ("stages", "export", "train", "model_options")  # sections whose fields may hold a dimension
+# The training settings a study may search: each changes the trained base, so trials differ in it.
+TRAINING = (
+    "train.learning_rate",
+    "train.batch_size",
+    "train.optimizer",
+    "train.l1",
+    "train.l2",
+    "train.dropout",
+    "train.epochs",
+    "train.early_stopping.patience",
+)
+MODEL_OPTIONS = ("width",)  # a zoo builder's options a study may search (when the builder has them)
 
 
 @dataclass(frozen=True)
@@ -53,6 +70,11 @@ class Dimension:
             return {"name": self.name, "choice": list(self.choices)}
         spec = {"name": self.name, "range": [self.low, self.high]}
         return spec | ({"log": True} if self.log else {}) | ({"step": self.step} if self.step else {})
+
+    @property
+    def trains(self) -> bool:
+        """Whether this dimension changes the trained base (a training setting or the model's width)."""
+        return self.name.startswith(("train.", "model_options."))
 
     def ends(self) -> tuple[Any, Any]:
         return (self.choices[0], self.choices[-1]) if self.kind == "choice" else (self.low, self.high)
@@ -98,6 +120,11 @@ class Space:
 
     def to_json(self) -> list[dict[str, Any]]:
         return [d.to_json() for d in self.dimensions]
+
+    @property
+    def searches_training(self) -> bool:
+        """Whether trials differ in their trained base (each set of training values trains one)."""
+        return any(d.trains for d in self.dimensions)
 
 
 def _is_dimension(value: Any) -> bool:
@@ -205,9 +232,15 @@ def parse_space(data: dict[str, Any], source: str = "recipe") -> Space:
         top = name.split(".")[0]
         if top not in SEARCHABLE:
             raise RecipeError(
-                f"space: {name}: only stage fields and export can be searched (every trial "
-                "shares one trained model, so model, data, seed and train are fixed)"
+                f"space: {name}: only stage fields, export, training settings ({_names(TRAINING)}) and "
+                "model_options.width can be searched; model, data and seed define what trials are compared on"
             )
+        if top == "train" and name not in TRAINING:
+            raise RecipeError(
+                f"space: {name}: is not a training setting tune can search; search one of {_names(TRAINING)}"
+            )
+        if top == "model_options":
+            _check_model_option(data, name)
         if (name == "export" or name.startswith("export.")) and (name != "export" or "range" in spec):
             raise RecipeError(f"space: {name}: search the export format as export: {{choice: [int8, ...]}}")
         if name.endswith(".kind"):
@@ -234,6 +267,30 @@ def parse_space(data: dict[str, Any], source: str = "recipe") -> Space:
         recipe = space.recipe({}, source)
         return Space(plain, tuple(default_space(recipe)), defaulted=True)
     return space
+
+
+def _names(paths: tuple[str, ...]) -> str:
+    return ", ".join(p.removeprefix("train.") for p in paths)
+
+
+def _check_model_option(data: dict[str, Any], name: str) -> None:
+    """``model_options.width`` needs a zoo model whose builder has a width."""
+    from edgeopt.zoo import ZOO
+
+    option = name.removeprefix("model_options.")
+    model = data.get("model")
+    entry = ZOO.get(model) if isinstance(model, str) else None
+    if entry is None:
+        raise RecipeError(
+            f"space: {name}: the model {model!r} has no {option} to search: only a zoo model's builder "
+            f"({', '.join(ZOO)}) has model options"
+        )
+    if option not in MODEL_OPTIONS or option not in entry.options:
+        known = [o for o in entry.options if o in MODEL_OPTIONS]
+        raise RecipeError(
+            f"space: {name}: the zoo model {model} has no searchable option {option!r}"
+            + (f"; it has {', '.join(known)}" if known else "")
+        )
 
 
 def _check_choice(space: Space, dim: Dimension, value: Any, source: str) -> None:

@@ -26,7 +26,7 @@ import hashlib
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,7 @@ from edgeopt.tune.results import (
     FAILED,
     FEASIBLE,
     INFEASIBLE,
+    PRUNED,
     Outcome,
     TrialRecord,
     best_recipe,
@@ -83,6 +84,7 @@ class TuneOptions:
     seed: int | None = None  # the sampler's; default the recipe's seed
     force_new: bool = False
     cpus_per_trial: int = 1
+    pruner: str = "auto"  # none | median | hyperband; auto: hyperband when training is searched
 
 
 @dataclass
@@ -96,8 +98,10 @@ class Setup:
     goal: Goal
     fingerprint: str
     study_name: str
-    base_key: str
+    base_key: str  # the base at the low end of every dimension (the one base when training is fixed)
     seed: int
+    pruner: str = "none"
+    max_epochs: int = 0  # the most epochs a trial's training may run (the pruner's full budget)
     notes: list[str] = field(default_factory=list)
 
 
@@ -144,8 +148,11 @@ def base_key(recipe) -> str:
 
 def setup(options: TuneOptions) -> Setup:
     """Read and check everything before any work: recipe, space, budgets, objective, executor."""
+    from edgeopt.tune.pruning import PRUNERS, resolve
     from edgeopt.tune.samplers import STRATEGIES
 
+    if options.pruner not in PRUNERS:
+        raise InputError(f"--pruner {options.pruner!r}: choose one of {', '.join(PRUNERS)}")
     if options.strategy not in STRATEGIES:
         raise InputError(f"--strategy {options.strategy!r}: choose one of {', '.join(STRATEGIES)}")
     if options.executor not in EXECUTORS:
@@ -181,7 +188,17 @@ def setup(options: TuneOptions) -> Setup:
         from edgeopt.tune.executors import check_ray
 
         check_ray()
-    fingerprint = _digest({"recipe": data, "goal": goal.to_json()})
+    pruner = resolve(options.pruner, space.searches_training)
+    max_epochs = max_training_epochs(space, base_recipe)
+    if pruner != "none" and not (space.searches_training and max_epochs > 0):
+        why = ("no train field is searched, so every trial shares one trained base" if not
+               space.searches_training else "train.epochs is 0")
+        raise InputError(
+            f"--pruner {pruner}: this study's trials train nothing the pruner could stop ({why}); "
+            "drop --pruner, or search a training setting such as train.learning_rate"
+        )
+    identity = {"recipe": data, "goal": goal.to_json()} | ({"pruner": pruner} if pruner != "none" else {})
+    fingerprint = _digest(identity)
     from edgeopt.pipeline import check_recipe
 
     check_recipe(base_recipe)
@@ -195,7 +212,17 @@ def setup(options: TuneOptions) -> Setup:
         f"edgeopt-{fingerprint[:12]}",
         base_key(base_recipe),
         base_recipe.seed if options.seed is None else options.seed,
+        pruner,
+        max_epochs,
     )
+
+
+def max_training_epochs(space: Space, recipe) -> int:
+    """The most epochs any trial's base may train: the high end of ``train.epochs`` when searched."""
+    for dim in space.dimensions:
+        if dim.name == "train.epochs":
+            return int(max(dim.ends()))
+    return recipe.train.epochs
 
 
 def _low(dim) -> Any:
@@ -215,7 +242,8 @@ def open_folder(s: Setup, folder: Path) -> tuple[list[str], Any]:
     known, problem = _read_study_file(folder)
     fix = "restore it from a copy"
     if known is not None and known.get("fingerprint") != s.fingerprint:
-        what = "recipe" if _digest(known.get("recipe")) != _digest(s.tune_data) else "budgets or objective"
+        same_recipe = _digest(known.get("recipe")) == _digest(s.tune_data)
+        what = "budgets, objective or pruner" if same_recipe else "recipe"
         if not s.options.force_new:
             raise InputError(
                 f"--study {folder}: this study was made with another {what}; use the same "
@@ -284,6 +312,7 @@ def _start_study(s: Setup, folder: Path, why: str) -> tuple[list[str], Any]:
                 "recipe": s.tune_data,
                 "goal": s.goal.to_json(),
                 "space": s.space.to_json(),
+                "pruner": s.pruner,
             },
             indent=1,
         ),
@@ -344,13 +373,13 @@ def recover(study) -> int:
 
 
 def finished(study) -> list:
-    """Trials that count towards ``--trials``: complete, or failed for a reason of their own."""
+    """Trials that count towards ``--trials``: complete, pruned, or failed for a reason of their own."""
     from optuna.trial import TrialState
 
     return [
         t
         for t in study.get_trials(deepcopy=False)
-        if t.state == TrialState.COMPLETE
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
         or (t.state == TrialState.FAIL and not t.user_attrs.get("interrupted"))
     ]
 
@@ -442,8 +471,9 @@ class Driver:
         fmt = values["export"][0] if "export" in values else recipe.export[-1]
         stages = [st.model_dump(mode="json") for st in recipe.stages]
         early = [b.label for b in self.s.goal.budgets if b.name in ("max_size_kb", "max_gzip_kb")]
-        key = cache_key(self.s.base_key, stages, fmt, early)
-        job = Job(trial.number, key, stages, fmt, self.s.goal if early else None)
+        bkey = base_key(recipe) if self.s.space.searches_training else self.s.base_key
+        key = cache_key(bkey, stages, fmt, early)
+        job = Job(trial.number, key, stages, fmt, self.s.goal if early else None, base_key=bkey)
         self.running[trial.number] = (trial, values, job)
         try:
             cached = _read_cached(self.folder / TRIALS / key)
@@ -455,31 +485,103 @@ class Driver:
             report = cached["report"]
             self._finish(study, {"number": trial.number, "key": key, "cached": True, "report": report})
             return
-        executor.submit(job)
+        if not self.s.space.searches_training:
+            executor.submit(job)
+            return
+        base = self._saved_base(bkey)
+        if base is None:  # these training settings are new: the worker trains them, the pruner watching
+            job = replace(job, train=recipe.resolved(), pruning=self._snapshot(study, trial.number))
+            self.running[trial.number] = (trial, values, job)
+        executor.submit(job, base)
 
-    def _tell_failed(self, study, trial, values, reason: str, seconds: float | None = None) -> None:
+    def _saved_base(self, key: str) -> Base | None:
+        where = self.folder / BASE / key
+        try:
+            return Base.read(where)
+        except Damaged as exc:  # trained again by the trial, and replaced when complete
+            self.progress(f"the trained base in {where} is damaged ({exc}); training it again")
+            return None
+
+    def _snapshot(self, study, number: int):
+        """The study's earlier trials as the pruner sees them (see :mod:`edgeopt.tune.pruning`)."""
+        from edgeopt.tune.pruning import PRUNER_ATTR, Snapshot
+
+        if self.s.pruner == "none":
+            return None
+        trials = []
+        for t in study.get_trials(deepcopy=False):
+            stored = t.user_attrs.get("record")
+            if t.number >= number or not isinstance(stored, dict) or not stored.get("curve"):
+                continue
+            trials.append({"number": t.number, "curve": stored["curve"], "pruned": stored["status"] == PRUNED,
+                           "attrs": t.user_attrs.get(PRUNER_ATTR) or {}})
+        return Snapshot(self.s.study_name, self.s.pruner, self.s.max_epochs, tuple(trials))
+
+    def _tell_failed(self, study, trial, values, reason: str, seconds: float | None = None,
+                     learned: dict[str, Any] | None = None) -> None:
         from optuna.trial import TrialState
 
         record = TrialRecord(
-            trial.number, self.s.options.strategy, values, FAILED, reason, seconds=seconds, folder=None
+            trial.number, self.s.options.strategy, values, FAILED, reason, seconds=seconds, folder=None,
+            **_curve(learned or {}),
         )
         trial.set_user_attr("record", _plain(record))
         study.tell(trial, state=TrialState.FAIL)
         self.running.pop(trial.number, None)
         self._line(record)
 
+    def _tell_pruned(self, study, trial, values, result: dict[str, Any]) -> None:
+        from optuna.trial import TrialState
+
+        from edgeopt.tune.pruning import PRUNER_ATTR
+
+        curve, epoch = result.get("curve") or [], result["pruned_at"]
+        last = f"; its {result.get('curve_metric')} was {_curve_text(result)}" if curve else ""
+        record = TrialRecord(
+            trial.number, self.s.options.strategy, values, PRUNED,
+            f"stopped by the {self.s.pruner} pruner after epoch {epoch + 1} of training{last}",
+            seconds=result.get("seconds"), folder=None, **_curve(result),
+        )
+        trial.set_user_attr("record", _plain(record))
+        trial.set_user_attr(PRUNER_ATTR, result.get("attrs") or {})
+        study.tell(trial, state=TrialState.PRUNED)
+        self.running.pop(trial.number, None)
+        self._line(record)
+
+    def _save_base(self, base: Base) -> None:
+        """A base a worker trained, saved for every later trial with the same training settings."""
+        where = self.folder / BASE / base.key
+        try:
+            if Base.read(where) is not None:
+                return  # two trials trained the same settings at once: the first copy stands
+            replace_it = False
+        except Damaged:
+            replace_it = True
+        where.parent.mkdir(parents=True, exist_ok=True)
+        with staged_output(where, overwrite=replace_it) as work:
+            base.write_into(work)
+
     def _finish(self, study, result: dict[str, Any]) -> None:
+        from edgeopt.tune.pruning import PRUNER_ATTR
+
         trial, values, job = self.running[result["number"]]
         folder = self.folder / TRIALS / job.key
+        if result.get("attrs"):
+            trial.set_user_attr(PRUNER_ATTR, result["attrs"])
+        if result.get("base") is not None:
+            self._save_base(result["base"])
+        if result.get("pruned"):
+            self._tell_pruned(study, trial, values, result)
+            return
         if "error" in result:
-            self._tell_failed(study, trial, values, result["error"], result.get("seconds"))
+            self._tell_failed(study, trial, values, result["error"], result.get("seconds"), result)
             return
         cached = result.get("cached", False)
         report = Report.from_json(result["report"])
         if cached:
             seconds = 0.0
         else:
-            summary = {"params": values, "format": job.export, "seconds": result["seconds"]}
+            summary = {"params": values, "format": job.export, "seconds": result["seconds"], **_curve(result)}
             _save_trial(folder, result, summary)
             seconds = result["seconds"]
         figures = figures_of(report, job.export)
@@ -504,6 +606,7 @@ class Driver:
             seconds,
             cached,
             str(folder.relative_to(self.folder)),
+            **_curve(result),
         )
         trial.set_user_attr("record", _plain(record))
         positive = [v for v in violations.values() if v > 0]
@@ -539,6 +642,21 @@ class Driver:
             f"{done}/{self.s.options.trials} done, "
             f"running {len(self.running)}; best so far: " + (f"#{best.number}" if best else "none")
         )
+
+
+def _curve(result: dict[str, Any]) -> dict[str, Any]:
+    """The record fields of a trial that trained its base: its curve, and where it was pruned."""
+    if not result.get("curve"):
+        return {}
+    return {"curve": [float(v) for v in result["curve"]], "curve_metric": result.get("curve_metric"),
+            "pruned_at": result.get("pruned_at")}
+
+
+def _curve_text(result: dict[str, Any]) -> str:
+    value = result["curve"][-1]
+    if str(result.get("curve_metric")).endswith("accuracy"):
+        return f"{(1 - value) * 100:.2f} %"
+    return f"{value:.4g}"
 
 
 def _plain(record: TrialRecord) -> dict[str, Any]:
@@ -600,12 +718,17 @@ def _tune(s: Setup, folder: Path, progress: Callable[[str], None]) -> Outcome:
         done = len(finished(study))
         if done:
             progress(f"resuming: {done} finished trial(s) in {folder}")
-        base = base_for(s, folder, progress) if done < options.trials else None
-        if base is None:
+        base = None
+        if done >= options.trials:
             progress(
                 f"the study already has {done} finished trials (--trials {options.trials}): nothing to run"
             )
-        if base is not None:
+        elif s.space.searches_training:
+            progress(f"training is searched: each new set of training settings trains its own base "
+                     f"(saved in {folder / BASE}); pruner: {s.pruner}")
+        else:
+            base = base_for(s, folder, progress)
+        if done < options.trials:
             executor = make_executor(options.executor, base, options.workers, options.cpus_per_trial)
             try:
                 driver.run(study, executor)
@@ -630,5 +753,6 @@ def _outcome(s: Setup, study, folder: Path) -> Outcome:
             "base": s.base_key,
             "seed": s.seed,
             "defaulted_space": s.space.defaulted,
+            "pruner": s.pruner,
         },
     )

@@ -59,6 +59,10 @@ class Base:
             },
         )
 
+    def without_data(self) -> Base:
+        """This base without its dataset (what a worker sends back: the driver saves files only)."""
+        return Base(self.key, self.recipe, self.keras_file, self.reference_file, self.facts)
+
     def write_into(self, folder: Path) -> None:
         (folder / "model.keras").write_bytes(self.keras_file)
         (folder / "trained_float32.tflite").write_bytes(self.reference_file)
@@ -143,13 +147,19 @@ def _check_zip(content: bytes, name: str) -> None:
 
 @dataclass(frozen=True)
 class Job:
-    """A trial to run: its number, the stages and export format it compresses with, its cache key."""
+    """A trial to run: its number, the stages and export format it compresses with, its cache key,
+    and the trained base it starts from (``base_key``). When that base is not trained yet (a study
+    searching training settings), ``train`` holds the plain recipe to train it from, and
+    ``pruning`` what the pruner needs to stop the training early."""
 
     number: int
     key: str
     stages: list[dict[str, Any]]
     export: str
     early_stop: Any = None  # a Goal: its size budgets stop the benchmark of a trial that misses them
+    base_key: str = ""
+    train: dict[str, Any] | None = None
+    pruning: Any = None  # a pruning.Snapshot
 
 
 def cache_key(base_key: str, stages: list[dict], export: str, early: list[str]) -> str:
@@ -159,13 +169,11 @@ def cache_key(base_key: str, stages: list[dict], export: str, early: list[str]) 
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
-_PREPARED: dict[str, Any] = {}  # per worker process: base key -> Prepared
+_PREPARED: dict[str, Any] = {}  # per worker process: base key -> Prepared (the latest few)
+_KEEP = 3  # prepared bases a worker keeps: trials with the same training settings reuse theirs
 
 
-def load_base(base: Base, threads: int | None = None) -> None:
-    """Make ``base`` this process's prepared model (a pool worker's initializer)."""
-    if base.key in _PREPARED:
-        return
+def _threads(threads: int | None) -> None:
     if threads:
         from edgeopt.kerasapi import tf
 
@@ -174,9 +182,22 @@ def load_base(base: Base, threads: int | None = None) -> None:
             tf.config.threading.set_inter_op_parallelism_threads(threads)
         except RuntimeError:  # already initialised in this process
             pass
-    _PREPARED.clear()
+
+
+def _keep(key: str, prepared) -> None:
+    _PREPARED.pop(key, None)
+    _PREPARED[key] = prepared
+    while len(_PREPARED) > _KEEP:
+        _PREPARED.pop(next(iter(_PREPARED)))
+
+
+def load_base(base: Base | None, threads: int | None = None) -> None:
+    """Make ``base`` one of this process's prepared models (a pool worker's initializer)."""
+    _threads(threads)
+    if base is None or base.key in _PREPARED:
+        return
     try:
-        _PREPARED[base.key] = base.prepared()
+        _keep(base.key, base.prepared())
     except EdgeoptError:
         raise
     except Exception as exc:  # a base that passed its checks but that Keras cannot load
@@ -187,15 +208,64 @@ def load_base(base: Base, threads: int | None = None) -> None:
         ) from None
 
 
+def _train(job: Job) -> tuple[Any, dict[str, Any]]:
+    """Train the job's base (its own training settings); return it and what the trial learned:
+    ``curve`` (lower is better, one point an epoch), ``curve_metric``, ``attrs`` (the pruner's),
+    and ``pruned_at`` (the last epoch trained, 0-based) when the pruner stopped it.
+
+    Raises:
+        EdgeoptError: the training refused or diverged, as in compress.
+    """
+    from edgeopt.pipeline import prepare
+    from edgeopt.progress import Progress
+    from edgeopt.recipe import parse_recipe
+    from edgeopt.tune.pruning import TrialPruned, curve_metric, epoch_callback
+    from edgeopt.zoo import ZOO
+
+    recipe = parse_recipe(job.train, f"trial {job.number}")
+    task = ZOO[recipe.model].task if recipe.model in ZOO else None
+    if task is None:
+        from edgeopt.data import load_dataset
+
+        task = load_dataset(recipe.data).task
+    metric = curve_metric(task, recipe.train.validation_split > 0)
+    callback = epoch_callback(job.pruning, job.number, metric)
+    learned: dict[str, Any] = {"curve_metric": metric}
+    try:
+        with Progress(quiet=True) as quiet:
+            prepared = prepare(recipe, quiet, callbacks=(callback,))
+    except TrialPruned as stop:
+        return None, learned | {"curve": callback.curve, "attrs": callback.attrs, "pruned_at": stop.epoch}
+    return prepared, learned | {"curve": callback.curve, "attrs": callback.attrs}
+
+
 def run(job: Job, base: Base | None = None, threads: int | None = None) -> dict[str, Any]:
-    """Run one trial; return its report, files and resolved recipe, or its one-line error."""
+    """Run one trial (training its base first when the job says so); return its report, files and
+    resolved recipe, the base it trained and its curve, or its one-line error, or that it was pruned."""
     from edgeopt.pipeline import compress, gzip_size
     from edgeopt.recipe import dump_recipe
 
     start = time.perf_counter()
-    if base is not None:
-        load_base(base, threads)
-    prepared = next(iter(_PREPARED.values()))
+    load_base(base, threads)
+    trained: dict[str, Any] = {}
+    prepared = _PREPARED.get(job.base_key) if job.base_key else next(iter(_PREPARED.values()), None)
+    if prepared is None and job.train is not None:
+        try:
+            prepared, trained = _train(job)
+        except EdgeoptError as exc:
+            return {"number": job.number, "key": job.key, "error": str(exc),
+                    "seconds": time.perf_counter() - start}
+        except Exception as exc:  # a crash inside TensorFlow: this trial fails, the study goes on
+            return {"number": job.number, "key": job.key,
+                    "error": f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:500],
+                    "seconds": time.perf_counter() - start}
+        if prepared is None:
+            return {"number": job.number, "key": job.key, "pruned": True, **trained,
+                    "seconds": time.perf_counter() - start}
+        _keep(job.base_key, prepared)
+        trained["base"] = Base.of(prepared, job.base_key).without_data()
+    if prepared is None:
+        raise InputError(f"trial {job.number}: its trained base {job.base_key} is not loaded")
     gate = None
     if job.early_stop is not None:
         goal = job.early_stop
@@ -212,6 +282,7 @@ def run(job: Job, base: Base | None = None, threads: int | None = None) -> dict[
             "key": job.key,
             "error": str(exc),
             "seconds": time.perf_counter() - start,
+            **trained,
         }
     except Exception as exc:  # a crash inside TensorFlow/TFMOT: this trial fails, the study goes on
         return {
@@ -219,6 +290,7 @@ def run(job: Job, base: Base | None = None, threads: int | None = None) -> dict[
             "key": job.key,
             "error": f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:500],
             "seconds": time.perf_counter() - start,
+            **trained,
         }
     return {
         "number": job.number,
@@ -227,4 +299,5 @@ def run(job: Job, base: Base | None = None, threads: int | None = None) -> dict[
         "files": result.files,
         "recipe": dump_recipe(result.recipe),
         "seconds": time.perf_counter() - start,
+        **trained,
     }

@@ -21,6 +21,7 @@ class ZooEntry:
     default_data: str
     params: int
     about: str
+    options: tuple[str, ...] = ("width", "dropout")  # the builder's keyword options (tune may search them)
 
 
 ZOO: dict[str, ZooEntry] = {

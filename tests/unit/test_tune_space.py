@@ -103,8 +103,8 @@ def test_unknown_fields_and_fixed_sections_are_refused():
     with pytest.raises(RecipeError, match="'sparsity' is not a field of a prune stage"):
         parse_space(recipe(sparsity={"range": [0.5, 0.9]}))
     data = recipe()
-    data["train"] = {"epochs": {"choice": [1, 2]}}
-    with pytest.raises(RecipeError, match="only stage fields and export"):
+    data["seed"] = {"choice": [1, 2]}
+    with pytest.raises(RecipeError, match="only stage fields, export, training settings"):
         parse_space(data)
     data = recipe()
     data["export"] = {"range": [1, 2]}
@@ -269,3 +269,47 @@ def test_a_channel_pruning_stage_searches_its_fraction_by_default():
                            "stages": [{"kind": "prune_channels", "fraction": 0.5, "epochs": 1}]})
     (dim,) = default_space(recipe)
     assert dim.name == "stages.0.fraction" and (dim.low, dim.high) == (0.0, 0.75)
+
+
+def test_training_settings_are_searched_and_change_the_base():
+    data = recipe()
+    data["train"] = {
+        "epochs": {"range": [2, 8]},
+        "learning_rate": {"range": [1e-4, 3e-2], "log": True},
+        "batch_size": {"choice": [16, 32, 64, 128]},
+        "optimizer": {"choice": ["adam", "rmsprop", "sgd"]},
+        "l2": {"choice": [0.0, 1e-5, 1e-4]},
+        "validation_split": 0.1,
+        "early_stopping": {"patience": {"range": [2, 6]}},
+    }
+    data["model_options"] = {"width": {"choice": [0.5, 1.0]}}
+    space = parse_space(data)
+    assert space.searches_training and all(d.trains for d in space.dimensions)
+    chosen = space.recipe({"train.optimizer": "sgd", "train.early_stopping.patience": 3, "train.epochs": 4,
+                           "model_options.width": 0.5, "train.learning_rate": 0.01, "train.l2": 0.0,
+                           "train.batch_size": 16})
+    assert chosen.train.optimizer == "sgd" and chosen.train.early_stopping.patience == 3
+    assert chosen.model_options == {"width": 0.5} and chosen.train.learning_rate == 0.01
+    assert not parse_space(recipe(target_sparsity={"range": [0.5, 0.9]})).searches_training
+
+
+@pytest.mark.parametrize(
+    ("section", "field", "message"),
+    [
+        ("train", "validation_split", "train.validation_split: is not a training setting tune can search"),
+        ("model_options", "dropout", "has no searchable option 'dropout'; it has width"),
+    ],
+)
+def test_a_searched_field_that_is_not_a_training_setting_is_refused(section, field, message):
+    data = recipe()
+    data[section] = {field: {"choice": [0.1, 0.2]}}
+    with pytest.raises(RecipeError, match=message):
+        parse_space(data)
+
+
+def test_a_width_on_a_model_without_one_is_refused():
+    data = recipe()
+    data["model"] = "my_model.keras"
+    data["model_options"] = {"width": {"choice": [0.5, 1.0]}}
+    with pytest.raises(RecipeError, match="the model 'my_model.keras' has no width to search"):
+        parse_space(data)
