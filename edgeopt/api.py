@@ -13,6 +13,10 @@ the first call that trains, converts or loads a model does.
     smaller = edgeopt.compress(prepared, overrides=["stages[0].target_sparsity=0.9"])  # no retraining
     smaller.save("runs/digits-90")
 
+The calls that start TensorFlow (``prepare``, ``compress``, ``search``) print none of its log lines or
+warnings: they go to a log, as on the command line (:func:`edgeopt.logs.quietly`); a failure's message
+names the saved log when it holds something.
+
 Errors are :class:`edgeopt.errors.EdgeoptError` subclasses carrying the CLI's exit code: bad input
 (:class:`~edgeopt.errors.InputError`), a failed check, or the machine's fault.
 """
@@ -23,14 +27,21 @@ import os
 from pathlib import Path
 from typing import Any
 
+from edgeopt import pipeline
 from edgeopt.bench.spec import BenchSpec
 from edgeopt.evaluate import Evaluation
-from edgeopt.pipeline import Prepared, Result, compress, prepare
+from edgeopt.logs import quietly
+from edgeopt.pipeline import Prepared, Result
 from edgeopt.recipe import Recipe
 from edgeopt.types import LatencyEntry, Report
 
 __all__ = ["load_recipe", "prepare", "compress", "Prepared", "Result", "benchmark", "inspect_tflite", "check",
            "load_report", "Recipe", "Report", "evaluate_tflite", "Evaluation"]
+
+# The steps that start TensorFlow, train and convert: TensorFlow's log lines and warnings go to a log
+# (edgeopt.logs), never to the caller's terminal or notebook, exactly as on the command line.
+prepare = quietly(pipeline.prepare)
+compress = quietly(pipeline.compress)
 
 
 def load_recipe(path: str | os.PathLike | None = None, overrides: list[str] | None = None, *,
@@ -75,9 +86,11 @@ def inspect_tflite(path: str | os.PathLike, pattern: tuple[int, int] = (2, 4)) -
     return inspect.inspect_tflite(Path(path), pattern=pattern)
 
 
-def evaluate_tflite(path: str | os.PathLike, data: Any, *, batch: int = 256) -> Evaluation:
-    """Accuracy (and top-5 beyond 5 classes) or MAE and RMSE of any ``.tflite`` on ``data``'s test split,
-    through the LiteRT interpreter in a child process: what ``edgeopt evaluate`` prints.
+def evaluate_tflite(path: str | os.PathLike, data: Any, *, batch: int = 256,
+                    split: str | None = None) -> Evaluation:
+    """Accuracy (and top-5 beyond 5 classes) or MAE and RMSE of any ``.tflite`` on ``data``'s test split
+    (``split="all"``: every sample; None: all of an image folder without ``train/`` and ``test/``
+    folders), through the LiteRT interpreter in a child process: what ``edgeopt evaluate`` prints.
 
     ``data`` is a built-in name, an .npz / .csv / image-folder path, a ``data:`` mapping as in a recipe
     (``{"path": "images/", "image_size": [96, 96]}``, ``{"loader": "mypkg.data:load"}``) or a loaded
@@ -86,7 +99,7 @@ def evaluate_tflite(path: str | os.PathLike, data: Any, *, batch: int = 256) -> 
     """
     from edgeopt.evaluate import evaluate_file
 
-    return evaluate_file(path, data, batch=batch)
+    return evaluate_file(path, data, batch=batch, split=split)
 
 
 def load_report(path: str | os.PathLike) -> Report:
@@ -120,4 +133,4 @@ def search(recipe: str | os.PathLike, study: str | os.PathLike, *, budgets: tupl
     options = TuneOptions(recipe=recipe, study=study, overrides=tuple(overrides), budgets=tuple(budgets),
                           strategy=strategy, trials=trials, objective=objective, executor=executor,
                           workers=workers, address=address, seed=seed, force_new=force_new)
-    return tune(options, progress or (lambda line: None))
+    return quietly(tune)(options, progress or (lambda line: None))

@@ -296,7 +296,10 @@ def inspect_cmd(model_path, as_json, pattern) -> None:
         emit_json(info)
         return
     click.echo("\n".join(summary_lines(info)))
+    from edgeopt.inspect import IO_HEADERS, io_rows
     from edgeopt.render import table
+
+    click.echo(table(IO_HEADERS, io_rows(info)))
 
     def share(value):
         return "-" if value is None else f"{value:.3f}"
@@ -315,20 +318,27 @@ def inspect_cmd(model_path, as_json, pattern) -> None:
 @click.option("--data", "data", required=True, callback=_path_or_name, help=DATA_HELP)
 @click.option("--batch", type=click.IntRange(1, 65536), default=256, show_default=True,
               help="Samples per interpreter call (a model with a fixed batch runs one at a time).")
+@click.option("--split", type=click.Choice(["test", "all"]), default=None,
+              help="test: the test split compress scores (the data's own, or the seeded 20 % edgeopt holds "
+                   "out); all: every sample. Default: all for an image folder without train/ and test/ "
+                   "folders, test otherwise.")
 @click.option("--json", "as_json", is_flag=True, help="Print the evaluation as one JSON document.")
-def evaluate_cmd(model_path, data, batch, as_json) -> None:
-    """Accuracy (top-5 too, beyond 5 classes) or MAE and RMSE of a .tflite on the test split of DATA.
+def evaluate_cmd(model_path, data, batch, split, as_json) -> None:
+    """Accuracy (top-5 too, beyond 5 classes) or MAE and RMSE of a .tflite on DATA.
 
     \b
     The .tflite runs through the LiteRT interpreter in a child process; integer inputs and outputs
-    are quantized and dequantized with the model's own scales. Only the test split is evaluated:
-    the dataset's own, or the 20 % that edgeopt holds out (seeded) when the data has no split.
+    are quantized and dequantized with the model's own scales. An image folder without train/ and
+    test/ folders is your test set: all of it is scored. Other data is scored on its test split: the
+    dataset's own (a CSV's test file: '{train: a.csv, test: b.csv}'), or the 20 % that edgeopt holds
+    out (seeded) when the data has no split, as compress does (--split test for a folder too).
+    A classifier at or below chance gets a warning naming the likely causes.
     Exit codes: 0 ok; 1 LiteRT failed or crashed on the model; 2 bad input (not a .tflite, unusable
     data, data that does not fit the model: sample shape, labels beyond its outputs).
     """
     from edgeopt.evaluate import evaluate_file
 
-    evaluation = evaluate_file(model_path, _data_option(data), batch=batch)
+    evaluation = evaluate_file(model_path, _data_option(data), batch=batch, split=split)
     if as_json:
         emit_json(evaluation.to_json())
     else:

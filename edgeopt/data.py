@@ -97,6 +97,15 @@ class Dataset:
     preprocessing: dict = field(default_factory=dict)  # how user data was read: recorded in the report
     output_names: tuple[str, ...] = ()  # of regression targets, when the data names them (CSV columns)
     tasks: dict[str, str] = field(default_factory=dict)  # per named output: its task
+    classes: tuple[str, ...] = ()  # a built-in dataset's class names, in label order
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """The classes' names in label order (the order of a classifier's outputs) when the data names
+        them: class folders and text labels (sorted), a built-in dataset's; else empty."""
+        if self.task != CLASSIFICATION or self.named_outputs:
+            return ()
+        return tuple(str(name) for name in self.preprocessing.get("classes") or self.classes)
 
     @property
     def named_inputs(self) -> bool:
@@ -150,7 +159,8 @@ class Dataset:
     def output(self, name: str) -> Dataset:
         """One named output as a single-output dataset (the inputs stay as they are)."""
         return replace(self, name=f"{self.name}{OUTPUT_SEPARATOR}{name}", task=self.tasks[name],
-                       y_train=self.y_train[name], y_test=self.y_test[name], output_names=(), tasks={})
+                       y_train=self.y_train[name], y_test=self.y_test[name], output_names=(), tasks={},
+                       classes=())
 
     def mean_predictor_mae(self) -> float | None:
         """MAE on the test split of always predicting the training-label mean (regression only)."""
@@ -299,7 +309,10 @@ def load_digits() -> Dataset:
     x = (bunch.images / 16.0).astype(np.float32)[..., np.newaxis]
     y = bunch.target.astype(np.int64)
     x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.2, stratify=y, random_state=0)
-    return Dataset("digits", CLASSIFICATION, x_train, y_train, x_test, y_test)
+    return Dataset("digits", CLASSIFICATION, x_train, y_train, x_test, y_test, classes=DIGIT_CLASSES)
+
+
+DIGIT_CLASSES = tuple(str(digit) for digit in range(10))
 
 
 DIGITS32_SIZE = 32
@@ -322,7 +335,7 @@ def load_digits32() -> Dataset:
     """The same digits and split, upsampled to 32x32x1 (bilinear): input for mobilenet_v2-style models."""
     small = load_digits()
     return Dataset("digits32", CLASSIFICATION, upsample_bilinear(small.x_train, DIGITS32_SIZE), small.y_train,
-                   upsample_bilinear(small.x_test, DIGITS32_SIZE), small.y_test)
+                   upsample_bilinear(small.x_test, DIGITS32_SIZE), small.y_test, classes=DIGIT_CLASSES)
 
 
 def _rotate(points: np.ndarray, yaw_deg: np.ndarray, pitch_deg: np.ndarray) -> np.ndarray:

@@ -11,10 +11,13 @@ sigmoid, :func:`tflite_head`); predictions given without their model's head are 
 (:func:`binary_output`), and the report records which rule decided (``evaluation.binary``).
 
 :func:`evaluate_file` is ``edgeopt evaluate``: any ``.tflite`` on any dataset edgeopt reads, its test
-split only. The file and the data are checked against each other before anything runs (one input
-and one output, the sample shape, labels within the outputs), and the file runs in a child process
-(``python -m edgeopt.evaluate``), so a kernel that crashes on an unknown model fails the command in
-one line instead of killing it. :class:`Evaluation` is the typed result.
+split; an image folder without ``train/`` and ``test/`` folders is the user's test set and is scored
+whole (``split="test"``: the share compress holds out of it instead). A classifier at or below chance
+gets a warning naming the likely causes with their facts (:func:`below_chance`). The file and the data
+are checked against each other before anything runs (one input and one output, the sample shape, labels
+within the outputs), and the file runs in a child process (``python -m edgeopt.evaluate``), so a kernel
+that crashes on an unknown model fails the command in one line instead of killing it.
+:class:`Evaluation` is the typed result.
 """
 
 from __future__ import annotations
@@ -41,7 +44,9 @@ from edgeopt.types import Metric
 BATCH = 256
 MAX_BATCH = 1 << 16
 SCATTER_POINTS = 300
-EVALUATED_SPLIT = "test"  # the only split evaluate runs: the one training never saw
+EVALUATED_SPLIT = "test"  # the split evaluate runs by default: the one training never saw
+WHOLE = "all"  # every sample, train and test: an image folder with no split of its own, by default
+SPLITS = (EVALUATED_SPLIT, WHOLE)
 TOP_K = 5  # top-k accuracy is reported when the model has more outputs than this
 FREE_DIMENSION = -1  # a .tflite shape signature's mark for a dimension of any size
 
@@ -390,8 +395,9 @@ class Evaluation:
 
     def lines(self) -> list[str]:
         """The evaluation for a terminal: what ran on what, one metric a line, where the figures come from."""
-        head = (f"{self.model} on {self.data}: {self.split} split, {self.samples:,} samples "
-                f"({self.held_out})")
+        scored = (self.held_out if self.split == WHOLE else
+                  f"{self.split} split, {self.samples:,} samples ({self.held_out})")
+        head = f"{self.model} on {self.data}: {scored}"
         rows = [head]
         for name, m in self.metrics.items():
             label = f"top-{m.extra.get('k', TOP_K)} accuracy" if name == "top_k_accuracy" else name
@@ -433,14 +439,18 @@ def load_data(data: Any) -> Dataset:
     raise InputError(f"data: expected a dataset name, a path or a mapping, got {type(data).__name__}")
 
 
-def evaluate_file(path: str | os.PathLike, data: Any, *, batch: int = BATCH) -> Evaluation:
-    """Accuracy (and top-k) or MAE and RMSE of the ``.tflite`` at ``path`` on ``data``'s test split.
+def evaluate_file(path: str | os.PathLike, data: Any, *, batch: int = BATCH,
+                  split: str | None = None) -> Evaluation:
+    """Accuracy (and top-k) or MAE and RMSE of the ``.tflite`` at ``path`` on ``data``.
 
     Args:
         path: a ``.tflite`` file with one input and one output.
         data: what :func:`load_data` takes: a built-in name, an .npz / .csv / image-folder path, a
             ``data:`` mapping, or a loaded :class:`Dataset`.
         batch: samples per interpreter call (a model with a fixed batch runs one sample at a time).
+        split: ``test``, the test split (the data's own, or the share edgeopt holds out, as compress
+            does); ``all``, every sample. None: ``all`` for an image folder without ``train/`` and
+            ``test/`` folders (the folder a user calls test is the test set), ``test`` otherwise.
 
     Raises:
         InputError: not a readable flatbuffer, unusable data, or a model and data that do not fit
@@ -451,20 +461,158 @@ def evaluate_file(path: str | os.PathLike, data: Any, *, batch: int = BATCH) -> 
 
     if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= MAX_BATCH:
         raise InputError(f"batch must be an integer from 1 to {MAX_BATCH:,}, got {batch!r}")
+    if split is not None and split not in SPLITS:
+        raise InputError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     path = check_path(path, "model")
     if path.is_dir():
         raise InputError(f"{path} is a folder: pass the path of a .tflite file")
     info = inspect_tflite(path)
     dataset = load_data(data)
+    if split is None:
+        split = WHOLE if whole_folder(dataset) else EVALUATED_SPLIT
+    scored = with_every_sample(dataset) if split == WHOLE else dataset
     several = len(info["input_details"]) != 1 or len(info["output_details"]) != 1
     if several or dataset.named_inputs or dataset.named_outputs:
-        return _evaluate_named(path, info, dataset, batch)
-    model_input, model_output = _one_input_one_output(path, info)
-    check_fits(path, model_input, model_output, dataset)
-    predictions = predict_in_child(path, dataset.x_test, batch)
-    evaluation = _evaluation(path, dataset, predictions, model_input, model_output, head=tflite_head(info))
-    clipped = clipped_inputs(model_input, dataset.x_test)
-    return replace(evaluation, warnings=(clipped,)) if clipped else evaluation
+        evaluation = _evaluate_named(path, info, scored, batch)
+    else:
+        model_input, model_output = _one_input_one_output(path, info)
+        check_fits(path, model_input, model_output, scored)
+        predictions = predict_in_child(path, scored.x_test, batch)
+        evaluation = _evaluation(path, scored, predictions, model_input, model_output, head=tflite_head(info))
+        clipped = clipped_inputs(model_input, scored.x_test)
+        evaluation = replace(evaluation, warnings=(clipped,)) if clipped else evaluation
+    if split == WHOLE:
+        where = provenance(scored.n_test).replace("on the test split", "on every sample")
+        evaluation = replace(evaluation, split=WHOLE, held_out=_whole(dataset, scored, data),
+                             metrics={k: replace(m, provenance=where) for k, m in evaluation.metrics.items()})
+    accuracy = evaluation.metrics.get("accuracy")
+    if accuracy is not None and not scored.named_outputs:
+        inputs = info["input_details"]
+        warning = below_chance(accuracy.value, scored, inputs[0] if len(inputs) == 1 else None)
+        if warning:
+            evaluation = replace(evaluation, warnings=(*evaluation.warnings, warning))
+    return evaluation
+
+
+def whole_folder(data: Dataset) -> bool:
+    """An image folder without ``train/`` and ``test/`` folders (or a test folder of its own)."""
+    return data.preprocessing.get("source") == "image folder" and "split" in data.preprocessing
+
+
+def with_every_sample(data: Dataset) -> Dataset:
+    """``data`` whose test split is every sample, its training split's and its test split's."""
+    def joined(train, test):
+        if isinstance(train, dict):
+            return {name: np.concatenate([train[name], test[name]]) for name in train}
+        return np.concatenate([train, test])
+
+    return replace(data, x_test=joined(data.x_train, data.x_test), y_test=joined(data.y_train, data.y_test))
+
+
+def _whole(data: Dataset, scored: Dataset, given: Any) -> str:
+    """What ``split="all"`` scored, in words."""
+    source = _source_path(given) or data.name
+    if whole_folder(data):
+        return (f"scored all {scored.n_test:,} images of {source} (no train/ and test/ folders; "
+                "--split test scores the share compress holds out)")
+    return f"scored all {scored.n_test:,} samples of {source} (its training and test splits together)"
+
+
+def _source_path(given: Any) -> str | None:
+    """The path a user named as data, when they named one."""
+    from edgeopt.sources import DataSpec
+
+    if isinstance(given, DataSpec):
+        return given.path
+    if isinstance(given, Mapping):
+        value = given.get("path", given.get("train"))
+        return str(value) if value is not None else None
+    if isinstance(given, str | os.PathLike):
+        return os.fspath(given)
+    return None
+
+
+CHANCE_MARGIN = 0.02  # accuracy within this of 1/classes counts as chance
+CHANCE_MIN_SAMPLES = 20  # fewer samples (or fewer than 3 per class) say too little to warn
+CLASSES_SHOWN = 12  # class names listed in a warning
+PIXEL_RANGE = 1.5  # data above this looks like pixels 0..255 (a model trained on 0..1 takes less)
+
+
+def below_chance(accuracy: float, data: Dataset, model_input: Mapping[str, Any] | None = None, *,
+                 first_layer: str | None = None) -> str | None:
+    """A warning when a classifier scores at or below chance on ``data``'s test split, naming the
+    likely causes with their facts: the class order edgeopt read (folders and text labels sort
+    alphabetically) and the input range of the data against what the model expects (an integer
+    input's representable range from ``model_input``, a .tflite input detail; ``first_layer``, what
+    a Keras model's first layer does to its input). None when above chance or measured on too few.
+    """
+    if data.task != CLASSIFICATION or data.named_outputs or data.named_inputs:
+        return None
+    classes = max(data.output_dim, 2)
+    n = data.n_test
+    chance = 1 / classes
+    if n < max(CHANCE_MIN_SAMPLES, 3 * classes) or accuracy > chance + CHANCE_MARGIN:
+        return None
+    causes = []
+    names = data.preprocessing.get("classes")
+    if names:
+        shown = ", ".join(f"{i} {name}" for i, name in enumerate(names[:CLASSES_SHOWN]))
+        more = f", ... ({len(names)} in all)" if len(names) > CLASSES_SHOWN else ""
+        why = ("class folders sort alphabetically" if data.preprocessing.get("source") == "image folder"
+               else "text labels sort alphabetically")
+        causes.append(f"the class order: edgeopt read the classes as {shown}{more} ({why}); the model's "
+                      "outputs must be in that order")
+    else:
+        causes.append(f"the class order: the labels are the data's own class indices 0..{classes - 1}; "
+                      "the model's outputs must be in that order")
+    x = data.x_test
+    low, high = float(np.min(x)), float(np.max(x))
+    seen = f"the data's input values span [{low:.4g}, {high:.4g}]"
+    images = data.preprocessing.get("source") == "image folder"
+    if images:
+        seen += f" (pixels 0..255 times data.scale {data.preprocessing.get('scale', 1):g})"
+    expected = _expected_range(model_input)
+    if expected is not None:
+        seen += (f" while the model's {model_input.get('dtype')} input represents "
+                 f"[{expected[0]:.4g}, {expected[1]:.4g}]")
+    elif first_layer is not None:
+        seen += f" while the model's first layer {first_layer}"
+    else:
+        seen += "; it must be the range the model was trained on"
+    if images and high > PIXEL_RANGE:
+        seen += "; for a model trained on 0..1, set data.scale: 0.00392156862745098 (1/255)"
+    causes.append(f"the input range: {seen}")
+    return (f"accuracy {accuracy:.3f} is at or below chance (1/{classes} = {chance:.3f}) on {n:,} samples; "
+            f"likely causes: (1) {causes[0]}; (2) {causes[1]}")
+
+
+def first_layer_fact(model: Any) -> str | None:
+    """What a Keras model's first rescaling layer does to its input, in words (None without one): the
+    input range a model expects is set there (``Rescaling(1/255)`` takes pixels 0..255)."""
+    for layer in getattr(model, "layers", ())[:4]:  # an input layer, maybe a reshape, then the scaling
+        kind = type(layer).__name__
+        if kind == "Rescaling":
+            scale, offset = float(np.mean(layer.scale)), float(np.mean(layer.offset))
+            return (f"{layer.name} (Rescaling) multiplies inputs by {scale:.4g} and adds {offset:g}: "
+                    f"pixels 0..255 become [{offset:.3g}, {255 * scale + offset:.3g}]")
+        if kind == "Normalization" and getattr(layer, "mean", None) is not None:
+            mean = float(np.mean(np.asarray(layer.mean)))
+            std = float(np.sqrt(np.mean(np.asarray(layer.variance))))
+            return f"{layer.name} (Normalization) expects inputs around {mean:.4g} (std {std:.4g})"
+    return None
+
+
+def _expected_range(model_input: Mapping[str, Any] | None) -> tuple[float, float] | None:
+    """The real values an integer .tflite input represents, from its scale and zero point."""
+    if not model_input:
+        return None
+    quantization = model_input.get("quantization") or {}
+    dtype = np.dtype(model_input["dtype"]) if model_input.get("dtype") else None
+    scale, zero_point = quantization.get("scale"), quantization.get("zero_point", 0)
+    if dtype is None or not np.issubdtype(dtype, np.integer) or not isinstance(scale, float) or scale <= 0:
+        return None
+    info = np.iinfo(dtype)
+    return (info.min - zero_point) * scale, (info.max - zero_point) * scale
 
 
 CLIPPED_SHARE = 0.01  # more input values than this outside an integer input's range: say so
@@ -476,13 +624,11 @@ def clipped_inputs(model_input: dict, x: np.ndarray) -> str | None:
     Such values are clipped when quantized, which is what happens when the data is not scaled as it
     was for training (pixels 0-255 for a model trained on 0-1): the figures are then of other data.
     """
-    quantization = model_input.get("quantization") or {}
-    dtype = np.dtype(model_input["dtype"]) if model_input.get("dtype") else None
-    scale, zero_point = quantization.get("scale"), quantization.get("zero_point", 0)
-    if dtype is None or not np.issubdtype(dtype, np.integer) or not isinstance(scale, float) or scale <= 0:
+    expected = _expected_range(model_input)
+    if expected is None:
         return None
-    info = np.iinfo(dtype)
-    low, high = (info.min - zero_point) * scale, (info.max - zero_point) * scale
+    low, high = expected
+    scale, dtype = model_input["quantization"]["scale"], np.dtype(model_input["dtype"])
     outside = float(np.mean((x < low - scale) | (x > high + scale)))
     if outside <= CLIPPED_SHARE:
         return None
@@ -609,6 +755,8 @@ def _evaluation(path: Path, data: Dataset, predictions: np.ndarray, model_input:
 
 def _held_out(data: Dataset) -> str:
     split = data.preprocessing.get("split")
+    if data.preprocessing.get("test"):
+        return f"the test file {data.preprocessing['test']}"
     if not split:
         return "the dataset's own test split"
     return (f"{split['test_split']:.0%} held out by edgeopt with seed {split['seed']}"

@@ -600,11 +600,35 @@ def _inspect(
     return summary, arrays
 
 
+IO_HEADERS = ["input/output", "name", "shape", "dtype", "scale", "zero point"]
+
+
+def io_rows(info: dict[str, Any]) -> list[list[Any]]:
+    """One row per input and output of an inspection (:data:`IO_HEADERS`): what code that feeds the
+    file needs. A quantized tensor's real value is ``(q - zero point) * scale``; ``-`` for a float one."""
+    rows = []
+    for kind, details in (("input", info["input_details"]), ("output", info["output_details"])):
+        for d in details:
+            q = d.get("quantization") or {}
+            scale = q.get("scale") if isinstance(q.get("scale"), float) else None
+            rows.append([kind, d["name"], "x".join(map(str, d["shape"])), d["dtype"],
+                         "-" if scale is None else f"{scale:.6g}",
+                         "-" if scale is None else str(q.get("zero_point", 0))])
+    return rows
+
+
+def _scaled(detail: dict[str, Any]) -> str:
+    q = detail.get("quantization") or {}
+    if not isinstance(q.get("scale"), float):
+        return ""
+    return f" (scale {q['scale']:.6g}, zero point {q.get('zero_point', 0)})"
+
+
 def summary_lines(info: dict[str, Any]) -> list[str]:
     """A short human rendering of :func:`inspect_tflite`'s result (used by ``edgeopt inspect``)."""
     ops = ", ".join(f"{name} x{count}" for name, count in sorted(info["ops"].items()))
-    io = "; ".join(f"{d['name']} {d['dtype']}{d['shape']}" for d in info["input_details"])
-    out = "; ".join(f"{d['name']} {d['dtype']}{d['shape']}" for d in info["output_details"])
+    io = "; ".join(f"{d['name']} {d['dtype']}{d['shape']}{_scaled(d)}" for d in info["input_details"])
+    out = "; ".join(f"{d['name']} {d['dtype']}{d['shape']}{_scaled(d)}" for d in info["output_details"])
     floats = ", ".join(f"{f['op']}#{f['index']}" for f in info["float_ops"]) or "none"
     stored = Counter(t["dtype"] for t in info["per_tensor"].values() if t["role"] == ROLE_WEIGHT)
     dtypes = ", ".join(f"{dtype} x{count}" for dtype, count in sorted(stored.items()))

@@ -1,20 +1,27 @@
 """Quiet by default: TensorFlow's own output goes to a log, edgeopt's lines to the terminal.
 
-TensorFlow, XLA and absl write from C++ straight to file descriptor 2 (cuInit, oneDNN notices,
-NodeDef attribute errors, the converter's ``fully_quantize`` lines), and Keras and the converter
-raise Python warnings. None of that is for the user unless something goes wrong. :func:`captured`
-points descriptor 2 at an anonymous temporary file (it has no name, so nothing is left behind however
-the run ends) for the duration of a command and gives Python's ``sys.stderr`` a private copy of the
-original descriptor, so edgeopt's messages and progress still reach the user. Python warnings go to
-the same log. The log is kept in the output folder (``edgeopt.log``); when the run fails, it is saved
-as ``edgeopt-*.log`` in the temporary folder and named in the error line only when it holds
-something beyond the notices TensorFlow prints whenever it is imported. No TensorFlow import.
+TensorFlow, XLA and absl write from C++ straight to file descriptor 2 (cuInit, oneDNN notices, NodeDef
+attribute errors, the converter's ``fully_quantize`` lines), and Keras and the converter raise Python
+warnings. None of that is for the user unless something goes wrong. :func:`captured` points descriptor 2
+at an anonymous temporary file (it has no name, so nothing is left behind however the run ends) for the
+duration of a command and gives Python's ``sys.stderr`` a private copy of the original descriptor, so
+edgeopt's messages and progress still reach the user. Python warnings and TensorFlow's Python loggers
+(``tensorflow``, ``absl``: tf_keras' "Gradients do not exist for variables") go to the same log; their
+handlers hold the stream of the moment TensorFlow was imported, which may be that private copy of the
+terminal, so their records are stopped at the logger and written to the log instead. The Python API runs
+each call under :func:`quietly`, the same capture, also where ``sys.stderr`` is not descriptor 2 (a
+notebook): Python's noise still goes to the log. The log is kept in the output folder (``edgeopt.log``);
+when the run fails, it is saved as ``edgeopt-*.log`` in the temporary folder and named in the error line
+only when it holds something beyond the notices TensorFlow prints whenever it is imported. No TensorFlow
+import.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
+import logging
 import os
 import sys
 import tempfile
@@ -37,6 +44,9 @@ IMPORT_NOTICES = (
     "TF-TRT Warning: Could not find TensorRT",
 )
 _CHUNK = 1 << 20
+# Python loggers TensorFlow, tf_keras and TFMOT write through (tf_logging: "tensorflow"; absl's own).
+TF_LOGGERS = ("tensorflow", "absl")
+_ACTIVE: list[int] = []  # the log of the capture in force: a nested one leaves it in charge
 
 
 class Capture:
@@ -88,30 +98,40 @@ NOT_CAPTURING = Capture(None)
 
 
 @contextlib.contextmanager
-def captured(verbose: bool = False) -> Iterator[Capture]:
-    """Send descriptor 2 and Python warnings to an anonymous log while the block runs (not when verbose).
+def captured(verbose: bool = False, *, python_too: bool = False) -> Iterator[Capture]:
+    """Send descriptor 2, Python warnings and TensorFlow's loggers to an anonymous log while the block
+    runs (not when verbose).
 
     Yields the :class:`Capture`. When the block fails with an edgeopt error, the log is saved and
-    named in its message if it holds something (:meth:`Capture.hint`); otherwise it vanishes.
+    named in its message if it holds something (:meth:`Capture.hint`); otherwise it vanishes. Where
+    ``sys.stderr`` is not descriptor 2 (a test runner's buffer, a notebook), nothing is captured unless
+    ``python_too``: then Python's warnings and TensorFlow's loggers still go to the log. Inside another
+    capture, nothing changes: the outer one is in charge.
     """
     try:
         own_fd = sys.stderr.fileno()
     except (AttributeError, OSError, ValueError):
         own_fd = None
-    if verbose or own_fd != 2:
-        # Verbose, or stderr is not the process's descriptor 2 (a test runner's buffer): nothing to hide.
+    redirect = own_fd == 2
+    if verbose or _ACTIVE or not (redirect or python_too):
+        # Verbose, already captured, or stderr is not the process's descriptor 2: nothing to hide.
         yield NOT_CAPTURING
         return
     # Anonymous: unlinked at once (or never named), so nothing is left behind however the run ends.
     with tempfile.TemporaryFile(prefix="edgeopt-", suffix=".log") as log, warnings.catch_warnings():
         capture = Capture(log.fileno())
-        sys.stderr.flush()
-        saved = os.dup(2)
-        original = sys.stderr
-        os.dup2(capture.fd, 2)
-        sys.stderr = io.TextIOWrapper(os.fdopen(saved, "wb", buffering=0, closefd=False), encoding="utf-8",
-                                      errors="replace", line_buffering=True, write_through=True)
+        saved = original = None
+        if redirect:
+            sys.stderr.flush()
+            saved = os.dup(2)
+            original = sys.stderr
+            os.dup2(capture.fd, 2)
+            sys.stderr = io.TextIOWrapper(os.fdopen(saved, "wb", buffering=0, closefd=False),
+                                          encoding="utf-8", errors="replace", line_buffering=True,
+                                          write_through=True)
         warnings.showwarning = _to_log(capture.fd)
+        loggers = _loggers_to(capture.fd)
+        _ACTIVE.append(capture.fd)
         try:
             yield capture
         except BaseException as exc:
@@ -119,10 +139,53 @@ def captured(verbose: bool = False) -> Iterator[Capture]:
                 exc.message += capture.hint()
             raise
         finally:
-            sys.stderr.flush()
-            sys.stderr = original
-            os.dup2(saved, 2)
-            os.close(saved)
+            _ACTIVE.pop()
+            loggers()
+            if redirect:
+                sys.stderr.flush()
+                sys.stderr = original
+                os.dup2(saved, 2)
+                os.close(saved)
+
+
+def quietly(function):
+    """``function`` run under :func:`captured` (``python_too``): what the Python API's calls that load,
+    train or convert run under, so that TensorFlow says nothing to the caller's terminal or notebook.
+    A failure's message names the saved log when it holds something."""
+    @functools.wraps(function)
+    def quiet(*args, **kwargs):
+        with captured(python_too=True):
+            return function(*args, **kwargs)
+
+    return quiet
+
+
+class _ToLog(logging.Filter):
+    """A logger filter that writes each record to the log and stops it there: unlike a handler, it
+    also holds back the handlers TensorFlow adds to its logger later (on first use)."""
+
+    def __init__(self, fd: int):
+        super().__init__()
+        self.fd = fd
+        self.format = logging.Formatter("%(levelname)s:%(name)s: %(message)s").format
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        with contextlib.suppress(OSError):
+            os.write(self.fd, (self.format(record) + "\n").encode("utf-8", "replace"))
+        return False
+
+
+def _loggers_to(fd: int):
+    """Send :data:`TF_LOGGERS`' records to the log on ``fd`` only; returns the function that undoes it."""
+    to_log = _ToLog(fd)
+    for name in TF_LOGGERS:
+        logging.getLogger(name).addFilter(to_log)
+
+    def undo() -> None:
+        for name in TF_LOGGERS:
+            logging.getLogger(name).removeFilter(to_log)
+
+    return undo
 
 
 def _to_log(fd: int):

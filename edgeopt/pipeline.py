@@ -34,6 +34,7 @@ from edgeopt.types import KERAS_VARIANT, ORIGINAL, REFERENCE, Format, Metric, Re
 
 QUANTIZED_FORMATS = ("int8",)  # formats exported from the QAT model when the recipe has one
 VERIFY_SAMPLES = 256  # training inputs a Keras 3 model's tf_keras rebuild is compared on
+LABELS_FILE = "labels.txt"  # a classifier's class names, one a line in its outputs' order, beside the files
 
 
 # -- small helpers ---------------------------------------------------------------------------------
@@ -265,7 +266,7 @@ def recipe_inputs(recipe: Recipe) -> list[str]:
     paths = [path for _, path in model_files(recipe)]
     if isinstance(recipe.data, str):
         return paths + ([recipe.data] if recipe.data not in BUILTIN else [])
-    return paths + ([recipe.data.path] if recipe.data.path else [])
+    return paths + [path for path in (recipe.data.path, recipe.data.test) if path]
 
 
 def check_model_files(recipe: Recipe) -> None:
@@ -368,10 +369,17 @@ def prepare(recipe: Recipe, progress: Progress | None = None, callbacks: tuple =
     from edgeopt.zoo import ZOO
 
     progress = progress or Progress(quiet=True)
+    progress.status(f"loading data {recipe.data if isinstance(recipe.data, str) else recipe.data.name}")
     data = load_dataset(recipe.data)
     check_recipe(recipe, data)
+    progress.status(_loading_model(recipe))
     seed_everything(recipe.seed)
     model, model_file, data = load_model(recipe, data)
+    if model_file and "max_abs_diff" in model_file:
+        on = {"samples": "your data", "synthetic": "random inputs"}.get(model_file.get("verified_on"))
+        progress.status(f"rebuilt {recipe.model} in tf_keras" + (
+            f", verified on {on}: outputs within {model_file['max_abs_diff']:.2g} of the Keras 3 model's"
+            if on else ""))
     check_stages(recipe, data)  # a stage may refuse what the model's inputs and outputs make of the data
     if not is_graph(model):  # labels its outputs cannot score are refused before any conversion
         check_model_fits_data(model, data, where="model")
@@ -380,6 +388,7 @@ def prepare(recipe: Recipe, progress: Progress | None = None, callbacks: tuple =
         with tempfile.TemporaryDirectory(prefix="edgeopt-") as scratch:
             reference_file, reference = _reference(ORIGINAL, model, Path(scratch), data, recipe, progress)
         reference = reference.replace(note="your SavedModel as given, converted to float32 unchanged")
+        reference = _chance_note(reference, model, data, progress)
         return Prepared(recipe=recipe, data=data, model=model, history={}, keras_file=None,
                         reference_file=reference_file, keras_variant=None, reference=reference,
                         model_file=model_file)
@@ -389,7 +398,8 @@ def prepare(recipe: Recipe, progress: Progress | None = None, callbacks: tuple =
         if recipe.model not in ZOO:  # the user's model as given is the reference, measured before training
             original = _reference(ORIGINAL, model, scratch, data, recipe, progress)
         model = with_regularization(model, recipe.train.l1, recipe.train.l2)
-        progress(f"training {recipe.run_name} on {data.name} ({recipe.train.epochs} epochs max)")
+        if recipe.train.epochs:  # a saved model used as it is (epochs 0) is not trained: say nothing
+            progress(f"training {recipe.run_name} on {data.name} ({recipe.train.epochs} epochs max)")
         epochs_bar = progress.keras_callback(f"training {recipe.run_name}", recipe.train.epochs)
         history = fit(model, data, recipe.train, seed=recipe.seed, callbacks=[epochs_bar, *callbacks])
         keras_path = scratch / "model.keras"
@@ -410,10 +420,33 @@ def prepare(recipe: Recipe, progress: Progress | None = None, callbacks: tuple =
         epochs = len(history.get("loss", []))
         note = ("your model as given, converted to float32 unchanged" if not epochs else
                 f"your model as given, converted to float32 before edgeopt fine-tuned it for {epochs} epochs")
-        reference = reference.replace(note=note)
+        reference = _chance_note(reference.replace(note=note), model, data, progress)
     return Prepared(recipe=recipe, data=data, model=model, history=history, keras_file=keras_file,
                     reference_file=reference_file, keras_variant=keras_variant, reference=reference,
                     model_file=model_file)
+
+
+def _chance_note(reference: Variant, model, data: Dataset, progress: Progress) -> Variant:
+    """The user's model as given, warned about in its note (and a progress line) when it scores at or
+    below chance on the data: the class order or the input range is then likely not the model's."""
+    from edgeopt.evaluate import below_chance, first_layer_fact
+
+    accuracy = reference.metrics.get("accuracy")
+    warning = below_chance(accuracy.value, data, first_layer=first_layer_fact(model)) if accuracy else None
+    if warning is None:
+        return reference
+    progress(f"warning: {warning}")
+    return reference.replace(note=f"{reference.note}; warning: {warning}" if reference.note else warning)
+
+
+def _loading_model(recipe: Recipe) -> str:
+    """The progress line for the first slow step: TensorFlow starting with the model."""
+    from edgeopt.zoo import ZOO
+
+    if recipe.model in ZOO:
+        return f"building {recipe.model} (starting TensorFlow)"
+    return (f"loading {recipe.model} (starting TensorFlow; a Keras 3 file is rebuilt in tf_keras and "
+            "verified on your data)")
 
 
 def _reference(name: str, model, scratch: Path, data: Dataset, recipe: Recipe,
@@ -422,6 +455,7 @@ def _reference(name: str, model, scratch: Path, data: Dataset, recipe: Recipe,
     every ratio and drop is taken against."""
     from edgeopt.convert import convert
 
+    progress.status(f"converting {name} to float32 and scoring it: the reference")
     path = scratch / f"{name}.tflite"
     path.write_bytes(convert(model, "float32"))
     return path.read_bytes(), measure(name, "float32", path, data, recipe, progress,
@@ -510,7 +544,8 @@ def _compress(prepared: Prepared, recipe: Recipe, scratch: Path, progress: Progr
             data=data, train=recipe.train, seed=recipe.seed, stage_index=index, earlier=earlier,
             trust_model=recipe.trust_model,
         )
-        progress(f"stage {index + 1}/{len(recipe.stages)}: {stage.kind} ({stage.epochs} epochs)")
+        tuned = f" ({stage.epochs} epochs)" if stage.epochs else ""  # post-training: no fine-tuning to count
+        progress(f"stage {index + 1}/{len(recipe.stages)}: {stage.kind}{tuned}")
         wrapped = technique.apply(current, stage, ctx)
         stage_history = fit(
             guide.wrap(wrapped) if guide is not None and technique.guided else wrapped,
@@ -572,6 +607,9 @@ def _compress(prepared: Prepared, recipe: Recipe, scratch: Path, progress: Progr
             variant = _diagnosed(variant, float_model, data, recipe.seed, progress)
         variants.append(variant)
         files[path.name] = path.read_bytes()
+    if data.class_names:  # what each output of the .tflite files is, for the code that deploys them
+        lines = (" ".join(name.splitlines()) for name in data.class_names)  # one class a line, always
+        files[LABELS_FILE] = "".join(f"{line}\n" for line in lines).encode()
 
     report = Report(
         edgeopt_version=__version__,

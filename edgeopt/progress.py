@@ -4,6 +4,9 @@ Bars are drawn on stderr only when stderr is a TTY and the user did not pass ``-
 logs (no TTY) and with ``--quiet`` every bar call is a no-op, so library code can report progress
 unconditionally. Calling the :class:`Progress` object with a message prints one status line per step
 (on a terminal above the bars, in logs as a plain line), and nothing with ``--quiet``.
+:meth:`Progress.status` is for the first seconds, steps that may still end in a refusal (loading the
+data, starting TensorFlow with the model, rebuilding and verifying it): shown at once on a terminal,
+and printed as lines once a later step confirms the run goes on, so that a bad input stays one line.
 :meth:`Progress.keras_callback` builds a tf_keras ``Callback`` that advances a bar once per epoch;
 the Keras class is created on first use, so importing this module does not import TensorFlow.
 
@@ -93,19 +96,44 @@ class Progress:
         self._stream = sys.stderr if stream is None else stream
         self._rich: Any | None = None
         self._start = time.monotonic()
+        self._pending: list[str] = []  # status lines not yet printed (see status)
+        self._status: Any | None = None  # the rich task showing the latest of them on a terminal
+
+    def _stamped(self, message: str) -> str:
+        return f"[{time.monotonic() - self._start:6.1f}s] {message}"
 
     def __call__(self, message: str) -> None:
         """One status line per step (``[  12.3s] stage 1/2: prune``), on any stream, unless quiet.
 
-        Step lines are few and useful in CI logs too; only the bars are terminal-only.
+        Step lines are few and useful in CI logs too; only the bars are terminal-only. The status
+        lines held so far (:meth:`status`) are printed first: the run got past them.
         """
         if self.quiet:
             return
-        line = f"[{time.monotonic() - self._start:6.1f}s] {message}"
+        self._clear_status()
+        for line in [*self._pending, self._stamped(message)]:
+            if self._rich is not None:
+                self._rich.console.print(line, markup=False, highlight=False)
+            else:
+                print(line, file=self._stream, flush=True)
+        self._pending = []
+
+    def status(self, message: str) -> None:
+        """A step of the first seconds that may still end in a refusal (``loading data digits``): shown
+        at once on a terminal, replacing the previous status, and kept as a line (with the time it
+        started) once the next step line is printed; never printed when the run is refused before
+        that, so a bad input is still one line of error. Nothing when quiet."""
+        if self.quiet:
+            return
+        self._pending.append(self._stamped(message))
         if self._rich is not None:
-            self._rich.console.print(line, markup=False, highlight=False)
-        else:
-            print(line, file=self._stream, flush=True)
+            self._clear_status()
+            self._status = self._rich.add_task(message, total=None)
+
+    def _clear_status(self) -> None:
+        if self._status is not None and self._rich is not None:
+            self._rich.remove_task(self._status)
+        self._status = None
 
     def __enter__(self) -> Progress:
         if self.enabled:
@@ -127,6 +155,7 @@ class Progress:
 
     def __exit__(self, *exc_info: object) -> None:
         if self._rich is not None:
+            self._clear_status()  # a refusal's one line is not preceded by what was being tried
             self._rich.stop()
             self._rich = None
 

@@ -7,6 +7,7 @@ file: the format is picked by what the path is), or a mapping (:class:`DataSpec`
     data: {path: table.csv, label: species, features: [a, b, c]}
     data: {path: poses.csv, label: [yaw, pitch]}   # several targets: regression, named in the report
     data: {path: pairs.npz, task: binary}      # labels 0 and 1 (any numeric type), checked
+    data: {train: a.csv, test: b.csv}          # a test file of its own: the test split, never re-split
     data: {loader: "mypkg.data:load"}          # returns (x_train, y_train, x_test, y_test) or {x, y}
     data: two_inputs.npz                       # x_train/<input name>, y_train/<output name>: named arrays
 
@@ -23,9 +24,11 @@ CSV files and image folders give one unnamed input and output.
 Image folders follow ``keras.utils.image_dataset_from_directory``: one sub-folder per class, class
 indices in sorted folder-name order, ``image_size`` (height, width) with bilinear resizing,
 ``color_mode`` grayscale / rgb / rgba, pixel values 0-255 unless ``scale`` says otherwise; with
-``train/`` and ``test/`` sub-folders those are the split. Sizes are bounded before any image is decoded
-(:data:`MAX_IMAGE_SIDE` pixels per side, the whole folder within the memory an .npz may take), and
-only regular files are read: a FIFO in place of a file would block for ever.
+``train/`` and ``test/`` sub-folders those are the split. A CSV file or an image folder may come with a
+test file (folder) of its own, ``data: {train: ..., test: ...}``: that is the test split. Sizes are
+bounded before any image is decoded (:data:`MAX_IMAGE_SIDE` pixels per side, the whole folder within the
+memory an .npz may take), and only regular files are read: a FIFO in place of a file would block for
+ever.
 """
 
 from __future__ import annotations
@@ -54,6 +57,8 @@ class DataSpec(Strict):
     """``data:`` as a mapping: where the data is and how to read it."""
 
     path: str | None = Field(None, description="an .npz file, a folder of class folders, or a .csv file")
+    test: str | None = Field(None, description="a .csv file (a folder of class folders) of the same columns "
+                             "(classes) as path: the test split, instead of one held out of path")
     loader: str | None = Field(None, description="'module:function' returning arrays (your own code)")
     format: Literal["auto", "npz", "images", "csv"] = "auto"
     test_split: float = Field(0.2, gt=0, lt=1, description="share held out for testing when the source "
@@ -77,7 +82,17 @@ class DataSpec(Strict):
             raise ValueError("name at least one label column")
         return value
 
-    @field_validator("path")
+    @model_validator(mode="before")
+    @classmethod
+    def _train_is_path(cls, value: Any) -> Any:
+        """``{train: a.csv, test: b.csv}`` reads as ``{path: a.csv, test: b.csv}``."""
+        if isinstance(value, Mapping) and "train" in value:
+            if "path" in value:
+                raise ValueError("give path or train (the same thing), not both")
+            value = {("path" if key == "train" else key): item for key, item in value.items()}
+        return value
+
+    @field_validator("path", "test")
     @classmethod
     def _usable_path(cls, value: str | None) -> str | None:
         problem = None if value is None else path_problem(value)
@@ -98,6 +113,8 @@ class DataSpec(Strict):
     def _one_source(self) -> DataSpec:
         if (self.path is None) == (self.loader is None):
             raise ValueError("give exactly one of path or loader")
+        if self.test is not None and self.loader is not None:
+            raise ValueError("test: a loader returns its own test split; give test with path (or train)")
         return self
 
     @property
@@ -123,13 +140,30 @@ def load_source(spec: DataSpec):
         raise InputError(f"data.path: {path} not found; give an .npz file, a folder of class folders "
                          "or a .csv file")
     kind = kind_of(path) if spec.format == "auto" else spec.format
+    test = _test_path(spec, kind)
     if kind == "images":
-        return load_image_folder(path, spec)
+        return load_image_folder(path, spec, test)
     if kind == "csv":
-        return load_csv(path, spec)
+        return load_csv(path, spec, test)
     from edgeopt.data import load_npz
 
     return load_npz(path, test_split=spec.test_split, seed=spec.seed, task=spec.task)
+
+
+def _test_path(spec: DataSpec, kind: str) -> Path | None:
+    """``data.test`` checked against the format of ``data.path`` (None when not given)."""
+    if spec.test is None:
+        return None
+    test = Path(spec.test)
+    if kind not in ("csv", "images"):
+        raise InputError(f"data.test: a test file of its own is read for a .csv file or an image folder; "
+                         f"an .npz holds x_test and y_test itself (data.path {spec.path} is {kind})")
+    if not test.exists():
+        raise InputError(f"data.test: {test} not found")
+    if kind_of(test) != kind:
+        wanted = "a folder of class folders" if kind == "images" else "a .csv file"
+        raise InputError(f"data.test: {test} must be {wanted}, like data.path {spec.path}")
+    return test
 
 
 # -- arrays -> a checked, split Dataset -----------------------------------------------------------------
@@ -339,10 +373,11 @@ def _check_memory(folder: Path, class_folders: list[Path], size: tuple[int, int]
                          f"takes at most {MAX_NPZ_ARRAY_BYTES // 1024**3} GB; set a smaller data.image_size")
 
 
-def load_image_folder(folder: Path, spec: DataSpec):
-    """One sub-folder per class (or ``train/`` and ``test/``, each with the same class folders)."""
+def load_image_folder(folder: Path, spec: DataSpec, test: Path | None = None):
+    """One sub-folder per class (or ``train/`` and ``test/``, each with the same class folders; or a
+    ``test`` folder of its own, with the same class folders as ``folder``)."""
     mode = COLOR_MODES[spec.color_mode]
-    splits = [folder / "train", folder / "test"]
+    splits = [folder, test] if test is not None else [folder / "train", folder / "test"]
     has_split = all(p.is_dir() for p in splits)
     classes = _class_folders(splits[0] if has_split else folder)
     names = [c.name for c in classes]
@@ -354,6 +389,8 @@ def load_image_folder(folder: Path, spec: DataSpec):
     _check_memory(folder, [root / name for root in roots for name in names], size, len(mode))
     preprocessing = {"source": "image folder", "image_size": list(size), "color_mode": spec.color_mode,
                      "scale": spec.scale, "interpolation": "bilinear"}
+    if test is not None:
+        preprocessing["test"] = str(test)
     task = "binary" if spec.task == "binary" else "classification"  # class folders are classes
     if has_split:
         _class_folders(splits[1])
@@ -371,9 +408,9 @@ def load_image_folder(folder: Path, spec: DataSpec):
 # -- CSV ----------------------------------------------------------------------------------------------------
 
 
-def load_csv(path: Path, spec: DataSpec):
-    """Feature columns plus a label column; numeric features, integer or text labels (classes) or
-    numbers (regression). Several label columns (``label: [yaw, pitch]``) are regression targets."""
+def _csv_rows(path: Path, spec: DataSpec, features: list[str] | None = None):
+    """The header's feature columns, the features (float64) and the non-empty rows of a CSV file;
+    ``features`` given: those columns (a test file must have the training file's)."""
     try:
         # utf-8-sig: a byte-order mark (Excel's "CSV UTF-8") is not part of the first column's name
         with io.TextIOWrapper(open_regular(path, "data"), encoding="utf-8-sig", newline="") as handle:
@@ -391,7 +428,7 @@ def load_csv(path: Path, spec: DataSpec):
     if len(labels) > 1 and spec.task not in (None, "regression"):
         raise InputError(f"data.label: {len(labels)} label columns are regression targets, but task is "
                          f"{spec.task}; give one label column for classes")
-    features = spec.features or [h for h in header if h not in labels]
+    features = features or spec.features or [h for h in header if h not in labels]
     unknown = [f for f in features if f not in header]
     if unknown:
         raise InputError(f"data.features: {path} has no column {', '.join(unknown)}")
@@ -402,12 +439,36 @@ def load_csv(path: Path, spec: DataSpec):
     except (ValueError, IndexError) as exc:
         raise InputError(f"data: {path} has a non-numeric or missing feature value ({exc}); "
                          "features must be numbers") from None
+    return features, x, body, [header.index(label) for label in labels]
+
+
+def load_csv(path: Path, spec: DataSpec, test: Path | None = None):
+    """Feature columns plus a label column; numeric features, integer or text labels (classes) or
+    numbers (regression). Several label columns (``label: [yaw, pitch]``) are regression targets.
+    A ``test`` file with the same columns is the test split (text labels: classes of both, sorted)."""
+    features, x, body, label_columns = _csv_rows(path, spec)
+    n_train = len(body)
+    if test is not None:  # read as one table, so that text labels name the same classes in both
+        _, x_test, test_body, test_labels = _csv_rows(test, spec, features)
+        x, body = np.concatenate([x, x_test]), body + [
+            [r[i] if i < len(r) else "" for i in test_labels] for r in test_body]
+        body[:n_train] = [[r[i] if i < len(r) else "" for i in label_columns] for r in body[:n_train]]
+        label_columns = list(range(len(label_columns)))
+    labels = [spec.label] if isinstance(spec.label, str) else list(spec.label)
     preprocessing = {"source": "csv", "features": features, "label": spec.label}
+    if test is not None:
+        preprocessing["test"] = str(test)
+
+    def made(y, task, **names):
+        if test is None:
+            return from_arrays(path.stem, f"data {path}", x, y, task=task, test_split=spec.test_split,
+                               seed=spec.seed, preprocessing=preprocessing, **names)
+        return from_arrays(path.stem, f"data {path} and {test}", x[:n_train], y[:n_train], x[n_train:],
+                           y[n_train:], task=task, preprocessing=preprocessing, **names)
+
     if len(labels) > 1:
-        y = _csv_targets(path, body, [header.index(label) for label in labels])
-        return from_arrays(path.stem, f"data {path}", x, y, task="regression", test_split=spec.test_split,
-                           seed=spec.seed, preprocessing=preprocessing, output_names=labels)
-    label_at = header.index(labels[0])
+        return made(_csv_targets(path, body, label_columns), "regression", output_names=labels)
+    label_at = label_columns[0]
     raw = [r[label_at].strip() if label_at < len(r) else "" for r in body]
     label_names = None
     task = spec.task
@@ -424,9 +485,7 @@ def load_csv(path: Path, spec: DataSpec):
                 from None
         label_names = sorted(set(raw))
         y = np.asarray([label_names.index(v) for v in raw], dtype=np.int64)
-    return from_arrays(path.stem, f"data {path}", x, y, task=task, test_split=spec.test_split,
-                       seed=spec.seed, preprocessing=preprocessing, label_names=label_names,
-                       output_names=labels)
+    return made(y, task, label_names=label_names, output_names=labels)
 
 
 def _csv_targets(path: Path, body: list[list[str]], columns: list[int]) -> np.ndarray:

@@ -44,14 +44,26 @@ def fmt_bytes(n: Any) -> str:
     return f"{value / KB / KB:.2f} MB"
 
 
+MICROSECONDS_BELOW_MS = 0.1  # shorter latencies read in µs: "45.2 µs", not "0.0452"
+
+
 def fmt_ms(value: Any) -> str:
-    """Milliseconds with 3 significant digits: ``0.0412``, ``1.23``, ``45.6``."""
+    """A latency for a column in ms, with 3 significant digits: ``1.23``, ``45.6``, ``1,234``; below
+    0.1 ms in µs with its unit (``45.2 µs``), which a row of tiny figures reads more easily."""
     v = finite(value)
     if v is None:
         return "-"
     if v == 0:
         return "0"
+    if v < MICROSECONDS_BELOW_MS:
+        return f"{v * 1000:.3g} µs"
     return f"{v:.3g}" if v < 1000 else f"{v:,.0f}"
+
+
+def fmt_time(value: Any) -> str:
+    """A latency given in ms, with its unit: ``1.23 ms``, or ``45.2 µs`` below 0.1 ms."""
+    text = fmt_ms(value)
+    return text if text == "-" or text.endswith("µs") else f"{text} ms"
 
 
 def is_percentage(name: str, metric: Metric | None) -> bool:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from edgeopt.report.cells import KB, fmt_ms, is_percentage
+from edgeopt.report.cells import KB, fmt_time, is_percentage
 from edgeopt.types import LatencyEntry, Report, Task, Variant, finite
 
 PLOT_WIDTH_IN = 7.5
@@ -175,8 +175,8 @@ def latency_marks(name: str, entry: LatencyEntry) -> LatencyMarks | None:
     mean = entry.value("mean_ms")
     beyond = mean is not None and mean > high
     std = entry.value("std_ms")
-    details = [f"n={entry.runs}" if entry.runs else "", f"std {fmt_ms(std)} ms" if std is not None else "",
-               f"mean {fmt_ms(mean)} ms, beyond p99" if beyond else ""]
+    details = [f"n={entry.runs}" if entry.runs else "", f"std {fmt_time(std)}" if std is not None else "",
+               f"mean {fmt_time(mean)}, beyond p99" if beyond else ""]
     detail = ", ".join(d for d in details if d)
     inside = mean if mean is not None and low <= mean <= high else None
     return LatencyMarks(low=low, high=high, p50=p50, p90=p90, mean=inside, mean_beyond=beyond,
@@ -288,10 +288,30 @@ def tensor_rows(report: Report, field: str) -> tuple[list[str], dict[str, list[f
     return labels, {name: [values.get(label) for label in labels] for name, values in per_variant.items()}
 
 
+SPARSITY_SHOWN = 0.01  # a sparsity plot whose every tensor has fewer zeros than this shows nothing
+CLUSTERS_SHOWN = 64  # a tensor with at most this many distinct values (and 4x as many weights) is clustered
+
+
+def has_something(report: Report, field: str) -> bool:
+    """Whether a per-tensor plot of ``field`` would show anything: a tensor with zeros (sparsity), or
+    one holding far fewer distinct values than weights, as clustering leaves it (unique_values). A
+    model nobody pruned or clustered gives bars of 0 % and of every int8 value: left out."""
+    for v in _tflite_variants(report):
+        for entry in _weights(v).values():
+            if field == "sparsity" and (finite(entry.get("sparsity")) or 0) >= SPARSITY_SHOWN:
+                return True
+            unique, size = finite(entry.get("unique_values")), finite(entry.get("size"))
+            if field == "unique_values" and unique is not None and unique <= CLUSTERS_SHOWN and (
+                    size is None or size >= 4 * unique):
+                return True
+    return False
+
+
 def _tensor_plot(report: Report, field: str):
-    """Per layer's weight tensor, ``field`` (sparsity or unique_values) for every .tflite variant."""
+    """Per layer's weight tensor, ``field`` (sparsity or unique_values) for every .tflite variant;
+    None when there is nothing to show (:func:`has_something`)."""
     labels, series = tensor_rows(report, field)
-    if not labels:
+    if not labels or not has_something(report, field):
         return None
     fig = new_figure(PLOT_WIDTH_IN, 1.2 + 0.22 * len(labels) * max(1, min(len(series), 3)) / 1.5)
     ax = fig.add_subplot()

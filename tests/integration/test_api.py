@@ -74,8 +74,9 @@ def test_result_saves_a_complete_folder_and_never_replaces_one(prepared, tmp_pat
     result = edgeopt.compress(prepared, stages=[], export=["float32"])
     folder = result.save(tmp_path / "run")
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        ["model.keras", f"{REFERENCE}.tflite", "float32.tflite", "recipe.resolved.yaml", "report.json",
-         "report.md", "report.html"])
+        ["model.keras", f"{REFERENCE}.tflite", "float32.tflite", "labels.txt", "recipe.resolved.yaml",
+         "report.json", "report.md", "report.html"])
+    assert (folder / "labels.txt").read_text().split() == [str(digit) for digit in range(10)]  # digits: 0..9
     on_disk = edgeopt.load_report(folder / "report.json")
     assert on_disk == Report.from_json(json.loads((folder / "report.json").read_text()))
     assert on_disk.to_json() == result.report.to_json()

@@ -251,3 +251,18 @@ def test_any_m_by_n_pattern_can_be_checked(planted):
     assert _by_shape(info, [16, 1, 1, 8])["pattern_2_4"] == 1.0
     four_of_eight = inspect_tflite(planted["paths"]["float32"], pattern=(4, 8))
     assert _by_shape(four_of_eight, [16, 1, 1, 8])["pattern_share"] == 1.0
+
+
+def test_the_inspect_table_gives_an_int8_files_input_and_output_scale_and_zero_point(planted):
+    info = inspect_tflite(planted["paths"]["int8"])
+    quantized = info["input_details"][0]["quantization"], info["output_details"][0]["quantization"]
+    text = CliRunner().invoke(cli, ["inspect", str(planted["paths"]["int8"])]).output
+    header = next(line for line in text.splitlines() if line.startswith("input/output"))
+    assert header.split()[-3:] == ["scale", "zero", "point"]
+    assert f"zero point {quantized[0]['zero_point']}" in text.splitlines()[2]  # the summary's input line too
+    for kind, q in zip(("input", "output"), quantized, strict=True):
+        row = next(line for line in text.splitlines() if line.startswith(kind + " "))
+        assert f"{q['scale']:.6g}" in row.split() and str(q["zero_point"]) == row.split()[-1]
+    float_text = CliRunner().invoke(cli, ["inspect", str(planted["paths"]["float32"])]).output
+    row = next(line for line in float_text.splitlines() if line.startswith("input "))
+    assert row.split()[-2:] == ["-", "-"]  # a float input has no scale

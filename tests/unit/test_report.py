@@ -37,7 +37,8 @@ def test_table_has_one_row_per_variant_with_size_ratio_and_latency():
     int8, int8_latency = [line for line in lines if line.startswith("int8 ")]
     # 124020 / 11750 gzip bytes = 10.6x smaller than the trained float32 .tflite
     assert "10.6x" in int8 and "96.90%" in int8 and "80.0%" in int8
-    assert "local" in int8_latency and "0.021" in int8_latency and "0.0242" in int8_latency
+    # below 0.1 ms a latency reads in µs (report.json keeps ms)
+    assert "local" in int8_latency and "21 µs" in int8_latency and "24.2 µs" in int8_latency
     assert "measured, ai_edge_litert 2.3.0" in text
 
 
@@ -123,7 +124,7 @@ def test_html_regression_has_scatter_instead_of_confusion():
 
 def test_html_shows_the_deltas_and_names_the_latency_marks():
     page = rendered_html("classification")
-    assert "96.90% (-0.60 pp)" in page and "0.021/0.0242 (2.38x)" in page
+    assert "96.90% (-0.60 pp)" in page and "21 µs/24.2 µs (2.38x)" in page
 
 
 def test_html_survives_a_report_with_almost_nothing():
@@ -274,3 +275,26 @@ def test_report_module_does_not_import_tensorflow():
 def test_json_round_trip_is_stable():
     report = make_report()
     assert json.loads(json.dumps(report)) == report
+
+
+def test_latencies_below_a_tenth_of_a_millisecond_read_in_microseconds():
+    from edgeopt.report.cells import fmt_ms, fmt_time
+
+    assert fmt_ms(0.0452) == "45.2 µs" and fmt_ms(0.1) == "0.1" and fmt_ms(1.234) == "1.23"
+    assert fmt_time(0.0452) == "45.2 µs" and fmt_time(2.5) == "2.5 ms" and fmt_time(None) == "-"
+    report = make_report()
+    assert json.loads(render(report, "json"))["variants"][3]["latency"]["local"]["p50_ms"] == 0.021  # ms kept
+    assert "21 µs" in render_markdown(report)
+
+
+def test_a_per_tensor_plot_with_nothing_to_show_is_left_out():
+    from edgeopt.report.plots import figures
+
+    report = make_report()
+    for v in report["variants"]:  # nothing pruned, nothing clustered: 0 % everywhere, int8's many values
+        for entry in v.get("inspect", {}).get("per_tensor", {}).values():
+            entry.update(sparsity=0.0, unique_values=200, size=4000)
+    captions = [caption for caption, _ in figures(Report.from_json(report))]
+    assert "per-tensor sparsity" not in captions
+    assert "per-tensor cluster counts (distinct values)" not in captions
+    assert "training curves per stage" in captions

@@ -68,3 +68,31 @@ def test_keras_callback_advances_one_step_per_epoch():
         model.fit(x, x[:, :1], epochs=3, verbose=0, callbacks=[callback])
     text = stream.getvalue()
     assert "train (loss" in text and "3/3" in text
+
+
+def test_status_lines_of_the_first_seconds_print_only_once_the_run_goes_on():
+    log = io.StringIO()
+    with Progress(stream=log) as progress:
+        progress.status("loading data digits")  # a refusal here leaves the error as the only line
+    assert log.getvalue() == ""
+    with Progress(stream=log) as progress:
+        progress.status("loading data digits")
+        progress.status("building digits_cnn (starting TensorFlow)")
+        progress("training digits_cnn on digits (3 epochs max)")
+    lines = [line.split("] ", 1)[1] for line in log.getvalue().splitlines()]
+    assert lines == ["loading data digits", "building digits_cnn (starting TensorFlow)",
+                     "training digits_cnn on digits (3 epochs max)"]
+    with Progress(quiet=True, stream=log) as progress:
+        progress.status("loading")
+        progress("training")
+    assert len(log.getvalue().splitlines()) == 3
+
+
+def test_a_status_shows_at_once_on_a_terminal_and_vanishes_when_refused():
+    with Progress(stream=FakeTerminal()) as progress:
+        progress.status("loading model.keras (starting TensorFlow)")
+        shown = [task.description for task in progress._rich.tasks]
+        assert shown == ["loading model.keras (starting TensorFlow)"]
+        progress.status("rebuilt model.keras in tf_keras")  # the next status replaces it
+        assert [task.description for task in progress._rich.tasks] == ["rebuilt model.keras in tf_keras"]
+    assert progress._status is None  # taken down before the error line a refusal prints

@@ -130,3 +130,35 @@ def test_a_recipe_takes_data_as_a_path_or_a_mapping_and_names_the_bad_field():
         load_recipe(None, ["model=digits_cnn", "data={path: a.csv, test_split: 2}"])
     with pytest.raises(RecipeError, match="unknown key 'pth' \\(did you mean 'path'\\?\\)"):
         load_recipe(None, ["model=digits_cnn", "data={pth: a.csv}"])
+
+
+def test_a_csv_with_its_own_test_file_is_the_test_split_and_names_the_classes_of_both(tmp_path):
+    (tmp_path / "a.csv").write_text("\n".join(["f,kind"] + [f"{i},{'xy'[i % 2]}" for i in range(20)]) + "\n")
+    (tmp_path / "b.csv").write_text("\n".join(["f,kind"] + [f"{i},y" for i in range(7)]) + "\n")
+    spec = DataSpec.model_validate({"train": str(tmp_path / "a.csv"), "test": str(tmp_path / "b.csv"),
+                                    "label": "kind"})
+    data = load_dataset(spec)
+    assert data.n_train == 20 and data.n_test == 7 and "split" not in data.preprocessing  # not re-split
+    assert data.class_names == ("x", "y") and data.y_test.tolist() == [1] * 7
+    assert data.preprocessing["test"] == str(tmp_path / "b.csv")
+
+
+def test_an_image_folder_with_a_test_folder_of_its_own(tmp_path):
+    _images(tmp_path / "train", per_class=4)
+    _images(tmp_path / "held", per_class=3)
+    data = load_dataset(DataSpec(path=str(tmp_path / "train"), test=str(tmp_path / "held")))
+    assert data.n_train == 8 and data.n_test == 6 and data.class_names == ("cat", "dog")
+
+
+def test_a_test_file_needs_the_format_of_the_training_data(tmp_path):
+    _images(tmp_path / "pets")
+    (tmp_path / "b.csv").write_text("f,label\n1,0\n")
+    np.savez(tmp_path / "d.npz", x=np.zeros((10, 2)), y=np.arange(10) % 2)
+    with pytest.raises(InputError, match="data.test: .*b.csv must be a folder of class folders"):
+        load_dataset(DataSpec(path=str(tmp_path / "pets"), test=str(tmp_path / "b.csv")))
+    with pytest.raises(InputError, match="an .npz holds x_test and y_test itself"):
+        load_dataset(DataSpec(path=str(tmp_path / "d.npz"), test=str(tmp_path / "b.csv")))
+    with pytest.raises(ValueError, match="a loader returns its own test split"):
+        DataSpec(loader="m:f", test="b.csv")
+    with pytest.raises(ValueError, match="path or train"):
+        DataSpec.model_validate({"path": "a.csv", "train": "a.csv"})
