@@ -1,8 +1,9 @@
 """edgeopt's own overhead: `edgeopt compress` on the digits recipe against the same work written by hand.
 
 The hand-written side is scripts/overhead_handwritten.py (tf_keras + TFMOT + LiteRT, no edgeopt):
-train with early stopping, prune 30 -> 80 % over 12 epochs, prune-preserving QAT for 5 epochs,
-convert float32 and int8, evaluate both on the test split, a 1-second latency loop each. Both run as
+train with early stopping, convert, evaluate and time the trained float reference, prune 30 -> 80 %
+over 12 epochs, prune-preserving QAT for 5 epochs, convert float32 and int8, evaluate both on the
+test split, a 1-second latency loop each: the work compress does, like for like. Both run as
 fresh processes (imports included), paired and alternating so that a busy machine slows both alike.
 Prints the wall times, their medians and spread, the median of the per-pair ratios, and how much of
 the machine other processes used during each run (from /proc/stat, less the run's own CPU time):

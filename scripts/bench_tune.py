@@ -12,6 +12,15 @@ reached, and the wall time per trial; then the same study run locally (1 worker)
 reproduces it with `edgeopt compress`.
 
     .venv/bin/python scripts/bench_tune.py --seeds 0 1 2 3 4 --trials 20 --out runs/bench_tune
+
+``--space training`` measures the other kind of study: the face-direction MLP's training searched
+(models/facepose_mlp/tune.yaml: learning rate, batch size, optimiser, L2, then QAT to int8), every
+strategy with and without the hyperband pruner. Reported per (strategy, pruner), as medians over the
+seeds: trials and wall seconds until a trial's int8 MAE reached ``--target-mae``, the best MAE, and
+the study's whole wall time. ``--set`` passes recipe overrides (e.g. a shorter ``train.epochs``).
+
+    .venv/bin/python scripts/bench_tune.py --space training --seeds 0 1 --trials 12 \
+        --set train.epochs=120 --out runs/bench_tune_training
 """
 
 from __future__ import annotations
@@ -40,13 +49,14 @@ def cpu() -> str:
     return platform.processor()
 
 
-def tune(study: Path, strategy: str, seed: int, trials: int, *extra: str) -> tuple[dict, float]:
+def tune(study: Path, strategy: str, seed: int, trials: int, *extra: str, recipe: Path = RECIPE,
+         budgets: tuple[str, ...] = tuple(BUDGETS)) -> tuple[dict, float]:
     command = [
         sys.executable,
         "-m",
         "edgeopt.cli",
         "tune",
-        str(RECIPE),
+        str(recipe),
         "--study",
         str(study),
         "--strategy",
@@ -55,7 +65,7 @@ def tune(study: Path, strategy: str, seed: int, trials: int, *extra: str) -> tup
         str(seed),
         "--trials",
         str(trials),
-        *BUDGETS,
+        *budgets,
         "--json",
         *extra,
     ]
@@ -81,8 +91,79 @@ def seed_base(source: Path, study: Path) -> None:
     shutil.copytree(source / "base", study / "base")
 
 
+def to_target(document: dict, target: float) -> tuple[int | None, float | None]:
+    """(trials, wall seconds spent on them) until the first trial whose int8 MAE is <= ``target``;
+    (None, None) when none reached it. Pruned and failed trials count: their time was spent."""
+    spent = 0.0
+    for index, t in enumerate(sorted(document["trials"], key=lambda t: t["number"])):
+        spent += t["seconds"] or 0.0
+        if t["status"] != "pruned" and t["value"] is not None and t["value"] <= target:
+            return index + 1, spent
+    return None, None
+
+
+def training_space(args) -> None:
+    """Strategies x pruner (none, hyperband) over the face-direction MLP's training space."""
+    recipe = ROOT / "models/facepose_mlp/tune.yaml"
+    extra = [item for override in args.set for item in ("--set", override)]
+    runs = [(s, p, seed) for seed in args.seeds for s in args.strategies for p in ("none", "hyperband")]
+
+    def one(run):
+        strategy, pruner, seed = run
+        study = args.out / f"{strategy}-{pruner}-s{seed}"
+        document, seconds = tune(study, strategy, seed, args.trials, "--objective", "accuracy",
+                                 "--pruner", pruner, *extra, recipe=recipe, budgets=())
+        print(f"{run}: {seconds:.0f} s", flush=True)
+        return run, (document, seconds)
+
+    with ThreadPoolExecutor(args.parallel) as pool:
+        results = dict(pool.map(one, runs))
+    rows = []
+    for strategy in args.strategies:
+        for pruner in ("none", "hyperband"):
+            docs = [results[(strategy, pruner, seed)] for seed in args.seeds]
+            reached = [to_target(d, args.target_mae) for d, _ in docs]
+            best = [min((t["value"] for t in d["trials"]
+                         if t["value"] is not None and t["status"] != "pruned"), default=None)
+                    for d, _ in docs]
+            trials = [n if n is not None else args.trials + 1 for n, _ in reached]
+            rows.append({
+                "strategy": strategy,
+                "pruner": pruner,
+                "trials_to_target": trials,
+                "median_trials_to_target": statistics.median(trials),
+                "seconds_to_target": [round(s, 1) if s is not None else None for _, s in reached],
+                "seeds_reaching_target": sum(n is not None for n, _ in reached),
+                "best_mae": [round(b, 2) if b is not None else None for b in best],
+                "median_best_mae": statistics.median([b for b in best if b is not None] or [float("nan")]),
+                "pruned_trials": [sum(t["status"] == "pruned" for t in d["trials"]) for d, _ in docs],
+                "study_wall_s": [round(s, 1) for _, s in docs],
+                "median_study_wall_s": statistics.median(s for _, s in docs),
+            })
+    figures = {
+        "machine": f"{cpu()}, {len(__import__('os').sched_getaffinity(0))} cores",
+        "recipe": "models/facepose_mlp/tune.yaml", "overrides": args.set, "trials": args.trials,
+        "seeds": args.seeds, "target_mae": args.target_mae, "parallel_studies": args.parallel, "rows": rows,
+    }
+    (args.out / "figures.json").write_text(json.dumps(figures, indent=1))
+    lines = ["| strategy | pruner | trials to MAE <= target (median; per seed) | seconds to target | "
+             "best int8 MAE (median) | pruned trials | study wall s (median) |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['strategy']} | {r['pruner']} | {r['median_trials_to_target']:g}; "
+                     f"{r['trials_to_target']} | {r['seconds_to_target']} | {r['median_best_mae']:.2f}; "
+                     f"{r['best_mae']} | {r['pruned_trials']} | {r['median_study_wall_s']:.0f}; "
+                     f"{r['study_wall_s']} |")
+    (args.out / "figures.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--space", choices=("compression", "training"), default="compression")
+    parser.add_argument("--target-mae", type=float, default=12.0,
+                        help="--space training: the int8 MAE to reach")
+    parser.add_argument("--set", action="append", default=[], help="--space training: a recipe override")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES))
     parser.add_argument("--trials", type=int, default=20)
@@ -92,6 +173,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_tune")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.space == "training":
+        training_space(args)
+        return
     runs = [(s, seed) for seed in args.seeds for s in args.strategies]
     first = args.out / f"{runs[0][0]}-s{runs[0][1]}"
     results: dict[tuple[str, int], tuple[dict, float]] = {
@@ -159,7 +243,7 @@ def main() -> None:
         (t["gzip_bytes"], run, t) for run, (doc, _) in results.items() for t in doc["trials"] if t["feasible"]
     ]
     if candidates:
-        _, run, best = min(candidates, key=lambda c: (c[0], c[2]["drop"]))
+        _, run, best = min(candidates, key=lambda c: (c[0], c[2]["drop"]))  # one reference: drop ranks
         out = args.out / "reproduce"
         subprocess.run(
             [
