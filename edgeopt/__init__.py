@@ -9,7 +9,7 @@ tf_keras. (``evaluate_tflite``, like ``inspect_tflite``, is not named after its 
 ``edgeopt.evaluate`` is the module.)
 """
 
-__version__ = "0.1.0"
+from edgeopt.version import __version__
 
 _API = ("load_recipe", "prepare", "compress", "Prepared", "Result", "benchmark", "inspect_tflite", "check",
         "load_report", "Recipe", "Report", "evaluate_tflite", "Evaluation", "search")

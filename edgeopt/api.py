@@ -13,6 +13,8 @@ the first call that trains, converts or loads a model does.
     smaller = edgeopt.compress(prepared, overrides=["stages[0].target_sparsity=0.9"])  # no retraining
     smaller.save("runs/digits-90")
 
+Overrides are ``--set``'s ``KEY=VALUE``: a stage is ``stages[0].epochs`` or ``stages.0.epochs``.
+
 The calls that start TensorFlow (``prepare``, ``compress``, ``search``) print none of its log lines or
 warnings: they go to a log, as on the command line (:func:`edgeopt.logs.quietly`); a failure's message
 names the saved log when it holds something.
@@ -27,12 +29,19 @@ import os
 from pathlib import Path
 from typing import Any
 
-from edgeopt import pipeline
+from edgeopt import bench, inspect, pipeline
 from edgeopt.bench.spec import BenchSpec
-from edgeopt.evaluate import Evaluation
+from edgeopt.errors import RecipeError
+from edgeopt.evaluate import Evaluation, evaluate_file
 from edgeopt.logs import quietly
 from edgeopt.pipeline import Prepared, Result
+from edgeopt.presets import model_and_data, preset_recipe
 from edgeopt.recipe import Recipe
+from edgeopt.recipe import load_recipe as read_recipe
+from edgeopt.regress import check as run_check
+from edgeopt.regress import load_tolerances
+from edgeopt.report import load_report as read_report
+from edgeopt.tune.study import TuneOptions, tune
 from edgeopt.types import LatencyEntry, Report
 
 __all__ = ["load_recipe", "prepare", "compress", "Prepared", "Result", "benchmark", "inspect_tflite", "check",
@@ -52,12 +61,8 @@ def load_recipe(path: str | os.PathLike | None = None, overrides: list[str] | No
     ``prune-cluster-qat-int8``), the recipe shipped under that name, with ``model`` and ``data`` filled
     in; without it, ``model`` and ``data`` replace the file's. ``data`` may be a mapping with options.
     """
-    from edgeopt.errors import RecipeError
-    from edgeopt.presets import model_and_data, preset_recipe
-    from edgeopt.recipe import load_recipe as load
-
     if preset is None:
-        return load(path, model_and_data(model, data) + list(overrides or []))
+        return read_recipe(path, model_and_data(model, data) + list(overrides or []))
     if path is not None:
         raise RecipeError(f"give a recipe file ({path}) or a preset ({preset}), not both")
     if model is None or data is None:
@@ -71,8 +76,6 @@ def benchmark(path: str | os.PathLike, target: str = "local", spec: BenchSpec | 
     ``estimate:pi4``), with a :class:`~edgeopt.bench.spec.BenchSpec` or its fields as keywords
     (``runs``, ``warmup``, ``min_seconds``, ``xnnpack``, ``timeout``, ``inputs``, ``seed``, ``ssh_config``).
     """
-    from edgeopt import bench
-
     if spec is None:
         chosen = {"threads": [threads]} if threads else {}
         spec = bench.make_spec({**settings, "targets": [target], **chosen})
@@ -81,8 +84,6 @@ def benchmark(path: str | os.PathLike, target: str = "local", spec: BenchSpec | 
 
 def inspect_tflite(path: str | os.PathLike, pattern: tuple[int, int] = (2, 4)) -> dict[str, Any]:
     """What a ``.tflite`` holds: ops, dtypes, parameters, MACs, sparsity, clusters per tensor."""
-    from edgeopt import inspect
-
     return inspect.inspect_tflite(Path(path), pattern=pattern)
 
 
@@ -97,25 +98,18 @@ def evaluate_tflite(path: str | os.PathLike, data: Any, *, batch: int = 256,
     :class:`~edgeopt.data.Dataset`. Raises ``InputError`` when the file or the data is unusable or the
     two do not fit (sample shape, labels beyond the outputs), ``CheckFailed`` when LiteRT fails.
     """
-    from edgeopt.evaluate import evaluate_file
-
     return evaluate_file(path, data, batch=batch, split=split)
 
 
 def load_report(path: str | os.PathLike) -> Report:
     """A validated report.json as a :class:`~edgeopt.types.Report`."""
-    from edgeopt.report import load_report as load
-
-    return load(Path(path))
+    return read_report(Path(path))
 
 
 def check(report: Report | str | os.PathLike, baseline: str | os.PathLike,
           tolerances: str | os.PathLike | None = None, *, update: bool = False):
     """What ``edgeopt check`` decides: a report against the baseline file (and the recipe's budgets);
     with ``update``, accept the report as the new baseline when it has no failures of its own."""
-    from edgeopt.regress import check as run_check
-    from edgeopt.regress import load_tolerances
-
     return run_check(report, baseline, load_tolerances(tolerances), update=update)
 
 
@@ -128,8 +122,6 @@ def search(recipe: str | os.PathLike, study: str | os.PathLike, *, budgets: tupl
     ``.trials``, ``.closest``, ``.to_json()``). ``budgets`` are ``"NAME=VALUE"`` strings as on the
     command line; ``progress``, if given, receives one line per trial. (Not named ``tune``: that
     is the :mod:`edgeopt.tune` package.)"""
-    from edgeopt.tune.study import TuneOptions, tune
-
     options = TuneOptions(recipe=recipe, study=study, overrides=tuple(overrides), budgets=tuple(budgets),
                           strategy=strategy, trials=trials, objective=objective, executor=executor,
                           workers=workers, address=address, seed=seed, force_new=force_new)

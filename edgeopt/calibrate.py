@@ -24,7 +24,9 @@ from typing import Any
 
 import numpy as np
 
+from edgeopt.diagnose import layers_by_name, tensor_layers
 from edgeopt.errors import ConversionError
+from edgeopt.evaluate import _to_input
 from edgeopt.inspect import CONVERSION_OPS, TFLITE_IDENTIFIER, _decode, _enum_names, _schema
 
 PERCENTILE = 99.99  # 99.9 measured worse on the spiky model's validation slice and on digits_cnn's logits
@@ -210,8 +212,6 @@ def bias_corrected(model, representative: np.ndarray, quantize: Callable[[Any], 
 
 def _compared(model, raw: bytes) -> dict[str, _Compared]:
     """The correctable layers of ``model`` (its own, in order) and where each is compared in ``raw``."""
-    from edgeopt.diagnose import layers_by_name, tensor_layers
-
     layers = layers_by_name(model)
     own = {layer.name for layer in model.layers}
     correctable = {layer.name for layer in model.layers
@@ -305,8 +305,6 @@ def _tensor_values(raw: bytes, samples: np.ndarray,
     """Run the file on ``samples``, BATCH at a time; per batch, its size and the float values (integer
     tensors dequantized) of the tensors at ``indices``."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    from edgeopt.evaluate import _to_input
 
     with warnings.catch_warnings():  # preserving every tensor is what is wanted here, not a mistake
         warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors")

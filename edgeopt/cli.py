@@ -13,10 +13,10 @@ from pathlib import Path
 
 import click
 
-from edgeopt import __version__
 from edgeopt.errors import EXIT_CHECK_FAILED, EdgeoptError
 from edgeopt.paths import UserPath, check_path
 from edgeopt.presets import names as preset_names
+from edgeopt.version import __version__
 
 
 class EdgeoptGroup(click.Group):
@@ -26,7 +26,6 @@ class EdgeoptGroup(click.Group):
         """Click's usage errors (three lines by default) become one line, exit 2, like ours."""
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
-        from edgeopt.outputs import catch_interrupts
 
         catch_interrupts()
         try:
@@ -39,7 +38,6 @@ class EdgeoptGroup(click.Group):
         except click.Abort:
             click.echo("edgeopt: interrupted; no output was moved into place", err=True)
             sys.exit(130)
-        from edgeopt.outputs import interrupted
 
         if interrupted() and code != 130:  # a Ctrl-C that a finalizer swallowed, and the command
             # then ended through its own exit code (a check that failed): the interrupt still wins
@@ -53,8 +51,6 @@ class EdgeoptGroup(click.Group):
         sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx: click.Context):
-        from edgeopt.outputs import interrupted
-
         try:
             result = super().invoke(ctx)
             if interrupted():
@@ -67,8 +63,6 @@ class EdgeoptGroup(click.Group):
             click.echo("edgeopt: interrupted; no output was moved into place", err=True)
             ctx.exit(130)
         except OSError as exc:  # a path or a write the library did not expect to fail
-            from edgeopt.outputs import environment_error
-
             problem = _path_error(exc) or environment_error(exc, exc.filename or "the output")
             if problem is None:
                 raise
@@ -80,9 +74,6 @@ def _path_error(exc: OSError) -> EdgeoptError | None:
     """An InputError for a path no system call takes (too long, a symbolic link loop), else None:
     the last resort behind :func:`~edgeopt.paths.check_path`, for a path that reached a call unchecked."""
     import errno
-
-    from edgeopt.errors import InputError
-    from edgeopt.paths import shorten
 
     reasons = {errno.ENAMETOOLONG: "is too long for the file system; give a shorter path",
                errno.ELOOP: "is a loop of symbolic links; point the link at a real file or give another path"}
@@ -121,7 +112,6 @@ def _data_option(value: str | None):
     image_size: [96, 96]}``), as a recipe's ``data:`` takes them."""
     if value is None or not value.lstrip().startswith("{"):
         return value
-    from edgeopt.documents import load_yaml
 
     return load_yaml(value, "--data")
 
@@ -135,8 +125,6 @@ DATA_HELP = ("Built-in dataset (digits, digits32, facepose), an .npz or .csv fil
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def models_cmd(as_json: bool) -> None:
     """List the model zoo with parameter counts (no TensorFlow needed)."""
-    from edgeopt.zoo import ZOO
-
     rows = [
         {"name": e.name, "task": e.task, "data": e.default_data, "params": e.params, "about": e.about}
         for e in ZOO.values()
@@ -144,7 +132,6 @@ def models_cmd(as_json: bool) -> None:
     if as_json:
         emit_json(rows)
         return
-    from edgeopt.render import table
 
     click.echo(table(["model", "task", "data", "params", "about"],
                      [[r["name"], r["task"], r["data"], f"{r['params']:,}", r["about"]] for r in rows]))
@@ -186,18 +173,12 @@ def _trust_sets(trust_model: bool, custom_objects: tuple[str, ...]) -> list[str]
 def train_cmd(model_name, data_name, out_dir, epochs, seed, overrides, overwrite, quiet, trust_model,
               custom_objects, verbose) -> None:
     """Build a zoo model (or load a saved one) and train it; saves model.keras and a report."""
-    from edgeopt.recipe import load_recipe
-    from edgeopt.zoo import default_data_for
-
     sets = [f"model={model_name}", f"data={data_name or default_data_for(model_name)}", f"seed={seed}",
             "stages=[]", "export=[float32]"]
     # train means train: a saved model too (a recipe leaves a saved model untrained by default)
     sets.append(f"train.epochs={epochs if epochs is not None else 30}")
     sets += _trust_sets(trust_model, custom_objects)
     recipe = load_recipe(None, sets + list(overrides))
-    from edgeopt.logs import captured
-    from edgeopt.pipeline import run_recipe
-    from edgeopt.report import render_table
 
     with captured(verbose) as log:
         report = run_recipe(recipe, out_dir, overwrite=overwrite, quiet=quiet, log=log).report
@@ -234,8 +215,6 @@ def compress_cmd(recipe_path, preset, model, data, out_dir, overrides, dump_reci
     Writes each .tflite, report.json, report.md and recipe.resolved.yaml (the recipe that reproduces
     the run) into --out, built in a temporary folder and moved into place only when complete.
     """
-    from edgeopt.recipe import dump_recipe as dump
-
     sets = list(overrides) + _trust_sets(trust_model, custom_objects)
     if preset is not None:
         if recipe_path is not None:
@@ -243,22 +222,15 @@ def compress_cmd(recipe_path, preset, model, data, out_dir, overrides, dump_reci
         missing = [option for option, value in (("--model", model), ("--data", data)) if value is None]
         if missing:
             raise click.UsageError(f"--preset {preset} needs {' and '.join(missing)}")
-        from edgeopt.presets import preset_recipe
 
         recipe = preset_recipe(preset, model, _data_option(data), sets)
     else:
-        from edgeopt.presets import model_and_data
-        from edgeopt.recipe import load_recipe
-
         recipe = load_recipe(recipe_path, model_and_data(model, _data_option(data)) + sets)
     if dump_recipe:
         click.echo(dump(recipe), nl=False)
         return
     if out_dir is None:
         raise click.UsageError("--out DIR is required (or use --dump-recipe)")
-    from edgeopt.logs import captured
-    from edgeopt.pipeline import run_recipe
-    from edgeopt.report import render_table
 
     with captured(verbose) as log:
         report = run_recipe(recipe, out_dir, overwrite=overwrite, quiet=quiet, recipe_path=recipe_path,
@@ -283,9 +255,6 @@ def inspect_cmd(model_path, as_json, pattern) -> None:
 
     Needs no TensorFlow: the file is parsed, never run.
     """
-    from edgeopt.inspect import inspect_tflite, summary_lines
-    from edgeopt.recipe import parse_m_by_n
-
     try:
         m_by_n = parse_m_by_n(pattern)
     except ValueError:
@@ -296,8 +265,6 @@ def inspect_cmd(model_path, as_json, pattern) -> None:
         emit_json(info)
         return
     click.echo("\n".join(summary_lines(info)))
-    from edgeopt.inspect import IO_HEADERS, io_rows
-    from edgeopt.render import table
 
     click.echo(table(IO_HEADERS, io_rows(info)))
 
@@ -336,8 +303,6 @@ def evaluate_cmd(model_path, data, batch, split, as_json) -> None:
     Exit codes: 0 ok; 1 LiteRT failed or crashed on the model; 2 bad input (not a .tflite, unusable
     data, data that does not fit the model: sample shape, labels beyond its outputs).
     """
-    from edgeopt.evaluate import evaluate_file
-
     evaluation = evaluate_file(model_path, _data_option(data), batch=batch, split=split)
     if as_json:
         emit_json(evaluation.to_json())
@@ -355,9 +320,6 @@ def evaluate_cmd(model_path, data, batch, split, as_json) -> None:
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
 def report_cmd(report_path, fmt, out_file, overwrite) -> None:
     """Render a report.json as a table, Markdown or HTML (no TensorFlow needed)."""
-    from edgeopt.errors import OutputExistsError
-    from edgeopt.report import load_report, render
-
     report = load_report(report_path)
     if out_file is not None:
         _check_writable(out_file, "--out")
@@ -375,8 +337,6 @@ def _check_writable(path: Path, option: str, folder: bool = False) -> None:
     """Refuse, before any work, an output path that names a folder for a file (or a file for a folder,
     exit 2), or that lies under a file and so cannot be written (exit 3, like any unwritable output).
     """
-    from edgeopt.errors import EnvironmentProblem, InputError
-
     wanted = "folder" if folder else "file"
     if path.exists() and path.is_dir() != folder:
         actual = "file" if folder else "folder"
@@ -389,9 +349,6 @@ def _check_writable(path: Path, option: str, folder: bool = False) -> None:
 
 
 def _write_output(path: Path, text: str) -> None:
-    from edgeopt.errors import EnvironmentProblem
-    from edgeopt.outputs import write_text_atomic
-
     try:
         write_text_atomic(path, text)
     except OSError as exc:
@@ -422,8 +379,6 @@ def check_cmd(report_path, baseline_path, tolerances_path, junit_path, markdown_
     missed; 2 bad input (missing/invalid report or baseline, other model, schema mismatch);
     3 environment (cannot write an output).
     """
-    from edgeopt.regress import BaselineUpdate, check, load_tolerances
-
     for path, option in ((junit_path, "--junit"), (markdown_path, "--markdown")):
         if path is not None:
             _check_writable(path, option)
@@ -459,8 +414,6 @@ class _BenchmarkCommand(click.Command):
     """The benchmark command, whose help names the targets of edgeopt.bench's registry when shown."""
 
     def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        from edgeopt.bench import parallel_prefixes, provenance_help, targets_help
-
         together = ", ".join(parallel_prefixes())
         for param in self.params:
             if param.name == "targets":
@@ -511,10 +464,6 @@ BENCHMARK_OPTIONS = {"targets": "--target", "threads": "--threads", "runs": "--r
 def benchmark_cmd(models, targets, threads, runs, min_seconds, warmup, no_xnnpack, inputs, seed, timeout,
                   ssh_config, as_json, out_dir, overwrite) -> None:
     # The help is BENCHMARK_HELP: it names the targets, which come from the registry.
-    from edgeopt.bench import benchmark, make_spec
-    from edgeopt.bench.stats import TABLE_HEADERS, table_rows, target_notes
-    from edgeopt.errors import OutputExistsError
-    from edgeopt.render import table
 
     spec = make_spec({"targets": list(targets), "threads": threads, "runs": runs, "warmup": warmup,
                       "min_seconds": min_seconds, "xnnpack": not no_xnnpack, "timeout": timeout,
@@ -575,16 +524,11 @@ def diagnose_cmd(model, data, samples, as_json, trust_model, custom_objects, ver
     zero point its int8 input got.
     Exit codes: 0 ok; 1 the converter refused the model; 2 bad input.
     """
-    from edgeopt.presets import model_and_data
-    from edgeopt.recipe import load_recipe
-
     is_recipe = model.suffix.lower() in (".yaml", ".yml")
     if not is_recipe and data is None:
         raise click.UsageError(f"--data is needed with a model file ({model}); a recipe names its own")
     sets = model_and_data(None if is_recipe else str(model), _data_option(data))
     recipe = load_recipe(model if is_recipe else None, sets + _trust_sets(trust_model, custom_objects))
-    from edgeopt.diagnose import diagnose_recipe
-    from edgeopt.logs import captured
 
     with captured(verbose):
         diagnosis = diagnose_recipe(recipe, samples=samples)
@@ -594,7 +538,25 @@ def diagnose_cmd(model, data, samples, as_json, trust_model, custom_objects, ver
         click.echo("\n".join(diagnosis.lines()))
 
 
+from edgeopt.bench import benchmark, make_spec, parallel_prefixes, provenance_help, targets_help
+from edgeopt.bench.stats import TABLE_HEADERS, table_rows, target_notes
+from edgeopt.diagnose import diagnose_recipe
+from edgeopt.documents import load_yaml
+from edgeopt.errors import EnvironmentProblem, InputError, OutputExistsError
+from edgeopt.evaluate import evaluate_file
+from edgeopt.inspect import IO_HEADERS, inspect_tflite, io_rows, summary_lines
+from edgeopt.logs import captured
+from edgeopt.outputs import catch_interrupts, environment_error, interrupted, write_text_atomic
+from edgeopt.paths import shorten
+from edgeopt.pipeline import run_recipe
+from edgeopt.presets import model_and_data, preset_recipe
+from edgeopt.recipe import dump_recipe as dump
+from edgeopt.recipe import load_recipe, parse_m_by_n
+from edgeopt.regress import BaselineUpdate, check, load_tolerances
+from edgeopt.render import table
+from edgeopt.report import load_report, render, render_table
 from edgeopt.tune.command import tune_cmd  # noqa: E402  (its module imports no TensorFlow either)
+from edgeopt.zoo import ZOO, default_data_for
 
 cli.add_command(tune_cmd)
 

@@ -54,12 +54,10 @@ INTEGER_FORMATS = ("int8", "int16x8")
 
 
 def _converter(model):
-    """The TFLite converter for a tf_keras model, or for a SavedModel graph's serving signature."""
-    from edgeopt.modelfile import GraphModel
-
-    if isinstance(model, GraphModel):
-        return tf.lite.TFLiteConverter.from_saved_model(str(model.path), signature_keys=[model.signature])
-    return tf.lite.TFLiteConverter.from_keras_model(model)
+    """The TFLite converter for a tf_keras model, or the one a model without Keras brings itself (a
+    SavedModel graph's serving signature: :meth:`~edgeopt.modelfile.GraphModel.tflite_converter`)."""
+    own = getattr(model, "tflite_converter", None)
+    return own() if own is not None else tf.lite.TFLiteConverter.from_keras_model(model)
 
 
 def integer_converter(model, representative, *, int8_io: str = "int8"):
@@ -75,13 +73,29 @@ def integer_converter(model, representative, *, int8_io: str = "int8"):
     return converter
 
 
+def float_layers(model, representative, tensors: list[str], *, int8_io: str = "int8") -> bytes:
+    """Full int8 except the ops whose output tensors are named: those stay float, through
+    ``tf.lite.experimental.QuantizationDebugger``'s denylist (its non-debug quantized model)."""
+    converter = integer_converter(model, representative)
+    options = tf.lite.experimental.QuantizationDebugOptions(
+        denylisted_nodes=list(tensors), fully_quantize=int8_io == "int8")
+    try:
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=converter, debug_dataset=converter.representative_dataset, debug_options=options)
+        return debugger.get_nondebug_quantized_model()
+    except Exception as exc:  # the converter raises many types
+        reason = " ".join(str(exc).split())
+        raise ConversionError(f"int8 conversion with float layers failed: {reason}") from None
+
+
 def convert(model, fmt: str, representative: np.ndarray | None = None, *, int8_io: str = "int8",
             sparse_encoding: bool = False, quantization=None) -> bytes:
     """Convert a Keras model to ``.tflite`` bytes in export format ``fmt``.
 
     Args:
         model: a tf_keras model (plain, stripped, or QAT-wrapped for ``int8``), or a
-            :class:`~edgeopt.modelfile.GraphModel` (its serving signature is converted).
+            model that brings its own converter (``tflite_converter()``: a SavedModel graph's
+            :class:`~edgeopt.modelfile.GraphModel`, its serving signature converted).
         fmt: an export format: ``float32``; ``float16`` (float16 weights, float compute);
             ``dynamic`` (int8 weights, activations quantized on the fly); ``int8`` (full integer);
             ``int16x8`` (int16 activations, int8 weights; float input/output); ``int4`` (int4

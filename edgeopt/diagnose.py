@@ -33,8 +33,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edgeopt.data import Arrays, Dataset, n_samples, take
+from edgeopt.data import Arrays, Dataset, load_dataset, n_samples, take
 from edgeopt.errors import InputError
+from edgeopt.loading import check_model_files, load_model
+from edgeopt.render import table
+from edgeopt.zoo import ZOO
 
 if TYPE_CHECKING:
     from edgeopt.recipe import Recipe
@@ -153,8 +156,6 @@ class Diagnosis:
 
     def lines(self, top: int = SHOWN_LAYERS) -> list[str]:
         """The worst ``top`` layers as a terminal table, then the verdict."""
-        from edgeopt.render import table
-
         def number(value: float | None) -> str:
             return "-" if value is None or not math.isfinite(value) else f"{value:.3g}"
 
@@ -190,10 +191,6 @@ def diagnose_recipe(recipe: Recipe, *, samples: int = DEFAULT_SAMPLES) -> Diagno
             a SavedModel without Keras metadata, data that does not fit the model.
         ConversionError: the converter refused the model.
     """
-    from edgeopt.data import load_dataset
-    from edgeopt.pipeline import check_model_files, is_graph, load_model
-    from edgeopt.zoo import ZOO
-
     if recipe.model in ZOO:
         raise InputError(f"model: '{recipe.model}' is a zoo model with nothing trained to diagnose; train it "
                          "(edgeopt train) and give the saved model.keras")
@@ -202,11 +199,11 @@ def diagnose_recipe(recipe: Recipe, *, samples: int = DEFAULT_SAMPLES) -> Diagno
                          "SavedModel folder) or a recipe")
     check_model_files(recipe)  # code in the file without --trust-model is refused before any loading
     data = load_dataset(recipe.data)
-    model, _, data = load_model(recipe, data)
-    if is_graph(model):
+    loaded, data = load_model(recipe, data)
+    if loaded.graph:
         raise InputError(f"model: {recipe.model} is a SavedModel without Keras metadata; diagnose needs the "
                          "Keras model to name its layers (save it with model.save('model.keras'))")
-    diagnosis = diagnose_model(model, data, samples=samples, seed=recipe.seed)
+    diagnosis = diagnose_model(loaded.model, data, samples=samples, seed=recipe.seed)
     return replace(diagnosis, model=str(recipe.model))
 
 
@@ -250,11 +247,9 @@ def diagnose_model(model, data: Dataset, *, samples: int = DEFAULT_SAMPLES, seed
             quantized to int8.
         ConversionError: the converter refused the model (its reason, one line).
     """
-    from edgeopt.modelfile import GraphModel
-
     if samples < 1:
         raise InputError(f"samples must be at least 1, got {samples}")
-    if isinstance(model, GraphModel) or not hasattr(model, "layers"):
+    if not hasattr(model, "layers"):  # a graph (a SavedModel without Keras metadata) has none
         raise InputError(f"diagnose needs a Keras model to name its layers; got {type(model).__name__}")
     chosen = data.representative(count=samples, seed=seed)
     debugger, interpreter = _run_debugger(model, chosen)

@@ -36,10 +36,13 @@ from typing import Any
 
 import numpy as np
 
-from edgeopt.data import CLASSIFICATION, Dataset, check_outputs
+from edgeopt.bench.local import describe_crash
+from edgeopt.data import CLASSIFICATION, Dataset, check_outputs, load_dataset, n_samples, take
 from edgeopt.errors import CheckFailed, EdgeoptError, InputError
+from edgeopt.inspect import inspect_tflite
 from edgeopt.paths import check_path
-from edgeopt.types import Metric
+from edgeopt.sources import DataSpec
+from edgeopt.types import OUTPUT_SEPARATOR, Metric
 
 BATCH = 256
 MAX_BATCH = 1 << 16
@@ -162,8 +165,6 @@ def predict_named(path: Path, x: np.ndarray | dict[str, np.ndarray], outputs: li
     Raises:
         InputError: names or sample shapes that do not match the file's.
     """
-    from edgeopt.data import n_samples
-
     interpreter = _interpreter(path)
     runner = _signature_runner(path, interpreter)
     input_details, output_details = runner.get_input_details(), runner.get_output_details()
@@ -316,8 +317,6 @@ def score_outputs(predictions: dict[str, np.ndarray], data: Dataset, prov: str,
     """:func:`score` of each named output on its own labels: metrics keyed ``<metric>/<output>``
     (``accuracy/label``, ``mae/angle``) and plot data under ``outputs`` by output name. ``heads`` are
     the outputs' activations when known (a binary output's sigmoid or logit)."""
-    from edgeopt.types import OUTPUT_SEPARATOR
-
     metrics: dict[str, Any] = {}
     details: dict[str, Any] = {}
     for name in data.outputs:
@@ -344,8 +343,6 @@ def evaluate_tflite(path: Path, data: Dataset, heads: Mapping[str, str] | None =
     predictions = predict_named(path, data.x_test)[""] if data.named_inputs else predict(path, data.x_test)
     head = names = None
     if data.task == CLASSIFICATION and predictions.reshape(len(predictions), -1).shape[1] == 1:
-        from edgeopt.inspect import inspect_tflite
-
         head = tflite_head(info if info is not None else inspect_tflite(path))
     elif data.task != CLASSIFICATION and not data.output_names:
         names = signature_output_names(path, data.output_dim)
@@ -414,13 +411,58 @@ class Evaluation:
         return rows
 
 
+# -- the Keras reference: the trained model scored in Keras, beside the .tflite figures --------------
+
+KERAS_PROVENANCE = "keras (reference only, not a .tflite figure)"
+KERAS_BATCH = 256
+
+
+def keras_metrics(model, data: Dataset) -> tuple[dict, dict]:
+    """A tf_keras model's metrics on ``data``'s test split, scored as a ``.tflite`` is (:func:`score`):
+    the report's Keras reference row."""
+    from edgeopt.train import head_activation
+
+    if data.named_inputs or data.named_outputs:
+        return _keras_metrics_named(model, data)
+    # Direct calls in batches: the same outputs as model.predict without its per-call set-up.
+    predictions = np.concatenate([np.asarray(model(data.x_test[i:i + KERAS_BATCH], training=False))
+                                  for i in range(0, len(data.x_test), KERAS_BATCH)])
+    return score(np.asarray(predictions, dtype=np.float32), data, KERAS_PROVENANCE,
+                 head=head_activation(model))
+
+
+def _keras_metrics_named(model, data: Dataset) -> tuple[dict, dict]:
+    """:func:`keras_metrics` of a model with several inputs or outputs: fed in its input order, scored
+    per output (:func:`score_outputs`)."""
+    from edgeopt.train import head_activation, keras_inputs
+
+    batches = []
+    for start in range(0, data.n_test, KERAS_BATCH):
+        out = model(keras_inputs(take(data.x_test, slice(start, start + KERAS_BATCH))), training=False)
+        outputs = out if isinstance(out, list | tuple) else [out]
+        batches.append([np.asarray(o, dtype=np.float32) for o in outputs])
+    columns = [np.concatenate(column) for column in zip(*batches, strict=True)]
+    if not data.named_outputs:
+        return score(columns[0], data, KERAS_PROVENANCE, head=head_activation(model))
+    return score_outputs(dict(zip(data.outputs, columns, strict=True)), data, KERAS_PROVENANCE,
+                         heads=output_heads(model, data))
+
+
+def output_heads(model, data: Dataset) -> dict[str, str] | None:
+    """Each named output's activation in a tf_keras model (a binary output is scored by its sigmoid or
+    logit), by name; None for unnamed outputs. A caller with no Keras model (a graph) has no heads to
+    give and does not ask."""
+    from edgeopt.train import head_activations
+
+    if not data.named_outputs:
+        return None
+    return dict(zip(data.outputs, head_activations(model), strict=True))
+
+
 def load_data(data: Any) -> Dataset:
     """A :class:`Dataset` from what a user names: a Dataset, a built-in name, a path, or a ``data:``
     mapping (``{path: images/, image_size: [96, 96]}``, ``{loader: "mypkg.data:load"}``) or DataSpec."""
     from pydantic import ValidationError
-
-    from edgeopt.data import load_dataset
-    from edgeopt.sources import DataSpec
 
     if isinstance(data, Dataset):
         return data
@@ -457,8 +499,6 @@ def evaluate_file(path: str | os.PathLike, data: Any, *, batch: int = BATCH,
             (sample shape, classes beyond the outputs, target count), each in one line.
         CheckFailed: LiteRT failed or crashed running the model.
     """
-    from edgeopt.inspect import inspect_tflite
-
     if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= MAX_BATCH:
         raise InputError(f"batch must be an integer from 1 to {MAX_BATCH:,}, got {batch!r}")
     if split is not None and split not in SPLITS:
@@ -520,8 +560,6 @@ def _whole(data: Dataset, scored: Dataset, given: Any) -> str:
 
 def _source_path(given: Any) -> str | None:
     """The path a user named as data, when they named one."""
-    from edgeopt.sources import DataSpec
-
     if isinstance(given, DataSpec):
         return given.path
     if isinstance(given, Mapping):
@@ -701,8 +739,6 @@ def predict_in_child(path: Path, x: np.ndarray | dict[str, np.ndarray], batch: i
         InputError: the child refused the model or the data (exit 2).
         CheckFailed: LiteRT failed or the child died (a signal, no result).
     """
-    from edgeopt.bench.local import describe_crash
-
     named = signature or isinstance(x, dict) or outputs is not None
     with tempfile.TemporaryDirectory(prefix="edgeopt-evaluate-") as folder:
         suffix = ".npz" if named else ".npy"

@@ -10,7 +10,7 @@ refuses such a file unless the user trusts it (``--trust-model``, recipe ``trust
 A file saved by Keras 3 (told by its recorded version, else by its configuration's shape) is checked the
 same way, then checked for layers tf_keras lacks before Keras 3 reads it, loaded by Keras 3, rebuilt as
 an equivalent tf_keras model (:mod:`edgeopt.keras3`) and verified output against output;
-:func:`load_model_file` says how, in a :class:`LoadedModel`.
+:func:`load_model_file` says how, in a :class:`ModelFile`.
 
 Only the loaders import TensorFlow (and Keras 3, for a Keras 3 file).
 """
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeopt import keras3, usercode
-from edgeopt.data import shape_fits
+from edgeopt.dataset import shape_fits
 from edgeopt.errors import InputError
 from edgeopt.paths import open_regular, path_problem
 
@@ -63,7 +63,7 @@ class CodeLayer:
 
 
 @dataclass(frozen=True)
-class LoadedModel:
+class ModelFile:
     """A tf_keras model loaded from a file, and how: the facts a report records about its source.
 
     ``max_abs_diff`` and ``layers`` are set for a Keras 3 file, which is rebuilt: the largest output
@@ -110,6 +110,12 @@ class GraphModel:
     def facts(self) -> dict[str, Any]:
         return {"source": SOURCE_GRAPH, "format": SAVEDMODEL, "signature": self.signature,
                 "input": self.input_name, "output": self.output_name}
+
+    def tflite_converter(self):
+        """The TFLite converter of its serving signature (:func:`edgeopt.convert.convert` asks for it)."""
+        from edgeopt.kerasapi import tf
+
+        return tf.lite.TFLiteConverter.from_saved_model(str(self.path), signature_keys=[self.signature])
 
 
 def is_graph_savedmodel(path: Path) -> bool:
@@ -387,7 +393,7 @@ def load_keras_model(path: Path, *, trust: bool = False, where: str = "model", s
 
 
 def load_model_file(path: Path, *, trust: bool = False, where: str = "model", samples=None,
-                    single_io: bool = True) -> LoadedModel:
+                    single_io: bool = True) -> ModelFile:
     """Load a saved model (``.keras``, ``.h5``, SavedModel; tf_keras or Keras 3) as a tf_keras model.
 
     A Keras 3 file is loaded by Keras 3 (``safe_mode`` unless trusted), rebuilt as tf_keras and verified
@@ -407,23 +413,46 @@ def load_model_file(path: Path, *, trust: bool = False, where: str = "model", sa
             model with layers tf_keras lacks or whose rebuild computes something else, or (with
             ``single_io``) a model with several inputs or outputs.
     """
+    load = load_keras3_file if is_keras3_file(path) else load_tf_keras_file
+    loaded = load(path, trust=trust, where=where, samples=samples)
+    if single_io:
+        check_single_io(loaded.model, f"{where}: {Path(path)}")
+    return loaded
+
+
+def is_keras3_file(path: Path) -> bool:
+    """A ``.keras`` or ``.h5`` file saved by Keras 3 (told by its recorded version, else by its
+    configuration's shape), read without Keras; False for anything else, or a file it cannot read
+    (whose loader then says why). Keras 3 saves no SavedModel with Keras metadata."""
+    try:
+        kind = sniff(Path(path))
+        if kind == SAVEDMODEL:
+            return False
+        version = keras_version(Path(path), kind)
+        return keras3.saved_by_keras3(version, None if version else read_config(Path(path), kind)[0])
+    except InputError:
+        return False
+
+
+def load_tf_keras_file(path: Path, *, trust: bool = False, where: str = "model", samples=None) -> ModelFile:
+    """A file saved by tf_keras (``.keras``, ``.h5``, SavedModel with Keras metadata), loaded as it is
+    (``samples`` unused: nothing is rebuilt), after :func:`check_no_code`."""
     path = Path(path)
     kind = check_no_code(path, trust, where)
     if kind == SAVEDMODEL and not (path / "keras_metadata.pb").is_file():
         raise InputError(f"{where}: {path} is a TensorFlow SavedModel without Keras metadata; this step "
                          "needs a Keras model (save it with model.save('model.keras'))")
     version = keras_version(path, kind)
-    # Keras 3 saves no SavedModel with Keras metadata (its model.export() writes a plain one).
-    from_keras3 = kind != SAVEDMODEL and keras3.saved_by_keras3(
-        version, None if version else read_config(path, kind)[0])
-    if from_keras3:
-        loaded = _load_keras3(path, kind, version, trust=trust, where=where, samples=samples)
-    else:
-        loaded = LoadedModel(_load_tf_keras(path, kind, trust=trust, where=where), path, kind,
-                             SOURCE_TF_KERAS, version)
-    if single_io:
-        check_single_io(loaded.model, f"{where}: {path}")
-    return loaded
+    model = _load_tf_keras(path, kind, trust=trust, where=where)
+    return ModelFile(model, path, kind, SOURCE_TF_KERAS, version)
+
+
+def load_keras3_file(path: Path, *, trust: bool = False, where: str = "model", samples=None) -> ModelFile:
+    """A file saved by Keras 3, loaded by Keras 3, rebuilt as tf_keras and verified on ``samples``
+    (:func:`load_model_file`), after :func:`check_no_code`."""
+    path = Path(path)
+    kind = check_no_code(path, trust, where)
+    return _load_keras3(path, kind, keras_version(path, kind), trust=trust, where=where, samples=samples)
 
 
 def keras_version(path: Path, kind: str) -> str | None:
@@ -472,7 +501,7 @@ def _load_tf_keras(path: Path, kind: str, *, trust: bool, where: str):
 
 
 def _load_keras3(path: Path, kind: str, version: str | None, *, trust: bool, where: str,
-                 samples) -> LoadedModel:
+                 samples) -> ModelFile:
     """Keras 3 reads the file, tf_keras gets an equivalent rebuild, and the two are compared."""
     label = f"{where}: {path} (Keras {version or '3'})"
     # Refuse layers tf_keras lacks from the configuration alone, before Keras 3 reads anything.
@@ -510,7 +539,7 @@ def _load_keras3(path: Path, kind: str, version: str | None, *, trust: bool, whe
             raise InputError(f"{label} rebuilt as tf_keras gives outputs up to {difference:.3g} away from "
                              f"the Keras 3 model's (more than {tolerance:.3g}, the tolerance for outputs up "
                              f"to {scale:.3g}), so the rebuild is not the same model; {keras3.STILL_WORKS}")
-    return LoadedModel(model, path, kind, SOURCE_KERAS3, version, layers=len(model.layers),
+    return ModelFile(model, path, kind, SOURCE_KERAS3, version, layers=len(model.layers),
                        max_abs_diff=difference, tolerance=tolerance, output_scale=scale,
                        verified_on=verified_on)
 

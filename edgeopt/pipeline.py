@@ -21,19 +21,38 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from edgeopt import __version__, environment, repair
-from edgeopt.data import Dataset, load_dataset, shape_fits
-from edgeopt.errors import EnvironmentProblem, InputError
+from edgeopt import bench, environment, repair
+from edgeopt.bench import parse_target
+from edgeopt.data import Dataset, load_dataset
+from edgeopt.errors import EdgeoptError, EnvironmentProblem, InputError
+from edgeopt.evaluate import below_chance, evaluate_tflite, first_layer_fact, keras_metrics, output_heads
+from edgeopt.inspect import inspect_tflite
+from edgeopt.loading import LoadedModel, check_capabilities, check_model_files, load_model, recipe_inputs
 from edgeopt.logs import NOT_CAPTURING, Capture
 from edgeopt.outputs import check_output, staged_output
 from edgeopt.progress import Progress
-from edgeopt.recipe import Recipe, dump_recipe
-from edgeopt.types import KERAS_VARIANT, ORIGINAL, REFERENCE, Format, Metric, Report, Status, Variant
+from edgeopt.recipe import Recipe, apply_overrides, dump_recipe, parse_recipe
+from edgeopt.regress import judge_budgets
+from edgeopt.report import render_markdown, render_table, write_report
+from edgeopt.techniques import TECHNIQUES, StageContext
+from edgeopt.techniques.quantize import float_first_int8
+from edgeopt.types import (
+    KERAS_VARIANT,
+    ORIGINAL,
+    REFERENCE,
+    TASK_METRIC,
+    Format,
+    Metric,
+    Report,
+    Status,
+    Task,
+    Variant,
+)
+from edgeopt.verify import run_checks
+from edgeopt.version import __version__
+from edgeopt.zoo import ZOO
 
 QUANTIZED_FORMATS = ("int8",)  # formats exported from the QAT model when the recipe has one
-VERIFY_SAMPLES = 256  # training inputs a Keras 3 model's tf_keras rebuild is compared on
 LABELS_FILE = "labels.txt"  # a classifier's class names, one a line in its outputs' order, beside the files
 
 
@@ -52,146 +71,6 @@ def seed_everything(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def load_model(recipe: Recipe, data: Dataset) -> tuple[Any, dict | None, Dataset]:
-    """The recipe's model (a zoo model built for the data, a saved Keras model, or a SavedModel
-    graph: :class:`~edgeopt.modelfile.GraphModel`), for a saved one how it was loaded (tf_keras,
-    Keras 3 rebuilt and verified, or a graph: the loader's facts), and the data matched with the
-    model's input and output names in the model's order (:meth:`~edgeopt.data.Dataset.for_model`)."""
-    from edgeopt.modelfile import is_graph_savedmodel, load_graph_model, load_model_file
-    from edgeopt.train import input_names, keras_inputs, output_names
-    from edgeopt.zoo import ZOO, build
-
-    if recipe.model in ZOO:
-        data = data.for_model([], [], f"model {recipe.model} (a zoo model)")
-        options = dict(recipe.model_options)
-        options.setdefault("dropout", recipe.train.dropout)
-        return build(recipe.model, data.input_shape, data.output_dim, **options), None, data
-    path = Path(recipe.model)
-    if not path.exists():
-        raise InputError(
-            f"model: '{recipe.model}' is neither a zoo model ({', '.join(ZOO)}) nor an existing file"
-        )
-    if recipe.train.dropout:
-        raise InputError("train.dropout applies to zoo models only; set it to 0 for a saved model")
-    if is_graph_savedmodel(path):
-        check_graph_recipe(recipe)
-        graph = load_graph_model(path)
-        data = data.for_model([graph.input_name], [graph.output_name], f"model: {path}")
-        _check_graph_fits(graph, data)
-        return graph, graph.facts(), data
-    where = f"model: {path}"
-
-    def samples(model):
-        """The user's training inputs, picked by the model's input names (a mismatch is refused)."""
-        fitted = data.for_model(input_names(model), output_names(model), where)
-        if fitted.named_inputs:  # one input: the Keras 3 loader checks its shape itself
-            _check_input_shapes(model, fitted, where)
-        return keras_inputs(fitted.representative(count=VERIFY_SAMPLES, seed=recipe.seed))
-
-    # A Keras 3 rebuild is verified on the user's own training inputs.
-    loaded = load_model_file(path, trust=recipe.trust_model, where="model", single_io=False, samples=samples)
-    model = loaded.model
-    data = data.for_model(input_names(model), output_names(model), where)
-    _check_input_shapes(model, data, where)
-    return model, loaded.facts(), data
-
-
-def _check_input_shapes(model, data: Dataset, where: str) -> None:
-    """Refuse data whose samples do not have the shape of the model's input(s)."""
-    if not data.named_inputs:
-        expected = tuple(int(d) for d in model.input_shape[1:] if d is not None)
-        if tuple(model.input_shape[1:]) != data.input_shape:
-            raise InputError(f"{where} takes inputs of shape {expected} but data '{data.name}' has "
-                             f"{data.input_shape}")
-        return
-    for name, tensor in zip(data.input_names, model.inputs, strict=True):
-        wanted, given = tuple(tensor.shape[1:]), data.input_shapes[name]
-        if not shape_fits(wanted, given):
-            raise InputError(f"{where} takes input '{name}' of shape {wanted} but data '{data.name}' has "
-                             f"samples of shape {given} for it")
-
-
-def _check_graph_fits(graph, data: Dataset) -> None:
-    """Refuse data a SavedModel graph cannot take, or whose labels its outputs cannot score."""
-    wanted, given = graph.input_shape, tuple(data.input_shape)
-    if not shape_fits(wanted, given):
-        raise InputError(f"model: {graph.path} takes inputs of shape {wanted} but data '{data.name}' has "
-                         f"{given}")
-    if None in graph.output_shape:
-        return
-    units, needed = int(np.prod(graph.output_shape)), data.output_dim
-    # a classifier needs a unit per class, or one unit (a binary head) for two classes
-    classifier_fits = units >= needed or (units == 1 and needed <= 2)
-    if not (classifier_fits if data.task == "classification" else units == needed):
-        raise InputError(f"model: {graph.path} has {units} output unit(s) but data '{data.name}' needs "
-                         f"{needed} ({data.task}); is this the model for this data?")
-
-
-def is_graph(model) -> bool:
-    """A SavedModel without Keras metadata: converted and measured, never trained or wrapped."""
-    from edgeopt.modelfile import GraphModel
-
-    return isinstance(model, GraphModel)
-
-
-def check_graph_recipe(recipe: Recipe) -> None:
-    """Refuse, before any work, what a SavedModel without Keras metadata cannot do: every step that
-    needs a Keras model (training, and every stage but post-training quantization)."""
-    why = (f"{recipe.model} is a SavedModel without Keras metadata (Keras 3 model.export, "
-           "tf.saved_model.save): edgeopt can convert it and quantize it after training (quantize mode: "
-           "ptq), while {what} needs the Keras model itself (save it with model.save('model.keras'))")
-    if recipe.train.epochs:
-        raise InputError(f"train.epochs: {why.format(what='training')}")
-    for index, stage in enumerate(recipe.stages):
-        if stage.kind != "quantize" or getattr(stage, "mode", None) != "ptq":
-            what = f"{stage.kind}" + (f" mode {stage.mode}" if stage.kind == "quantize" else "")
-            raise InputError(f"stages[{index}] {stage.kind}: {why.format(what=what)}")
-
-
-KERAS_PROVENANCE = "keras (reference only, not a .tflite figure)"
-
-
-def keras_metrics(model, data: Dataset) -> tuple[dict, dict]:
-    from edgeopt.evaluate import score
-    from edgeopt.train import head_activation
-
-    if data.named_inputs or data.named_outputs:
-        return _keras_metrics_named(model, data)
-    # Direct calls in batches: the same outputs as model.predict without its per-call set-up.
-    predictions = np.concatenate([np.asarray(model(data.x_test[i:i + 256], training=False))
-                                  for i in range(0, len(data.x_test), 256)])
-    return score(np.asarray(predictions, dtype=np.float32), data, KERAS_PROVENANCE,
-                 head=head_activation(model))
-
-
-def _keras_metrics_named(model, data: Dataset) -> tuple[dict, dict]:
-    """:func:`keras_metrics` of a model with several inputs or outputs: fed in its input order, scored
-    per output (:func:`~edgeopt.evaluate.score_outputs`)."""
-    from edgeopt.data import take
-    from edgeopt.evaluate import score, score_outputs
-    from edgeopt.train import head_activation, keras_inputs
-
-    batches = []
-    for start in range(0, data.n_test, 256):
-        out = model(keras_inputs(take(data.x_test, slice(start, start + 256))), training=False)
-        outputs = out if isinstance(out, list | tuple) else [out]
-        batches.append([np.asarray(o, dtype=np.float32) for o in outputs])
-    columns = [np.concatenate(column) for column in zip(*batches, strict=True)]
-    if not data.named_outputs:
-        return score(columns[0], data, KERAS_PROVENANCE, head=head_activation(model))
-    return score_outputs(dict(zip(data.outputs, columns, strict=True)), data, KERAS_PROVENANCE,
-                         heads=output_heads(model, data))
-
-
-def output_heads(model, data: Dataset) -> dict[str, str] | None:
-    """Each named output's activation (a binary output is scored by its sigmoid or logit), by name."""
-    from edgeopt.train import head_activations
-
-    if not data.named_outputs or is_graph(model):
-        return None
-    return dict(zip(data.outputs, head_activations(model), strict=True))
-
-
 # -- variants --------------------------------------------------------------------------------------
 
 
@@ -206,11 +85,6 @@ def measure(name: str, fmt: str, path: Path, data: Dataset, recipe: Recipe, prog
     """Inspect, evaluate and benchmark (every target x thread count) one emitted ``.tflite``;
     with ``skip_benchmark`` (a reason) every latency entry is a failed row giving that reason.
     ``heads``: the activation of each named output of the model it was converted from."""
-    from edgeopt import bench
-    from edgeopt.evaluate import evaluate_tflite
-    from edgeopt.inspect import inspect_tflite
-    from edgeopt.techniques import TECHNIQUES
-
     patterns = [TECHNIQUES[s.kind].inspect_pattern(s) for s in recipe.stages]
     info = inspect_tflite(path, pattern=next((p for p in patterns if p), (2, 4)))
     metrics, evaluation = evaluate_tflite(path, data, heads=heads, info=info)
@@ -241,43 +115,9 @@ def measure(name: str, fmt: str, path: Path, data: Dataset, recipe: Recipe, prog
 
 def sparse_encoding(recipe: Recipe) -> bool:
     """Export with TFLite's sparse encoding: as asked, else when a prune stage targets XNNPACK sparse."""
-    from edgeopt.techniques import TECHNIQUES
-
     if recipe.export_options.sparse_encoding is not None:
         return recipe.export_options.sparse_encoding
     return any(TECHNIQUES[s.kind].sparse_encoding(s) for s in recipe.stages)
-
-
-def model_files(recipe: Recipe) -> list[tuple[str, str]]:
-    """(field path, file) for every saved model the recipe names: its model and distillation teachers."""
-    from edgeopt.techniques import TECHNIQUES
-    from edgeopt.zoo import ZOO
-
-    named = [("model", recipe.model)]
-    named += [(f"stages[{i}].{field}", path) for i, s in enumerate(recipe.stages)
-              for field, path in TECHNIQUES[s.kind].model_files(s)]
-    return [(where, path) for where, path in named if path not in ZOO]
-
-
-def recipe_inputs(recipe: Recipe) -> list[str]:
-    """Files and folders the recipe reads: an output folder must not hold (and so delete) them."""
-    from edgeopt.data import BUILTIN
-
-    paths = [path for _, path in model_files(recipe)]
-    if isinstance(recipe.data, str):
-        return paths + ([recipe.data] if recipe.data not in BUILTIN else [])
-    return paths + [path for path in (recipe.data.path, recipe.data.test) if path]
-
-
-def check_model_files(recipe: Recipe) -> None:
-    """Refuse, before any work, a model or teacher file that would run code without --trust-model;
-    import the recipe's ``custom_objects`` modules (trusted only) so that its files load."""
-    from edgeopt.modelfile import check_no_code, use_custom_objects
-
-    use_custom_objects(recipe.custom_objects, recipe.trust_model)
-    for where, path in model_files(recipe):
-        if Path(path).exists():
-            check_no_code(Path(path), recipe.trust_model, where)
 
 
 @dataclass
@@ -286,18 +126,24 @@ class Prepared:
 
     Made once by :func:`prepare`; :func:`compress` may run on it any number of times (a search
     does) without retraining or re-measuring the reference. ``model`` is never modified:
-    each compress works on a copy.
+    each compress works on a copy. ``loaded`` says what the model can do
+    (:class:`~edgeopt.loading.LoadedModel`); given none, ``model`` is a tf_keras model (a study's base).
     """
 
     recipe: Recipe
     data: Dataset
-    model: Any  # the trained tf_keras model, or a GraphModel (a SavedModel without Keras metadata)
+    model: Any  # the trained tf_keras model, or a graph (a SavedModel without Keras metadata)
     history: dict[str, list]
-    keras_file: bytes | None  # model.keras as saved after training (None for a GraphModel)
+    keras_file: bytes | None  # model.keras as saved after training (None for a graph)
     reference_file: bytes  # trained_float32.tflite, or original.tflite for the user's saved model
-    keras_variant: Variant | None  # None for a GraphModel
+    keras_variant: Variant | None  # None for a graph
     reference: Variant  # trained_float32 (or original), inspected, evaluated and benchmarked
     model_file: dict | None = None  # how a saved model was loaded (Keras 3: rebuilt, max_abs_diff)
+    loaded: LoadedModel | None = None
+
+    def __post_init__(self) -> None:
+        if self.loaded is None:
+            self.loaded = LoadedModel.of_keras(self.model, file=self.model_file)
 
 
 @dataclass(frozen=True)
@@ -314,19 +160,13 @@ class Result:
 
     def table(self) -> str:
         """The report as a terminal table."""
-        from edgeopt.report import render_table
-
         return render_table(self.report)
 
     def _repr_markdown_(self) -> str:  # a notebook shows the Markdown report
-        from edgeopt.report import render_markdown
-
         return render_markdown(self.report)
 
     def write_into(self, folder: Path, log: Capture = NOT_CAPTURING) -> None:
         """Write every file, the resolved recipe, the log and the report into an existing ``folder``."""
-        from edgeopt.report import write_report
-
         for name, content in self.files.items():
             (folder / name).write_bytes(content)
         (folder / "recipe.resolved.yaml").write_text(dump_recipe(self.recipe))
@@ -343,9 +183,9 @@ class Result:
 
 
 def check_recipe(recipe: Recipe, data: Dataset | None = None) -> None:
-    """Everything that can be refused before any training: targets, model files, prune schedules."""
-    from edgeopt.bench import parse_target
-
+    """Everything that can be refused before any training: targets, model files, prune schedules.
+    Run once per run: by :func:`prepare` (or :func:`run_recipe`, before it stages its output), and by
+    :func:`compress` only for a recipe it changed."""
     for target in recipe.benchmark.targets:  # a typo in a target fails now, not after training
         parse_target(target)
     check_model_files(recipe)
@@ -355,8 +195,6 @@ def check_recipe(recipe: Recipe, data: Dataset | None = None) -> None:
 
 def check_stages(recipe: Recipe, data: Dataset) -> None:
     """Refuse a stage that cannot work on ``data``, before any training."""
-    from edgeopt.techniques import TECHNIQUES
-
     for index, stage in enumerate(recipe.stages):
         TECHNIQUES[stage.kind].validate(stage, index, data, recipe.train)
 
@@ -364,39 +202,47 @@ def check_stages(recipe: Recipe, data: Dataset) -> None:
 def prepare(recipe: Recipe, progress: Progress | None = None, callbacks: tuple = ()) -> Prepared:
     """Load the data, build (or load) and train the model, and measure its float32 reference.
     ``callbacks`` (tf_keras callbacks) follow the training; tune's pruner is one."""
-    from edgeopt import bench
+    return _prepare(recipe, progress, callbacks, checked=False)
+
+
+def _prepare(recipe: Recipe, progress: Progress | None = None, callbacks: tuple = (), *,
+             checked: bool) -> Prepared:
+    """:func:`prepare`; ``checked``: the caller ran :func:`check_recipe` on ``recipe`` already."""
     from edgeopt.train import check_model_fits_data, fit, with_regularization
-    from edgeopt.zoo import ZOO
 
     progress = progress or Progress(quiet=True)
     progress.status(f"loading data {recipe.data if isinstance(recipe.data, str) else recipe.data.name}")
-    data = load_dataset(recipe.data)
-    check_recipe(recipe, data)
+    given = load_dataset(recipe.data)
+    if not checked:
+        check_recipe(recipe)
+    check_stages(recipe, given)
     progress.status(_loading_model(recipe))
     seed_everything(recipe.seed)
-    model, model_file, data = load_model(recipe, data)
+    loaded, data = load_model(recipe, given)
+    model, model_file = loaded.model, loaded.file
     if model_file and "max_abs_diff" in model_file:
         on = {"samples": "your data", "synthetic": "random inputs"}.get(model_file.get("verified_on"))
         progress.status(f"rebuilt {recipe.model} in tf_keras" + (
             f", verified on {on}: outputs within {model_file['max_abs_diff']:.2g} of the Keras 3 model's"
             if on else ""))
-    check_stages(recipe, data)  # a stage may refuse what the model's inputs and outputs make of the data
-    if not is_graph(model):  # labels its outputs cannot score are refused before any conversion
+    if not _same_arrays(given, data):  # a stage may refuse what the model's inputs and outputs make of it
+        check_stages(recipe, data)
+    if not loaded.graph:  # labels its outputs cannot score are refused before any conversion
         check_model_fits_data(model, data, where="model")
     bench.start(recipe.benchmark)  # the first benchmark's runner loads while the model converts or trains
-    if is_graph(model):
+    if not loaded.trainable:  # used as given: converted, never trained
         with tempfile.TemporaryDirectory(prefix="edgeopt-") as scratch:
-            reference_file, reference = _reference(ORIGINAL, model, Path(scratch), data, recipe, progress)
+            reference_file, reference = _reference(ORIGINAL, loaded, Path(scratch), data, recipe, progress)
         reference = reference.replace(note="your SavedModel as given, converted to float32 unchanged")
         reference = _chance_note(reference, model, data, progress)
         return Prepared(recipe=recipe, data=data, model=model, history={}, keras_file=None,
                         reference_file=reference_file, keras_variant=None, reference=reference,
-                        model_file=model_file)
+                        model_file=model_file, loaded=loaded)
     with tempfile.TemporaryDirectory(prefix="edgeopt-") as scratch:
         scratch = Path(scratch)
         original = None
         if recipe.model not in ZOO:  # the user's model as given is the reference, measured before training
-            original = _reference(ORIGINAL, model, scratch, data, recipe, progress)
+            original = _reference(ORIGINAL, loaded, scratch, data, recipe, progress)
         model = with_regularization(model, recipe.train.l1, recipe.train.l2)
         if recipe.train.epochs:  # a saved model used as it is (epochs 0) is not trained: say nothing
             progress(f"training {recipe.run_name} on {data.name} ({recipe.train.epochs} epochs max)")
@@ -405,7 +251,8 @@ def prepare(recipe: Recipe, progress: Progress | None = None, callbacks: tuple =
         keras_path = scratch / "model.keras"
         model.save(keras_path)
         keras_file = keras_path.read_bytes()
-        reference_file, reference = original or _reference(REFERENCE, model, scratch, data, recipe, progress)
+        reference_file, reference = original or _reference(REFERENCE, loaded.with_model(model), scratch, data,
+                                                           recipe, progress)
     metrics, evaluation = keras_metrics(model, data)
     keras_variant = Variant(
         name=KERAS_VARIANT, format=Format.KERAS, path="model.keras", size_bytes=len(keras_file),
@@ -423,14 +270,24 @@ def prepare(recipe: Recipe, progress: Progress | None = None, callbacks: tuple =
         reference = _chance_note(reference.replace(note=note), model, data, progress)
     return Prepared(recipe=recipe, data=data, model=model, history=history, keras_file=keras_file,
                     reference_file=reference_file, keras_variant=keras_variant, reference=reference,
-                    model_file=model_file)
+                    model_file=model_file, loaded=loaded.with_model(model))
+
+
+def _same_arrays(given: Dataset, fitted: Dataset) -> bool:
+    """``fitted`` (the data matched with the model) holds ``given``'s very arrays: checked once is enough."""
+    arrays = ("x_train", "y_train", "x_test", "y_test")
+    return all(getattr(given, name) is getattr(fitted, name) for name in arrays)
+
+
+def heads_of(loaded: LoadedModel, model, data: Dataset) -> dict[str, str] | None:
+    """The activation of each named output of ``model`` (``loaded``'s, or a stage's copy of it), for
+    scoring its exports; None when there is no Keras model to read them from."""
+    return None if loaded.graph else output_heads(model, data)
 
 
 def _chance_note(reference: Variant, model, data: Dataset, progress: Progress) -> Variant:
     """The user's model as given, warned about in its note (and a progress line) when it scores at or
     below chance on the data: the class order or the input range is then likely not the model's."""
-    from edgeopt.evaluate import below_chance, first_layer_fact
-
     accuracy = reference.metrics.get("accuracy")
     warning = below_chance(accuracy.value, data, first_layer=first_layer_fact(model)) if accuracy else None
     if warning is None:
@@ -441,25 +298,23 @@ def _chance_note(reference: Variant, model, data: Dataset, progress: Progress) -
 
 def _loading_model(recipe: Recipe) -> str:
     """The progress line for the first slow step: TensorFlow starting with the model."""
-    from edgeopt.zoo import ZOO
-
     if recipe.model in ZOO:
         return f"building {recipe.model} (starting TensorFlow)"
     return (f"loading {recipe.model} (starting TensorFlow; a Keras 3 file is rebuilt in tf_keras and "
             "verified on your data)")
 
 
-def _reference(name: str, model, scratch: Path, data: Dataset, recipe: Recipe,
+def _reference(name: str, loaded: LoadedModel, scratch: Path, data: Dataset, recipe: Recipe,
                progress: Progress) -> tuple[bytes, Variant]:
-    """``model`` converted to float32 unchanged, inspected, evaluated and benchmarked: the variant
-    every ratio and drop is taken against."""
+    """``loaded``'s model converted to float32 unchanged, inspected, evaluated and benchmarked: the
+    variant every ratio and drop is taken against."""
     from edgeopt.convert import convert
 
     progress.status(f"converting {name} to float32 and scoring it: the reference")
     path = scratch / f"{name}.tflite"
-    path.write_bytes(convert(model, "float32"))
+    path.write_bytes(convert(loaded.model, "float32"))
     return path.read_bytes(), measure(name, "float32", path, data, recipe, progress,
-                                      heads=output_heads(model, data))
+                                      heads=heads_of(loaded, loaded.model, data))
 
 
 def copy_model(model):
@@ -488,22 +343,18 @@ def compress(prepared: Prepared, *, stages: list | None = None, export: list[str
     a search judges its trials against its budgets itself, as constraints, and passes False.
     """
     recipe = _with_changes(prepared.recipe, stages, export, overrides)
-    check_recipe(recipe, prepared.data)
-    if is_graph(prepared.model):
-        check_graph_recipe(recipe)
+    if recipe is not prepared.recipe:  # prepare checked its own recipe: only a changed one is checked again
+        check_recipe(recipe, prepared.data)
+        check_capabilities(recipe, prepared.loaded)
     progress = progress or Progress(quiet=True)
     with tempfile.TemporaryDirectory(prefix="edgeopt-") as scratch:
         result = _compress(prepared, recipe, Path(scratch), progress, gate)
     if judge:
-        from edgeopt.regress import judge_budgets
-
         result = replace(result, report=judge_budgets(result.report))
     return result
 
 
 def _with_changes(recipe: Recipe, stages, export, overrides) -> Recipe:
-    from edgeopt.recipe import parse_recipe
-
     if stages is None and export is None and not overrides:
         return recipe
     data = recipe.resolved()
@@ -512,8 +363,6 @@ def _with_changes(recipe: Recipe, stages, export, overrides) -> Recipe:
     if export is not None:
         data["export"] = list(export)
     if overrides:
-        from edgeopt.recipe import apply_overrides
-
         data = apply_overrides(data, list(overrides))
     changed = parse_recipe(data, "compress()")
     fixed = ("model", "model_options", "data", "seed", "train", "trust_model", "custom_objects")
@@ -527,14 +376,12 @@ def _with_changes(recipe: Recipe, stages, export, overrides) -> Recipe:
 def _compress(prepared: Prepared, recipe: Recipe, scratch: Path, progress: Progress,
               gate: Gate | None = None) -> Result:
     from edgeopt.convert import ConversionError, convert
-    from edgeopt.techniques import TECHNIQUES, StageContext
-    from edgeopt.techniques.quantize import float_first_int8
     from edgeopt.train import fit
-    from edgeopt.verify import run_checks
 
     data = prepared.data
     seed_everything(recipe.seed)
-    model = prepared.model if is_graph(prepared.model) else copy_model(prepared.model)
+    loaded = prepared.loaded
+    model = copy_model(prepared.model) if loaded.trainable else prepared.model
     representative = data.representative(seed=recipe.seed)
     stages, float_model, current, earlier = [], model, model, ()
     guide = None  # from an earlier stage (a distill teacher): wraps the fine-tuning of the later ones
@@ -571,7 +418,7 @@ def _compress(prepared: Prepared, recipe: Recipe, scratch: Path, progress: Progr
         path = scratch / f"{reference.name}.tflite"
         path.write_bytes(prepared.reference_file)
         measured = measure(reference.name, "float32", path, data, recipe, progress,
-                           heads=output_heads(model, data))
+                           heads=heads_of(loaded, model, data))
         reference = reference.replace(latency=measured.latency)
     variants = [v for v in (prepared.keras_variant, reference) if v is not None]
     quantization = next((s for s in recipe.stages if s.kind == "quantize"), None)
@@ -596,14 +443,13 @@ def _compress(prepared: Prepared, recipe: Recipe, scratch: Path, progress: Progr
             continue
         stopped = gate(fmt, path.read_bytes()) if gate is not None else None
         variant = measure(fmt, fmt, path, data, recipe, progress, skip_benchmark=stopped,
-                          heads=output_heads(source, data))
+                          heads=heads_of(loaded, source, data))
         if float_first:
             variant = variant.replace(note=f"float input and output: {', '.join(qat_float)} in float, "
                                            "quantization starting after it (quantization-aware training)")
         if repair.needed(quantization, fmt, variant, reference, recipe.budgets, source, data):
             variant = _repaired(variant, source, fmt, path, data, recipe, prepared, progress, stopped)
-        keras_float = hasattr(float_model, "inputs")  # a graph SavedModel has no layers to diagnose
-        if keras_float and repair.misses_budget(fmt, variant, reference, recipe.budgets, data):
+        if not loaded.graph and repair.misses_budget(fmt, variant, reference, recipe.budgets, data):
             variant = _diagnosed(variant, float_model, data, recipe.seed, progress)
         variants.append(variant)
         files[path.name] = path.read_bytes()
@@ -634,8 +480,6 @@ def _repaired(variant: Variant, model, fmt: str, path: Path, data: Dataset, reci
     """The export after :func:`edgeopt.repair.repair`: the kept attempt's file measured like any export,
     or the variant as calibrated when no attempt met the budget; either way the attempts are recorded."""
     from edgeopt.convert import convert
-    from edgeopt.evaluate import evaluate_tflite
-    from edgeopt.types import TASK_METRIC, Task
 
     name = TASK_METRIC[Task(data.task)]
     ref = prepared.reference.metric(name)
@@ -643,7 +487,7 @@ def _repaired(variant: Variant, model, fmt: str, path: Path, data: Dataset, reci
 
     def accept(raw: bytes) -> bool:  # the report's judge, on the test split
         path.write_bytes(raw)
-        metrics, _ = evaluate_tflite(path, data, heads=output_heads(model, data))
+        metrics, _ = evaluate_tflite(path, data, heads=heads_of(prepared.loaded, model, data))
         value = metrics.get(name, {}).get("value")
         return value is not None and recipe.budgets.allows(ref.value, value, ref.higher_is_better) is True
 
@@ -657,7 +501,7 @@ def _repaired(variant: Variant, model, fmt: str, path: Path, data: Dataset, reci
         return variant.replace(extra={**variant.extra, **record})
     path.write_bytes(fixed.kept)
     measured = measure(fmt, fmt, path, data, recipe, progress, skip_benchmark=stopped,
-                       heads=output_heads(model, data))
+                       heads=heads_of(prepared.loaded, model, data))
     share = repair.integer_mac_share(measured.inspect)
     record.update(float_layers=list(kept.float_layers), integer_mac_share=share)
     note = f"repaired ({kept.name}): {kept.detail}" + (
@@ -668,8 +512,6 @@ def _repaired(variant: Variant, model, fmt: str, path: Path, data: Dataset, reci
 def _diagnosed(variant: Variant, model, data: Dataset, seed: int, progress: Progress) -> Variant:
     """The export over its accuracy budget with ``edgeopt diagnose``'s summary of the float model it
     came from: which layers int8 hurts (report.json ``diagnosis``, a plot in report.html)."""
-    from edgeopt.errors import EdgeoptError
-
     progress(f"diagnosing why {variant.name} missed its accuracy budget")
     try:
         summary = repair.diagnosis_summary(model, data, seed)
@@ -690,12 +532,12 @@ def run_recipe(
     out_dir = Path(out_dir)
     inputs = [*recipe_inputs(recipe), recipe_path]
     check_output(out_dir, overwrite, inputs)
-    check_recipe(recipe)
+    check_recipe(recipe)  # the run's one check: before its output is staged
     # Progress draws bars only on a terminal and not quiet; otherwise one status line per step.
     notices: list[str] = []
     with Progress(quiet) as progress, staged_output(out_dir, overwrite, notices, inputs) as work:
         for notice in notices:
             progress(notice)
-        result = compress(prepare(recipe, progress), progress=progress)
+        result = compress(_prepare(recipe, progress, checked=True), progress=progress)
         result.write_into(work, log)
     return result

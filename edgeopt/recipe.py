@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import functools
-import math
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from edgeopt.bench.spec import BenchSpec
+from edgeopt.budgets import Budgets  # the budgets: section, judged by edgeopt.budgets.judge
 from edgeopt.documents import check_depth, load_yaml, read_text
 from edgeopt.errors import RecipeError
 from edgeopt.litert_backend import export_problem
@@ -37,43 +38,21 @@ from edgeopt.paths import path_problem
 from edgeopt.sources import DataSpec
 from edgeopt.strict import SEED_LIMIT, Strict
 from edgeopt.techniques import TECHNIQUES
-from edgeopt.techniques.base import MAX_BATCH_SIZE, MAX_EPOCHS, FineTune, plain_options
+from edgeopt.techniques.base import FineTune, plain_options
 from edgeopt.techniques.prune import parse_m_by_n as parse_m_by_n  # re-exported for the CLI
+from edgeopt.trainspec import OPTIMIZERS as OPTIMIZERS  # re-exported, with the train section's models
+from edgeopt.trainspec import EarlyStopping as EarlyStopping
+from edgeopt.trainspec import TrainSpec
+from edgeopt.zoo import ZOO
 
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "rmsprop", "adagrad")
 EXPORT_FORMATS = ("float32", "float16", "dynamic", "int8", "int16x8", "int4")  # int4: the LiteRT quantizer's
 
 # Upper bounds on counts: far above any real run, low enough that a typo (1e9 epochs, 1e20 runs)
 # is refused at once instead of running for ever or allocating a billion threads.
-# MAX_EPOCHS and MAX_BATCH_SIZE, shared with every stage, live in edgeopt.techniques.base.
+# The train section (TrainSpec) and MAX_EPOCHS and MAX_BATCH_SIZE, shared with every stage, live in
+# edgeopt.trainspec, below this module and the techniques.
 # The benchmark section's bounds live with it (BenchSpec, edgeopt.bench.spec, which `edgeopt benchmark`
 # shares); Strict and SEED_LIMIT in edgeopt.strict (imported here, and re-exported, for regress).
-
-
-class EarlyStopping(Strict):
-    patience: int = Field(5, ge=1, le=MAX_EPOCHS,
-                          description="epochs without improvement of monitor before stopping")
-    monitor: str = "val_loss"
-    restore_best_weights: bool = True
-
-
-class TrainSpec(Strict):
-    epochs: int = Field(30, ge=0, le=MAX_EPOCHS, description="default 30 for a zoo model; 0 for a saved "
-                        "model, which is compressed as given unless you ask for fine-tuning")
-    batch_size: int = Field(32, ge=1, le=MAX_BATCH_SIZE)
-    optimizer: Literal[OPTIMIZERS] = "adam"  # type: ignore[valid-type]
-    learning_rate: float = Field(1e-3, gt=0)
-    l1: float = Field(0.0, ge=0)
-    l2: float = Field(0.0, ge=0)
-    dropout: float = Field(0.0, ge=0, lt=1)
-    validation_split: float = Field(0.1, ge=0, lt=1)
-    early_stopping: EarlyStopping | None = None
-
-    @model_validator(mode="after")
-    def _early_stopping_needs_validation(self) -> TrainSpec:
-        if self.early_stopping is not None and self.validation_split == 0:
-            raise ValueError("early_stopping needs validation_split > 0")
-        return self
 
 
 @functools.cache
@@ -100,45 +79,6 @@ class ExportOptions(Strict):
     sparse_encoding: bool | None = Field(
         None, description="store sparse weights in TFLite's sparse format (default: on with a prune "
         "stage using policy xnnpack_sparse)")
-
-
-class Budgets(Strict):
-    """Limits the compressed variants must meet; `edgeopt check` fails (exit 1) when one is missed."""
-
-    max_size_kb: float | None = Field(None, gt=0, description="size on disk, KB = 1024 bytes")
-    max_accuracy_drop: float | None = Field(
-        None, ge=0, description="accuracy drop vs the reference (fraction, 0.01 = 1 point); for regression, "
-        "the MAE increase in the label's units unless max_error_increase is given"
-    )
-    max_error_increase: float | None = Field(
-        None, ge=0, description="regression: the MAE's increase vs the reference as a fraction of the "
-        "reference's MAE (0.05 = 5 %); when given, it judges regression and max_accuracy_drop classification"
-    )
-    max_latency_ms: dict[str, float] | None = Field(None, description="target -> p50 milliseconds")
-    variants: list[str] | None = Field(None, description="variants budgeted (default: every export)")
-
-    def allows(self, reference: float, value: float, higher_is_better: bool) -> bool | None:
-        """Whether ``value`` of the task metric is within the accuracy budget against ``reference``
-        (None: no budget applies). Higher-is-better metrics drop by ``reference - value``; for a
-        lower-is-better one (MAE), ``max_error_increase`` judges the relative increase when given,
-        else ``max_accuracy_drop`` the absolute one."""
-        if not (math.isfinite(reference) and math.isfinite(value)):
-            return False
-        if higher_is_better:
-            limit = self.max_accuracy_drop
-            return None if limit is None else reference - value <= limit + 1e-12
-        if self.max_error_increase is not None:
-            return reference > 0 and (value - reference) / reference <= self.max_error_increase + 1e-12
-        if self.max_accuracy_drop is not None:
-            return value - reference <= self.max_accuracy_drop + 1e-12
-        return None
-
-    @model_validator(mode="after")
-    def _positive_latency(self) -> Budgets:
-        for target, ms in (self.max_latency_ms or {}).items():
-            if not ms > 0:
-                raise ValueError(f"max_latency_ms.{target} must be > 0, got {ms}")
-        return self
 
 
 class Recipe(Strict):
@@ -201,8 +141,6 @@ class Recipe(Strict):
     @classmethod
     def _saved_models_are_not_retrained(cls, data: Any) -> Any:
         """A saved model is the user's own: ``train.epochs`` defaults to 0 for it (30 for a zoo model)."""
-        from edgeopt.zoo import ZOO
-
         if not isinstance(data, dict) or not isinstance(data.get("model"), str) or data["model"] in ZOO:
             return data
         train = data.get("train")
@@ -312,38 +250,80 @@ def parse_recipe(data: Any, source: str = "recipe") -> Recipe:
         raise RecipeError(f"{source}: {first}{more}") from None
 
 
+_KEY_PART = re.compile(r"([^.\[\]]+)((?:\[\d+\])*)")  # a field name and its [index]es
+
+
+def override_path(key: str) -> list[str | int]:
+    """The fields and list indexes of an override's key: ``stages[0].target_sparsity`` and
+    ``stages.0.target_sparsity`` both give ``["stages", 0, "target_sparsity"]`` (a number after a dot
+    is an index when it lands on a list, else a mapping key).
+
+    Raises:
+        RecipeError: the key is not a field path (empty part, unclosed bracket).
+    """
+    path: list[str | int] = []
+    for dotted in key.split("."):
+        match = _KEY_PART.fullmatch(dotted.strip())
+        if match is None:
+            raise RecipeError(f"--set {key}: not a field path; write e.g. stages[0].target_sparsity=0.8")
+        name, indexes = match.groups()
+        path.append(name)
+        path += [int(i) for i in re.findall(r"\d+", indexes)]
+    return path
+
+
+def spell_path(path: list[str | int]) -> str:
+    """A field path as validation errors spell it: ``stages[0].target_sparsity``."""
+    return "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else p) for i, p in enumerate(path))
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``dotted.path=value`` overrides (values parsed as YAML) to plain recipe data."""
+    """Apply ``dotted.path=value`` overrides (values parsed as YAML) to plain recipe data; a list item
+    is ``stages[0].epochs`` or ``stages.0.epochs``, and messages spell it the first way."""
     result = copy.deepcopy(data) or {}
     for item in overrides:
         if "=" not in item:
             raise RecipeError(f"--set {item!r}: expected KEY=VALUE, e.g. --set train.epochs=2")
         key, raw = item.split("=", 1)
+        parts = override_path(key)
+        node: Any = result
+        for i, part in enumerate(parts):
+            if isinstance(node, list) and isinstance(part, str) and part.isdigit():
+                part = parts[i] = int(part)  # stages.0: an index of that list
+            _check_step(node, part, parts, i)
+            if i == len(parts) - 1:
+                break
+            if isinstance(node, dict) and node.get(part) is None:  # absent or `budgets: null`: starts it
+                if isinstance(parts[i + 1], int):
+                    where = spell_path(parts[: i + 1])
+                    raise RecipeError(f"--set {spell_path(parts)}: {where} is not set; give it whole, "
+                                      f"e.g. --set '{where}=[...]'")
+                node[part] = {}
+            node = node[part]
+            if not isinstance(node, (dict, list)):
+                where = spell_path(parts[: i + 1])
+                raise RecipeError(f"--set {spell_path(parts)}: '{where}' is not a section")
+        key = spell_path(parts)
         try:
             value = load_yaml(raw, f"--set {key}", RecipeError)
         except RecipeError as exc:
             raise RecipeError(f"{exc}; quote a value meant as text, e.g. --set 'name=\"[draft]\"'") from None
-        node: Any = result
-        parts = key.split(".")
-        for part in parts[:-1]:
-            if isinstance(node, list):
-                if not part.isdigit() or int(part) >= len(node):
-                    raise RecipeError(f"--set {key}: '{part}' is not an index of that list")
-                node = node[int(part)]
-            else:
-                if node.get(part) is None:  # absent or `budgets: null`: the override starts the section
-                    node[part] = {}
-                node = node[part]
-            if not isinstance(node, (dict, list)):
-                raise RecipeError(f"--set {key}: '{part}' is not a section")
-        last = parts[-1]
-        if isinstance(node, list):
-            if not last.isdigit() or int(last) >= len(node):
-                raise RecipeError(f"--set {key}: '{last}' is not an index of that list")
-            node[int(last)] = value
-        else:
-            node[last] = value
+        node[parts[-1]] = value
     return result
+
+
+def _check_step(node: Any, part: str | int, parts: list[str | int], i: int) -> None:
+    """Refuse the ``i``-th step of an override's path into ``node``: a list needs an index it has,
+    a mapping a name."""
+    key, where = spell_path(parts), spell_path(parts[:i])
+    if isinstance(node, list):
+        have = f"it has {len(node)} item{'s' if len(node) != 1 else ''}"
+        if not isinstance(part, int):
+            raise RecipeError(f"--set {key}: {where} is a list ({have}); give an index, e.g. {where}[0]")
+        if part >= len(node):
+            raise RecipeError(f"--set {key}: {part} is not an index of {where} ({have})")
+    elif isinstance(part, int):
+        raise RecipeError(f"--set {key}: {where} is not a list")
 
 
 def load_recipe(path: str | Path | None, overrides: list[str] | None = None) -> Recipe:

@@ -25,8 +25,9 @@ What is compared (tolerances in :class:`Tolerances`, overridable from a YAML/JSO
   kernel) moves it. The reference's own absolute latency is reported as a note, and fails only
   when ``latency_absolute_rel`` is set. A change of threads, delegate or provenance between
   baseline and report is a regression: the figures are no longer comparable;
-* budgets from the report's resolved recipe (:class:`edgeopt.recipe.Budgets`: ``max_size_kb``,
-  ``max_accuracy_drop``, ``max_latency_ms: {target: ms}``), independent of the baseline;
+* budgets from the report's resolved recipe (:class:`edgeopt.budgets.Budgets`: ``max_size_kb``,
+  ``max_gzip_kb``, ``max_accuracy_drop``, ``max_error_increase``, ``max_latency_ms: {target: ms}``),
+  independent of the baseline, judged by :func:`edgeopt.budgets.judge` (as ``tune`` judges them);
 * a failed variant, a failed latency measurement, a failed verification check, a variant or target
   missing from the report: failures. Variants or targets new in the report are notes.
 
@@ -47,9 +48,10 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 
+from edgeopt.budgets import Budgets, Figures, Verdict, judge
 from edgeopt.documents import load_yaml, read_text
 from edgeopt.errors import EXIT_CHECK_FAILED, EXIT_OK, EnvironmentProblem, InputError
-from edgeopt.recipe import Budgets, Strict
+from edgeopt.strict import Strict
 from edgeopt.types import LatencyEntry, Provenance, Report, Status, Variant, base_metric, finite
 
 PASS = "pass"
@@ -61,7 +63,6 @@ NEW = "new"
 FAILING = (REGRESSION, FAIL)
 MARKS = {PASS: "✅", REGRESSION: "❌", FAIL: "❌", IMPROVEMENT: "⬆️", NOTE: "ℹ️", NEW: "🆕"}
 
-KB = 1024
 CHECK_NAMES = ("size", "gzip", "metric", "sparsity", "op_coverage", "float_ops", "latency", "setup",
                "budget", "recipe")
 
@@ -590,9 +591,6 @@ class _Comparer:
 
     def budgets(self, budgets: Budgets) -> None:
         names = budgets.variants or [v.name for v in self.report.variants if v.is_export]
-        task_metric = self.report.primary_metric()
-        ref = self.report.reference
-        ref_metric = ref.metric(task_metric) if ref else None
         for name in names:
             v = self.r_vars.get(name)
             if v is None:
@@ -601,62 +599,50 @@ class _Comparer:
             if not v.ok:
                 self.add(name, "budget", FAIL, f"budgeted variant failed: {v.reason}")
                 continue
-            if budgets.max_size_kb is not None:
-                size = finite(v.size_bytes)
-                kb = size / KB if size is not None else None
-                ok = kb is not None and kb <= budgets.max_size_kb
-                self.add(name, "budget:size", PASS if ok else FAIL,
-                         f"size {_show(kb)} KB (budget {budgets.max_size_kb:g} KB)",
-                         baseline=budgets.max_size_kb, measured=kb)
-            regression = ref_metric is not None and not ref_metric.higher_is_better
-            if regression and budgets.max_error_increase is not None:
-                self.error_budget(v, task_metric, ref_metric, budgets.max_error_increase)
-            elif budgets.max_accuracy_drop is not None:
-                self.accuracy_budget(v, task_metric, ref_metric, budgets.max_accuracy_drop)
-            for target, limit_ms in (budgets.max_latency_ms or {}).items():
-                entry = v.latency.get(target)
-                p50 = entry.value("p50_ms") if entry else None
-                if p50 is None:
-                    self.add(name, "budget:latency", FAIL, "target not measured (or failed): "
-                             "add it to benchmark.targets", target=target)
-                else:
-                    self.add(name, "budget:latency", PASS if p50 <= limit_ms else FAIL,
-                             f"p50 {p50:.4g} ms ({entry.provenance or '?'}), budget {limit_ms:g} ms",
-                             target=target, baseline=limit_ms, measured=p50)
+            figures = Figures.of(self.report, v)
+            for verdict in judge(budgets, figures):  # the one judge, as compress's and tune's
+                self.budget(v, verdict, figures)
 
-    def accuracy_budget(self, v: Variant, task_metric: str, ref_metric: Any, max_drop: float) -> None:
-        metric = v.metric(task_metric)
-        drop = metric.drop(ref_metric) if metric and ref_metric else None
-        if drop is None:
-            self.add(v.name, "budget:accuracy_drop", FAIL,
-                     f"{task_metric} of {v.name} or {self.report.reference_name} missing: cannot check "
-                     "the budget")
-            return
-        ok = Budgets(max_accuracy_drop=max_drop).allows(ref_metric.value, metric.value,
-                                                         metric.higher_is_better) is True
-        if metric.higher_is_better:  # fractions, shown in points as the tables show accuracy
-            shown = f"{drop * 100:+.2f} points, budget {max_drop * 100:g}"
-        else:
-            shown = f"{drop:+.4g} ({task_metric.upper()} increase), budget {max_drop:g}"
-        self.add(v.name, "budget:accuracy_drop", PASS if ok else FAIL,
-                 f"{task_metric} drop vs {self.report.reference_name} {shown}",
-                 baseline=max_drop, measured=round(drop, 6))
-
-
-    def error_budget(self, v: Variant, task_metric: str, ref_metric: Any, max_increase: float) -> None:
-        metric = v.metric(task_metric)
-        ref = finite(ref_metric.value) if ref_metric else None
-        value = finite(metric.value) if metric else None
-        if value is None or ref is None or ref <= 0:
-            self.add(v.name, "budget:error_increase", FAIL,
-                     f"{task_metric} of {v.name} or {self.report.reference_name} missing or zero: cannot "
+    def budget(self, v: Variant, verdict: Verdict, figures: Figures) -> None:
+        """One budget's finding for variant ``v``, in the words the tables show."""
+        check = BUDGET_CHECKS[verdict.name]
+        status = PASS if verdict.ok else FAIL
+        limit, value, task_metric = verdict.limit, verdict.measured, self.report.primary_metric()
+        reference = self.report.reference_name
+        if verdict.name in ("max_size_kb", "max_gzip_kb"):
+            what = "size" if verdict.name == "max_size_kb" else "gzip size"
+            self.add(v.name, check, status, f"{what} {_show(value)} KB (budget {limit:g} KB)",
+                     baseline=limit, measured=value)
+        elif verdict.name == "max_latency_ms":
+            if value is None:
+                self.add(v.name, check, FAIL, "target not measured (or failed): add it to benchmark.targets",
+                         target=verdict.target)
+                return
+            entry = v.latency.get(verdict.target)
+            self.add(v.name, check, status,
+                     f"p50 {value:.4g} ms ({entry.provenance or '?'}), budget {limit:g} ms",
+                     target=verdict.target, baseline=limit, measured=value)
+        elif value is None:
+            zero = " or zero" if verdict.name == "max_error_increase" else ""
+            self.add(v.name, check, FAIL, f"{task_metric} of {v.name} or {reference} missing{zero}: cannot "
                      "check the budget")
-            return
-        increase = (value - ref) / ref
-        ok = Budgets(max_error_increase=max_increase).allows(ref, value, higher_is_better=False) is True
-        self.add(v.name, "budget:error_increase", PASS if ok else FAIL,
-                 f"{task_metric} {value:.4g} vs {self.report.reference_name} {ref:.4g} ({increase:+.1%}), "
-                 f"budget +{max_increase:.1%}", baseline=max_increase, measured=round(increase, 6))
+        elif verdict.name == "max_error_increase":
+            self.add(v.name, check, status,
+                     f"{task_metric} {figures.value:.4g} vs {reference} {figures.reference:.4g} "
+                     f"({value:+.1%}), budget +{limit:.1%}", baseline=limit, measured=round(value, 6))
+        else:
+            if figures.higher_is_better is not False:  # fractions, in points as the tables show accuracy
+                shown = f"{value * 100:+.2f} points, budget {limit * 100:g}"
+            else:
+                shown = f"{value:+.4g} ({task_metric.upper()} increase), budget {limit:g}"
+            self.add(v.name, check, status, f"{task_metric} drop vs {reference} {shown}",
+                     baseline=limit, measured=round(value, 6))
+
+
+# The finding of each budget: ``budget:<what>``, as BUDGET_HINTS and the reports name it.
+BUDGET_CHECKS = {"max_size_kb": "budget:size", "max_gzip_kb": "budget:gzip",
+                 "max_accuracy_drop": "budget:accuracy_drop", "max_error_increase": "budget:error_increase",
+                 "max_latency_ms": "budget:latency"}
 
 
 RECIPE_FIELDS_NOT_COMPARED = ("name", "benchmark", "budgets")
@@ -774,6 +760,7 @@ BUDGET_HINTS = {
     "budget:error_increase": "try quantize repair: auto, a quantization-aware stage (--preset "
                              "prune-qat-int8), or export int16x8 or float16 for this model",
     "budget:size": "prune or cluster further, or quantize",
+    "budget:gzip": "prune or cluster further, or quantize",
     "budget:latency": "quantize to int8, or run fewer channels",
 }
 

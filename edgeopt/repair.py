@@ -41,9 +41,13 @@ from typing import Any
 import numpy as np
 
 from edgeopt.calibrate import PERCENTILE, bias_corrected, percentile_ranges
-from edgeopt.data import Dataset, take
+from edgeopt.dataset import Dataset, take
+from edgeopt.diagnose import diagnose_model
 from edgeopt.errors import ConversionError
+from edgeopt.evaluate import predict
+from edgeopt.inspect import inspect_tflite
 from edgeopt.recipe import Budgets
+from edgeopt.types import TASK_METRIC, Task
 
 MORE_CALIBRATION = 1000
 VALIDATION_SAMPLES = 1000
@@ -148,7 +152,7 @@ def repair(model, fmt: str, data: Dataset, budgets: Budgets, reference_file: byt
 
         if fmt != "int8":
             return Repair(tuple(attempts))
-        from edgeopt.diagnose import diagnose_model
+        from edgeopt.convert import float_layers
 
         progress(f"repairing {fmt}: diagnosing which layers int8 hurts")
         ranked = diagnose_model(model, data, seed=seed).layers
@@ -213,8 +217,6 @@ DIAGNOSED_LAYERS = 8  # the worst layers a report keeps of a diagnosis
 
 def misses_budget(fmt: str, variant, reference, budgets: Budgets | None, data: Dataset) -> bool:
     """Whether an integer export's task metric misses the accuracy budget (the report's judge)."""
-    from edgeopt.types import TASK_METRIC, Task
-
     if fmt not in REPAIRED_FORMATS or budgets is None or not variant.ok or data.task not in TASK_METRIC:
         return False
     name = TASK_METRIC[Task(data.task)]
@@ -226,8 +228,6 @@ def misses_budget(fmt: str, variant, reference, budgets: Budgets | None, data: D
 def diagnosis_summary(model, data: Dataset, seed: int = 0) -> dict[str, Any]:
     """What a report keeps of :func:`edgeopt.diagnose.diagnose_model` for an export over budget: its
     verdict and its worst layers, as ``edgeopt diagnose --json`` gives them."""
-    from edgeopt.diagnose import diagnose_model
-
     found = diagnose_model(model, data, seed=seed)
     document = found.to_json()
     return {"verdict": found.verdict(), "layers": document["layers"][:DIAGNOSED_LAYERS],
@@ -247,8 +247,6 @@ def _validation(data: Dataset, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _score(raw: bytes, x: np.ndarray, y: np.ndarray, higher: bool, folder: Path) -> float:
     """Accuracy (classification; a one-unit output thresholded at its head) or MAE of a .tflite on x."""
-    from edgeopt.evaluate import predict
-
     path = folder / "attempt.tflite"
     path.write_bytes(raw)
     predictions = predict(path, x)
@@ -355,27 +353,7 @@ def _only_consumer(model, layer):
 # -- selective precision ---------------------------------------------------------------------------------
 
 
-def float_layers(model, representative, tensors: list[str], *, int8_io: str = "int8") -> bytes:
-    """Full int8 except the ops whose output tensors are named: those stay float, through
-    ``tf.lite.experimental.QuantizationDebugger``'s denylist (its non-debug quantized model)."""
-    from edgeopt.convert import ConversionError, integer_converter
-    from edgeopt.kerasapi import tf
-
-    converter = integer_converter(model, representative)
-    options = tf.lite.experimental.QuantizationDebugOptions(
-        denylisted_nodes=list(tensors), fully_quantize=int8_io == "int8")
-    try:
-        debugger = tf.lite.experimental.QuantizationDebugger(
-            converter=converter, debug_dataset=converter.representative_dataset, debug_options=options)
-        return debugger.get_nondebug_quantized_model()
-    except Exception as exc:  # the converter raises many types
-        reason = " ".join(str(exc).split())
-        raise ConversionError(f"int8 conversion with float layers failed: {reason}") from None
-
-
 def _integer_share(raw: bytes, folder: Path) -> float | None:
-    from edgeopt.inspect import inspect_tflite
-
     path = folder / "share.tflite"
     path.write_bytes(raw)
     return integer_mac_share(inspect_tflite(path))

@@ -1,4 +1,4 @@
-"""The user's own data: image folders, CSV files, a Python loader, a single x/y split. No TensorFlow.
+"""The user's own data: .npz files, image folders, CSV files, a Python loader, an x/y split. No TensorFlow.
 
 A recipe's ``data:`` is a built-in name, a path (``.npz`` file, folder of class folders, ``.csv``
 file: the format is picked by what the path is), or a mapping (:class:`DataSpec`) with options::
@@ -11,10 +11,12 @@ file: the format is picked by what the path is), or a mapping (:class:`DataSpec`
     data: {loader: "mypkg.data:load"}          # returns (x_train, y_train, x_test, y_test) or {x, y}
     data: two_inputs.npz                       # x_train/<input name>, y_train/<output name>: named arrays
 
-Every source ends in :func:`from_arrays`, which checks the arrays the same way for all of them
-(shapes, finite values, dense class labels), makes the seeded split when the source has none, and
-records the preprocessing in the dataset (it goes into the report), with the names of regression
-targets when the source has them (CSV label columns).
+Each kind of data is a :class:`Source` (``claims``, ``load``): :data:`LOADER`, :data:`IMAGES`,
+:data:`CSV` and :data:`NPZ` here, registered with the built-in datasets in :data:`edgeopt.data.SOURCES`,
+the one registry :func:`edgeopt.data.load_dataset` picks from. Every source ends in :func:`from_arrays`,
+which checks the arrays the same way for all of them (shapes, finite values, dense class labels), makes
+the seeded split when the source has none, and records the preprocessing in the dataset (it goes into the
+report), with the names of regression targets when the source has them (CSV label columns).
 
 A model with several inputs or outputs takes named arrays: an .npz with a member per input and
 output (``x_train/<input name>``, ``y_train/<output name>``, likewise ``x_test``, ``y_test``, or
@@ -36,7 +38,8 @@ from __future__ import annotations
 import csv
 import io
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -44,6 +47,19 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from edgeopt import usercode
+from edgeopt.dataset import (
+    BINARY,
+    CLASSIFICATION,
+    MAX_NPZ_ARRAY_BYTES,
+    NUMERIC_KINDS,
+    REGRESSION,
+    Dataset,
+    binary_labels,
+    check_dataset_arrays,
+    check_named_arrays,
+    n_samples,
+    take,
+)
 from edgeopt.errors import InputError
 from edgeopt.paths import open_regular, path_problem
 from edgeopt.strict import Strict
@@ -122,48 +138,83 @@ class DataSpec(Strict):
         return Path(self.path).stem if self.path else self.loader.rsplit(":", 1)[-1]
 
 
-def kind_of(path: Path) -> str:
-    """The format of a data path, by what it is."""
-    if path.is_dir():
-        return "images"
-    if path.suffix.lower() == ".csv":
-        return "csv"
-    return "npz"
+# -- the kinds of data: what edgeopt.data.SOURCES registers ---------------------------------------------
 
 
-def load_source(spec: DataSpec):
-    """The dataset ``spec`` describes."""
-    if spec.loader:
-        return load_with_loader(spec)
-    path = Path(spec.path)
-    if not path.exists():
-        raise InputError(f"data.path: {path} not found; give an .npz file, a folder of class folders "
-                         "or a .csv file")
-    kind = kind_of(path) if spec.format == "auto" else spec.format
-    test = _test_path(spec, kind)
-    if kind == "images":
-        return load_image_folder(path, spec, test)
-    if kind == "csv":
-        return load_csv(path, spec, test)
-    from edgeopt.data import load_npz
+@dataclass(frozen=True)
+class Source:
+    """One kind of data, an entry of :data:`edgeopt.data.SOURCES` (the one registry of data sources).
 
-    return load_npz(path, test_split=spec.test_split, seed=spec.seed, task=spec.task)
+    ``claims(given)`` says whether this source reads what a recipe's ``data:`` gives (a name, or a
+    :class:`DataSpec`); ``load(given)`` reads it into one checked :class:`~edgeopt.dataset.Dataset`
+    (arrays usually end in :func:`from_arrays`). A source that reads a path claims a :class:`DataSpec`
+    whose path exists and is of its kind (``format: <kind>``, or ``auto`` and the path looks like one);
+    ``test_file``: it reads ``data.test`` (a test split of its own). Adding a source is one module (or
+    one function) and one line in :data:`edgeopt.data.SOURCES`.
+    """
+
+    kind: str
+    claims: Callable[[Any], bool]
+    load: Callable[[Any], Dataset]
+    test_file: bool = False
 
 
-def _test_path(spec: DataSpec, kind: str) -> Path | None:
+def path_claims(kind: str, looks_like: Callable[[Path], bool]) -> Callable[[Any], bool]:
+    """``claims`` for a source that reads an existing path: ``format: <kind>``, or ``auto`` and
+    ``looks_like(path)``."""
+    def claims(given: Any) -> bool:
+        if not isinstance(given, DataSpec) or given.path is None or not Path(given.path).exists():
+            return False
+        return given.format == kind or (given.format == "auto" and looks_like(Path(given.path)))
+
+    return claims
+
+
+def _is_csv(path: Path) -> bool:
+    return not path.is_dir() and path.suffix.lower() == ".csv"
+
+
+def _is_npz(path: Path) -> bool:
+    return not path.is_dir() and path.suffix.lower() == ".npz"
+
+
+def _test_path(spec: DataSpec, kind: str, claims: Callable[[Any], bool]) -> Path | None:
     """``data.test`` checked against the format of ``data.path`` (None when not given)."""
     if spec.test is None:
         return None
     test = Path(spec.test)
-    if kind not in ("csv", "images"):
-        raise InputError(f"data.test: a test file of its own is read for a .csv file or an image folder; "
-                         f"an .npz holds x_test and y_test itself (data.path {spec.path} is {kind})")
     if not test.exists():
         raise InputError(f"data.test: {test} not found")
-    if kind_of(test) != kind:
+    if not claims(DataSpec(path=str(test))):  # by what it is, as data.path in auto
         wanted = "a folder of class folders" if kind == "images" else "a .csv file"
         raise InputError(f"data.test: {test} must be {wanted}, like data.path {spec.path}")
     return test
+
+
+def _no_test(spec: DataSpec, kind: str) -> None:
+    if spec.test is not None:
+        raise InputError(f"data.test: a test file of its own is read for a .csv file or an image folder; "
+                         f"an .npz holds x_test and y_test itself (data.path {spec.path} is {kind})")
+
+
+def _read_images(spec: DataSpec) -> Dataset:
+    return load_image_folder(Path(spec.path), spec, _test_path(spec, "images", IMAGES.claims))
+
+
+def _read_csv(spec: DataSpec) -> Dataset:
+    return load_csv(Path(spec.path), spec, _test_path(spec, "csv", CSV.claims))
+
+
+def _npz_source(spec: DataSpec) -> Dataset:
+    _no_test(spec, "npz")
+    return load_npz(Path(spec.path), test_split=spec.test_split, seed=spec.seed, task=spec.task)
+
+
+LOADER = Source("loader", claims=lambda given: isinstance(given, DataSpec) and given.loader is not None,
+                load=lambda spec: load_with_loader(spec))
+IMAGES = Source("images", claims=path_claims("images", Path.is_dir), load=_read_images, test_file=True)
+CSV = Source("csv", claims=path_claims("csv", _is_csv), load=_read_csv, test_file=True)
+NPZ = Source("npz", claims=path_claims("npz", _is_npz), load=_npz_source)
 
 
 # -- arrays -> a checked, split Dataset -----------------------------------------------------------------
@@ -172,8 +223,6 @@ def _test_path(spec: DataSpec, kind: str) -> Path | None:
 def split(x, y, test_split: float, seed: int, stratify: bool):
     """A seeded train/test split, stratified by class for classification (every class in both sides
     when it has at least two samples). ``x`` and ``y`` may be named arrays (dicts), split alike."""
-    from edgeopt.data import n_samples, take
-
     rng = np.random.default_rng(seed)
     n = n_samples(x)
     if not stratify:
@@ -212,8 +261,6 @@ def _as_array(source: str, key: str, value: Any) -> np.ndarray:
         InputError: ragged lists (samples of different lengths), or values that are not real numbers
             (complex, text, objects), naming ``key`` (``x_train``, ``y/label``) and the fix.
     """
-    from edgeopt.data import NUMERIC_KINDS
-
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # an older NumPy only warns about ragged lists
@@ -252,17 +299,6 @@ def from_arrays(name: str, source: str, x_train, y_train, x_test=None, y_test=No
     ``output_names`` the names of regression targets (both go into the report). Each of ``x_*`` and
     ``y_*`` may be named arrays, a mapping from the model's input (output) name to an array.
     """
-    from edgeopt.data import (
-        BINARY,
-        CLASSIFICATION,
-        REGRESSION,
-        Dataset,
-        binary_labels,
-        check_dataset_arrays,
-        check_named_arrays,
-        n_samples,
-    )
-
     given_split = x_test is not None
     x_key, y_key = ("x_train", "y_train") if given_split else ("x", "y")
     arrays = {"x_train": _as_arrays(source, x_key, x_train), "y_train": _as_arrays(source, y_key, y_train)}
@@ -299,6 +335,115 @@ def from_arrays(name: str, source: str, x_train, y_train, x_test=None, y_test=No
     names = tuple(output_names or ()) if inferred == REGRESSION else ()
     return Dataset(name, inferred, x_tr, y_tr, x_te, y_te, preprocessing=info, output_names=names,
                    tasks=tasks)
+
+
+# -- .npz files -----------------------------------------------------------------------------------------
+
+
+NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+NAME_SEPARATOR = "/"  # x_train/<input name>, y_train/<output name>: named arrays in an .npz
+ZIP_MAGIC = b"PK\x03\x04"
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """The four arrays of an .npz, each header checked before its data is read; never unpickles."""
+    import zipfile
+    import zlib
+
+    try:
+        # Our own handle, so that it is closed even when numpy fails half-way through opening the zip;
+        # and a regular file's: a FIFO would block for ever.
+        with open_regular(path, "data") as handle:
+            if handle.read(len(ZIP_MAGIC)) != ZIP_MAGIC:
+                raise InputError(f"{path}: not an .npz archive; save the arrays with "
+                                 f"numpy.savez(path, {', '.join(f'{k}=...' for k in NPZ_KEYS)})")
+            handle.seek(0)
+            with np.load(handle, allow_pickle=False) as archive:
+                groups = group_named(path, archive.files)
+                keys = NPZ_KEYS if not {"x", "y"} <= set(groups) else ("x", "y")
+                missing = [k for k in keys if k not in groups]
+                if missing:
+                    raise InputError(f"{path}: missing arrays {', '.join(missing)} "
+                                     f"(an .npz needs {', '.join(NPZ_KEYS)}, or x and y to be split; "
+                                     f"named per input and output as {missing[0]}/<name>)")
+                arrays: dict = {}
+                for key in keys:
+                    for member in groups[key].values():
+                        _check_header(path, member, archive.zip)
+                    named = {name: archive[member] for name, member in groups[key].items()}
+                    arrays[key] = named.get("", named)
+                return arrays
+    except InputError:
+        raise
+    except (OSError, ValueError, EOFError, KeyError, RuntimeError, NotImplementedError, zipfile.BadZipFile,
+            zlib.error) as exc:
+        raise InputError(f"{path}: not a readable .npz file ({' '.join(str(exc).split())}); "
+                         "save it again with numpy.savez") from None
+
+
+def group_named(path: Path, files: list[str]) -> dict[str, dict[str, str]]:
+    """The members of an .npz by array key: ``{"x_train": {"": "x_train"}}`` for one unnamed array,
+    ``{"x_train": {"image": "x_train/image", "features": "x_train/features"}}`` for named ones.
+
+    Raises:
+        InputError: a key given both unnamed and named, or a member named ``key/`` with no name.
+    """
+    groups: dict[str, dict[str, str]] = {}
+    for member in files:
+        key, _, name = member.partition(NAME_SEPARATOR)
+        if NAME_SEPARATOR in member and not name:
+            raise InputError(f"{path}: array '{member}' has no name after '{NAME_SEPARATOR}'; name it "
+                             f"{key}/<input or output name>")
+        groups.setdefault(key, {})[name] = member
+    for key, named in groups.items():
+        if "" in named and len(named) > 1:
+            shown = ", ".join(sorted(named)[1:])
+            raise InputError(f"{path}: {key} is given both unnamed and named ({shown}); "
+                             f"give either {key} or {key}/<name> per input or output")
+    return groups
+
+
+def _check_header(path: Path, key: str, archive) -> None:
+    """Refuse an array by its .npy header: not numeric (objects would need unpickling), too big, truncated."""
+    info = archive.getinfo(key + ".npy")
+    with archive.open(info) as member:
+        version = np.lib.format.read_magic(member)
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)  # 2.0 and 3.0 share a layout
+        shape, _, dtype = read_header(member)
+    if dtype.hasobject or dtype.kind not in NUMERIC_KINDS:
+        what = "Python objects (pickled data, which edgeopt never loads)" if dtype.hasobject \
+            else f"{dtype} values"
+        raise InputError(f"{path}: {key} holds {what}; save numeric arrays (bool, int or float)")
+    size = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if size > MAX_NPZ_ARRAY_BYTES:
+        limit_gb = MAX_NPZ_ARRAY_BYTES // 1024**3
+        raise InputError(f"{path}: {key} of shape {shape} is {size / 1024**3:,.1f} GB; edgeopt loads "
+                         f"datasets into memory and takes at most {limit_gb} GB per array")
+    if size > info.file_size:
+        raise InputError(f"{path}: {key} is truncated (its header declares shape {shape}); "
+                         "save the dataset again")
+
+
+def load_npz(path: Path, test_split: float = 0.2, seed: int = 0, task: str | None = None) -> Dataset:
+    """A user dataset: an .npz holding x_train, y_train, x_test, y_test, or x and y to split (seeded,
+    stratified for classes). Numeric arrays only: never unpickles. ``task`` (classification,
+    regression or binary) overrides what the labels' type says.
+
+    Raises:
+        InputError: naming the array and what is wrong with it.
+    """
+    arrays = _read_npz(path)
+    if any(isinstance(a, dict) for a in arrays.values()):  # named per input and output
+        keys = ("x", "y") if "x" in arrays else NPZ_KEYS
+        return from_arrays(path.stem, str(path), *(arrays[k] for k in keys), task=task,
+                           test_split=test_split, seed=seed, preprocessing={"source": "npz"})
+    if "x" in arrays:
+        return from_arrays(path.stem, str(path), arrays["x"], arrays["y"], task=task, test_split=test_split,
+                           seed=seed, preprocessing={"source": "npz"})
+    x_train, y_train, x_test, y_test, task = check_dataset_arrays(str(path), arrays, task)
+    return Dataset(path.stem, task, x_train, y_train, x_test, y_test)
+
 
 
 # -- image folders ----------------------------------------------------------------------------------------
@@ -363,8 +508,6 @@ def _read_class_folders(folder: Path, names: list[str], size, mode: str) -> tupl
 
 def _check_memory(folder: Path, class_folders: list[Path], size: tuple[int, int], channels: int) -> None:
     """Refuse, before reading them, images that would not fit in memory as float32 at ``size``."""
-    from edgeopt.data import MAX_NPZ_ARRAY_BYTES
-
     count = sum(len(_images_in(cls)) for cls in class_folders if cls.is_dir())
     needed = count * size[0] * size[1] * channels * np.dtype(np.float32).itemsize
     if needed > MAX_NPZ_ARRAY_BYTES:

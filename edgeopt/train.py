@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from edgeopt.data import BINARY, CLASSIFICATION, Dataset, check_outputs, n_samples, take
+from edgeopt.dataset import BINARY, CLASSIFICATION, Dataset, check_outputs, n_samples, take
 from edgeopt.errors import Diverged, InputError
 from edgeopt.kerasapi import keras
-from edgeopt.recipe import TrainSpec
+from edgeopt.trainspec import TrainSpec
 
 
 def make_optimizer(name: str, learning_rate: float):

@@ -40,6 +40,7 @@ from edgeopt.bench.spec import MAX_THREADS, BenchSpec, Target, make_spec
 from edgeopt.bench.stats import failed_entry, to_entry
 from edgeopt.errors import EXIT_CHECK_FAILED, EXIT_OK, EdgeoptError, InputError
 from edgeopt.types import LatencyEntry
+from edgeopt.version import __version__
 
 __all__ = ["measure", "benchmark", "start", "check_model", "parse_target", "Target", "BenchSpec", "make_spec",
            "BenchmarkResult", "RUNNERS", "target_forms", "target_kinds", "targets_help", "provenance_help",
@@ -159,8 +160,6 @@ class BenchmarkResult:
         """The ``--json`` / ``benchmark.json`` document: rows use report.json's latency field names."""
         import datetime
         import platform
-
-        from edgeopt import __version__
 
         return {"schema_version": 1, "kind": "benchmark", "edgeopt_version": __version__,
                 "created_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),

@@ -17,15 +17,12 @@ totals and the compute / memory / overhead split. As a runner of the registry
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
-from edgeopt.bench.spec import Target, choice_target
 from edgeopt.bench.stats import PROVENANCE_ESTIMATED, STATUS_OK, failed_entry, to_entry
+from edgeopt.bench.target import RunSettings, Target, choice_target
 from edgeopt.errors import InputError
+from edgeopt.inspect import inspect_tflite
 from edgeopt.types import LatencyEntry, Provenance
-
-if TYPE_CHECKING:
-    from edgeopt.bench.spec import BenchSpec
 
 COST_MODEL_VERSION = 1
 DENSE_OPS = frozenset({"CONV_2D", "FULLY_CONNECTED", "BATCH_MATMUL", "TRANSPOSE_CONV", "CONV_3D",
@@ -105,8 +102,6 @@ def model_costs(model_path: str) -> list[dict]:
     Raises:
         InputError: the file cannot be read as a .tflite, or has ops the runtime does not know.
     """
-    from edgeopt.inspect import inspect_tflite
-
     info = inspect_tflite(model_path)
     ops = [op for op in info["op_list"] if op["subgraph"] == 0]
     try:
@@ -237,6 +232,6 @@ def parse(text: str) -> Target:
     return choice_target(text, kind, prefix, tuple(PROFILES), provenance)
 
 
-def run(model_path: str, target: Target, spec: BenchSpec, threads: int) -> LatencyEntry:
+def run(model_path: str, target: Target, spec: RunSettings, threads: int) -> LatencyEntry:
     """The registry's entry point: one estimate."""
     return to_entry(estimate(model_path, target.detail, threads=threads, use_xnnpack=spec.xnnpack))

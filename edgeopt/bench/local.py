@@ -26,15 +26,11 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from edgeopt.bench.spec import Target
 from edgeopt.bench.stats import to_entry
+from edgeopt.bench.target import RunSettings, Target
 from edgeopt.errors import EdgeoptError, EnvironmentProblem, InputError
 from edgeopt.types import LatencyEntry, Provenance
-
-if TYPE_CHECKING:
-    from edgeopt.bench.spec import BenchSpec
 
 kind = "local"
 prefix = "local"
@@ -58,7 +54,7 @@ class MeasurementTimeout(EnvironmentProblem):
     """A step did not finish within its timeout."""
 
 
-def runner_args(model: str, spec: BenchSpec, threads: int, *, inputs: str | None,
+def runner_args(model: str, spec: RunSettings, threads: int, *, inputs: str | None,
                 dump_inputs: str | None = None, dump_outputs: str | None = None,
                 board_facts: bool = False) -> list[str]:
     """The runner's command-line arguments for one measurement with ``spec`` at ``threads``.
@@ -228,7 +224,7 @@ def _take(env: dict) -> subprocess.Popen:
     return _spawn(env)
 
 
-def run_local(model: str, spec: BenchSpec, threads: int) -> dict:
+def run_local(model: str, spec: RunSettings, threads: int) -> dict:
     """Measure ``model`` on this machine's CPU in a fresh child Python (``sys.executable``).
 
     The child is the one :func:`start` started ahead if there is one (else it starts now); it gets
@@ -259,6 +255,6 @@ def parse(text: str) -> Target:
     return Target(kind, "", name, provenance)
 
 
-def run(model_path: str, target: Target, spec: BenchSpec, threads: int) -> LatencyEntry:
+def run(model_path: str, target: Target, spec: RunSettings, threads: int) -> LatencyEntry:
     """The registry's entry point: one measurement on this machine."""
     return to_entry(run_local(model_path, spec, threads))

@@ -19,16 +19,12 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from edgeopt.bench.local import run_runner, runner_args
-from edgeopt.bench.spec import Target, choice_target
 from edgeopt.bench.stats import PROVENANCE_EMULATED, to_entry
+from edgeopt.bench.target import RunSettings, Target, choice_target
 from edgeopt.errors import EnvironmentProblem
 from edgeopt.types import LatencyEntry, Provenance
-
-if TYPE_CHECKING:
-    from edgeopt.bench.spec import BenchSpec
 
 CPUS = ("cortex-a53", "cortex-a72", "cortex-a76")  # each needs a view in the sysroot
 kind = "qemu"
@@ -100,7 +96,7 @@ def max_abs_diff(first: Path, second: Path) -> float:
     return worst
 
 
-def run_qemu(model: str, cpu: str, spec: BenchSpec, threads: int, sysroot: Path | None = None) -> dict:
+def run_qemu(model: str, cpu: str, spec: RunSettings, threads: int, sysroot: Path | None = None) -> dict:
     """Measure ``model`` under emulated ``cpu`` and compare its outputs with an x86 run.
 
     Returns:
@@ -135,6 +131,6 @@ def parse(text: str) -> Target:
     return choice_target(text, kind, prefix, CPUS, provenance)
 
 
-def run(model_path: str, target: Target, spec: BenchSpec, threads: int) -> LatencyEntry:
+def run(model_path: str, target: Target, spec: RunSettings, threads: int) -> LatencyEntry:
     """The registry's entry point: one emulated measurement."""
     return to_entry(run_qemu(model_path, target.detail, spec, threads))

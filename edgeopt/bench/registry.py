@@ -24,7 +24,7 @@ import difflib
 from typing import Protocol
 
 from edgeopt.bench import estimate, local, qemu, ssh
-from edgeopt.bench.spec import BenchSpec, Target
+from edgeopt.bench.target import RunSettings, Target
 from edgeopt.errors import InputError
 from edgeopt.types import LatencyEntry, Provenance
 
@@ -40,7 +40,7 @@ class Runner(Protocol):
 
     def parse(self, text: str) -> Target: ...
 
-    def run(self, model_path: str, target: Target, spec: BenchSpec, threads: int) -> LatencyEntry: ...
+    def run(self, model_path: str, target: Target, spec: RunSettings, threads: int) -> LatencyEntry: ...
 
 
 RUNNERS: dict[str, Runner] = {

@@ -6,20 +6,22 @@ typo (a billion runs) before anything runs. It is the recipe's ``benchmark:`` se
 ``edgeopt benchmark`` builds from its options, and every runner reads its settings from it; there is
 no other form. :func:`make_spec` validates plain data and raises
 :class:`~edgeopt.errors.InputError` naming the first bad setting. A :class:`Target` is one parsed
-target string, made by its runner's ``parse`` (see :mod:`edgeopt.bench.registry`).
+target string, made by its runner's ``parse`` (see :mod:`edgeopt.bench.registry`); it lives, with
+what a runner reads of a ``BenchSpec``, in :mod:`edgeopt.bench.target`, below the runners.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, ConfigDict, Field, ValidationError, field_validator
 
+from edgeopt.bench.registry import parse_target
+from edgeopt.bench.target import Target as Target  # re-exported
+from edgeopt.bench.target import choice_target as choice_target  # re-exported
 from edgeopt.errors import InputError
 from edgeopt.strict import SEED_LIMIT, Strict
-from edgeopt.types import Provenance
 
 # Far above any real measurement, low enough that a typo (1e9 runs, 1000 threads) is refused at once
 # instead of running for ever or asking a runtime for a thousand threads.
@@ -32,37 +34,7 @@ RANDOM_INPUTS = "random"
 DELEGATE_XNNPACK, DELEGATE_NONE = "xnnpack", "none"
 
 
-@dataclass(frozen=True)
-class Target:
-    """A parsed target.
-
-    Attributes:
-        kind: the key of its runner in :data:`edgeopt.bench.registry.RUNNERS` (``local``, ``ssh``...).
-        detail: what follows the runner's prefix (``pi@board:2222``, ``cortex-a72``, ``pi4``; ``""``).
-        name: the whole target as written, stripped: the key of its latency entry in report.json.
-        provenance: what kind of number its runner produces.
-    """
-
-    kind: str
-    detail: str
-    name: str
-    provenance: Provenance
-
-
-def choice_target(text: str, kind: str, prefix: str, choices: tuple[str, ...],
-                  provenance: Provenance) -> Target:
-    """Parse ``prefix + one of choices`` (``qemu:cortex-a72``); InputError listing the choices otherwise."""
-    name = text.strip()
-    detail = name[len(prefix):] if name.startswith(prefix) else None
-    if detail not in choices:
-        raise InputError(f"unknown {kind} target {name!r}: use one of "
-                         + ", ".join(prefix + choice for choice in choices))
-    return Target(kind, detail, name, provenance)
-
-
 def _known_target(text: str) -> str:
-    from edgeopt.bench.registry import parse_target  # the registry's runners import this module
-
     try:
         return parse_target(text).name
     except InputError as exc:

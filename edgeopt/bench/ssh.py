@@ -25,16 +25,12 @@ import shutil
 import subprocess
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from edgeopt.bench.local import RUNNER_PATH, MeasurementTimeout, parse_runner_output, runner_args
-from edgeopt.bench.spec import Target
 from edgeopt.bench.stats import to_entry
+from edgeopt.bench.target import RunSettings, Target
 from edgeopt.errors import EnvironmentProblem, InputError
 from edgeopt.types import LatencyEntry, Provenance
-
-if TYPE_CHECKING:
-    from edgeopt.bench.spec import BenchSpec
 
 kind = "ssh"
 prefix = "ssh://"
@@ -189,7 +185,7 @@ def upload(target: SshTarget, local: Path, name: str, present: set[str]) -> None
                                  f"{_last_line(done.stderr) or f'status {done.returncode}'}")
 
 
-def run_ssh(model: str, target: SshTarget, spec: BenchSpec, threads: int) -> dict:
+def run_ssh(model: str, target: SshTarget, spec: RunSettings, threads: int) -> dict:
     """Measure ``model`` on the board ``target`` with ``spec`` at ``threads``.
 
     Returns:
@@ -250,7 +246,7 @@ def parse(text: str) -> Target:
     return Target(kind, name[len(prefix):], name, provenance)
 
 
-def board(target: Target, spec: BenchSpec) -> SshTarget:
+def board(target: Target, spec: RunSettings) -> SshTarget:
     """Where to connect for ``target``, with the spec's SSH config (else ``$EDGEOPT_SSH_CONFIG``).
 
     Raises:
@@ -262,6 +258,6 @@ def board(target: Target, spec: BenchSpec) -> SshTarget:
     return replace(parse_ssh_target(target.name), config=config)
 
 
-def run(model_path: str, target: Target, spec: BenchSpec, threads: int) -> LatencyEntry:
+def run(model_path: str, target: Target, spec: RunSettings, threads: int) -> LatencyEntry:
     """The registry's entry point: one measurement on a board."""
     return to_entry(run_ssh(model_path, board(target, spec), spec, threads))

@@ -16,6 +16,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from edgeopt.documents import check_depth, load_yaml, read_text
+from edgeopt.errors import RecipeError
+from edgeopt.recipe import apply_overrides, parse_recipe
+from edgeopt.zoo import ZOO
+
 FOLDER = Path(__file__).parent
 SUFFIX = ".yaml"
 
@@ -31,8 +36,6 @@ def path_of(name: str) -> Path:
     Raises:
         RecipeError: no such preset (with the closest name, or the list).
     """
-    from edgeopt.errors import RecipeError
-
     if name not in names():
         close = difflib.get_close_matches(name, names(), n=1, cutoff=0.6)
         hint = f"did you mean '{close[0]}'?" if close else f"presets: {', '.join(names())}"
@@ -42,10 +45,6 @@ def path_of(name: str) -> Path:
 
 def preset_data(name: str, model: str, data: Any) -> dict[str, Any]:
     """The preset's recipe as plain data with ``model`` and ``data`` filled in (nothing validated yet)."""
-    from edgeopt.documents import load_yaml, read_text
-    from edgeopt.errors import RecipeError
-    from edgeopt.zoo import ZOO
-
     path = path_of(name)
     recipe = load_yaml(read_text(path, RecipeError), str(path), RecipeError) or {}
     if model in ZOO:  # nothing trained to keep: train it first, with the recipe defaults
@@ -66,10 +65,6 @@ def preset_recipe(name: str, model: str, data: Any, overrides: list[str] | None 
     Raises:
         RecipeError: unknown preset, or the result does not validate (naming the field).
     """
-    from edgeopt.documents import check_depth
-    from edgeopt.errors import RecipeError
-    from edgeopt.recipe import apply_overrides, parse_recipe
-
     source = f"preset {name}"
     recipe = apply_overrides(preset_data(name, model, data), list(overrides or []))
     check_depth(recipe, source, RecipeError)

@@ -25,6 +25,7 @@ from edgeopt.report.cells import (
     speedup_text,
     status_text,
 )
+from edgeopt.report.plots import plots
 from edgeopt.report.schema import as_report
 from edgeopt.types import CheckStatus, Report, Status, finite
 
@@ -116,8 +117,6 @@ def _html_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], left: int
 
 def render_html(report: Report | Mapping[str, Any]) -> str:
     """A self-contained HTML page: summary table, checks, stages, plots, provenance, environment."""
-    from edgeopt.report.plots import plots
-
     report = as_report(report)
     esc = html.escape
     title = f"edgeopt report: {report.name or '?'}"

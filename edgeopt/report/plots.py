@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from edgeopt.inspect import ROLE_WEIGHT  # loads numpy: only once plots are drawn
 from edgeopt.report.cells import KB, fmt_time, is_percentage
 from edgeopt.types import LatencyEntry, Report, Task, Variant, finite
 
@@ -261,8 +262,6 @@ def layer_labels(tensors: Sequence[str]) -> dict[str, str]:
 
 def _weights(v: Variant) -> dict[str, dict[str, Any]]:
     """The per-tensor entries of the variant's weights (every tensor in reports without roles)."""
-    from edgeopt.inspect import ROLE_WEIGHT  # loads numpy: only once plots are drawn
-
     pt = v.inspect.get("per_tensor") or {}
     if not isinstance(pt, dict):
         return {}

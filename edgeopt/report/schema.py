@@ -152,8 +152,8 @@ _VARIANT = {
                                                              "pred": [(list, int, float)]}},
 }
 # The recipe's budgets are read by `edgeopt check`; the rest of the recipe is shown, not computed on.
-_BUDGETS = {"max_size_kb": _NUM, "max_accuracy_drop": _NUM, "max_latency_ms": {"*": _NUM},
-            "variants": [_STR]}
+_BUDGETS = {"max_size_kb": _NUM, "max_gzip_kb": _NUM, "max_accuracy_drop": _NUM, "max_error_increase": _NUM,
+            "max_latency_ms": {"*": _NUM}, "variants": [_STR]}
 _REPORT_SHAPE = {
     "name": _STR, "task": _STR, "status": _STR, "created_utc": _STR, "recipe": {"budgets": _BUDGETS},
     "environment": _OBJ, "data": _OBJ,

@@ -15,6 +15,7 @@ import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from edgeopt.render import table
 from edgeopt.report.cells import (
     failed_checks,
     fmt_bytes,
@@ -94,8 +95,6 @@ def render_table(report: Report | Mapping[str, Any]) -> str:
     the variant's on the same target. Every line fits :data:`WIDTH` columns unless a single value
     (a variant name) is longer.
     """
-    from edgeopt.render import table
-
     report = as_report(report)
     title = f"{report.name or '?'} ({report.task or '?'}): {report.status or '?'}"
     # Every metric if it fits; else each output's task metric (several outputs), with its change if that

@@ -33,16 +33,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from pydantic import Field
 
 from edgeopt.strict import Strict
+from edgeopt.trainspec import MAX_BATCH_SIZE, MAX_EPOCHS  # the stages' bounds, re-exported
 from edgeopt.types import Check, StageOutcome, Variant
 
 if TYPE_CHECKING:
-    from edgeopt.data import Dataset
-    from edgeopt.recipe import TrainSpec
+    from edgeopt.dataset import Dataset
+    from edgeopt.trainspec import TrainSpec
 
-# Upper bounds on training counts, for the recipe's train section and every stage: far above any
-# real run, low enough that a typo (1e9 epochs) is refused at once instead of running for ever.
-MAX_EPOCHS = 10_000
-MAX_BATCH_SIZE = 1 << 20
 
 
 def plain_options(value: dict[str, Any]) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from edgeopt.data import take
+from edgeopt.dataset import CLASSIFICATION, take
 from edgeopt.errors import InputError
 from edgeopt.techniques.base import (
     MAX_EPOCHS,
@@ -42,13 +42,14 @@ from edgeopt.techniques.base import (
     exported,
     stage_outcome,
 )
-from edgeopt.techniques.distill import DistillStage, TeacherGuide
+from edgeopt.techniques.distill import TECHNIQUE as DISTILL
+from edgeopt.techniques.distill import DistillStage, TeacherGuide, distiller_class
 from edgeopt.techniques.layers import CUSTOM_LAYER, KERAS_MODULES, LISTED, USER_CODE, listing, skipped_summary
 from edgeopt.types import Check, CheckStatus, StageOutcome, Variant
 
 if TYPE_CHECKING:
-    from edgeopt.data import Dataset
-    from edgeopt.recipe import TrainSpec
+    from edgeopt.dataset import Dataset
+    from edgeopt.trainspec import TrainSpec
 
 CRITERIA = ("l1", "l2", "bn_scale", "taylor")
 MAX_CHANNELS = 1 << 16
@@ -183,14 +184,10 @@ class PruneChannels(Technique):
 
     def strip(self, model):
         """The pruned model itself (with ``distill``: the student, without the teacher)."""
-        from edgeopt.techniques.distill import distiller_class
-
         return model.student if isinstance(model, distiller_class()) else model
 
     def scope(self):
         """The Distiller class, to load a model saved mid-stage with ``distill``."""
-        from edgeopt.techniques.distill import TECHNIQUE as DISTILL
-
         return DISTILL.scope()
 
     def outcome(self, stripped, stage: ChannelsStage, ctx: StageContext, history: dict) -> StageOutcome:
@@ -794,8 +791,6 @@ def sliced_weights(layer, grouping: Grouping, keep: Mapping[int, Sequence[int]])
 
 def _teacher_guide(model, ctx: StageContext, where: str) -> TeacherGuide:
     """The unpruned ``model`` as the teacher of every fine-tune, with the distill stage's defaults."""
-    from edgeopt.data import CLASSIFICATION
-
     if ctx.data.task == CLASSIFICATION and int(model.output_shape[-1]) == 1:
         raise InputError(f"{where} prune_channels: distill compares softmax distributions over classes, "
                          "but the model has one output unit (a binary head); set distill: false")

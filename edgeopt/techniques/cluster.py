@@ -28,8 +28,8 @@ from edgeopt.techniques.layers import (
 from edgeopt.types import Check, CheckStatus, StageOutcome, Variant
 
 if TYPE_CHECKING:
-    from edgeopt.data import Dataset
-    from edgeopt.recipe import TrainSpec
+    from edgeopt.dataset import Dataset
+    from edgeopt.trainspec import TrainSpec
 
 CENTROID_INITS = ("kmeans_plus_plus", "linear", "density_based", "random")
 

@@ -30,8 +30,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from edgeopt.data import CLASSIFICATION, Dataset
+from edgeopt.dataset import CLASSIFICATION, Dataset
 from edgeopt.errors import InputError
+from edgeopt.modelfile import load_keras_model
 from edgeopt.techniques.base import (
     MAX_EPOCHS,
     FineTune,
@@ -42,9 +43,10 @@ from edgeopt.techniques.base import (
     stage_outcome,
 )
 from edgeopt.types import Check, StageOutcome, Variant
+from edgeopt.zoo import ZOO, build
 
 if TYPE_CHECKING:
-    from edgeopt.recipe import TrainSpec
+    from edgeopt.trainspec import TrainSpec
 
 # -- the stage --------------------------------------------------------------------------------------
 
@@ -266,9 +268,7 @@ def distiller_class():
 
 def load_teacher(stage: DistillStage, ctx: StageContext):
     """The teacher: a saved model, checked against the data, or a zoo model trained on the data."""
-    from edgeopt.modelfile import load_keras_model
     from edgeopt.train import fit
-    from edgeopt.zoo import ZOO, build
 
     data: Dataset = ctx.data
     where = f"stages[{ctx.stage_index}].teacher"

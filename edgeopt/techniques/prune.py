@@ -38,7 +38,7 @@ from edgeopt.techniques.layers import (
 from edgeopt.types import Check, CheckStatus, StageOutcome, Variant
 
 if TYPE_CHECKING:
-    from edgeopt.recipe import TrainSpec
+    from edgeopt.trainspec import TrainSpec
 
 MAX_STEPS = 10_000_000  # frequency, in optimizer steps
 SPARSITY_SLACK = 0.02  # rounding in the masks: the measured sparsity may fall this short of the target

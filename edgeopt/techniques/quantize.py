@@ -31,16 +31,17 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from edgeopt.data import n_samples, take
+from edgeopt.dataset import n_samples, take
 from edgeopt.errors import InputError
+from edgeopt.inspect import inspect_tflite
 from edgeopt.litert_backend import BACKEND, FLOAT, RECIPES, backend_problem, layer_problem, recipe_problem
 from edgeopt.techniques.base import FineTune, Placement, StageContext, Technique, exported, stage_outcome
 from edgeopt.techniques.layers import KERAS_MODULES, listing, skipped_summary, user_code
 from edgeopt.types import Check, CheckStatus, Format, StageOutcome, Variant
 
 if TYPE_CHECKING:
-    from edgeopt.data import Dataset
-    from edgeopt.recipe import TrainSpec
+    from edgeopt.dataset import Dataset
+    from edgeopt.trainspec import TrainSpec
 
 # -- the stage --------------------------------------------------------------------------------------
 
@@ -533,7 +534,7 @@ def refresh_state(model) -> None:
 def float_first_int8(model, representative, layers: Sequence[str], *, sparse_encoding: bool = False) -> bytes:
     """The int8 file of a QAT model that computes ``layers`` (:func:`float_layers`) in float: float input
     and output, their ops kept out of quantization by TensorFlow Lite's QuantizationDebugger denylist
-    (:func:`edgeopt.repair.float_layers`), every other op int8.
+    (:func:`edgeopt.convert.float_layers`), every other op int8.
 
     The converter alone would calibrate those ops into int8 as well, and quantize the raw input with
     one range. Their ops are found by the layers' names in the model's float32 conversion.
@@ -542,9 +543,7 @@ def float_first_int8(model, representative, layers: Sequence[str], *, sparse_enc
         ConversionError: the converter refused the model, or sparse encoding was asked (the debugger's
             conversion cannot store it).
     """
-    from edgeopt.convert import ConversionError, convert
-    from edgeopt.inspect import inspect_tflite
-    from edgeopt.repair import float_layers as denylisted
+    from edgeopt.convert import ConversionError, convert, float_layers
 
     kept = ", ".join(layers)
     if sparse_encoding:
@@ -554,7 +553,7 @@ def float_first_int8(model, representative, layers: Sequence[str], *, sparse_enc
     tensors = [op["tensor"] for op in ops if op.get("tensor") and of_layers(op, layers)]
     if not tensors:
         raise ConversionError(f"int8 conversion failed: no op of {kept}, kept in float, found by name")
-    return denylisted(model, representative, tensors, int8_io="float")
+    return float_layers(model, representative, tensors, int8_io="float")
 
 
 def quantizable_weights(model, left_out: dict[str, str]) -> bool:

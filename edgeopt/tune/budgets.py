@@ -1,10 +1,15 @@
 """Budgets and objectives of a search, and how one trial's report is judged against them.
 
-Budgets (``--budget NAME=VALUE``, or the recipe's ``budgets:`` section when none is given):
+Budgets are a recipe's (:class:`edgeopt.budgets.Budgets`): ``--budget NAME=VALUE`` flags, parsed once
+into that model, or the recipe's ``budgets:`` section when none is given. Each trial's candidate is
+judged by :func:`edgeopt.budgets.judge`, the judge ``edgeopt check`` and ``compress`` use, so a trial
+tune calls feasible passes ``check``'s budgets with the same figures:
 
 * ``max_accuracy_drop``: the primary metric's drop against the reference (``trained_float32``, or
   ``original`` for the user's saved model; a fraction for
   accuracy, 0.005 = 0.5 point; for regression the MAE increase, in the metric's unit);
+* ``max_error_increase``: regression, the MAE's increase as a fraction of the reference's (when
+  given, it judges regression in place of ``max_accuracy_drop``);
 * ``max_size_kb`` / ``max_gzip_kb``: the ``.tflite`` on disk / after gzip -9, KB = 1024 bytes;
 * ``max_latency_ms=VALUE@TARGET``: p50 on a benchmark target of the recipe (default: its first).
 
@@ -16,47 +21,24 @@ the first latency budget's target, else the recipe's first target), ``accuracy``
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
+from edgeopt.budgets import NAMES, SIZES, Budgets, Figures, Limit, Verdict
+from edgeopt.budgets import judge as judge_figures
 from edgeopt.errors import InputError
 from edgeopt.report.cells import KB  # 1024 bytes, as budgets.max_size_kb and the reports
 from edgeopt.types import HIGHER_IS_BETTER, Report, Variant, base_metric
 
-NAMES = ("max_accuracy_drop", "max_size_kb", "max_gzip_kb", "max_latency_ms")
 OBJECTIVES = ("size", "latency", "accuracy", "pareto")
-EARLY = ("max_size_kb", "max_gzip_kb")  # judged right after conversion
+EARLY = SIZES  # judged right after conversion
+MAY_BE_ZERO = ("max_accuracy_drop", "max_error_increase")  # the others must be > 0
 
 
-@dataclass(frozen=True)
-class Budget:
-    name: str
-    limit: float
-    target: str | None = None  # max_latency_ms only
-
-    @property
-    def label(self) -> str:
-        return f"{self.name}={self.limit:g}" + (f"@{self.target}" if self.target else "")
-
-    def measure(self, figures: dict[str, Any]) -> float | None:
-        """This budget's figure in a trial's ``figures`` (None: not measured)."""
-        if self.name == "max_accuracy_drop":
-            return figures.get("drop")
-        if self.name == "max_size_kb":
-            return None if figures.get("size_bytes") is None else figures["size_bytes"] / KB
-        if self.name == "max_gzip_kb":
-            return None if figures.get("gzip_bytes") is None else figures["gzip_bytes"] / KB
-        return (figures.get("latency_ms") or {}).get(self.target)
-
-    def violation(self, figures: dict[str, Any]) -> float | None:
-        """How far past the limit, relative to it (<= 0: met); None when not measured."""
-        value = self.measure(figures)
-        if value is None:
-            return None
-        return (value - self.limit) / self.limit if self.limit > 0 else value - self.limit
-
-
-def parse_budget(text: str, targets: list[str]) -> Budget:
+def parse_budget(text: str, targets: list[str]) -> Limit:
     """``NAME=VALUE`` or ``max_latency_ms=VALUE@TARGET``, checked against the recipe's targets."""
     name, sep, raw = text.partition("=")
     name = name.strip()
@@ -69,33 +51,56 @@ def parse_budget(text: str, targets: list[str]) -> Budget:
         limit = float(raw)
     except ValueError:
         raise InputError(f"--budget {text!r}: '{raw}' is not a number") from None
-    if not (limit >= 0 and limit < float("inf")) or (limit == 0 and name != "max_accuracy_drop"):
+    if not (limit >= 0 and limit < float("inf")) or (limit == 0 and name not in MAY_BE_ZERO):
         raise InputError(f"--budget {text!r}: the limit must be a finite number > 0")
     if name != "max_latency_ms":
         if target:
             raise InputError(f"--budget {text!r}: only max_latency_ms takes @TARGET")
-        return Budget(name, limit)
+        return Limit(name, limit)
     target = target or targets[0]
     if target not in targets:
         raise InputError(
             f"--budget {text!r}: target '{target}' is not in the recipe's benchmark.targets "
             f"({', '.join(targets)}); add it there or budget one of those"
         )
-    return Budget(name, limit, target)
+    return Limit(name, limit, target)
 
 
-def recipe_budgets(budgets, targets: list[str]) -> list[Budget]:
-    """The recipe's ``budgets:`` section (a :class:`edgeopt.recipe.Budgets`) as search budgets."""
-    if budgets is None:
-        return []
-    found = []
-    if budgets.max_accuracy_drop is not None:
-        found.append(Budget("max_accuracy_drop", budgets.max_accuracy_drop))
-    if budgets.max_size_kb is not None:
-        found.append(Budget("max_size_kb", budgets.max_size_kb))
-    for target, ms in (budgets.max_latency_ms or {}).items():
-        found.append(parse_budget(f"max_latency_ms={ms}@{target}", targets))
-    return found
+def parse_budgets(texts: Iterable[str], targets: list[str]) -> Budgets:
+    """``--budget`` flags as one :class:`~edgeopt.budgets.Budgets`, the model a recipe's section is."""
+    fields: dict[str, Any] = {}
+    for text in texts:
+        limit = parse_budget(text, targets)
+        if limit.name == "max_latency_ms":
+            latency = fields.setdefault("max_latency_ms", {})
+            if limit.target in latency:
+                raise InputError(f"--budget {text!r}: max_latency_ms@{limit.target} is given twice")
+            latency[limit.target] = limit.limit
+        elif limit.name in fields:
+            raise InputError(f"--budget {text!r}: {limit.name} is given twice")
+        else:
+            fields[limit.name] = limit.limit
+    try:
+        return Budgets.model_validate(fields)
+    except ValidationError as exc:  # parse_budget checked every limit: kept as a guard
+        raise InputError(f"--budget: {exc.errors()[0]['msg']}") from None
+
+
+def check_budgets(budgets: Budgets, targets: list[str], candidates: list[str], where: str) -> None:
+    """Refuse budgets a search could not judge: a latency target the recipe does not benchmark, or
+    ``variants`` that leave out a format the search picks its candidate from."""
+    for target in budgets.max_latency_ms or {}:
+        if target not in targets:
+            raise InputError(
+                f"{where}: max_latency_ms target '{target}' is not in the recipe's benchmark.targets "
+                f"({', '.join(targets)}); add it there or budget one of those"
+            )
+    left_out = [fmt for fmt in candidates if not budgets.covers(fmt)]
+    if left_out:
+        raise InputError(
+            f"{where}: variants lists {', '.join(budgets.variants or [])} but tune's candidate can be "
+            f"{', '.join(left_out)}: add it to budgets.variants, or drop variants"
+        )
 
 
 @dataclass(frozen=True)
@@ -103,9 +108,22 @@ class Goal:
     """What a search minimises and the budgets it must meet."""
 
     objective: str
-    budgets: tuple[Budget, ...]
+    spec: Budgets
     latency_target: str
     extra: dict = field(default_factory=dict)
+
+    @property
+    def budgets(self) -> tuple[Limit, ...]:
+        """Every budget given, labelled as ``--budget`` spells it."""
+        return self.spec.limits()
+
+    def limits_for(self, figures: dict[str, Any]) -> tuple[Limit, ...]:
+        """The budgets that judge a trial with these figures (by its metric's direction)."""
+        return self.spec.limits(Figures.from_json(figures).higher_is_better)
+
+    def verdicts(self, figures: dict[str, Any]) -> tuple[Verdict, ...]:
+        """A trial's figures judged by :func:`edgeopt.budgets.judge`, as check and compress judge them."""
+        return judge_figures(self.spec, Figures.from_json(figures))
 
     @property
     def names(self) -> list[str]:
@@ -124,24 +142,22 @@ class Goal:
 
     def early_stop(self, gzip_bytes: int, size_bytes: int) -> str | None:
         """The reason to skip a trial's benchmark when its ``.tflite`` already misses a size budget."""
-        figures = {"gzip_bytes": gzip_bytes, "size_bytes": size_bytes}
-        missed = [b for b in self.budgets if b.name in EARLY and (b.violation(figures) or 0) > 0]
+        verdicts = judge_figures(self.spec, Figures(size_bytes=size_bytes, gzip_bytes=gzip_bytes))
+        missed = [v for v in verdicts if v.name in EARLY and not v.ok]
         if not missed:
             return None
-        return "not benchmarked: " + "; ".join(f"{b.measure(figures):.2f} KB > {b.label}" for b in missed)
+        return "not benchmarked: " + "; ".join(f"{v.measured:.2f} KB > {v.label}" for v in missed)
 
     def objective_values(self, figures: dict[str, Any]) -> list[float | None]:
         return [_objective(name, figures, self.latency_target) for name in self.names]
 
 
-def make_goal(objective: str, budgets: list[Budget], targets: list[str]) -> Goal:
+def make_goal(objective: str, budgets: Budgets | None, targets: list[str]) -> Goal:
     if objective not in OBJECTIVES:
         raise InputError(f"--objective {objective!r}: choose one of {', '.join(OBJECTIVES)}")
-    latency = next((b.target for b in budgets if b.name == "max_latency_ms"), targets[0])
-    names = [b.name + (f"@{b.target}" if b.target else "") for b in budgets]
-    if len(set(names)) != len(names):
-        raise InputError("--budget: a budget is given twice")
-    return Goal(objective, tuple(budgets), latency)
+    budgets = budgets or Budgets()
+    latency = next(iter(budgets.max_latency_ms or {}), targets[0])
+    return Goal(objective, budgets, latency)
 
 
 def _objective(name: str, figures: dict[str, Any], target: str) -> float | None:
@@ -192,14 +208,14 @@ def figures_of(report: Report, fmt: str) -> dict[str, Any]:
 
 
 def judge(goal: Goal, figures: dict[str, Any]) -> tuple[bool, list[str], dict[str, float]]:
-    """(feasible, reasons for each missed or unmeasured budget, budget label -> violation)."""
+    """(feasible, reasons for each missed or unmeasured budget, budget label -> violation), from
+    :func:`edgeopt.budgets.judge`'s verdicts."""
     reasons, violations = [], {}
-    for budget in goal.budgets:
-        value, violation = budget.measure(figures), budget.violation(figures)
-        if violation is None:
-            reasons.append(f"{budget.label}: not measured")
+    for verdict in goal.verdicts(figures):
+        if verdict.measured is None:
+            reasons.append(f"{verdict.label}: not measured")
             continue
-        violations[budget.label] = violation
-        if violation > 0:
-            reasons.append(f"{budget.label} missed: {value:.4g}")
+        violations[verdict.label] = verdict.violation
+        if not verdict.ok:
+            reasons.append(f"{verdict.label} missed: {verdict.measured:.4g}")
     return not reasons, reasons, violations

@@ -9,6 +9,8 @@ from pathlib import Path
 import click
 
 from edgeopt.errors import EXIT_CHECK_FAILED
+from edgeopt.logs import captured
+from edgeopt.tune.study import TuneOptions, tune
 
 
 @click.command("tune")
@@ -25,8 +27,8 @@ from edgeopt.errors import EXIT_CHECK_FAILED
     "budgets",
     multiple=True,
     metavar="NAME=VALUE",
-    help="max_accuracy_drop=0.005 | max_size_kb=N | max_gzip_kb=N | max_latency_ms=N[@TARGET] "
-    "(repeatable; default: the recipe's budgets section).",
+    help="max_accuracy_drop=0.005 | max_error_increase=0.05 | max_size_kb=N | max_gzip_kb=N | "
+    "max_latency_ms=N[@TARGET] (repeatable; default: the recipe's budgets section).",
 )
 @click.option("--strategy", default="bayes", show_default=True, help="random | hill | bayes.")
 @click.option(
@@ -87,9 +89,6 @@ def tune_cmd(
     tune.json, tune.html (Pareto front, best so far per strategy, training curves) and best.yaml
     (run it with edgeopt compress) into the study folder. Exit 1 when no trial meets every budget.
     """
-    from edgeopt.logs import captured
-    from edgeopt.tune.study import TuneOptions, tune
-
     options = TuneOptions(
         recipe=recipe_path,
         study=study,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 
+from edgeopt.report.plots import new_figure, png_data_uri
 from edgeopt.tune.budgets import KB
 from edgeopt.tune.results import FAILED, PRUNED, Outcome, best_so_far, describe
 from edgeopt.types import base_metric
@@ -20,8 +21,6 @@ STYLE = (
 
 
 def _plots(outcome: Outcome) -> list[tuple[str, str]]:
-    from edgeopt.report.plots import new_figure, png_data_uri
-
     measured = [t for t in outcome.trials if t.status != FAILED and t.figures.get("gzip_bytes") is not None]
     front = {t.number for t in outcome.front}
     out = []
@@ -109,8 +108,6 @@ def _plots(outcome: Outcome) -> list[tuple[str, str]]:
 def _curves(outcome: Outcome) -> tuple[str, str] | None:
     """Each trial that trained its base: its curve per epoch; a pruned one ends in a cross where the
     pruner stopped it. None when no trial trained (training not searched)."""
-    from edgeopt.report.plots import new_figure, png_data_uri
-
     trained = [t for t in outcome.trials if t.curve]
     if not trained:
         return None

@@ -168,15 +168,18 @@ def best_trial(goal: Goal, trials: list[TrialRecord], front: list[TrialRecord]) 
 def closest(goal: Goal, trials: list[TrialRecord]) -> dict[str, dict[str, Any]]:
     """Per budget: the trial that came nearest to it (its smallest violation), with its figure."""
     out = {}
+    judged = [t for t in trials if t.figures]
     for budget in goal.budgets:
         measured = [t for t in trials if budget.label in t.violations]
+        if not measured and judged and not any(budget in goal.limits_for(t.figures) for t in judged):
+            continue  # a budget of another task (max_error_increase of a classifier)
         if not measured:
             out[budget.label] = {"trial": None, "value": None, "met_by": 0}
             continue
         near = min(measured, key=lambda t: (t.violations[budget.label], t.number))
         out[budget.label] = {
             "trial": near.number,
-            "value": budget.measure(near.figures),
+            "value": next(v.measured for v in goal.verdicts(near.figures) if v.label == budget.label),
             "met_by": sum(t.violations[budget.label] <= 0 for t in measured),
         }
     return out

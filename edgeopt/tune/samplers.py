@@ -485,6 +485,12 @@ class ConstrainedGPSampler(_HistorySampler):
         pending = np.array(
             [row for t in history if t.state == TrialState.RUNNING and (row := space.row(t)) is not None]
         ).reshape(-1, len(space.names))
+        # A trial the pruner stopped was judged a loser from its curve: the surrogate takes it as no
+        # better than the worst complete trial, and proposals keep away from it as from a pending
+        # trial, so the search moves on instead of asking for the same point again.
+        pruned = np.array(
+            [row for t in history if t.state == TrialState.PRUNED and (row := space.row(t)) is not None]
+        ).reshape(-1, len(space.names))
         seen = {_key(row) for row in (space.row(t) for t in history) if row is not None}
 
         candidates = self._candidate_rows(space, rows, y, feasible, violations, rng)
@@ -497,12 +503,15 @@ class ConstrainedGPSampler(_HistorySampler):
             if feasible.any():
                 mode = MODE_EI
                 liar = np.full(len(pending), y[feasible].min())
-                x_obj = space.features(np.concatenate([rows, pending]))
-                mean, std = _fit(x_obj, np.concatenate([y, liar])).predict(features, return_std=True)
-                acquisition = _log_expected_improvement(mean, std, y[feasible].min()) + log_pf
+                loser = np.full(len(pruned), y.max())
+                x_obj = space.features(np.concatenate([rows, pruned, pending]))
+                mean, std = _fit(x_obj, np.concatenate([y, loser, liar])).predict(features, return_std=True)
+                acquisition = (_log_expected_improvement(mean, std, y[feasible].min()) + log_pf
+                               + _log_pending_penalty(features, space.features(pruned)))
             else:
                 mode = MODE_FEASIBILITY
-                acquisition = log_pf + _log_pending_penalty(features, space.features(pending))
+                acquisition = log_pf + _log_pending_penalty(
+                    features, space.features(np.concatenate([pending, pruned])))
         _record(study, trial, BAYES_ATTR, mode)
         return space.params(candidates[int(np.argmax(acquisition))])
 
@@ -580,7 +589,8 @@ def _log_expected_improvement(mean: np.ndarray, std: np.ndarray, best: float) ->
 
 
 def _log_pending_penalty(candidates: np.ndarray, pending: np.ndarray) -> np.ndarray:
-    """Keeps a second worker away from a running trial while only feasibility is sought."""
+    """Keeps proposals away from a running trial (while only feasibility is sought) and from a trial
+    the pruner stopped."""
     if len(pending) == 0:
         return np.zeros(len(candidates))
     d2 = ((candidates[:, None, :] - pending[None, :, :]) ** 2).sum(axis=2)

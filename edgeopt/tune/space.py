@@ -36,6 +36,8 @@ from typing import Any
 
 from edgeopt.errors import RecipeError
 from edgeopt.recipe import Recipe, parse_recipe
+from edgeopt.techniques import TECHNIQUES
+from edgeopt.zoo import ZOO
 
 KEYS = {"range", "choice", "log", "step"}
 SEARCHABLE = ("stages", "export", "train", "model_options")  # sections whose fields may hold a dimension
@@ -275,8 +277,6 @@ def _names(paths: tuple[str, ...]) -> str:
 
 def _check_model_option(data: dict[str, Any], name: str) -> None:
     """``model_options.width`` needs a zoo model whose builder has a width."""
-    from edgeopt.zoo import ZOO
-
     option = name.removeprefix("model_options.")
     model = data.get("model")
     entry = ZOO.get(model) if isinstance(model, str) else None
@@ -326,7 +326,6 @@ def _check_field(space: Space, name: str) -> None:
     parts = name.split(".")
     if len(parts) != 3:
         raise RecipeError(f"space: {name}: a dimension sits directly on a stage field (stages.N.field)")
-    from edgeopt.techniques import TECHNIQUES
 
     stage = space.plain["stages"][int(parts[1])]
     kind = stage.get("kind") if isinstance(stage, dict) else None

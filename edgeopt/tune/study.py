@@ -31,11 +31,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from edgeopt import __version__
 from edgeopt.documents import load_json
 from edgeopt.errors import EdgeoptError, InputError, RecipeError
+from edgeopt.loading import can_train
 from edgeopt.outputs import environment_error, staged_output, write_text_atomic
-from edgeopt.tune.budgets import Goal, figures_of, judge, make_goal, parse_budget, recipe_budgets
+from edgeopt.pipeline import check_recipe, prepare
+from edgeopt.progress import Progress
+from edgeopt.recipe import read_recipe_data
+from edgeopt.tune.budgets import Goal, check_budgets, figures_of, judge, make_goal, parse_budgets
+from edgeopt.tune.executors import check_ray, connect_ray, disconnect_ray, make_executor
 from edgeopt.tune.folder import (
     BASE,
     JOURNAL,
@@ -50,6 +54,8 @@ from edgeopt.tune.folder import (
     locked,
     retire,
 )
+from edgeopt.tune.html import render_html
+from edgeopt.tune.pruning import PRUNER_ATTR, PRUNERS, Snapshot, resolve
 from edgeopt.tune.results import (
     FAILED,
     FEASIBLE,
@@ -60,10 +66,12 @@ from edgeopt.tune.results import (
     best_recipe,
     describe,
     params_text,
+    scalar,
 )
-from edgeopt.tune.space import Space, parse_space, values_for
+from edgeopt.tune.space import Space, _as_field, parse_space, values_for
 from edgeopt.tune.trial import BASE_FILES, Base, Damaged, Job, cache_key
 from edgeopt.types import Report
+from edgeopt.version import __version__
 
 EXECUTORS = ("local", "ray")
 MAX_SEED = 2**32 - 1  # numpy's seeds, and a recipe's seed field, are 0 ... 2**32 - 1
@@ -148,7 +156,6 @@ def base_key(recipe) -> str:
 
 def setup(options: TuneOptions) -> Setup:
     """Read and check everything before any work: recipe, space, budgets, objective, executor."""
-    from edgeopt.tune.pruning import PRUNERS, resolve
     from edgeopt.tune.samplers import STRATEGIES
 
     if options.pruner not in PRUNERS:
@@ -163,14 +170,12 @@ def setup(options: TuneOptions) -> Setup:
         raise InputError(f"--workers {options.workers}: give 1 to 256 workers")
     if options.seed is not None and not 0 <= options.seed <= MAX_SEED:
         raise InputError(f"--seed {options.seed}: give a seed from 0 to {MAX_SEED}, as for a recipe's seed")
-    from edgeopt.recipe import read_recipe_data
 
     data, source = read_recipe_data(options.recipe, list(options.overrides))
     space = parse_space(data, source)
     base_recipe = space.recipe({d.name: _low(d) for d in space.dimensions}, source)
-    from edgeopt.modelfile import is_graph_savedmodel
 
-    if is_graph_savedmodel(Path(base_recipe.model)):
+    if not can_train(base_recipe.model):
         raise InputError(f"model: {base_recipe.model} is a SavedModel without Keras metadata, which edgeopt "
                          "converts and quantizes after training but cannot fine-tune; tune searches "
                          "stages that need the Keras model (save it with model.save('model.keras'))")
@@ -180,13 +185,17 @@ def setup(options: TuneOptions) -> Setup:
             "target_sparsity: {range: [0.5, 0.95]}), or a prune or cluster stage"
         )
     targets = list(base_recipe.benchmark.targets)
-    budgets = [parse_budget(b, targets) for b in options.budgets] or recipe_budgets(
-        base_recipe.budgets, targets
-    )
+    exports = next((d.choices for d in space.dimensions if d.name == "export"), None)
+    candidates = list(exports) if exports else [base_recipe.export[-1]]  # the format each trial judges
+    if options.budgets:
+        budgets = parse_budgets(options.budgets, targets)
+        check_budgets(budgets, targets, candidates, "--budget")
+    else:
+        budgets = base_recipe.budgets
+        if budgets is not None:
+            check_budgets(budgets, targets, candidates, f"{source}: budgets")
     goal = make_goal(options.objective, budgets, targets)
     if options.executor == "ray":
-        from edgeopt.tune.executors import check_ray
-
         check_ray()
     pruner = resolve(options.pruner, space.searches_training)
     max_epochs = max_training_epochs(space, base_recipe)
@@ -199,7 +208,6 @@ def setup(options: TuneOptions) -> Setup:
         )
     identity = {"recipe": data, "goal": goal.to_json()} | ({"pruner": pruner} if pruner != "none" else {})
     fingerprint = _digest(identity)
-    from edgeopt.pipeline import check_recipe
 
     check_recipe(base_recipe)
     return Setup(
@@ -226,8 +234,6 @@ def max_training_epochs(space: Space, recipe) -> int:
 
 
 def _low(dim) -> Any:
-    from edgeopt.tune.space import _as_field
-
     return _as_field(dim, dim.ends()[0])
 
 
@@ -335,8 +341,6 @@ def base_for(s: Setup, folder: Path, progress: Callable[[str], None]) -> Base:
     if base is not None:
         progress(f"reusing the trained base in {where}")
         return base
-    from edgeopt.pipeline import prepare
-    from edgeopt.progress import Progress
 
     progress(f"training the base model once for every trial (saved in {where})")
     with Progress(quiet=True) as quiet:
@@ -504,8 +508,6 @@ class Driver:
 
     def _snapshot(self, study, number: int):
         """The study's earlier trials as the pruner sees them (see :mod:`edgeopt.tune.pruning`)."""
-        from edgeopt.tune.pruning import PRUNER_ATTR, Snapshot
-
         if self.s.pruner == "none":
             return None
         trials = []
@@ -532,8 +534,6 @@ class Driver:
 
     def _tell_pruned(self, study, trial, values, result: dict[str, Any]) -> None:
         from optuna.trial import TrialState
-
-        from edgeopt.tune.pruning import PRUNER_ATTR
 
         curve, epoch = result.get("curve") or [], result["pruned_at"]
         last = f"; its {result.get('curve_metric')} was {_curve_text(result)}" if curve else ""
@@ -562,8 +562,6 @@ class Driver:
             base.write_into(work)
 
     def _finish(self, study, result: dict[str, Any]) -> None:
-        from edgeopt.tune.pruning import PRUNER_ATTR
-
         trial, values, job = self.running[result["number"]]
         folder = self.folder / TRIALS / job.key
         if result.get("attrs"):
@@ -610,8 +608,11 @@ class Driver:
         )
         trial.set_user_attr("record", _plain(record))
         positive = [v for v in violations.values() if v > 0]
-        for budget in self.s.goal.budgets:  # unmeasured (benchmark skipped): as bad as what stopped it
-            trial.set_constraint(budget.label, violations.get(budget.label, max(positive, default=1.0)))
+        judged = {b.label for b in self.s.goal.limits_for(figures)}
+        for budget in self.s.goal.budgets:  # unmeasured (benchmark skipped): as bad as what stopped it;
+            # one that does not judge this task (max_error_increase of a classifier): met
+            worst = violations.get(budget.label, max(positive, default=1.0))
+            trial.set_constraint(budget.label, worst if budget.label in judged else 0.0)
         study.tell(trial, self._values(study, figures))
         self.running.pop(trial.number)
         self._line(record)
@@ -631,7 +632,6 @@ class Driver:
         self._records_seen.append(record)
         done = len(self._records_seen)
         feasible = [r for r in self._records_seen if r.feasible]
-        from edgeopt.tune.results import scalar
 
         best = min(feasible, key=lambda r: (scalar(self.s.goal, r) or math.inf, r.number), default=None)
         took = "cached" if record.cached else (f"{record.seconds:.1f} s" if record.seconds else "")
@@ -664,8 +664,6 @@ def _plain(record: TrialRecord) -> dict[str, Any]:
 
 
 def write_outcome(s: Setup, folder: Path, outcome: Outcome) -> None:
-    from edgeopt.tune.html import render_html
-
     write_text_atomic(folder / "tune.json", json.dumps(outcome.to_json(), indent=1))
     write_text_atomic(folder / "tune.html", render_html(outcome))
     if outcome.best is not None:
@@ -683,20 +681,15 @@ def tune(options: TuneOptions, progress: Callable[[str], None] = lambda line: No
     check_path(folder)
     connected = False
     if options.executor == "ray":  # before any work: an unreachable cluster fails in seconds
-        from edgeopt.tune.executors import connect_ray
-
         connected = connect_ray(options.address)
     try:
         return _tune(s, folder, progress)
     finally:
         if connected:
-            from edgeopt.tune.executors import disconnect_ray
-
             disconnect_ray()
 
 
 def _tune(s: Setup, folder: Path, progress: Callable[[str], None]) -> Outcome:
-    from edgeopt.tune.executors import make_executor
     from edgeopt.tune.journal import JournalDamaged, load_study
     from edgeopt.tune.samplers import make_sampler
 

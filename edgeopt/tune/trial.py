@@ -21,8 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgeopt.data import load_dataset
 from edgeopt.errors import EdgeoptError, InputError
+from edgeopt.modelfile import check_no_code, use_custom_objects
+from edgeopt.pipeline import Prepared, compress, gzip_size, prepare
+from edgeopt.progress import Progress
+from edgeopt.recipe import dump_recipe, parse_recipe
+from edgeopt.tune.pruning import TrialPruned, curve_metric, epoch_callback
 from edgeopt.types import Variant
+from edgeopt.zoo import ZOO
 
 BASE_FILES = ("model.keras", "trained_float32.tflite", "base.json")
 TFLITE_ID = b"TFL3"  # a .tflite flatbuffer's file identifier, at bytes 4-8
@@ -105,11 +112,7 @@ class Base:
 
     def prepared(self):
         """This base as a :class:`Prepared` (loads the model; the data when not carried along)."""
-        from edgeopt.data import load_dataset
         from edgeopt.kerasapi import keras
-        from edgeopt.modelfile import check_no_code, use_custom_objects
-        from edgeopt.pipeline import Prepared
-        from edgeopt.recipe import parse_recipe
 
         recipe = parse_recipe(self.recipe, "study base")
         use_custom_objects(recipe.custom_objects, recipe.trust_model)  # a worker process imports them too
@@ -216,17 +219,9 @@ def _train(job: Job) -> tuple[Any, dict[str, Any]]:
     Raises:
         EdgeoptError: the training refused or diverged, as in compress.
     """
-    from edgeopt.pipeline import prepare
-    from edgeopt.progress import Progress
-    from edgeopt.recipe import parse_recipe
-    from edgeopt.tune.pruning import TrialPruned, curve_metric, epoch_callback
-    from edgeopt.zoo import ZOO
-
     recipe = parse_recipe(job.train, f"trial {job.number}")
     task = ZOO[recipe.model].task if recipe.model in ZOO else None
     if task is None:
-        from edgeopt.data import load_dataset
-
         task = load_dataset(recipe.data).task
     metric = curve_metric(task, recipe.train.validation_split > 0)
     callback = epoch_callback(job.pruning, job.number, metric)
@@ -242,9 +237,6 @@ def _train(job: Job) -> tuple[Any, dict[str, Any]]:
 def run(job: Job, base: Base | None = None, threads: int | None = None) -> dict[str, Any]:
     """Run one trial (training its base first when the job says so); return its report, files and
     resolved recipe, the base it trained and its curve, or its one-line error, or that it was pruned."""
-    from edgeopt.pipeline import compress, gzip_size
-    from edgeopt.recipe import dump_recipe
-
     start = time.perf_counter()
     load_base(base, threads)
     trained: dict[str, Any] = {}

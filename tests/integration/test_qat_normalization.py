@@ -75,7 +75,8 @@ def test_the_qat_model_standardises_its_input_as_the_float_model_does(tabular):
 
     recipe = edgeopt.load_recipe(preset="prune-qat-int8", model=str(tabular / "tab.keras"),
                                  data=str(tabular / "tab.csv"))
-    model, _, data = load_model(recipe, load_dataset(recipe.data))
+    loaded, data = load_model(recipe, load_dataset(recipe.data))
+    model = loaded.model
     x = data.x_test[:64]
     expected = np.asarray(model(x, training=False))
     ctx = StageContext(data=data, train=recipe.train, seed=0, stage_index=1, earlier=("prune",))

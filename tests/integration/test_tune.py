@@ -148,7 +148,7 @@ def test_a_study_of_another_recipe_is_refused_unless_forced(recipe, study, tmp_p
     refused = edgeopt(*args, check_code=2)
     assert "made with another recipe" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
     other_budget = tune(str(recipe), str(folder), "--trials", "1", "--budget", "max_gzip_kb=90", check_code=2)
-    assert "another budgets or objective" in other_budget.stderr
+    assert "another budgets, objective or pruner" in other_budget.stderr
     not_a_study = tmp_path / "stuff"
     not_a_study.mkdir()
     (not_a_study / "keep.txt").write_text("mine")

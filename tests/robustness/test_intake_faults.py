@@ -114,7 +114,8 @@ def test_a_model_that_is_a_symbolic_link_loop_is_named_as_one(tmp_path):
 
 
 def test_a_csv_with_a_byte_order_mark_reads_its_first_column_by_name(tmp_path):
-    from edgeopt.sources import DataSpec, load_source
+    from edgeopt.data import load_source
+    from edgeopt.sources import DataSpec
 
     rows = "".join(f"{i % 2},{i},{i * 2}\n" for i in range(20))
     (tmp_path / "table.csv").write_text("label,a,b\n" + rows, encoding="utf-8-sig")

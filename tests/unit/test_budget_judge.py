@@ -4,11 +4,11 @@ misses a size or latency budget) is failed in every rendering, with its figure a
 from __future__ import annotations
 
 import pytest
+from sample_report import make_report
 
 from edgeopt.recipe import Budgets
 from edgeopt.regress import check_budgets, judge_budgets
 from edgeopt.report import as_report, render_html, render_markdown, render_table
-from tests.unit.sample_report import make_report
 
 
 def _with(task: str, budgets: dict, value: float | None = None):

@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 from sample_report import make_report
 
-from edgeopt.data import CLASSIFICATION, REGRESSION, Dataset, check_outputs
+from edgeopt.data import CLASSIFICATION, REGRESSION, Dataset, check_outputs, load_source
 from edgeopt.errors import InputError
 from edgeopt.evaluate import TOP_K, binary_output, score, tflite_head
 from edgeopt.regress import NOTE, PASS, Tolerances, compare
 from edgeopt.regress import REGRESSION as REGRESSED
 from edgeopt.report import render_html, render_markdown, render_table
 from edgeopt.report.plots import output_names
-from edgeopt.sources import DataSpec, load_source
+from edgeopt.sources import DataSpec
 from edgeopt.types import Report
 
 BASELINES = sorted(Path(__file__).resolve().parents[2].glob("models/*/baseline.json"))

@@ -90,6 +90,42 @@ def test_override_into_a_stage_by_index():
     assert parse_recipe(data).stages[0].target_sparsity == 0.7
 
 
+@pytest.mark.parametrize("key", ["stages.0.target_sparsity", "stages[0].target_sparsity"])
+def test_a_stage_is_overridden_by_either_spelling(key):
+    data = apply_overrides({**BASE, "stages": [{"kind": "prune", "target_sparsity": 0.5},
+                                               {"kind": "quantize", "mode": "qat"}]}, [f"{key}=0.7"])
+    assert parse_recipe(data).stages[0].target_sparsity == 0.7
+    assert data["stages"][1] == {"kind": "quantize", "mode": "qat"}
+
+
+@pytest.mark.parametrize("key, message", [
+    ("stages.3.epochs", "--set stages[3].epochs: 3 is not an index of stages (it has 1 item)"),
+    ("stages[3].epochs", "--set stages[3].epochs: 3 is not an index of stages (it has 1 item)"),
+    ("stages.first.epochs", "--set stages.first.epochs: stages is a list (it has 1 item); give an index, "
+                            "e.g. stages[0]"),
+    ("train[0].epochs", "--set train[0].epochs: train is not a list"),
+    ("stages[0.epochs", "--set stages[0.epochs: not a field path"),
+    ("stages..epochs", "--set stages..epochs: not a field path"),
+    ("export_options.x[0]", "--set export_options.x[0]: export_options.x is not set; give it whole"),
+])
+def test_override_errors_spell_the_path_one_way(key, message):
+    with pytest.raises(RecipeError) as caught:
+        apply_overrides({**BASE, "stages": [{"kind": "prune"}], "train": {"epochs": 3}}, [f"{key}=1"])
+    assert str(caught.value).startswith(message)
+
+
+def test_the_api_and_its_docstring_take_stages_by_index():
+    import edgeopt
+    from edgeopt.pipeline import _with_changes
+
+    recipe = edgeopt.load_recipe(None, ["model=digits_cnn", "data=digits", "stages=[{kind: prune}]",
+                                        "stages[0].target_sparsity=0.6"])
+    assert recipe.stages[0].target_sparsity == 0.6
+    changed = _with_changes(recipe, None, None, ["stages[0].target_sparsity=0.9"])  # compress(overrides=)
+    assert changed.stages[0].target_sparsity == 0.9
+    assert 'overrides=["stages[0].target_sparsity=0.9"]' in edgeopt.api.__doc__
+
+
 def test_bad_override_syntax_is_a_recipe_error():
     with pytest.raises(RecipeError, match="KEY=VALUE"):
         apply_overrides(BASE, ["train.epochs"])

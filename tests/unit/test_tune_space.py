@@ -6,9 +6,10 @@ import math
 
 import pytest
 
+from edgeopt.budgets import Budgets, Limit
 from edgeopt.errors import InputError, RecipeError
 from edgeopt.recipe import parse_recipe
-from edgeopt.tune.budgets import Budget, figures_of, judge, make_goal, parse_budget
+from edgeopt.tune.budgets import figures_of, judge, make_goal, parse_budget, parse_budgets
 from edgeopt.tune.results import FAILED, FEASIBLE, INFEASIBLE, Outcome, TrialRecord, best_recipe
 from edgeopt.tune.space import parse_space, values_for
 
@@ -113,8 +114,13 @@ def test_unknown_fields_and_fixed_sections_are_refused():
 
 
 def test_budgets_parse_and_refuse():
-    assert parse_budget("max_gzip_kb=12", ["local"]) == Budget("max_gzip_kb", 12.0)
-    assert parse_budget("max_latency_ms=0.05", ["local"]) == Budget("max_latency_ms", 0.05, "local")
+    assert parse_budget("max_gzip_kb=12", ["local"]) == Limit("max_gzip_kb", 12.0)
+    assert parse_budget("max_latency_ms=0.05", ["local"]) == Limit("max_latency_ms", 0.05, "local")
+    assert parse_budgets(["max_gzip_kb=12", "max_error_increase=0.05", "max_latency_ms=0.05"], ["local"]) == (
+        Budgets(max_gzip_kb=12, max_error_increase=0.05, max_latency_ms={"local": 0.05})
+    )
+    with pytest.raises(InputError, match="given twice"):
+        parse_budgets(["max_gzip_kb=12", "max_gzip_kb=10"], ["local"])
     assert (
         parse_budget("max_latency_ms=2@qemu:cortex-a53", ["local", "qemu:cortex-a53"]).target
         == "qemu:cortex-a53"
@@ -128,7 +134,7 @@ def test_budgets_parse_and_refuse():
     with pytest.raises(InputError, match="> 0"):
         parse_budget("max_size_kb=-1", ["local"])
     with pytest.raises(InputError, match="objective"):
-        make_goal("smallest", [], ["local"])
+        make_goal("smallest", None, ["local"])
 
 
 def _report(gzip, accuracy, latency=0.05, reference=0.98):
@@ -161,7 +167,7 @@ def _report(gzip, accuracy, latency=0.05, reference=0.98):
 
 
 def test_a_trial_is_judged_from_its_report():
-    goal = make_goal("size", [Budget("max_gzip_kb", 12), Budget("max_accuracy_drop", 0.005)], ["local"])
+    goal = make_goal("size", Budgets(max_gzip_kb=12, max_accuracy_drop=0.005), ["local"])
     figures = figures_of(_report(11 * 1024, 0.978), "int8")
     assert math.isclose(figures["drop"], 0.002) and figures["gzip_bytes"] == 11 * 1024
     assert judge(goal, figures)[0]
@@ -172,7 +178,7 @@ def test_a_trial_is_judged_from_its_report():
 
 
 def _trial(number, gzip_kb, drop, status=None, latency=0.05, strategy="random"):
-    goal = make_goal("size", [Budget("max_gzip_kb", 12), Budget("max_accuracy_drop", 0.005)], ["local"])
+    goal = make_goal("size", Budgets(max_gzip_kb=12, max_accuracy_drop=0.005), ["local"])
     figures = {
         "format": "int8",
         "gzip_bytes": int(gzip_kb * 1024),
@@ -180,6 +186,7 @@ def _trial(number, gzip_kb, drop, status=None, latency=0.05, strategy="random"):
         "drop": drop,
         "metric": "accuracy",
         "value": 0.98 - drop,
+        "reference": 0.98,
         "latency_ms": {"local": latency},
     }
     feasible, reasons, violations = judge(goal, figures)

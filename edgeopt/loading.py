@@ -1,0 +1,278 @@
+"""A recipe's model, loaded and fitted to its data, through one registry of model loaders.
+
+:data:`LOADERS` maps a kind of model to its :class:`Loader`: a zoo model built for the data, a SavedModel
+graph (converted and measured, never trained or wrapped), a Keras 3 file (rebuilt in tf_keras and
+verified), a tf_keras file (``.keras``, ``.h5``, SavedModel with Keras metadata). :func:`load_model`
+asks the first that claims the recipe's model and returns one :class:`LoadedModel`, which says what the
+model can do (``trainable``, ``wrappable``, ``graph``, its inputs and outputs): callers ask it, never
+the kind. :func:`check_model_files` refuses, before any loading, a file that would run code without
+``--trust-model``. It sits below :mod:`edgeopt.pipeline`, which sequences the run, and below
+:mod:`edgeopt.diagnose`, which loads a recipe's model too. TensorFlow is imported inside the functions
+that need it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeopt.data import BUILTIN
+from edgeopt.dataset import Dataset, shape_fits
+from edgeopt.errors import InputError
+from edgeopt.modelfile import (
+    ModelFile,
+    check_no_code,
+    is_graph_savedmodel,
+    is_keras3_file,
+    load_graph_model,
+    load_keras3_file,
+    load_tf_keras_file,
+    use_custom_objects,
+)
+from edgeopt.recipe import Recipe
+from edgeopt.techniques import TECHNIQUES
+from edgeopt.zoo import ZOO, build
+
+VERIFY_SAMPLES = 256  # training inputs a Keras 3 model's tf_keras rebuild is compared on
+
+
+@dataclass(frozen=True)
+class Port:
+    """One input or output of a model: its name ('' when it has none) and shape without the batch
+    dimension (None for a free dimension)."""
+
+    name: str
+    shape: tuple
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A recipe's model as loaded, and what it can do: the one type every caller asks.
+
+    ``trainable``: edgeopt can train it and fine-tune its stages; ``wrappable``: TFMOT can wrap it
+    (prune, cluster, quantization-aware training: a Sequential or functional Keras model); ``graph``: there
+    is no Keras model (a SavedModel graph: converted as it is, post-training quantized at most);
+    ``limits``: when it is not trainable, why, as ``is ...: edgeopt can ..., while {what} needs ...``
+    (:func:`check_capabilities`). ``file``: how a saved model was loaded (the loader's facts, for the
+    report), None for a zoo model.
+    """
+
+    model: Any  # a tf_keras model, or what a graph loader returns (a GraphModel)
+    kind: str  # the LOADERS key of the loader that loaded it
+    trainable: bool
+    wrappable: bool
+    graph: bool
+    inputs: tuple[Port, ...] = ()
+    outputs: tuple[Port, ...] = ()
+    file: dict | None = field(default=None, compare=False)
+    limits: str | None = None
+
+    @classmethod
+    def of_keras(cls, model, kind: str = "tf_keras", file: dict | None = None) -> LoadedModel:
+        """A tf_keras model and what it can do (wrappable: Sequential or functional, not subclassed)."""
+        from edgeopt.kerasapi import keras
+        from edgeopt.train import input_names, output_names
+
+        def ports(names: list[str], tensors) -> tuple[Port, ...]:
+            names = names if len(names) == len(tensors) else [""] * len(tensors)
+            return tuple(Port(n, tuple(t.shape[1:])) for n, t in zip(names, tensors, strict=True))
+
+        wrappable = bool(getattr(model, "_is_graph_network", False)) or isinstance(model, keras.Sequential)
+        return cls(model=model, kind=kind, trainable=True, wrappable=wrappable, graph=False,
+                   inputs=ports(input_names(model), list(model.inputs or [])),
+                   outputs=ports(output_names(model), list(model.outputs or [])), file=file)
+
+    def with_model(self, model) -> LoadedModel:
+        """The same capabilities for ``model``, a trained copy of this one."""
+        return replace(self, model=model)
+
+
+@dataclass(frozen=True)
+class Loader:
+    """One kind of model, an entry of :data:`LOADERS`.
+
+    ``claims(model)``: whether it loads a recipe's ``model:`` (a zoo name, a path); ``load(recipe,
+    data)``: the :class:`LoadedModel` and the data matched with its inputs and outputs
+    (:meth:`~edgeopt.dataset.Dataset.for_model`), every mismatch refused; ``trainable``: what the
+    loaded model will say, known before loading (a search refuses an untrainable model up front);
+    ``limits``: why not, when not (see :class:`LoadedModel`).
+    """
+
+    kind: str
+    claims: Callable[[str], bool]
+    load: Callable[[Recipe, Dataset], tuple[LoadedModel, Dataset]]
+    trainable: bool = True
+    limits: str | None = None
+
+
+def loader_for(model: str) -> Loader | None:
+    """The first loader of :data:`LOADERS` that claims ``model`` (None when none does)."""
+    return next((loader for loader in LOADERS.values() if loader.claims(model)), None)
+
+
+def can_train(model: str) -> bool:
+    """Whether the model a recipe names can be trained (an unknown model is left to its loading)."""
+    loader = loader_for(model)
+    return loader is None or loader.trainable
+
+
+def load_model(recipe: Recipe, data: Dataset) -> tuple[LoadedModel, Dataset]:
+    """The recipe's model, loaded by the loader of :data:`LOADERS` that claims it, and the data
+    matched with the model's input and output names in the model's order
+    (:meth:`~edgeopt.dataset.Dataset.for_model`)."""
+    loader = loader_for(recipe.model)
+    if loader is None:
+        raise InputError(
+            f"model: '{recipe.model}' is neither a zoo model ({', '.join(ZOO)}) nor an existing file"
+        )
+    return loader.load(recipe, data)
+
+
+def check_capabilities(recipe: Recipe, loaded: LoadedModel | Loader) -> None:
+    """Refuse, before any work, what the model cannot do: training and every stage but post-training
+    quantization when it is not trainable (its ``limits`` say why)."""
+    if loaded.trainable:
+        return
+    why = f"{recipe.model} {loaded.limits}"
+    if recipe.train.epochs:
+        raise InputError(f"train.epochs: {why.format(what='training')}")
+    for index, stage in enumerate(recipe.stages):
+        if stage.kind != "quantize" or getattr(stage, "mode", None) != "ptq":
+            what = f"{stage.kind}" + (f" mode {stage.mode}" if stage.kind == "quantize" else "")
+            raise InputError(f"stages[{index}] {stage.kind}: {why.format(what=what)}")
+
+
+# -- the loaders -----------------------------------------------------------------------------------
+
+
+def _load_zoo(recipe: Recipe, data: Dataset) -> tuple[LoadedModel, Dataset]:
+    data = data.for_model([], [], f"model {recipe.model} (a zoo model)")
+    options = dict(recipe.model_options)
+    options.setdefault("dropout", recipe.train.dropout)
+    model = build(recipe.model, data.input_shape, data.output_dim, **options)
+    return LoadedModel.of_keras(model, "zoo"), data
+
+
+def _saved(recipe: Recipe) -> Path:
+    """A saved model's path; train.dropout (a zoo model's option) refused."""
+    if recipe.train.dropout:
+        raise InputError("train.dropout applies to zoo models only; set it to 0 for a saved model")
+    return Path(recipe.model)
+
+
+GRAPH_LIMITS = ("is a SavedModel without Keras metadata (Keras 3 model.export, tf.saved_model.save): edgeopt "
+                "can convert it and quantize it after training (quantize mode: ptq), while {what} needs the "
+                "Keras model itself (save it with model.save('model.keras'))")
+
+
+def _load_graph(recipe: Recipe, data: Dataset) -> tuple[LoadedModel, Dataset]:
+    path = _saved(recipe)
+    check_capabilities(recipe, LOADERS["savedmodel"])
+    graph = load_graph_model(path)
+    data = data.for_model([graph.input_name], [graph.output_name], f"model: {path}")
+    _check_graph_fits(graph, data)
+    return LoadedModel(graph, "savedmodel", trainable=False, wrappable=False, graph=True,
+                       inputs=(Port(graph.input_name, graph.input_shape),),
+                       outputs=(Port(graph.output_name, graph.output_shape),), file=graph.facts(),
+                       limits=GRAPH_LIMITS), data
+
+
+def _keras_file_loader(kind: str, load_file: Callable[..., ModelFile]):
+    """``load`` for a saved Keras model: a Keras 3 rebuild is verified on the user's own training inputs."""
+    def load(recipe: Recipe, data: Dataset) -> tuple[LoadedModel, Dataset]:
+        from edgeopt.train import input_names, keras_inputs, output_names
+
+        path = _saved(recipe)
+        where = f"model: {path}"
+
+        def samples(model):
+            """The user's training inputs, picked by the model's input names (a mismatch is refused)."""
+            fitted = data.for_model(input_names(model), output_names(model), where)
+            if fitted.named_inputs:  # one input: the Keras 3 loader checks its shape itself
+                _check_input_shapes(model, fitted, where)
+            return keras_inputs(fitted.representative(count=VERIFY_SAMPLES, seed=recipe.seed))
+
+        loaded = load_file(path, trust=recipe.trust_model, where="model", samples=samples)
+        model = loaded.model
+        fitted = data.for_model(input_names(model), output_names(model), where)
+        _check_input_shapes(model, fitted, where)
+        return LoadedModel.of_keras(model, kind, loaded.facts()), fitted
+
+    return load
+
+
+def _is_file(model: str) -> bool:
+    return model not in ZOO and Path(model).exists()
+
+
+# The one registry of model loaders: kind -> Loader, asked in this order (the first that claims the
+# recipe's model loads it; tf_keras takes any other existing path, and its checks say what is wrong).
+# A new kind of model is one loader (one function and a Loader) and one line here.
+LOADERS: dict[str, Loader] = {
+    "zoo": Loader("zoo", claims=lambda model: model in ZOO, load=_load_zoo),
+    "savedmodel": Loader("savedmodel", load=_load_graph, trainable=False, limits=GRAPH_LIMITS,
+                         claims=lambda model: _is_file(model) and is_graph_savedmodel(Path(model))),
+    "keras3": Loader("keras3", claims=lambda model: _is_file(model) and is_keras3_file(Path(model)),
+                     load=_keras_file_loader("keras3", load_keras3_file)),
+    "tf_keras": Loader("tf_keras", claims=_is_file, load=_keras_file_loader("tf_keras", load_tf_keras_file)),
+}
+
+
+def _check_input_shapes(model, data: Dataset, where: str) -> None:
+    """Refuse data whose samples do not have the shape of the model's input(s)."""
+    if not data.named_inputs:
+        expected = tuple(int(d) for d in model.input_shape[1:] if d is not None)
+        if tuple(model.input_shape[1:]) != data.input_shape:
+            raise InputError(f"{where} takes inputs of shape {expected} but data '{data.name}' has "
+                             f"{data.input_shape}")
+        return
+    for name, tensor in zip(data.input_names, model.inputs, strict=True):
+        wanted, given = tuple(tensor.shape[1:]), data.input_shapes[name]
+        if not shape_fits(wanted, given):
+            raise InputError(f"{where} takes input '{name}' of shape {wanted} but data '{data.name}' has "
+                             f"samples of shape {given} for it")
+
+
+def _check_graph_fits(graph, data: Dataset) -> None:
+    """Refuse data a SavedModel graph cannot take, or whose labels its outputs cannot score."""
+    wanted, given = graph.input_shape, tuple(data.input_shape)
+    if not shape_fits(wanted, given):
+        raise InputError(f"model: {graph.path} takes inputs of shape {wanted} but data '{data.name}' has "
+                         f"{given}")
+    if None in graph.output_shape:
+        return
+    units, needed = int(np.prod(graph.output_shape)), data.output_dim
+    # a classifier needs a unit per class, or one unit (a binary head) for two classes
+    classifier_fits = units >= needed or (units == 1 and needed <= 2)
+    if not (classifier_fits if data.task == "classification" else units == needed):
+        raise InputError(f"model: {graph.path} has {units} output unit(s) but data '{data.name}' needs "
+                         f"{needed} ({data.task}); is this the model for this data?")
+
+
+def model_files(recipe: Recipe) -> list[tuple[str, str]]:
+    """(field path, file) for every saved model the recipe names: its model and distillation teachers."""
+    named = [("model", recipe.model)]
+    named += [(f"stages[{i}].{field}", path) for i, s in enumerate(recipe.stages)
+              for field, path in TECHNIQUES[s.kind].model_files(s)]
+    return [(where, path) for where, path in named if path not in ZOO]
+
+
+def recipe_inputs(recipe: Recipe) -> list[str]:
+    """Files and folders the recipe reads: an output folder must not hold (and so delete) them."""
+    paths = [path for _, path in model_files(recipe)]
+    if isinstance(recipe.data, str):
+        return paths + ([recipe.data] if recipe.data not in BUILTIN else [])
+    return paths + [path for path in (recipe.data.path, recipe.data.test) if path]
+
+
+def check_model_files(recipe: Recipe) -> None:
+    """Refuse, before any work, a model or teacher file that would run code without --trust-model;
+    import the recipe's ``custom_objects`` modules (trusted only) so that its files load."""
+    use_custom_objects(recipe.custom_objects, recipe.trust_model)
+    for where, path in model_files(recipe):
+        if Path(path).exists():
+            check_no_code(Path(path), recipe.trust_model, where)
