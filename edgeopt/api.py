@@ -45,7 +45,7 @@ from edgeopt.tune.study import TuneOptions, tune
 from edgeopt.types import LatencyEntry, Report
 
 __all__ = ["load_recipe", "prepare", "compress", "Prepared", "Result", "benchmark", "inspect_tflite", "check",
-           "load_report", "Recipe", "Report", "evaluate_tflite", "Evaluation"]
+           "load_report", "Recipe", "Report", "evaluate_tflite", "Evaluation", "search"]
 
 # The steps that start TensorFlow, train and convert: TensorFlow's log lines and warnings go to a log
 # (edgeopt.logs), never to the caller's terminal or notebook, exactly as on the command line.
@@ -116,13 +116,16 @@ def check(report: Report | str | os.PathLike, baseline: str | os.PathLike,
 def search(recipe: str | os.PathLike, study: str | os.PathLike, *, budgets: tuple[str, ...] = (),
            strategy: str = "bayes", trials: int = 20, objective: str = "size", executor: str = "local",
            workers: int = 1, address: str | None = None, seed: int | None = None,
-           overrides: tuple[str, ...] = (), force_new: bool = False, progress=None):
+           overrides: tuple[str, ...] = (), force_new: bool = False, pruner: str = "auto",
+           cpus_per_trial: int = 1, progress=None):
     """What ``edgeopt tune`` does: run or resume the study in ``study`` until it holds ``trials``
     finished trials; returns its :class:`edgeopt.tune.results.Outcome` (``.best``, ``.front``,
     ``.trials``, ``.closest``, ``.to_json()``). ``budgets`` are ``"NAME=VALUE"`` strings as on the
-    command line; ``progress``, if given, receives one line per trial. (Not named ``tune``: that
-    is the :mod:`edgeopt.tune` package.)"""
+    command line; ``pruner`` is ``--pruner`` (auto: hyperband when a train field is searched);
+    ``progress``, if given, receives one line per trial. (Not named ``tune``: that is the
+    :mod:`edgeopt.tune` package.)"""
     options = TuneOptions(recipe=recipe, study=study, overrides=tuple(overrides), budgets=tuple(budgets),
                           strategy=strategy, trials=trials, objective=objective, executor=executor,
-                          workers=workers, address=address, seed=seed, force_new=force_new)
+                          workers=workers, address=address, seed=seed, force_new=force_new,
+                          pruner=pruner, cpus_per_trial=cpus_per_trial)
     return quietly(tune)(options, progress or (lambda line: None))

@@ -18,7 +18,7 @@ Figures from each emitted ``.tflite``: accuracy (LiteRT, test split), raw and gz
 ``--out``/bench_structured.md.
 
 Usage: .venv/bin/python scripts/bench_structured.py [--out runs/bench_structured] [--models ...]
-       [--epochs N]
+       [--epochs N] [--fine-tune N] [--levels F ...] [--distill] [--qat-epochs N]
 """
 
 from __future__ import annotations
@@ -88,12 +88,15 @@ def resnet_style(folder: Path, epochs: int, seed: int = 0) -> tuple[str, dict]:
     return str(path), data_option
 
 
-def configurations(fine_tune: int) -> dict[str, list[dict]]:
-    qat = {"kind": "quantize", "mode": "qat", "epochs": 2}
+def configurations(fine_tune: int, levels=LEVELS, distill: bool = False, qat_epochs: int = 2
+                   ) -> dict[str, list[dict]]:
+    qat = {"kind": "quantize", "mode": "qat", "epochs": qat_epochs}
     rows = {"ptq": [{"kind": "quantize", "mode": "ptq"}]}
-    for level in LEVELS:
+    for level in levels:
         channels = {"kind": "prune_channels", "fraction": level, "epochs": fine_tune}
-        rows[f"channels {level:.0%}"] = [channels, qat]
+        if distill:
+            channels["distill"] = True
+        rows[f"channels {level:.0%}" + (" distilled" if distill else "")] = [channels, qat]
     rows["unstructured 80 %"] = [{"kind": "prune", "target_sparsity": 0.8, "epochs": fine_tune}, qat]
     return rows
 
@@ -107,7 +110,8 @@ def recipe_for(name: str, folder: Path, epochs: int):
     return edgeopt.load_recipe(ROOT / "models" / name / "recipe.yaml", BENCH + NO_BUDGET)
 
 
-def measure(name: str, folder: Path, epochs: int, fine_tune: int) -> list[dict]:
+def measure(name: str, folder: Path, epochs: int, fine_tune: int, levels=LEVELS, distill: bool = False,
+            qat_epochs: int = 2) -> list[dict]:
     import edgeopt
     from edgeopt.errors import EdgeoptError
 
@@ -115,7 +119,7 @@ def measure(name: str, folder: Path, epochs: int, fine_tune: int) -> list[dict]:
     prepared = edgeopt.prepare(recipe_for(name, folder, epochs))
     reference = prepared.reference
     rows = []
-    for label, stages in configurations(fine_tune).items():
+    for label, stages in configurations(fine_tune, levels, distill, qat_epochs).items():
         try:
             result = edgeopt.compress(prepared, stages=stages, export=["float32", "int8"])
         except EdgeoptError as exc:
@@ -163,13 +167,18 @@ def main() -> int:
     parser.add_argument("--models", nargs="+", default=["digits_cnn", "resnet_style", "mobilenet_v2"])
     parser.add_argument("--epochs", type=int, default=20, help="Keras 3 training of the ResNet-style CNN")
     parser.add_argument("--fine-tune", type=int, default=4, help="fine-tuning epochs after pruning")
+    parser.add_argument("--levels", type=float, nargs="+", default=list(LEVELS),
+                        help="fractions of channels removed, one row each")
+    parser.add_argument("--distill", action="store_true", help="channel pruning fine-tunes distilled")
+    parser.add_argument("--qat-epochs", type=int, default=2)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     from edgeopt import environment
 
     rows = []
     for name in args.models:
-        rows += measure(name, args.out, args.epochs, args.fine_tune)
+        rows += measure(name, args.out, args.epochs, args.fine_tune, args.levels, args.distill,
+                        args.qat_epochs)
     machine = environment.describe()
     header = (f"Machine: {machine.get('cpu')}, {machine.get('cores')} cores, ISA {' '.join(machine['isa'])}; "
               f"LiteRT {machine.get('litert')}; local p50 measured through LiteRT with XNNPACK, 1 thread; "
