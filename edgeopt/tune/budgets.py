@@ -217,5 +217,8 @@ def judge(goal: Goal, figures: dict[str, Any]) -> tuple[bool, list[str], dict[st
             continue
         violations[verdict.label] = verdict.violation
         if not verdict.ok:
-            reasons.append(f"{verdict.label} missed: {verdict.measured:.4g}")
+            accuracy = verdict.name == "max_accuracy_drop" and base_metric(str(figures.get("metric"))) in (
+                "accuracy", "top_k_accuracy")
+            measured = f"a drop of {verdict.measured * 100:.2f} pt" if accuracy else f"{verdict.measured:.4g}"
+            reasons.append(f"{verdict.label} missed: {measured}")  # drops in points, as everywhere in tune
     return not reasons, reasons, violations

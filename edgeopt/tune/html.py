@@ -10,8 +10,7 @@ import html
 
 from edgeopt.report.plots import new_figure, png_data_uri
 from edgeopt.tune.budgets import KB
-from edgeopt.tune.results import FAILED, PRUNED, Outcome, best_so_far, describe
-from edgeopt.types import base_metric
+from edgeopt.tune.results import FAILED, PRUNED, Outcome, best_so_far, describe, drop_in_points
 
 STYLE = (
     "body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;font-size:13px}"
@@ -25,8 +24,11 @@ def _plots(outcome: Outcome) -> list[tuple[str, str]]:
     front = {t.number for t in outcome.front}
     out = []
     target = outcome.goal.latency_target
+    metric = next((t.figures.get("metric") for t in measured if t.figures.get("metric")), None)
+    points = drop_in_points(metric)
     for axis, label in (
-        ("drop", "accuracy drop vs the reference (points)"),
+        ("drop", "accuracy drop vs the reference (points)" if points
+         else f"{metric} increase vs the reference (its unit)"),
         ("latency", f"p50 ms on {target}"),
     ):
         if axis == "latency" and not any((t.figures.get("latency_ms") or {}).get(target) for t in measured):
@@ -36,7 +38,7 @@ def _plots(outcome: Outcome) -> list[tuple[str, str]]:
         fig = new_figure(6.4, 4.2)
         ax = fig.add_subplot()
         fig.subplots_adjust(left=0.13, right=0.97, top=0.9, bottom=0.13)
-        ceiling = _ceiling(outcome, measured, axis, target)
+        ceiling = _ceiling(outcome, measured, axis, target, points)
         for group, colour, marker in (
             ("infeasible", "#bbbbbb", "x"),
             ("feasible", "#1f77b4", "o"),
@@ -54,7 +56,7 @@ def _plots(outcome: Outcome) -> list[tuple[str, str]]:
                 )
                 if y is None:
                     continue
-                fraction = base_metric(str(t.figures.get("metric"))) == "accuracy"
+                fraction = drop_in_points(t.figures.get("metric"))
                 scale = 100 if axis == "drop" and fraction else 1
                 points.append((t.figures["gzip_bytes"] / KB, min(y * scale, ceiling)))
             if points:
@@ -69,9 +71,8 @@ def _plots(outcome: Outcome) -> list[tuple[str, str]]:
             if budget.name == "max_gzip_kb":
                 ax.axvline(budget.limit, color="#2ca02c", linestyle="--", linewidth=1, label=budget.label)
             if axis == "drop" and budget.name == "max_accuracy_drop":
-                ax.axhline(
-                    budget.limit * 100, color="#2ca02c", linestyle=":", linewidth=1, label=budget.label
-                )
+                ax.axhline(budget.limit * (100 if points else 1), color="#2ca02c", linestyle=":",
+                           linewidth=1, label=budget.label)
             if axis == "latency" and budget.name == "max_latency_ms":
                 ax.axhline(budget.limit, color="#2ca02c", linestyle=":", linewidth=1, label=budget.label)
         ax.set_xlabel("gzip size of the .tflite (KB = 1024 bytes)")
@@ -144,10 +145,10 @@ def _curves(outcome: Outcome) -> tuple[str, str] | None:
     return "Training curves of the trials that trained their base", png_data_uri(fig)
 
 
-def _ceiling(outcome: Outcome, measured, axis: str, target: str) -> float:
+def _ceiling(outcome: Outcome, measured, axis: str, target: str, points: bool = True) -> float:
     """The top of the drop axis: a few times the drop budget (at least 2 points), so that a trial
-    that lost 40 points does not squash the ones near the budget; latency is not cut."""
-    if axis != "drop":
+    that lost 40 points does not squash the ones near the budget; latency and MAE are not cut."""
+    if axis != "drop" or not points:
         return float("inf")
     budget = next((b.limit * 100 for b in outcome.goal.budgets if b.name == "max_accuracy_drop"), 1.0)
     drops = [t.figures["drop"] * 100 for t in measured if t.figures.get("drop") is not None]
@@ -197,8 +198,8 @@ def render_html(outcome: Outcome) -> str:
             f.get("format") or "",
             _n(f.get("size_bytes")),
             _n(f.get("gzip_bytes")),
-            _g(f.get("value")),
-            _g(f.get("drop")),
+            _metric(f.get("value"), f.get("metric")),
+            _drop(f.get("drop"), f.get("metric")),
             _g(latency),
             "cached" if t.cached else _g(t.seconds),
             t.reason or "",
@@ -217,6 +218,19 @@ def render_html(outcome: Outcome) -> str:
         parts.append(f"<p>best.yaml reproduces trial #{outcome.best.number}: {e(describe(outcome.best))}</p>")
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _metric(value, metric) -> str:
+    if value is None:
+        return ""
+    return f"{value * 100:.2f} %" if drop_in_points(metric) else _g(value)
+
+
+def _drop(value, metric) -> str:
+    """A drop as the text and the plots give it: points for an accuracy, the metric's unit else."""
+    if value is None:
+        return ""
+    return f"{value * 100:+.2f} pt" if drop_in_points(metric) else f"{value:+.4g}"
 
 
 def _n(value) -> str:

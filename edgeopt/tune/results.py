@@ -252,11 +252,25 @@ class Outcome:
                 if near["trial"] is None:
                     lines.append(f"  {label}: never measured")
                 else:
+                    points = label.startswith("max_accuracy_drop") and self._accuracy()
+                    reached = f"a drop of {near['value'] * 100:.2f} pt" if points else f"{near['value']:.4g}"
                     lines.append(
-                        f"  {label}: trial #{near['trial']} reached {near['value']:.4g} "
+                        f"  {label}: trial #{near['trial']} reached {reached} "
                         f"({near['met_by']} trials met this one alone)"
                     )
         return lines
+
+
+    def _accuracy(self) -> bool:
+        """Whether the trials' metric is an accuracy (its drops are shown in points, as everywhere)."""
+        metric = next((t.figures.get("metric") for t in self.trials if t.figures.get("metric")), None)
+        return drop_in_points(metric)
+
+
+def drop_in_points(metric: str | None) -> bool:
+    """Drops of an accuracy are shown in points (x 100, "pt") in tune's text, tables and plots; an
+    MAE's drop in the metric's own unit."""
+    return base_metric(str(metric)) in ("accuracy", "top_k_accuracy")
 
 
 def describe(t: TrialRecord) -> str:
@@ -266,8 +280,8 @@ def describe(t: TrialRecord) -> str:
         parts.append(f"{f['format']} gzip {f['gzip_bytes'] / KB:.2f} KB")
     if f.get("value") is not None:
         drop = f.get("drop")
-        unit = " pt" if base_metric(str(f.get("metric"))) == "accuracy" else ""
-        scale = 100 if base_metric(str(f.get("metric"))) == "accuracy" else 1
+        unit = " pt" if drop_in_points(f.get("metric")) else ""
+        scale = 100 if drop_in_points(f.get("metric")) else 1
         parts.append(
             f"{f['metric']} {f['value'] * scale:.2f}"
             + (f" (drop {drop * scale:+.2f}{unit})" if drop is not None else "")

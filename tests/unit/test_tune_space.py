@@ -10,7 +10,7 @@ from edgeopt.budgets import Budgets, Limit
 from edgeopt.errors import InputError, RecipeError
 from edgeopt.recipe import parse_recipe
 from edgeopt.tune.budgets import figures_of, judge, make_goal, parse_budget, parse_budgets
-from edgeopt.tune.results import FAILED, FEASIBLE, INFEASIBLE, Outcome, TrialRecord, best_recipe
+from edgeopt.tune.results import FAILED, FEASIBLE, INFEASIBLE, Outcome, TrialRecord, best_recipe, describe
 from edgeopt.tune.space import parse_space, values_for
 
 
@@ -320,3 +320,16 @@ def test_a_width_on_a_model_without_one_is_refused():
     data["model_options"] = {"width": {"choice": [0.5, 1.0]}}
     with pytest.raises(RecipeError, match="the model 'my_model.keras' has no width to search"):
         parse_space(data)
+
+
+def test_drops_of_an_accuracy_are_points_in_the_text_the_table_and_the_plot_axis():
+    from edgeopt.tune.html import render_html
+
+    goal = _trial(0, 1, 0)[0]
+    trials = [_trial(0, 14, 0.0083)[1], _trial(1, 13, 0.02)[1]]  # neither meets both budgets
+    outcome = Outcome.of(goal, trials, [], {})
+    text = "\n".join(outcome.summary())
+    assert "max_accuracy_drop=0.005: trial #0 reached a drop of 0.83 pt" in text
+    assert "(drop +0.83 pt)" in "\n".join(describe(t) for t in trials)
+    page = render_html(outcome)
+    assert "+0.83 pt" in page and "97.17 %" in page and "0.0083" not in page
