@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from edgeopt.techniques import TECHNIQUES
-from edgeopt.types import Check, CheckStatus, Format, StageOutcome, Variant, finite
+from edgeopt.types import Check, CheckStatus, FloatOp, Format, StageOutcome, Variant, finite
 
 
 def run_checks(outcomes: Sequence[StageOutcome], variants: Sequence[Variant],
@@ -45,15 +45,10 @@ def _layer_of(names: Sequence[str | None], layers: Sequence[str]) -> str | None:
     return next((layer for layer in layers if layer in parts), None)
 
 
-def _mixed_precision_check(v: Variant, float_ops: Sequence, kept: Sequence[str], by: str) -> Check:
+def _mixed_precision_check(v: Variant, float_ops: Sequence[FloatOp], kept: Sequence[str], by: str) -> Check:
     """The float ops of an int8 file are exactly those of the layers kept in float on purpose (by
     ``by``): an op is a layer's when the layer names its output or its kernel tensor."""
-    def layer_of(op) -> str | None:
-        names = [op.get("tensor"), op.get("kernel")] if isinstance(op, dict) else []
-        return _layer_of(names, kept)
-
-    stray = [str(op.get("op", op)) if isinstance(op, dict) else str(op) for op in float_ops
-             if layer_of(op) is None]
+    stray = [op.op for op in float_ops if _layer_of(op.names, kept) is None]
     ok = not stray
     names = ", ".join(kept)
     return Check(
@@ -73,8 +68,7 @@ def int4_checks(variants: Sequence[Variant], overridden: Mapping[str, Sequence[s
         if v.format != Format.INT4 or not v.ok:
             continue
         layers = list((overridden or {}).get(v.format) or [])
-        weights = {name: t.get("dtype") for name, t in (v.inspect.get("per_tensor") or {}).items()
-                   if t.get("role") == "weight"}
+        weights = {name: t.dtype for name, t in v.inspect.weights().items()}
         int4 = sum(dtype == "int4" for dtype in weights.values())
         other = sorted(name for name, dtype in weights.items()
                        if dtype != "int4" and _layer_of([name], layers) is None)
@@ -105,7 +99,7 @@ def loss_checks(outcomes: Sequence[StageOutcome], training: Mapping[str, Sequenc
     checks: list[Check] = []
     before = _last_loss(training)
     for index, outcome in enumerate(outcomes):
-        losses = [x for x in (outcome.history.get("loss") or []) if finite(x) is not None]
+        losses = [x for x in _loss_curve(outcome.history) if finite(x) is not None]
         if before is not None and losses:
             worst = max(losses)
             jumped = worst > LOSS_JUMP_FACTOR * before and worst > before + LOSS_JUMP_MARGIN
@@ -121,8 +115,15 @@ def loss_checks(outcomes: Sequence[StageOutcome], training: Mapping[str, Sequenc
     return checks
 
 
+def _loss_curve(history: Mapping[str, Sequence[float]]) -> Sequence[float]:
+    """The loss on the labels: a distilled fine-tune's ``loss`` adds the teacher's term (its
+    temperature squared times a divergence, another scale), so its ``label_loss`` is what compares
+    with the loss before it."""
+    return history.get("label_loss") or history.get("loss") or []
+
+
 def _last_loss(history: Mapping[str, Sequence[float]]) -> float | None:
-    losses = [x for x in (history.get("loss") or []) if finite(x) is not None]
+    losses = [x for x in _loss_curve(history) if finite(x) is not None]
     return float(losses[-1]) if losses else None
 
 
@@ -135,7 +136,7 @@ def int8_checks(variants: Sequence[Variant], kept_by_stage: Mapping[str, Sequenc
     for v in variants:
         if v.format != Format.INT8 or not v.ok:
             continue
-        float_ops = v.inspect.get("float_ops") or []
+        float_ops = v.inspect.float_ops
         kept = v.extra.get("float_layers") or []
         by = "the repair"
         if not kept:

@@ -129,3 +129,15 @@ def test_a_first_stage_after_no_training_is_not_judged():
     from edgeopt.verify import loss_checks
 
     assert loss_checks([_stage("quantize", [50.0])], {}) == []
+
+
+def test_a_distilled_fine_tune_is_judged_on_its_label_loss_not_the_teacher_term():
+    from edgeopt.types import StageOutcome
+    from edgeopt.verify import loss_checks
+
+    distilled = StageOutcome(kind="prune_channels", history={
+        "loss": [11.8, 9.0], "label_loss": [0.09, 0.05], "distillation_loss": [13.0, 10.0]})
+    checks = loss_checks([distilled, _stage("quantize", [0.06])], {"loss": [0.4, 0.0283]})
+    assert [c.ok for c in checks] == [True, True]  # 0.09 after 0.0283; then 0.06 after 0.05
+    exploded = StageOutcome(kind="prune_channels", history={"loss": [12.0], "label_loss": [2.5]})
+    assert not loss_checks([exploded], {"loss": [0.03]})[0].ok
