@@ -1,7 +1,8 @@
 """edgeopt: Keras model -> small, fast, verified TFLite/LiteRT model, with measured proof.
 
 The Python API (see docs/api.md) is available as ``edgeopt.load_recipe``, ``edgeopt.prepare``,
-``edgeopt.compress``, ``edgeopt.evaluate_tflite``, ``edgeopt.benchmark``, ``edgeopt.inspect_tflite``,
+``edgeopt.compress``, ``edgeopt.run``, ``edgeopt.evaluate_tflite``, ``edgeopt.benchmark``,
+``edgeopt.benchmark_models``, ``edgeopt.inspect_tflite``,
 ``edgeopt.check``, ``edgeopt.load_report`` and ``edgeopt.search`` (``edgeopt tune``); its names
 are loaded on first use. Importing this package is cheap: it never imports TensorFlow. Modules
 that need TensorFlow get Keras through :mod:`edgeopt.kerasapi`, the single place that chooses
@@ -11,8 +12,9 @@ tf_keras. (``evaluate_tflite``, like ``inspect_tflite``, is not named after its 
 
 from edgeopt.version import __version__
 
-_API = ("load_recipe", "prepare", "compress", "Prepared", "Result", "benchmark", "inspect_tflite", "check",
-        "load_report", "Recipe", "Report", "evaluate_tflite", "Evaluation", "search")
+_API = ("load_recipe", "prepare", "compress", "run", "Prepared", "Result", "benchmark", "benchmark_models",
+        "inspect_tflite", "check", "load_report", "Recipe", "Report", "evaluate_tflite", "Evaluation",
+        "search")
 __all__ = ["__version__", *_API]
 
 

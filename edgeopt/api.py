@@ -1,5 +1,6 @@
 """The Python API: the steps of ``edgeopt compress``, ``evaluate``, ``benchmark``, ``inspect``, ``check``
-as calls.
+as calls. The command line calls these same functions (:mod:`edgeopt.cli` only parses options and
+renders what they return), so a command and its call cannot behave differently.
 
 Everything here is also reachable as ``edgeopt.<name>``. Importing it does not import TensorFlow;
 the first call that trains, converts or loads a model does.
@@ -13,7 +14,9 @@ the first call that trains, converts or loads a model does.
     smaller = edgeopt.compress(prepared, overrides=["stages[0].target_sparsity=0.9"])  # no retraining
     smaller.save("runs/digits-90")
 
-Overrides are ``--set``'s ``KEY=VALUE``: a stage is ``stages[0].epochs`` or ``stages.0.epochs``.
+Overrides are ``--set``'s ``KEY=VALUE``: a stage is ``stages[0].epochs`` or ``stages.0.epochs``; or a
+mapping of those paths to values, used as given (``{"stages[0].target_sparsity": 0.9}``). Either way
+the recipe is changed as a typed copy, validated once (:func:`edgeopt.recipe.change_recipe`).
 
 The calls that start TensorFlow (``prepare``, ``compress``, ``search``) print none of its log lines or
 warnings: they go to a log, as on the command line (:func:`edgeopt.logs.quietly`); a failure's message
@@ -30,13 +33,14 @@ from pathlib import Path
 from typing import Any
 
 from edgeopt import bench, inspect, pipeline
+from edgeopt.bench import BenchmarkResult
 from edgeopt.bench.spec import BenchSpec
 from edgeopt.errors import RecipeError
 from edgeopt.evaluate import Evaluation, evaluate_file
-from edgeopt.logs import quietly
+from edgeopt.logs import Capture, captured, quietly
 from edgeopt.pipeline import Prepared, Result
 from edgeopt.presets import model_and_data, preset_recipe
-from edgeopt.recipe import Recipe
+from edgeopt.recipe import Changes, Recipe, recipe_changes
 from edgeopt.recipe import load_recipe as read_recipe
 from edgeopt.regress import check as run_check
 from edgeopt.regress import load_tolerances
@@ -44,8 +48,9 @@ from edgeopt.report import load_report as read_report
 from edgeopt.tune.study import TuneOptions, tune
 from edgeopt.types import LatencyEntry, Report
 
-__all__ = ["load_recipe", "prepare", "compress", "Prepared", "Result", "benchmark", "inspect_tflite", "check",
-           "load_report", "Recipe", "Report", "evaluate_tflite", "Evaluation", "search"]
+__all__ = ["load_recipe", "prepare", "compress", "run", "Prepared", "Result", "benchmark", "benchmark_models",
+           "inspect_tflite", "check", "load_report", "Recipe", "Report", "evaluate_tflite", "Evaluation",
+           "search"]
 
 # The steps that start TensorFlow, train and convert: TensorFlow's log lines and warnings go to a log
 # (edgeopt.logs), never to the caller's terminal or notebook, exactly as on the command line.
@@ -53,7 +58,7 @@ prepare = quietly(pipeline.prepare)
 compress = quietly(pipeline.compress)
 
 
-def load_recipe(path: str | os.PathLike | None = None, overrides: list[str] | None = None, *,
+def load_recipe(path: str | os.PathLike | None = None, overrides: Changes = None, *,
                 preset: str | None = None, model: str | None = None, data: Any = None) -> Recipe:
     """A validated recipe from a YAML file (or none: the defaults) with ``KEY=VALUE`` overrides.
 
@@ -62,12 +67,28 @@ def load_recipe(path: str | os.PathLike | None = None, overrides: list[str] | No
     in; without it, ``model`` and ``data`` replace the file's. ``data`` may be a mapping with options.
     """
     if preset is None:
-        return read_recipe(path, model_and_data(model, data) + list(overrides or []))
+        return read_recipe(path, [*model_and_data(model, data), *recipe_changes(overrides)])
     if path is not None:
         raise RecipeError(f"give a recipe file ({path}) or a preset ({preset}), not both")
     if model is None or data is None:
         raise RecipeError(f"preset {preset} needs a model and data")
-    return preset_recipe(preset, str(model), data, list(overrides or []))
+    return preset_recipe(preset, str(model), data, recipe_changes(overrides))
+
+
+def run(recipe: Recipe, out_dir: str | os.PathLike, *, overwrite: bool = False, quiet: bool = True,
+        recipe_path: str | os.PathLike | None = None, log: Capture | None = None) -> Result:
+    """What ``edgeopt compress`` (and ``train``) does: :func:`prepare`, :func:`compress` and save into
+    ``out_dir``, staged and moved into place only when complete; an existing folder is replaced only
+    with ``overwrite``. ``quiet``: no progress lines. ``recipe_path``, the file the recipe came from, is
+    protected like the other inputs. ``log``: a capture already running (the command line's, which
+    honours ``--verbose``); by default TensorFlow's output is captured here, and kept as edgeopt.log."""
+    path = None if recipe_path is None else Path(recipe_path)
+    if log is not None:
+        return pipeline.run_recipe(recipe, Path(out_dir), overwrite=overwrite, quiet=quiet, recipe_path=path,
+                                   log=log)
+    with captured(python_too=True) as own:
+        return pipeline.run_recipe(recipe, Path(out_dir), overwrite=overwrite, quiet=quiet, recipe_path=path,
+                                   log=own)
 
 
 def benchmark(path: str | os.PathLike, target: str = "local", spec: BenchSpec | None = None,
@@ -80,6 +101,15 @@ def benchmark(path: str | os.PathLike, target: str = "local", spec: BenchSpec | 
         chosen = {"threads": [threads]} if threads else {}
         spec = bench.make_spec({**settings, "targets": [target], **chosen})
     return bench.measure(bench.check_model(path), target, spec, threads=threads)
+
+
+def benchmark_models(paths: list[str | os.PathLike], spec: BenchSpec | None = None,
+                     **settings: Any) -> BenchmarkResult:
+    """What ``edgeopt benchmark`` measures: every ``.tflite`` on every target at every thread count of
+    ``spec`` (or its fields as keywords, ``targets=["local", "estimate:pi4"], threads=[1, 2]``), one
+    row each with its exit code, a failure a row with its reason: each row is :func:`benchmark`'s
+    measurement (:func:`edgeopt.bench.measure`)."""
+    return bench.benchmark(list(paths), spec if spec is not None else bench.make_spec(settings))
 
 
 def inspect_tflite(path: str | os.PathLike, pattern: tuple[int, int] = (2, 4)) -> dict[str, Any]:

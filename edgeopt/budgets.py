@@ -17,7 +17,7 @@ from pydantic import Field, model_validator
 
 from edgeopt.report.cells import KB  # 1024 bytes, as the reports show sizes
 from edgeopt.strict import Strict
-from edgeopt.types import HIGHER_IS_BETTER, Report, Variant, base_metric, finite
+from edgeopt.types import HIGHER_IS_BETTER, LatencyKey, Report, Variant, base_metric, finite
 
 # Every budget, in the order they are judged and listed (``variants`` says which variants, not a limit).
 NAMES = ("max_accuracy_drop", "max_error_increase", "max_size_kb", "max_gzip_kb", "max_latency_ms")
@@ -44,6 +44,10 @@ class Budgets(Strict):
     @model_validator(mode="after")
     def _positive_latency(self) -> Budgets:
         for target, ms in (self.max_latency_ms or {}).items():
+            try:
+                LatencyKey.parse(target)  # a benchmark target, or TARGET#Nt for a further thread count
+            except ValueError as exc:
+                raise ValueError(f"max_latency_ms: {exc}") from None
             if not ms > 0:
                 raise ValueError(f"max_latency_ms.{target} must be > 0, got {ms}")
         return self
@@ -63,8 +67,8 @@ class Budgets(Strict):
             if name == "max_error_increase" and higher_is_better is True:
                 continue
             found.append(Limit(name, float(limit)))
-        for target, ms in (self.max_latency_ms or {}).items():
-            found.append(Limit("max_latency_ms", float(ms), target))
+        for target, ms in (self.max_latency_ms or {}).items():  # a recipe's key, as report.json spells it
+            found.append(Limit("max_latency_ms", float(ms), LatencyKey.parse(target)))
         return tuple(found)
 
     def covers(self, variant: str) -> bool:
@@ -85,7 +89,7 @@ class Limit:
 
     name: str
     limit: float
-    target: str | None = None
+    target: LatencyKey | None = None
 
     @property
     def label(self) -> str:
@@ -102,7 +106,7 @@ class Figures:
     value: float | None = None  # the task metric of the variant
     reference: float | None = None  # the same metric of the reference
     higher_is_better: bool | None = None  # the task metric's direction (None: unknown)
-    latency_ms: Mapping[str, float] = field(default_factory=dict)  # target -> p50
+    latency_ms: Mapping[LatencyKey, float] = field(default_factory=dict)  # p50 per target and threads
     variant: str | None = None  # its name, for ``Budgets.variants`` (None: budgeted)
 
     @classmethod
@@ -118,7 +122,7 @@ class Figures:
             value=mine.value if mine is not None else None,
             reference=reference.value if reference is not None else None,
             higher_is_better=HIGHER_IS_BETTER.get(base_metric(name)) if direction is None else direction,
-            latency_ms={target: p50 for target, entry in variant.latency.items()
+            latency_ms={key: p50 for key, entry in variant.latency.items()
                         if (p50 := entry.value("p50_ms")) is not None},
             variant=variant.name,
         )
@@ -133,7 +137,7 @@ class Figures:
             value=figures.get("value"),
             reference=figures.get("reference"),
             higher_is_better=HIGHER_IS_BETTER.get(base_metric(metric)) if isinstance(metric, str) else None,
-            latency_ms=dict(figures.get("latency_ms") or {}),
+            latency_ms=_latency_keys(figures.get("latency_ms") or {}),
             variant=figures.get("format"),
         )
 
@@ -146,7 +150,7 @@ class Verdict:
     name: str
     limit: float
     measured: float | None
-    target: str | None = None
+    target: LatencyKey | None = None  # max_latency_ms's
 
     @property
     def ok(self) -> bool:
@@ -165,6 +169,17 @@ class Verdict:
     @property
     def label(self) -> str:
         return Limit(self.name, self.limit, self.target).label
+
+
+def _latency_keys(stored: Mapping[str, float]) -> dict[LatencyKey, float]:
+    """Stored p50s (JSON: target -> ms) by typed key; a key no target spells counts as not measured."""
+    keys = {}
+    for text, ms in stored.items():
+        try:
+            keys[LatencyKey.parse(text)] = ms
+        except ValueError:
+            continue
+    return keys
 
 
 def judge(budgets: Budgets, figures: Figures) -> tuple[Verdict, ...]:

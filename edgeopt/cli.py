@@ -149,11 +149,11 @@ def trust_options(command):
              "true). Only for files from a source you trust.")(command)
 
 
-def _trust_sets(trust_model: bool, custom_objects: tuple[str, ...]) -> list[str]:
-    """--trust-model and --custom-objects as recipe overrides."""
-    sets = ["trust_model=true"] if trust_model else []
+def _trust_sets(trust_model: bool, custom_objects: tuple[str, ...]) -> list[RecipeChange]:
+    """--trust-model and --custom-objects as recipe changes (typed: never read back as text)."""
+    sets = [RecipeChange("trust_model", True)] if trust_model else []
     if custom_objects:
-        sets.append("custom_objects=" + json.dumps(list(custom_objects)))
+        sets.append(RecipeChange("custom_objects", list(custom_objects)))
     return sets
 
 
@@ -177,11 +177,10 @@ def train_cmd(model_name, data_name, out_dir, epochs, seed, overrides, overwrite
             "stages=[]", "export=[float32]"]
     # train means train: a saved model too (a recipe leaves a saved model untrained by default)
     sets.append(f"train.epochs={epochs if epochs is not None else 30}")
-    sets += _trust_sets(trust_model, custom_objects)
-    recipe = load_recipe(None, sets + list(overrides))
+    recipe = api.load_recipe(None, [*sets, *_trust_sets(trust_model, custom_objects), *overrides])
 
     with captured(verbose) as log:
-        report = run_recipe(recipe, out_dir, overwrite=overwrite, quiet=quiet, log=log).report
+        report = api.run(recipe, out_dir, overwrite=overwrite, quiet=quiet, log=log).report
     click.echo(render_table(report))
     click.echo(f"saved {out_dir}/model.keras (and its float32 .tflite, report.json)", err=True)
 
@@ -215,17 +214,14 @@ def compress_cmd(recipe_path, preset, model, data, out_dir, overrides, dump_reci
     Writes each .tflite, report.json, report.md and recipe.resolved.yaml (the recipe that reproduces
     the run) into --out, built in a temporary folder and moved into place only when complete.
     """
-    sets = list(overrides) + _trust_sets(trust_model, custom_objects)
+    sets = [*overrides, *_trust_sets(trust_model, custom_objects)]
     if preset is not None:
         if recipe_path is not None:
             raise click.UsageError(f"give a recipe ({recipe_path}) or --preset {preset}, not both")
         missing = [option for option, value in (("--model", model), ("--data", data)) if value is None]
         if missing:
             raise click.UsageError(f"--preset {preset} needs {' and '.join(missing)}")
-
-        recipe = preset_recipe(preset, model, _data_option(data), sets)
-    else:
-        recipe = load_recipe(recipe_path, model_and_data(model, _data_option(data)) + sets)
+    recipe = api.load_recipe(recipe_path, sets, preset=preset, model=model, data=_data_option(data))
     if dump_recipe:
         click.echo(dump(recipe), nl=False)
         return
@@ -233,8 +229,8 @@ def compress_cmd(recipe_path, preset, model, data, out_dir, overrides, dump_reci
         raise click.UsageError("--out DIR is required (or use --dump-recipe)")
 
     with captured(verbose) as log:
-        report = run_recipe(recipe, out_dir, overwrite=overwrite, quiet=quiet, recipe_path=recipe_path,
-                            log=log).report
+        report = api.run(recipe, out_dir, overwrite=overwrite, quiet=quiet, recipe_path=recipe_path,
+                         log=log).report
     if as_json:
         emit_json(report.to_json())
     else:
@@ -260,7 +256,7 @@ def inspect_cmd(model_path, as_json, pattern) -> None:
     except ValueError:
         raise click.BadParameter(f"expected M:N with 0 < M < N (e.g. 1:4), got {pattern!r}",
                                  param_hint="--pattern") from None
-    info = inspect_tflite(model_path, pattern=m_by_n or (2, 4))
+    info = api.inspect_tflite(model_path, pattern=m_by_n or (2, 4))
     if as_json:
         emit_json(info)
         return
@@ -303,7 +299,7 @@ def evaluate_cmd(model_path, data, batch, split, as_json) -> None:
     Exit codes: 0 ok; 1 LiteRT failed or crashed on the model; 2 bad input (not a .tflite, unusable
     data, data that does not fit the model: sample shape, labels beyond its outputs).
     """
-    evaluation = evaluate_file(model_path, _data_option(data), batch=batch, split=split)
+    evaluation = api.evaluate_tflite(model_path, _data_option(data), batch=batch, split=split)
     if as_json:
         emit_json(evaluation.to_json())
     else:
@@ -384,7 +380,7 @@ def check_cmd(report_path, baseline_path, tolerances_path, junit_path, markdown_
             _check_writable(path, option)
     if update_baseline:
         _check_writable(baseline_path, "--baseline")
-    result = check(report_path, baseline_path, load_tolerances(tolerances_path), update=update_baseline)
+    result = api.check(report_path, baseline_path, tolerances_path, update=update_baseline)
     if junit_path is not None:
         _write_output(junit_path, result.to_junit())
     if markdown_path is not None:
@@ -476,7 +472,7 @@ def benchmark_cmd(models, targets, threads, runs, min_seconds, warmup, no_xnnpac
         _check_writable(out_file, "--out")
     if out_file is not None and out_file.exists() and not overwrite:
         raise OutputExistsError(f"{out_file} exists; pass --overwrite or choose another --out")
-    result = benchmark(models, spec)
+    result = api.benchmark_models(models, spec)
     if len(result.rows) == 1 and result.exit_code != 0 and not as_json and out_file is None:
         click.echo(f"edgeopt: error: {result.rows[0]['reason']}", err=True)
         click.get_current_context().exit(result.exit_code)
@@ -527,8 +523,8 @@ def diagnose_cmd(model, data, samples, as_json, trust_model, custom_objects, ver
     is_recipe = model.suffix.lower() in (".yaml", ".yml")
     if not is_recipe and data is None:
         raise click.UsageError(f"--data is needed with a model file ({model}); a recipe names its own")
-    sets = model_and_data(None if is_recipe else str(model), _data_option(data))
-    recipe = load_recipe(model if is_recipe else None, sets + _trust_sets(trust_model, custom_objects))
+    recipe = api.load_recipe(model if is_recipe else None, _trust_sets(trust_model, custom_objects),
+                             model=None if is_recipe else str(model), data=_data_option(data))
 
     with captured(verbose):
         diagnosis = diagnose_recipe(recipe, samples=samples)
@@ -538,21 +534,19 @@ def diagnose_cmd(model, data, samples, as_json, trust_model, custom_objects, ver
         click.echo("\n".join(diagnosis.lines()))
 
 
-from edgeopt.bench import benchmark, make_spec, parallel_prefixes, provenance_help, targets_help
+from edgeopt import api
+from edgeopt.bench import make_spec, parallel_prefixes, provenance_help, targets_help
 from edgeopt.bench.stats import TABLE_HEADERS, table_rows, target_notes
 from edgeopt.diagnose import diagnose_recipe
 from edgeopt.documents import load_yaml
 from edgeopt.errors import EnvironmentProblem, InputError, OutputExistsError
-from edgeopt.evaluate import evaluate_file
-from edgeopt.inspect import IO_HEADERS, inspect_tflite, io_rows, summary_lines
+from edgeopt.inspect import IO_HEADERS, io_rows, summary_lines
 from edgeopt.logs import captured
 from edgeopt.outputs import catch_interrupts, environment_error, interrupted, write_text_atomic
 from edgeopt.paths import shorten
-from edgeopt.pipeline import run_recipe
-from edgeopt.presets import model_and_data, preset_recipe
+from edgeopt.recipe import RecipeChange, parse_m_by_n
 from edgeopt.recipe import dump_recipe as dump
-from edgeopt.recipe import load_recipe, parse_m_by_n
-from edgeopt.regress import BaselineUpdate, check, load_tolerances
+from edgeopt.regress import BaselineUpdate
 from edgeopt.render import table
 from edgeopt.report import load_report, render, render_table
 from edgeopt.tune.command import tune_cmd  # noqa: E402  (its module imports no TensorFlow either)

@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from edgeopt import litert_backend
+from edgeopt import formats, litert_backend
 from edgeopt.errors import ConversionError
 from edgeopt.kerasapi import tf
 
@@ -50,7 +50,7 @@ def _reason(exc: Exception) -> str:
     return reason + (f" (failing op: {', '.join(ops[:5])})" if ops else "")
 
 
-INTEGER_FORMATS = ("int8", "int16x8")
+INTEGER_FORMATS = formats.INTEGER_FORMATS  # converted with representative data
 
 
 def _converter(model):
@@ -119,9 +119,9 @@ def convert(model, fmt: str, representative: np.ndarray | None = None, *, int8_i
         names = [layer.name for layer in getattr(model, "layers", [])]
         return litert_backend.quantize(convert(model, "float32"), fmt, quantization, representative, names,
                                        int8_io=int8_io)
-    if fmt == "int4":
-        raise ValueError("int4 export needs quantization=: a quantize stage with backend litert-quantizer "
-                         "and an int4 recipe")
+    if fmt in formats.QUANTIZER_ONLY:
+        raise ValueError(f"{fmt} export needs quantization=: a quantize stage with backend "
+                         f"{formats.QUANTIZER} and an {fmt} recipe")
     converter = _converter(model)
     optimizations = []
     if fmt == "float32":

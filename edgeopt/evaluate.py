@@ -39,10 +39,11 @@ import numpy as np
 from edgeopt.bench.local import describe_crash
 from edgeopt.data import CLASSIFICATION, Dataset, check_outputs, load_dataset, n_samples, take
 from edgeopt.errors import CheckFailed, EdgeoptError, InputError
-from edgeopt.inspect import inspect_tflite
+from edgeopt.inspect import inspection, typed
 from edgeopt.paths import check_path
 from edgeopt.sources import DataSpec
-from edgeopt.types import OUTPUT_SEPARATOR, Metric
+from edgeopt.types import OUTPUT_SEPARATOR, Inspection, IoFacts, Metric
+from edgeopt.validation import describe
 
 BATCH = 256
 MAX_BATCH = 1 << 16
@@ -239,11 +240,11 @@ def binary_output(head: str | None, predictions: np.ndarray) -> tuple[str, str]:
     return (PROBABILITY if inside else LOGIT), "output range"
 
 
-def tflite_head(info: Mapping[str, Any]) -> str:
+def tflite_head(info: Inspection | Mapping[str, Any]) -> str:
     """The activation of a one-output ``.tflite``'s head, read from its last computing op
     (:func:`edgeopt.inspect.inspect_tflite`'s ``op_list``): ``sigmoid`` for LOGISTIC, ``softmax``, else
     ``linear``. With one output and no dead ops, the op that computes the output runs last."""
-    ops = [op["op"] for op in info.get("op_list", ()) if op.get("subgraph", 0) == 0]
+    ops = [op.op for op in typed(info).op_list if (op.subgraph or 0) == 0]
     last = next((op for op in reversed(ops) if op not in _NOT_THE_HEAD), None)
     return {"LOGISTIC": "sigmoid", "SOFTMAX": "softmax"}.get(last, "linear")
 
@@ -330,7 +331,7 @@ def score_outputs(predictions: dict[str, np.ndarray], data: Dataset, prov: str,
 
 
 def evaluate_tflite(path: Path, data: Dataset, heads: Mapping[str, str] | None = None,
-                    info: Mapping[str, Any] | None = None) -> tuple[dict, dict]:
+                    info: Inspection | None = None) -> tuple[dict, dict]:
     """Metrics (see :func:`score`) of the ``.tflite`` at ``path`` on the test split, and plot data.
 
     A binary head is read from the file's last op (from ``info``, its inspection, when the caller has
@@ -343,7 +344,7 @@ def evaluate_tflite(path: Path, data: Dataset, heads: Mapping[str, str] | None =
     predictions = predict_named(path, data.x_test)[""] if data.named_inputs else predict(path, data.x_test)
     head = names = None
     if data.task == CLASSIFICATION and predictions.reshape(len(predictions), -1).shape[1] == 1:
-        head = tflite_head(info if info is not None else inspect_tflite(path))
+        head = tflite_head(info if info is not None else inspection(path))
     elif data.task != CLASSIFICATION and not data.output_names:
         names = signature_output_names(path, data.output_dim)
     return score(predictions, data, provenance(data.n_test), head=head, output_names=names)
@@ -470,10 +471,7 @@ def load_data(data: Any) -> Dataset:
         try:
             data = DataSpec.model_validate(dict(data))
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in first["loc"])
-            message = first["msg"].removeprefix("Value error, ")
-            raise InputError(f"data{'.' + where if where else ''}: {message}") from None
+            raise InputError(describe(exc, root="data")) from None
     if isinstance(data, DataSpec):
         return load_dataset(data)
     if isinstance(data, str | os.PathLike):
@@ -506,12 +504,12 @@ def evaluate_file(path: str | os.PathLike, data: Any, *, batch: int = BATCH,
     path = check_path(path, "model")
     if path.is_dir():
         raise InputError(f"{path} is a folder: pass the path of a .tflite file")
-    info = inspect_tflite(path)
+    info = inspection(path)
     dataset = load_data(data)
     if split is None:
         split = WHOLE if whole_folder(dataset) else EVALUATED_SPLIT
     scored = with_every_sample(dataset) if split == WHOLE else dataset
-    several = len(info["input_details"]) != 1 or len(info["output_details"]) != 1
+    several = len(info.input_details) != 1 or len(info.output_details) != 1
     if several or dataset.named_inputs or dataset.named_outputs:
         evaluation = _evaluate_named(path, info, scored, batch)
     else:
@@ -527,8 +525,8 @@ def evaluate_file(path: str | os.PathLike, data: Any, *, batch: int = BATCH,
                              metrics={k: replace(m, provenance=where) for k, m in evaluation.metrics.items()})
     accuracy = evaluation.metrics.get("accuracy")
     if accuracy is not None and not scored.named_outputs:
-        inputs = info["input_details"]
-        warning = below_chance(accuracy.value, scored, inputs[0] if len(inputs) == 1 else None)
+        inputs = info.input_details
+        warning = below_chance(accuracy.value, scored, inputs[0].to_json() if len(inputs) == 1 else None)
         if warning:
             evaluation = replace(evaluation, warnings=(*evaluation.warnings, warning))
     return evaluation
@@ -675,12 +673,13 @@ def clipped_inputs(model_input: dict, x: np.ndarray) -> str | None:
             "(--data '{path: ..., scale: ...}')?")
 
 
-def _one_input_one_output(path: Path, info: dict) -> tuple[dict, dict]:
-    inputs, outputs = info["input_details"], info["output_details"]
+def _one_input_one_output(path: Path, info: Inspection) -> tuple[dict, dict]:
+    """The file's one input's and one output's details, as the interpreter's helpers take them."""
+    inputs, outputs = info.input_details, info.output_details
     if len(inputs) != 1 or len(outputs) != 1:
         raise InputError(f"{path} has {len(inputs)} inputs and {len(outputs)} outputs; evaluate takes "
                          "a model with one input and one output")
-    return inputs[0], outputs[0]
+    return inputs[0].to_json(), outputs[0].to_json()
 
 
 def _shown(shape: list[int], signature: list[int] | None) -> tuple:
@@ -704,7 +703,12 @@ def check_fits(path: Path, model_input: dict, model_output: dict, data: Dataset)
     check_outputs(data, units, f"{path} (output shape {tuple(model_output['shape'][1:])})")
 
 
-def _evaluate_named(path: Path, info: dict, data: Dataset, batch: int) -> Evaluation:
+def _kept(detail: IoFacts, keep: tuple[str, ...]) -> dict[str, Any]:
+    written = detail.to_json()
+    return {k: written.get(k) for k in keep}
+
+
+def _evaluate_named(path: Path, info: Inspection, data: Dataset, batch: int) -> Evaluation:
     """:func:`evaluate_file` of a ``.tflite`` with several inputs or outputs, or of named data: run
     through the file's serving signature, inputs fed and outputs matched by name, scored per output."""
     outputs = list(data.outputs) if data.named_outputs else None
@@ -718,8 +722,8 @@ def _evaluate_named(path: Path, info: dict, data: Dataset, batch: int) -> Evalua
     keep = ("name", "shape", "shape_signature", "dtype", "quantization")
     return Evaluation(model=str(path), data=data.name, task=data.task, samples=data.n_test,
                       held_out=_held_out(data), metrics=metrics,
-                      input={"tensors": [{k: d.get(k) for k in keep} for d in info["input_details"]]},
-                      output={"tensors": [{k: d.get(k) for k in keep} for d in info["output_details"]]},
+                      input={"tensors": [_kept(d, keep) for d in info.input_details]},
+                      output={"tensors": [_kept(d, keep) for d in info.output_details]},
                       preprocessing=dict(data.preprocessing), details=details)
 
 

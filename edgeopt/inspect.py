@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from edgeopt.errors import InputError
+from edgeopt.types import Inspection, IoFacts
 
 TFLITE_IDENTIFIER = b"TFL3"
 ROLE_WEIGHT = "weight"
@@ -404,6 +405,23 @@ def inspect_tflite(
     return _inspect(*_read_bytes(path_or_bytes), pattern=pattern)[0]
 
 
+def inspection(
+    path_or_bytes: str | Path | bytes | bytearray | memoryview, pattern: tuple[int, int] = (2, 4)
+) -> Inspection:
+    """:func:`inspect_tflite` as the typed :class:`~edgeopt.types.Inspection` a variant holds: what
+    edgeopt's own readers take (the dict stays the public, JSON form).
+
+    Raises:
+        InputError: the file is missing, empty, not a TFLite flatbuffer, or truncated.
+    """
+    return Inspection.from_json(inspect_tflite(path_or_bytes, pattern=pattern))
+
+
+def typed(info: Inspection | dict[str, Any]) -> Inspection:
+    """``info`` as an :class:`~edgeopt.types.Inspection`, given it or :func:`inspect_tflite`'s dict."""
+    return info if isinstance(info, Inspection) else Inspection.from_json(info)
+
+
 def tensor_arrays(path_or_bytes: str | Path | bytes | bytearray | memoryview) -> dict[str, np.ndarray]:
     """The stored values of every weight, bias and numeric constant tensor, densified, by tensor name.
 
@@ -603,49 +621,47 @@ def _inspect(
 IO_HEADERS = ["input/output", "name", "shape", "dtype", "scale", "zero point"]
 
 
-def io_rows(info: dict[str, Any]) -> list[list[Any]]:
+def io_rows(info: Inspection | dict[str, Any]) -> list[list[Any]]:
     """One row per input and output of an inspection (:data:`IO_HEADERS`): what code that feeds the
     file needs. A quantized tensor's real value is ``(q - zero point) * scale``; ``-`` for a float one."""
+    info = typed(info)
     rows = []
-    for kind, details in (("input", info["input_details"]), ("output", info["output_details"])):
+    for kind, details in (("input", info.input_details), ("output", info.output_details)):
         for d in details:
-            q = d.get("quantization") or {}
-            scale = q.get("scale") if isinstance(q.get("scale"), float) else None
-            rows.append([kind, d["name"], "x".join(map(str, d["shape"])), d["dtype"],
-                         "-" if scale is None else f"{scale:.6g}",
-                         "-" if scale is None else str(q.get("zero_point", 0))])
+            rows.append([kind, d.name, "x".join(map(str, d.shape or [])), d.dtype,
+                         "-" if d.scale is None else f"{d.scale:.6g}",
+                         "-" if d.scale is None else str(d.zero_point)])
     return rows
 
 
-def _scaled(detail: dict[str, Any]) -> str:
-    q = detail.get("quantization") or {}
-    if not isinstance(q.get("scale"), float):
+def _scaled(detail: IoFacts) -> str:
+    if detail.scale is None:
         return ""
-    return f" (scale {q['scale']:.6g}, zero point {q.get('zero_point', 0)})"
+    return f" (scale {detail.scale:.6g}, zero point {detail.zero_point})"
 
 
-def summary_lines(info: dict[str, Any]) -> list[str]:
+def summary_lines(info: Inspection | dict[str, Any]) -> list[str]:
     """A short human rendering of :func:`inspect_tflite`'s result (used by ``edgeopt inspect``)."""
-    ops = ", ".join(f"{name} x{count}" for name, count in sorted(info["ops"].items()))
-    io = "; ".join(f"{d['name']} {d['dtype']}{d['shape']}{_scaled(d)}" for d in info["input_details"])
-    out = "; ".join(f"{d['name']} {d['dtype']}{d['shape']}{_scaled(d)}" for d in info["output_details"])
-    floats = ", ".join(f"{f['op']}#{f['index']}" for f in info["float_ops"]) or "none"
-    stored = Counter(t["dtype"] for t in info["per_tensor"].values() if t["role"] == ROLE_WEIGHT)
+    info = typed(info)
+    ops = ", ".join(f"{name} x{count}" for name, count in sorted(info.ops.items()))
+    io = "; ".join(f"{d.name} {d.dtype}{d.shape}{_scaled(d)}" for d in info.input_details)
+    out = "; ".join(f"{d.name} {d.dtype}{d.shape}{_scaled(d)}" for d in info.output_details)
+    floats = ", ".join(f"{f.op}#{f.index}" for f in info.float_ops) or "none"
+    stored = Counter(t.dtype for t in info.weights().values())
     dtypes = ", ".join(f"{dtype} x{count}" for dtype, count in sorted(stored.items()))
-    pattern = info["pattern_2_4"]
-    asked = info["pattern"]
+    pattern = info.pattern_2_4
     extra = ""
-    if asked["structure"] != "2:4" and asked["share"] is not None:
-        extra = f", {asked['structure']} compliance {asked['share']:.3f}"
+    if info.pattern_structure != "2:4" and info.pattern_share is not None:
+        extra = f", {info.pattern_structure} compliance {info.pattern_share:.3f}"
     return [
-        f"size {info['size_bytes']:,} bytes, params {info['params']:,}, MACs {info['macs']:,}",
+        f"size {info.size_bytes:,} bytes, params {info.params:,}, MACs {info.macs:,}",
         f"ops: {ops}",
         f"input: {io}",
         f"output: {out}",
-        f"weight sparsity {info['sparsity']:.3f}"
+        f"weight sparsity {info.sparsity:.3f}"
         + (f", 2:4 compliance {pattern:.3f}" if pattern is not None else "") + extra
         + (f"; weights stored as {dtypes}" if dtypes else ""),
-        f"int8 op coverage {info['int8_op_coverage']:.2f}; float ops: {floats}",
-        f"QUANTIZE x{info['quantize_ops']['QUANTIZE']}, DEQUANTIZE x{info['quantize_ops']['DEQUANTIZE']}; "
-        f"custom ops: {', '.join(info['custom_ops']) or 'none'}",
+        f"int8 op coverage {info.int8_op_coverage:.2f}; float ops: {floats}",
+        f"QUANTIZE x{info.quantize_ops['QUANTIZE']}, DEQUANTIZE x{info.quantize_ops['DEQUANTIZE']}; "
+        f"custom ops: {', '.join(info.custom_ops) or 'none'}",
     ]

@@ -19,16 +19,6 @@ import tf_keras as keras  # noqa: E402
 __all__ = ["tf", "keras", "tfmot"]
 
 
-def builtin_layer_classes() -> frozenset[str]:
-    """The class names tf_keras' own layer deserialiser resolves (``Dense``, ``Functional``,
-    ``TFOpLambda``...). tf_keras exports no such list, so this reads its private registry: kept here,
-    the one place that reaches into Keras internals."""
-    from tf_keras.src.layers import serialization
-
-    serialization.populate_deserializable_objects()
-    return frozenset(serialization.LOCAL.ALL_OBJECTS)
-
-
 def calibrated_model(converter) -> bytes:
     """What a post-training integer ``converter`` makes when stopped after calibration: the float model
     whose activation tensors carry the calibrated min/max in their quantization parameters, for edgeopt

@@ -35,10 +35,11 @@ from typing import Any
 import numpy as np
 
 from edgeopt.errors import ConversionError, InputError
+from edgeopt.formats import CONVERTER, QUANTIZER, QUANTIZER_ONLY
 from edgeopt.types import Format
 
-BACKEND = "litert-quantizer"
-BACKENDS = ("tflite", BACKEND)
+BACKEND = QUANTIZER
+BACKENDS = (CONVERTER, QUANTIZER)
 FLOAT = "float"  # a per-layer override that leaves the layer unquantized
 
 # The recipes edgeopt offers, by the quantizer's own names ('b32': blockwise, 32 weights per scale),
@@ -113,10 +114,11 @@ def export_problem(stages: Sequence[Any], export: Sequence[str]) -> str | None:
             if fmt not in export:
                 return (f"stages[{index}].recipe {stage.recipe} makes the {fmt} export, which export does "
                         f"not list ({', '.join(export)}): add {fmt} to export")
-    if Format.INT4 in export and Format.INT4 not in made:
-        int4 = ", ".join(name for name, fmt in RECIPES.items() if fmt == Format.INT4)
-        return (f"int4 is made by the LiteRT quantizer: add a stage {{kind: quantize, mode: ptq, backend: "
-                f"{BACKEND}, recipe: weight_only_wi4_afp32}} (int4 recipes: {int4})")
+    for only in QUANTIZER_ONLY:  # int4: made by nothing else
+        if only in export and only not in made:
+            recipes = [name for name, fmt in RECIPES.items() if fmt == only]
+            return (f"{only} is made by the LiteRT quantizer: add a stage {{kind: quantize, mode: ptq, "
+                    f"backend: {BACKEND}, recipe: {recipes[-1]}}} ({only} recipes: {', '.join(recipes)})")
     return None
 
 

@@ -23,6 +23,7 @@ import numpy as np
 from edgeopt.data import BUILTIN
 from edgeopt.dataset import Dataset, shape_fits
 from edgeopt.errors import InputError
+from edgeopt.internals import is_graph_network
 from edgeopt.modelfile import (
     ModelFile,
     check_no_code,
@@ -81,7 +82,7 @@ class LoadedModel:
             names = names if len(names) == len(tensors) else [""] * len(tensors)
             return tuple(Port(n, tuple(t.shape[1:])) for n, t in zip(names, tensors, strict=True))
 
-        wrappable = bool(getattr(model, "_is_graph_network", False)) or isinstance(model, keras.Sequential)
+        wrappable = is_graph_network(model) or isinstance(model, keras.Sequential)
         return cls(model=model, kind=kind, trainable=True, wrappable=wrappable, graph=False,
                    inputs=ports(input_names(model), list(model.inputs or [])),
                    outputs=ports(output_names(model), list(model.outputs or [])), file=file)

@@ -30,6 +30,7 @@ from typing import Any
 from edgeopt import keras3, usercode
 from edgeopt.dataset import shape_fits
 from edgeopt.errors import InputError
+from edgeopt.internals import builtin_layer_classes
 from edgeopt.paths import open_regular, path_problem
 
 KERAS_ZIP = "keras"
@@ -329,7 +330,7 @@ def unknown_layer_classes(configs: list[Any]) -> list[str]:
     layers = [node for node in configs if node.get(IDENTIFIER) in LAYER_IDENTIFIERS]
     if not layers:
         return []
-    from edgeopt.kerasapi import builtin_layer_classes, keras
+    from edgeopt.kerasapi import keras
 
     known = builtin_layer_classes() | set(keras.utils.get_custom_objects())
     return sorted({str(node.get("class_name")) for node in layers

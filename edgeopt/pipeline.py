@@ -26,12 +26,13 @@ from edgeopt.bench import parse_target
 from edgeopt.data import Dataset, load_dataset
 from edgeopt.errors import EdgeoptError, EnvironmentProblem, InputError
 from edgeopt.evaluate import below_chance, evaluate_tflite, first_layer_fact, keras_metrics, output_heads
-from edgeopt.inspect import inspect_tflite
+from edgeopt.formats import FORMATS, QAT_FORMATS
+from edgeopt.inspect import inspection
 from edgeopt.loading import LoadedModel, check_capabilities, check_model_files, load_model, recipe_inputs
 from edgeopt.logs import NOT_CAPTURING, Capture
 from edgeopt.outputs import check_output, staged_output
 from edgeopt.progress import Progress
-from edgeopt.recipe import Recipe, apply_overrides, dump_recipe, parse_recipe
+from edgeopt.recipe import Changes, Recipe, RecipeChange, change_recipe, dump_recipe, recipe_changes
 from edgeopt.regress import judge_budgets
 from edgeopt.report import render_markdown, render_table, write_report
 from edgeopt.techniques import TECHNIQUES, StageContext
@@ -42,6 +43,7 @@ from edgeopt.types import (
     REFERENCE,
     TASK_METRIC,
     Format,
+    LatencyKey,
     Metric,
     Report,
     Status,
@@ -52,7 +54,7 @@ from edgeopt.verify import run_checks
 from edgeopt.version import __version__
 from edgeopt.zoo import ZOO
 
-QUANTIZED_FORMATS = ("int8",)  # formats exported from the QAT model when the recipe has one
+QUANTIZED_FORMATS = QAT_FORMATS  # formats exported from the QAT model when the recipe has one
 LABELS_FILE = "labels.txt"  # a classifier's class names, one a line in its outputs' order, beside the files
 
 
@@ -74,25 +76,19 @@ def seed_everything(seed: int) -> None:
 # -- variants --------------------------------------------------------------------------------------
 
 
-def latency_key(target: str, threads: int, first: int) -> str:
-    """The latency entry's key in report.json: the target for the first thread count, else
-    ``target#Nt`` (``local#4t``); ``#`` appears in no target, so the key splits back safely."""
-    return target if threads == first else f"{target}#{threads}t"
-
-
 def measure(name: str, fmt: str, path: Path, data: Dataset, recipe: Recipe, progress: Progress,
             skip_benchmark: str | None = None, heads: dict[str, str] | None = None) -> Variant:
     """Inspect, evaluate and benchmark (every target x thread count) one emitted ``.tflite``;
     with ``skip_benchmark`` (a reason) every latency entry is a failed row giving that reason.
     ``heads``: the activation of each named output of the model it was converted from."""
     patterns = [TECHNIQUES[s.kind].inspect_pattern(s) for s in recipe.stages]
-    info = inspect_tflite(path, pattern=next((p for p in patterns if p), (2, 4)))
+    info = inspection(path, pattern=next((p for p in patterns if p), (2, 4)))
     metrics, evaluation = evaluate_tflite(path, data, heads=heads, info=info)
     latency = {}
     spec = recipe.benchmark
     for target in spec.targets:
         for threads in spec.threads:
-            key = latency_key(target, threads, spec.threads[0])
+            key = LatencyKey.of(target, threads, spec.threads[0])  # report.json: str(key)
             if skip_benchmark:
                 latency[key] = bench.failed(skip_benchmark, bench.parse_target(target), spec, threads)
                 continue
@@ -104,7 +100,7 @@ def measure(name: str, fmt: str, path: Path, data: Dataset, recipe: Recipe, prog
     raw = path.read_bytes()
     return Variant(
         name=name, format=fmt, path=path.name, status=Status.OK, reason=None, size_bytes=len(raw),
-        gzip_bytes=gzip_size(raw), params=info["params"], sparsity=info["sparsity"],
+        gzip_bytes=gzip_size(raw), params=info.params, sparsity=info.sparsity,
         metrics={k: Metric.from_json(m) for k, m in metrics.items()}, latency=latency, inspect=info,
         evaluation=evaluation,
     )
@@ -330,13 +326,15 @@ Gate = Callable[[str, bytes], "str | None"]
 
 
 def compress(prepared: Prepared, *, stages: list | None = None, export: list[str] | None = None,
-             overrides: list[str] | None = None, progress: Progress | None = None,
+             overrides: Changes = None, progress: Progress | None = None,
              gate: Gate | None = None, judge: bool = True) -> Result:
     """Apply the recipe's stages to a copy of the trained model, export, verify and measure.
 
-    ``stages``, ``export`` and ``overrides`` (``KEY=VALUE`` as on the command line) replace the
-    prepared recipe's; the training and the reference are reused, never redone. ``gate(format,
-    tflite_bytes)``, called after each conversion, may return a reason to skip that export's
+    ``stages``, ``export`` and ``overrides`` (``KEY=VALUE`` as on the command line, or a mapping of
+    field paths to values: ``{"stages[0].target_sparsity": 0.9}``) replace the prepared recipe's, as
+    one typed change validated once (:func:`edgeopt.recipe.change_recipe`); the training and the
+    reference are reused, never redone. ``gate(format, tflite_bytes)``, called after each
+    conversion, may return a reason to skip that export's
     benchmark (a search stops a trial whose size already misses its budget): its latency entries
     are then failed rows giving the reason; it is still inspected and evaluated. With ``judge``, a
     variant that misses one of the recipe's ``budgets`` is failed (:func:`edgeopt.regress.judge_budgets`);
@@ -354,17 +352,13 @@ def compress(prepared: Prepared, *, stages: list | None = None, export: list[str
     return result
 
 
-def _with_changes(recipe: Recipe, stages, export, overrides) -> Recipe:
-    if stages is None and export is None and not overrides:
-        return recipe
-    data = recipe.resolved()
-    if stages is not None:
-        data["stages"] = [s.model_dump(mode="json") if hasattr(s, "model_dump") else s for s in stages]
-    if export is not None:
-        data["export"] = list(export)
-    if overrides:
-        data = apply_overrides(data, list(overrides))
-    changed = parse_recipe(data, "compress()")
+def _with_changes(recipe: Recipe, stages, export, overrides: Changes) -> Recipe:
+    """``recipe`` with ``stages``, ``export`` and then ``overrides`` applied, validated once
+    (:func:`edgeopt.recipe.change_recipe`); the prepared model's own fields may not change."""
+    changes = [*([RecipeChange("stages", list(stages))] if stages is not None else []),
+               *([RecipeChange("export", list(export))] if export is not None else []),
+               *recipe_changes(overrides)]
+    changed = change_recipe(recipe, changes, "compress()")
     fixed = ("model", "model_options", "data", "seed", "train", "trust_model", "custom_objects")
     moved = [name for name in fixed if getattr(changed, name) != getattr(recipe, name)]
     if moved:
@@ -429,7 +423,7 @@ def _compress(prepared: Prepared, recipe: Recipe, scratch: Path, progress: Progr
                  if quantization is not None and quantization.mode == "qat" else [])
     for fmt in recipe.export:
         source = current if fmt in QUANTIZED_FORMATS else float_model
-        path = scratch / f"{fmt}.tflite"
+        path = scratch / FORMATS[fmt].file_name
         progress(f"exporting {fmt}")
         float_first = fmt in QUANTIZED_FORMATS and bool(qat_float)
         try:

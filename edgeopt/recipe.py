@@ -14,11 +14,14 @@ from __future__ import annotations
 import copy
 import functools
 import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import (
+    BaseModel,
     Field,
     SerializeAsAny,
     TypeAdapter,
@@ -33,6 +36,7 @@ from edgeopt.bench.spec import BenchSpec
 from edgeopt.budgets import Budgets  # the budgets: section, judged by edgeopt.budgets.judge
 from edgeopt.documents import check_depth, load_yaml, read_text
 from edgeopt.errors import RecipeError
+from edgeopt.formats import EXPORT_NAMES
 from edgeopt.litert_backend import export_problem
 from edgeopt.paths import path_problem
 from edgeopt.sources import DataSpec
@@ -43,9 +47,10 @@ from edgeopt.techniques.prune import parse_m_by_n as parse_m_by_n  # re-exported
 from edgeopt.trainspec import OPTIMIZERS as OPTIMIZERS  # re-exported, with the train section's models
 from edgeopt.trainspec import EarlyStopping as EarlyStopping
 from edgeopt.trainspec import TrainSpec
+from edgeopt.validation import describe
 from edgeopt.zoo import ZOO
 
-EXPORT_FORMATS = ("float32", "float16", "dynamic", "int8", "int16x8", "int4")  # int4: the LiteRT quantizer's
+EXPORT_FORMATS = EXPORT_NAMES  # from the one table of export formats (edgeopt.formats)
 
 # Upper bounds on counts: far above any real run, low enough that a typo (1e9 epochs, 1e20 runs)
 # is refused at once instead of running for ever or allocating a billion threads.
@@ -111,10 +116,7 @@ class Recipe(Strict):
         try:
             return DataSpec.model_validate(value)
         except ValidationError as exc:  # one line naming the field inside data, not the union's two tries
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in first["loc"])
-            message = first["msg"].removeprefix("Value error, ")
-            raise ValueError(f"{where + ': ' if where else ''}{message}") from None
+            raise ValueError(describe(exc)) from None
     seed: int = Field(0, ge=0, lt=SEED_LIMIT)
     train: TrainSpec = Field(default_factory=TrainSpec)
     stages: list[Stage] = Field(default_factory=list)
@@ -163,6 +165,10 @@ class Recipe(Strict):
         """The recipe with every default filled in: plain data that reproduces this run."""
         return self.model_dump(mode="json")
 
+    def with_changes(self, changes: Changes, source: str = "recipe") -> Recipe:
+        """This recipe with ``changes`` (field path -> value, or ``KEY=VALUE``): :func:`change_recipe`."""
+        return change_recipe(self, changes, source)
+
 
 def check_stage_order(kinds: list[str]) -> None:
     """Reject stage orders that cannot work, before any training, from each technique's placement.
@@ -206,37 +212,6 @@ def _because(*reasons: str) -> str:
     return f" ({'; '.join(given)})" if given else ""
 
 
-def _format_loc(loc: tuple[Any, ...]) -> str:
-    path = ""
-    previous_was_index = False
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-            previous_was_index = True
-            continue
-        if previous_was_index and part in TECHNIQUES:
-            previous_was_index = False  # pydantic's discriminator tag: not a field of the recipe
-            continue
-        previous_was_index = False
-        if part in ("function-after", "function-before") or str(part).startswith("literal["):
-            continue
-        path += f".{part}" if path else str(part)
-    return path or "recipe"
-
-
-def _format_error(err: dict[str, Any]) -> str:
-    path = _format_loc(tuple(err["loc"]))
-    msg = err["msg"]
-    for prefix in ("Value error, ", "Assertion failed, "):
-        msg = msg.removeprefix(prefix)
-    msg = msg[0].lower() + msg[1:] if msg else msg
-    if err["type"] == "missing":
-        return f"{path}: required field is missing"
-    if err["type"] in ("value_error", "union_tag_invalid") or "unknown key" in msg:
-        return f"{path}: {msg}"
-    return f"{path}: {msg}, got {err.get('input')!r}"
-
-
 def parse_recipe(data: Any, source: str = "recipe") -> Recipe:
     """Validate plain data as a Recipe; raise RecipeError naming the first failing field path."""
     if not isinstance(data, dict):
@@ -244,10 +219,8 @@ def parse_recipe(data: Any, source: str = "recipe") -> Recipe:
     try:
         return Recipe.model_validate(data)
     except ValidationError as exc:
-        errors = exc.errors()
-        first = _format_error(errors[0])
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise RecipeError(f"{source}: {first}{more}") from None
+        problem = describe(exc, tags=TECHNIQUES, whole="recipe", count_more=True)
+        raise RecipeError(f"{source}: {problem}") from None
 
 
 _KEY_PART = re.compile(r"([^.\[\]]+)((?:\[\d+\])*)")  # a field name and its [index]es
@@ -277,39 +250,119 @@ def spell_path(path: list[str | int]) -> str:
     return "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else p) for i, p in enumerate(path))
 
 
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``dotted.path=value`` overrides (values parsed as YAML) to plain recipe data; a list item
-    is ``stages[0].epochs`` or ``stages.0.epochs``, and messages spell it the first way."""
-    result = copy.deepcopy(data) or {}
-    for item in overrides:
-        if "=" not in item:
+@dataclass(frozen=True)
+class RecipeChange:
+    """One change to a recipe: the field at ``key`` takes ``value``.
+
+    ``key`` is a field path, ``stages[0].epochs`` or ``stages.0.epochs``. The value is either typed
+    (``value``, used as given: never written out and read back) or, for ``--set KEY=VALUE``, the text
+    ``text``, read as YAML once, when the change is applied. Made by :func:`recipe_changes`.
+    """
+
+    key: str
+    value: Any = None
+    text: str | None = None  # --set's VALUE, read as YAML when applied (None: ``value`` is the value)
+
+    @classmethod
+    def parse(cls, item: str) -> RecipeChange:
+        """``KEY=VALUE`` as ``--set`` takes it."""
+        if not isinstance(item, str) or "=" not in item:
             raise RecipeError(f"--set {item!r}: expected KEY=VALUE, e.g. --set train.epochs=2")
-        key, raw = item.split("=", 1)
-        parts = override_path(key)
-        node: Any = result
-        for i, part in enumerate(parts):
-            if isinstance(node, list) and isinstance(part, str) and part.isdigit():
-                part = parts[i] = int(part)  # stages.0: an index of that list
-            _check_step(node, part, parts, i)
-            if i == len(parts) - 1:
-                break
-            if isinstance(node, dict) and node.get(part) is None:  # absent or `budgets: null`: starts it
-                if isinstance(parts[i + 1], int):
-                    where = spell_path(parts[: i + 1])
-                    raise RecipeError(f"--set {spell_path(parts)}: {where} is not set; give it whole, "
-                                      f"e.g. --set '{where}=[...]'")
-                node[part] = {}
-            node = node[part]
-            if not isinstance(node, (dict, list)):
-                where = spell_path(parts[: i + 1])
-                raise RecipeError(f"--set {spell_path(parts)}: '{where}' is not a section")
-        key = spell_path(parts)
+        key, text = item.split("=", 1)
+        return cls(key, text=text)
+
+    def read_value(self, key: str) -> Any:
+        """The value: as given, or ``text`` read as YAML (``key``: the path as messages spell it)."""
+        if self.text is None:
+            return self.value
         try:
-            value = load_yaml(raw, f"--set {key}", RecipeError)
+            return load_yaml(self.text, f"--set {key}", RecipeError)
         except RecipeError as exc:
             raise RecipeError(f"{exc}; quote a value meant as text, e.g. --set 'name=\"[draft]\"'") from None
-        node[parts[-1]] = value
+
+
+# Changes to a recipe: ``KEY=VALUE`` strings (``--set``'s), :class:`RecipeChange` items, or a mapping
+# of field paths to typed values (``{"stages[0].target_sparsity": 0.9}``), applied in order.
+Changes = Iterable["str | RecipeChange"] | Mapping[str, Any] | None
+
+
+def recipe_changes(changes: Changes) -> tuple[RecipeChange, ...]:
+    """``changes`` as :class:`RecipeChange` items, in order (a ``KEY=VALUE`` string's syntax checked)."""
+    if not changes:
+        return ()
+    if isinstance(changes, Mapping):
+        return tuple(RecipeChange(str(key), value) for key, value in changes.items())
+    if isinstance(changes, str):  # one KEY=VALUE, not a sequence of one-letter ones
+        changes = [changes]
+    return tuple(c if isinstance(c, RecipeChange) else RecipeChange.parse(c) for c in changes)
+
+
+def apply_overrides(data: dict[str, Any], overrides: Changes) -> dict[str, Any]:
+    """Apply changes (``dotted.path=value`` strings, values read as YAML; or typed, see :data:`Changes`)
+    to plain recipe data, returning a copy; a list item is ``stages[0].epochs`` or ``stages.0.epochs``,
+    and messages spell it the first way. :func:`change_recipe` applies them to a validated recipe."""
+    result = copy.deepcopy(data) or {}
+    for change in recipe_changes(overrides):
+        _apply(result, change)
     return result
+
+
+def change_recipe(recipe: Recipe, changes: Changes, source: str = "recipe") -> Recipe:
+    """A new validated recipe: ``recipe`` with ``changes`` applied, validated once.
+
+    The recipe is never written out and read back: its sections stay the validated objects they are,
+    except those a change reaches into, which become plain data to change (``stages[0].epochs``
+    changes a plain copy of ``stages``); the result is validated once, as a whole, so every rule across
+    sections still holds (a stage's export format, the stage order). ``recipe`` itself is unchanged.
+
+    Raises:
+        RecipeError: a change names no field path, or the result does not validate (naming the field).
+    """
+    items = recipe_changes(changes)
+    if not items:
+        return recipe
+    data: dict[str, Any] = dict(recipe)  # field -> its validated value
+    for change in items:
+        _apply(data, change)
+    check_depth(data, source, RecipeError)
+    return parse_recipe(data, source)
+
+
+def _plain(value: Any) -> Any:
+    """A plain-data copy of a recipe value: models as mappings of their fields, lists as lists."""
+    if isinstance(value, BaseModel):
+        return value.model_dump()
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return copy.deepcopy(value)
+
+
+def _apply(data: dict[str, Any], change: RecipeChange) -> None:
+    """Write ``change`` into ``data`` (field -> value), making absent (or null) sections on the way;
+    the section it reaches into becomes a plain copy first (a validated section is never changed)."""
+    parts = override_path(change.key)
+    if len(parts) > 1 and isinstance(data, dict) and parts[0] in data:
+        data[parts[0]] = _plain(data[parts[0]])
+    node: Any = data
+    for i, part in enumerate(parts):
+        if isinstance(node, list) and isinstance(part, str) and part.isdigit():
+            part = parts[i] = int(part)  # stages.0: an index of that list
+        _check_step(node, part, parts, i)
+        if i == len(parts) - 1:
+            break
+        if isinstance(node, dict) and node.get(part) is None:  # absent or `budgets: null`: starts it
+            if isinstance(parts[i + 1], int):
+                where = spell_path(parts[: i + 1])
+                raise RecipeError(f"--set {spell_path(parts)}: {where} is not set; give it whole, "
+                                  f"e.g. --set '{where}=[...]'")
+            node[part] = {}
+        node = node[part]
+        if not isinstance(node, (dict, list)):
+            where = spell_path(parts[: i + 1])
+            raise RecipeError(f"--set {spell_path(parts)}: '{where}' is not a section")
+    node[parts[-1]] = change.read_value(spell_path(parts))
 
 
 def _check_step(node: Any, part: str | int, parts: list[str | int], i: int) -> None:
@@ -326,12 +379,13 @@ def _check_step(node: Any, part: str | int, parts: list[str | int], i: int) -> N
         raise RecipeError(f"--set {key}: {where} is not a list")
 
 
-def load_recipe(path: str | Path | None, overrides: list[str] | None = None) -> Recipe:
-    """Load a recipe file (or none: overrides only), apply overrides, validate."""
+def load_recipe(path: str | Path | None, overrides: Changes = None) -> Recipe:
+    """Load a recipe file (or none: overrides only), apply overrides (:data:`Changes`, as
+    :func:`change_recipe` applies them), validate once."""
     return parse_recipe(*read_recipe_data(path, overrides))
 
 
-def read_recipe_data(path: str | Path | None, overrides: list[str] | None = None) -> tuple[dict, str]:
+def read_recipe_data(path: str | Path | None, overrides: Changes = None) -> tuple[dict, str]:
     """A recipe file's plain data with ``overrides`` applied, not yet validated, and its source name."""
     data: Any = {}
     source = "recipe"

@@ -40,7 +40,7 @@ import json
 import math
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 from pathlib import Path
@@ -52,7 +52,18 @@ from edgeopt.budgets import Budgets, Figures, Verdict, judge
 from edgeopt.documents import load_yaml, read_text
 from edgeopt.errors import EXIT_CHECK_FAILED, EXIT_OK, EnvironmentProblem, InputError
 from edgeopt.strict import Strict
-from edgeopt.types import LatencyEntry, Provenance, Report, Status, Variant, base_metric, finite
+from edgeopt.types import (
+    FloatOp,
+    LatencyEntry,
+    LatencyKey,
+    Provenance,
+    Report,
+    Status,
+    Variant,
+    base_metric,
+    finite,
+)
+from edgeopt.validation import describe
 
 PASS = "pass"
 REGRESSION = "regression"
@@ -109,15 +120,6 @@ class Tolerances(Strict):
     )
 
 
-def _validation_problem(exc: ValidationError, root: str = "") -> tuple[str, str]:
-    """Pydantic's first error as (field path under ``root``, ``what is wrong, got VALUE``)."""
-    err = exc.errors()[0]
-    where = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("function-", "literal[")))
-    msg = err["msg"].removeprefix("Value error, ")
-    got = "" if err["type"] == "value_error" else f", got {err.get('input')!r}"
-    return ".".join(p for p in (root, where) if p), f"{msg[:1].lower() + msg[1:]}{got}"
-
-
 def load_tolerances(path: str | Path | None) -> Tolerances:
     """Read tolerances from a YAML or JSON file (keys of :class:`Tolerances`); None gives defaults.
 
@@ -141,8 +143,7 @@ def load_tolerances(path: str | Path | None) -> Tolerances:
     try:
         return Tolerances.model_validate(data)
     except ValidationError as exc:
-        where, problem = _validation_problem(exc)
-        raise InputError(f"{path}: {where or 'tolerances'}: {problem}") from None
+        raise InputError(f"{path}: {describe(exc, whole='tolerances')}") from None
 
 
 def report_budgets(report: Report) -> Budgets | None:
@@ -157,8 +158,7 @@ def report_budgets(report: Report) -> Budgets | None:
     try:
         return Budgets.model_validate(budgets)
     except ValidationError as exc:
-        where, problem = _validation_problem(exc, "recipe.budgets")
-        raise InputError(f"report: {where}: {problem}") from None
+        raise InputError(f"report: {describe(exc, root='recipe.budgets')}") from None
 
 
 @dataclass(frozen=True)
@@ -301,16 +301,16 @@ def _show(value: Any) -> str:
     return str(value)
 
 
-def _op_counts(ops: list[Any]) -> Counter[str]:
-    """Op-type counts from inspect's ``float_ops`` (``{index, op}`` entries, or plain names)."""
-    return Counter(str(o.get("op")) if isinstance(o, dict) else str(o) for o in ops)
+def _op_counts(ops: Sequence[FloatOp]) -> Counter[str]:
+    """Op-type counts from an inspection's ``float_ops``."""
+    return Counter(o.op for o in ops)
 
 
 def _show_ops(counts: Counter[str]) -> str:
     return ", ".join(f"{op} x{n}" if n > 1 else op for op, n in sorted(counts.items())) or "(none)"
 
 
-def _timing(variant: Variant | None, target: str, fld: str) -> float | None:
+def _timing(variant: Variant | None, target: LatencyKey, fld: str) -> float | None:
     """A successful latency figure of ``variant`` on ``target``, else None."""
     entry = variant.latency.get(target) if variant else None
     return entry.value(fld) if entry else None
@@ -346,8 +346,11 @@ class _Comparer:
         self.b_vars = {v.name: v for v in baseline.variants} if baseline else {}
         self.other_cpu = cpu_difference(report, baseline) if baseline else None
 
-    def add(self, variant: str, check: str, status: str, message: str, **kw: Any) -> None:
-        self.findings.append(Finding(variant=variant, check=check, status=status, message=message, **kw))
+    def add(self, variant: str, check: str, status: str, message: str, *,
+            target: LatencyKey | str | None = None, **kw: Any) -> None:
+        """One finding; a latency key's ``target`` is kept as report.json spells it (``local#4t``)."""
+        self.findings.append(Finding(variant=variant, check=check, status=status, message=message,
+                                     target=None if target is None else str(target), **kw))
 
     def enabled(self, check: str) -> bool:
         return check not in self.tol.skip
@@ -468,10 +471,11 @@ class _Comparer:
             self.absolute(name, "sparsity", "weight sparsity", b.sparsity, r.sparsity,
                           tol.sparsity_abs, higher_is_better=True)
         if self.enabled("op_coverage"):
-            self.absolute(name, "int8_op_coverage", "int8 op coverage", b.inspect.get("int8_op_coverage"),
-                          r.inspect.get("int8_op_coverage"), tol.op_coverage_abs, higher_is_better=True)
-        if self.enabled("float_ops") and isinstance(b.inspect.get("float_ops"), list):
-            self.float_ops(name, b.inspect["float_ops"], r.inspect.get("float_ops"))
+            self.absolute(name, "int8_op_coverage", "int8 op coverage", b.inspect.int8_op_coverage,
+                          r.inspect.int8_op_coverage, tol.op_coverage_abs, higher_is_better=True)
+        if self.enabled("float_ops") and b.inspect.holds("float_ops"):
+            now = r.inspect.float_ops if r.inspect.holds("float_ops") else None
+            self.float_ops(name, b.inspect.float_ops, now)
         if self.enabled("latency") or self.enabled("setup"):
             self.latencies(name, r, b)
 
@@ -489,8 +493,8 @@ class _Comparer:
                           tol.metric_abs.get(key, tol.default_metric_abs), bool(bm.higher_is_better),
                           gated=gated)
 
-    def float_ops(self, name: str, base: list[Any], now: Any) -> None:
-        if not isinstance(now, list):
+    def float_ops(self, name: str, base: Sequence[FloatOp], now: Sequence[FloatOp] | None) -> None:
+        if now is None:
             self.add(name, "float_ops", FAIL, "float_ops missing from the report's inspection")
             return
         before, after = _op_counts(base), _op_counts(now)
@@ -525,7 +529,7 @@ class _Comparer:
             if target not in b.latency:
                 self.add(name, "latency", NEW, "target not in the baseline", target=target)
 
-    def latency_ratio(self, name: str, target: str, re_: LatencyEntry, be: LatencyEntry) -> None:
+    def latency_ratio(self, name: str, target: LatencyKey, re_: LatencyEntry, be: LatencyEntry) -> None:
         tol = self.tol
         fld, ref_name = tol.latency_field, tol.latency_reference or self.report.reference_name
         now, base = re_.value(fld), be.value(fld)
@@ -562,7 +566,7 @@ class _Comparer:
                  target=target, baseline=round(b_ratio, 4), measured=round(r_ratio, 4),
                  tolerance=f"ratio ±{100 * tol.latency_ratio_rel:g}%")
 
-    def reference_latency(self, name: str, target: str, base: float, now: float) -> None:
+    def reference_latency(self, name: str, target: LatencyKey, base: float, now: float) -> None:
         tol = self.tol
         change = now / base - 1
         text = f"reference {tol.latency_field} {base:.4g} -> {now:.4g} ms ({100 * change:+.1f}%, absolute)"
@@ -575,7 +579,7 @@ class _Comparer:
                  target=target, baseline=base, measured=now,
                  tolerance=f"±{100 * tol.latency_absolute_rel:g}%")
 
-    def setup(self, name: str, target: str, re_: LatencyEntry, be: LatencyEntry) -> None:
+    def setup(self, name: str, target: LatencyKey, re_: LatencyEntry, be: LatencyEntry) -> None:
         changed = []
         for key in ("provenance", "threads", "delegate"):
             before, after = getattr(be, key), getattr(re_, key)

@@ -45,9 +45,11 @@ from edgeopt.dataset import Dataset, take
 from edgeopt.diagnose import diagnose_model
 from edgeopt.errors import ConversionError
 from edgeopt.evaluate import predict
-from edgeopt.inspect import inspect_tflite
+from edgeopt.formats import INTEGER_FORMATS
+from edgeopt.inspect import inspection
+from edgeopt.internals import consuming_layers
 from edgeopt.recipe import Budgets
-from edgeopt.types import TASK_METRIC, Task
+from edgeopt.types import TASK_METRIC, Inspection, Task
 
 MORE_CALIBRATION = 1000
 VALIDATION_SAMPLES = 1000
@@ -211,7 +213,7 @@ def needed(stage, fmt: str, variant, reference, budgets: Budgets | None, model, 
     return misses_budget(fmt, variant, reference, budgets, data)
 
 
-REPAIRED_FORMATS = ("int8", "int16x8")
+REPAIRED_FORMATS = INTEGER_FORMATS  # the formats with integer activations
 DIAGNOSED_LAYERS = 8  # the worst layers a report keeps of a diagnosis
 
 
@@ -345,8 +347,7 @@ def _relu_is_plain(layer) -> bool:
 
 
 def _only_consumer(model, layer):
-    consumers = [node.outbound_layer for node in layer._outbound_nodes  # noqa: SLF001 - tf_keras has no
-                 if node.outbound_layer in model.layers]                # public graph walk
+    consumers = [consumer for consumer in consuming_layers(layer) if consumer in model.layers]
     return consumers[0] if len(consumers) == 1 else None
 
 
@@ -356,12 +357,12 @@ def _only_consumer(model, layer):
 def _integer_share(raw: bytes, folder: Path) -> float | None:
     path = folder / "share.tflite"
     path.write_bytes(raw)
-    return integer_mac_share(inspect_tflite(path))
+    return integer_mac_share(inspection(path))
 
 
-def integer_mac_share(info: dict) -> float | None:
+def integer_mac_share(info: Inspection) -> float | None:
     """The share of the file's multiply-accumulates that run in int8 or int16, from its inspection."""
-    ops = info.get("op_list") or []
-    total = sum(op.get("macs") or 0 for op in ops)
-    integer = sum(op.get("macs") or 0 for op in ops if op.get("compute") in ("int8", "int16"))
+    ops = info.op_list
+    total = sum(op.macs or 0 for op in ops)
+    integer = sum(op.macs or 0 for op in ops if op.compute in ("int8", "int16"))
     return integer / total if total else None

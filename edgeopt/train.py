@@ -20,6 +20,7 @@ import numpy as np
 
 from edgeopt.dataset import BINARY, CLASSIFICATION, Dataset, check_outputs, n_samples, take
 from edgeopt.errors import Diverged, InputError
+from edgeopt.internals import producing_layer
 from edgeopt.kerasapi import keras
 from edgeopt.trainspec import TrainSpec
 
@@ -52,8 +53,7 @@ def output_layers(model) -> list:
     """The layer that computes each of the model's outputs, in order (the last layer if unknown)."""
     layers = []
     for tensor in model.outputs or []:
-        history = getattr(tensor, "_keras_history", None)
-        layers.append(getattr(history, "layer", None) or model.layers[-1])
+        layers.append(producing_layer(tensor) or model.layers[-1])
     return layers
 
 

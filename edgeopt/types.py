@@ -15,6 +15,7 @@ The rules that several readers need live here once: which variant is the referen
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -182,6 +183,79 @@ class Metric(_Json):
         return drop is not None and drop < 0
 
 
+@functools.total_ordering
+@dataclass(frozen=True, eq=False)
+class LatencyKey:
+    """Which latency entry of a variant: a benchmark ``target`` and its ``threads``.
+
+    ``threads`` is None for the run's first thread count (the entry records which count that was),
+    and N for each further one. report.json spells a key as a string (docs/report-schema.md): the
+    bare target for the first thread count, ``TARGET#Nt`` for the others (``local``, ``local#4t``);
+    :meth:`parse` and ``str`` convert at that boundary, and code reads ``target`` and ``threads``.
+    A key compares equal to (and hashes as) its report.json spelling, so ``variant.latency["local"]``
+    still reads an entry; keys sort by target, the first thread count first, then by thread count.
+    """
+
+    target: str
+    threads: int | None = None
+
+    SEPARATOR: ClassVar[str] = "#"  # appears in no target (edgeopt.bench.parse_target refuses it)
+
+    def __post_init__(self) -> None:
+        if not self.target or self.SEPARATOR in self.target:
+            raise ValueError(f"latency key: target {self.target!r} must be non-empty and without "
+                             f"{self.SEPARATOR!r}")
+        if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int)
+                                         or self.threads < 1):
+            raise ValueError(f"latency key: threads must be a positive integer or None, got {self.threads!r}")
+
+    @classmethod
+    def of(cls, target: str, threads: int, first: int) -> LatencyKey:
+        """The key of a measurement on ``target`` with ``threads``, in a run whose first is ``first``."""
+        return cls(target, None if threads == first else threads)
+
+    @classmethod
+    def parse(cls, text: str) -> LatencyKey:
+        """A key from its report.json spelling: ``local`` or ``local#4t``.
+
+        Raises:
+            ValueError: not a target, nor ``TARGET#Nt`` with N a positive integer.
+        """
+        target, sep, rest = str(text).partition(cls.SEPARATOR)
+        if not sep:
+            return cls(target)
+        count = rest.removesuffix("t")
+        if not rest.endswith("t") or not count.isdigit() or count.startswith("0"):
+            raise ValueError(f"latency key {text!r}: expected TARGET or TARGET#Nt (e.g. local#4t)")
+        return cls(target, int(count))
+
+    @property
+    def first(self) -> bool:
+        """Whether this is the run's first thread count (the bare target in report.json)."""
+        return self.threads is None
+
+    def __str__(self) -> str:
+        return self.target if self.threads is None else f"{self.target}{self.SEPARATOR}{self.threads}t"
+
+    def _order(self) -> tuple[str, int]:
+        return self.target, 0 if self.threads is None else self.threads
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, LatencyKey):
+            return self._order() == other._order()
+        if isinstance(other, str):
+            return str(self) == other
+        return NotImplemented
+
+    def __lt__(self, other: object) -> bool:
+        if isinstance(other, LatencyKey):
+            return self._order() < other._order()
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(str(self))
+
+
 @dataclass(frozen=True)
 class LatencyEntry(_Json):
     """One latency measurement (or estimate) of one file on one target, with its provenance."""
@@ -228,6 +302,205 @@ class LatencyEntry(_Json):
                    delegate=delegate, cpu=cpu, status=Status.FAILED, reason=" ".join(str(reason).split()))
 
 
+# -- the inspection of a .tflite (edgeopt.inspect reads it; these types carry it) ----------------------
+
+
+@dataclass(frozen=True)
+class TensorFacts(_Json):
+    """One stored tensor of an inspection (``per_tensor``): its role (``weight``, ``bias``,
+    ``constant``), storage and what pruning and clustering left in it."""
+
+    role: str | None = None
+    shape: list[int] | None = None
+    dtype: str | None = None
+    size: int | None = None
+    bytes: int | None = None
+    sparse_encoded: bool | None = None
+    sparsity: float | None = None
+    unique_values: int | None = None
+    unique_values_per_channel_max: int | None = None
+    pattern_2_4: float | None = None
+    pattern_share: float | None = None
+    quantization: Mapping[str, Any] | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    keys: tuple[str, ...] | None = None
+
+    @property
+    def is_weight(self) -> bool:
+        return self.role == "weight"
+
+
+@dataclass(frozen=True)
+class OpFacts(_Json):
+    """One op of an inspection (``op_list``): what it computes in, and its kernel's stored dtype."""
+
+    index: int | None = None
+    subgraph: int | None = None
+    op: str | None = None
+    inputs: list[str | None] | None = None
+    outputs: list[str | None] | None = None
+    macs: int | None = None
+    compute: str | None = None  # float, int8, int16, other or conversion
+    weights: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    keys: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class FloatOp(_Json):
+    """An op an inspection found computing in float (``float_ops``): its name, its first output's and
+    its kernel's tensor names. An older report lists only the op's name: read back, it is written so."""
+
+    op: str
+    index: int | None = None
+    tensor: str | None = None
+    kernel: str | None = None
+    name_only: bool = False  # read from a plain name (an older report)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    keys: tuple[str, ...] | None = None
+
+    @classmethod
+    def from_json(cls, data: Any) -> FloatOp:
+        if isinstance(data, Mapping):
+            op = data.get("op")
+            return _read(cls, data, op=op if isinstance(op, str) else str(op), name_only=False)
+        return cls(op=str(data), name_only=True, keys=())
+
+    def to_json(self) -> Any:
+        if self.name_only:
+            return self.op
+        out = _write(self)
+        out.pop("name_only", None)
+        return out
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Its output's and its kernel's tensor names, where known: where its layer shows."""
+        return tuple(str(name) for name in (self.tensor, self.kernel) if name)
+
+
+@dataclass(frozen=True)
+class IoFacts(_Json):
+    """An input or output of the model's main subgraph: what code that feeds the file needs."""
+
+    name: str | None = None
+    shape: list[int] | None = None
+    shape_signature: list[int] | None = None
+    dtype: str | None = None
+    quantization: Mapping[str, Any] | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    keys: tuple[str, ...] | None = None
+
+    @property
+    def scale(self) -> float | None:
+        """The per-tensor scale of a quantized tensor (its real value is ``(q - zero point) * scale``)."""
+        scale = (self.quantization or {}).get("scale")
+        return scale if isinstance(scale, float) else None
+
+    @property
+    def zero_point(self) -> Any:
+        return (self.quantization or {}).get("zero_point", 0)
+
+
+@dataclass(frozen=True)
+class Inspection(_Json):
+    """What :func:`edgeopt.inspect.inspect_tflite` read from a ``.tflite`` (a variant's ``inspect``).
+
+    The fields and their definitions are :mod:`edgeopt.inspect`'s. An inspection read from an older
+    report may lack some: they are None (empty for the collections) and stay absent when written back.
+    A variant that is no ``.tflite`` (the Keras model, a failed export) holds an empty one
+    (:attr:`empty`), written ``{}``.
+    """
+
+    size_bytes: int | None = None
+    subgraphs: int | None = None
+    ops: Mapping[str, int] = field(default_factory=dict)
+    op_list: tuple[OpFacts, ...] = ()
+    macs: int | None = None
+    params: int | None = None
+    weight_elements: int | None = None
+    sparsity: float | None = None
+    pattern_2_4: float | None = None
+    pattern: Mapping[str, Any] | None = None  # {structure: "M:N", share}
+    per_tensor: Mapping[str, TensorFacts] = field(default_factory=dict)
+    int8_op_coverage: float | None = None
+    integer_op_coverage: float | None = None
+    float_ops: tuple[FloatOp, ...] = ()
+    quantize_ops: Mapping[str, int] = field(default_factory=dict)
+    custom_ops: Mapping[str, int] = field(default_factory=dict)
+    input_details: tuple[IoFacts, ...] = ()
+    output_details: tuple[IoFacts, ...] = ()
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    keys: tuple[str, ...] | None = None
+
+    @classmethod
+    def nothing(cls) -> Inspection:
+        """The inspection of a variant that is no ``.tflite``: written ``{}``."""
+        return cls(keys=())
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None) -> Inspection:
+        """The inspection in ``data`` (a variant's ``inspect``; None or ``{}`` for none). A damaged
+        entry (an op or a tensor that is not an object) is left out, never a crash."""
+        data = data or {}
+
+        def objects(key: str) -> list[Mapping[str, Any]]:
+            items = data.get(key)
+            return [i for i in items if isinstance(i, Mapping)] if isinstance(items, list) else []
+
+        def mapping(key: str) -> dict[str, Any]:
+            items = data.get(key)
+            return dict(items) if isinstance(items, Mapping) else {}
+
+        float_ops = data.get("float_ops") if isinstance(data.get("float_ops"), list) else []
+        return _read(
+            cls, data,
+            ops=mapping("ops"), quantize_ops=mapping("quantize_ops"), custom_ops=mapping("custom_ops"),
+            op_list=tuple(OpFacts.from_json(op) for op in objects("op_list")),
+            per_tensor={str(name): TensorFacts.from_json(t) for name, t in mapping("per_tensor").items()
+                        if isinstance(t, Mapping)},
+            float_ops=tuple(FloatOp.from_json(op) for op in float_ops if isinstance(op, Mapping | str)),
+            input_details=tuple(IoFacts.from_json(d) for d in objects("input_details")),
+            output_details=tuple(IoFacts.from_json(d) for d in objects("output_details")),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return _write(
+            self, op_list=[op.to_json() for op in self.op_list],
+            per_tensor={name: t.to_json() for name, t in self.per_tensor.items()},
+            float_ops=[op.to_json() for op in self.float_ops],
+            input_details=[d.to_json() for d in self.input_details],
+            output_details=[d.to_json() for d in self.output_details],
+            ops=dict(self.ops), quantize_ops=dict(self.quantize_ops), custom_ops=dict(self.custom_ops),
+        )
+
+    def holds(self, name: str) -> bool:
+        """Whether the inspection has the field ``name`` (one read from an older report may not)."""
+        return self.keys is None or name in self.keys
+
+    @property
+    def empty(self) -> bool:
+        """Nothing was inspected: the variant is no ``.tflite``, or its export failed."""
+        return self.keys == () and not self.extra
+
+    def weights(self) -> dict[str, TensorFacts]:
+        """The weight tensors (kernels of multiply-accumulate ops; biases are not), by tensor name."""
+        return {name: t for name, t in self.per_tensor.items() if t.is_weight}
+
+    @property
+    def pattern_share(self) -> float | None:
+        """The share of M:N-compliant weight groups for the M:N the inspection was asked about."""
+        return (self.pattern or {}).get("share")
+
+    @property
+    def pattern_structure(self) -> str | None:
+        return (self.pattern or {}).get("structure")
+
+    def float_op_names(self) -> list[str]:
+        """The float ops by op name, sorted and without repeats."""
+        return sorted({op.op for op in self.float_ops})
+
+
 @dataclass(frozen=True)
 class Variant(_Json):
     """One model the run produced: the Keras reference or a ``.tflite``, measured."""
@@ -243,25 +516,32 @@ class Variant(_Json):
     params: int | None = None
     sparsity: float | None = None
     metrics: Mapping[str, Metric] = field(default_factory=dict)
-    latency: Mapping[str, LatencyEntry] = field(default_factory=dict)
-    inspect: Mapping[str, Any] = field(default_factory=dict)
+    latency: Mapping[LatencyKey, LatencyEntry] = field(default_factory=dict)  # JSON: keyed by str(key)
+    inspect: Inspection = field(default_factory=Inspection.nothing)
     evaluation: Mapping[str, Any] = field(default_factory=dict)
     extra: Mapping[str, Any] = field(default_factory=dict)
     keys: tuple[str, ...] | None = None
 
     OMIT_IF_NONE: ClassVar[frozenset[str]] = frozenset({"note"})
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.inspect, Inspection):  # given as inspect_tflite's dict (its JSON form)
+            object.__setattr__(self, "inspect", Inspection.from_json(self.inspect))
+
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Variant:
         metrics = {k: Metric.read(k, m) for k, m in (data.get("metrics") or {}).items()}
-        latency = {k: LatencyEntry.from_json(e) for k, e in (data.get("latency") or {}).items()}
+        latency = {LatencyKey.parse(k): LatencyEntry.from_json(e)
+                   for k, e in (data.get("latency") or {}).items()}
         return _read(cls, data, metrics=metrics if "metrics" in data else {},
                      latency=latency if "latency" in data else {},
-                     inspect=data.get("inspect") or {}, evaluation=data.get("evaluation") or {})
+                     inspect=Inspection.from_json(data.get("inspect")),
+                     evaluation=data.get("evaluation") or {})
 
     def to_json(self) -> dict[str, Any]:
         return _write(self, metrics={k: m.to_json() for k, m in self.metrics.items()},
-                      latency={k: e.to_json() for k, e in self.latency.items()})
+                      latency={str(k): e.to_json() for k, e in self.latency.items()},
+                      inspect=self.inspect.to_json())
 
     @classmethod
     def failed(cls, name: str, fmt: str, reason: str) -> Variant:
@@ -285,10 +565,8 @@ class Variant(_Json):
         return self.metrics.get(name)
 
     def float_op_names(self) -> list[str]:
-        """The float ops its inspection found, by op name, sorted and without repeats (an op in the
-        inspection is a dict with ``op``, or its plain name in an older report)."""
-        ops = self.inspect.get("float_ops") or []
-        return sorted({str(op.get("op", op)) if isinstance(op, dict) else str(op) for op in ops})
+        """The float ops its inspection found, by op name, sorted and without repeats."""
+        return self.inspect.float_op_names()
 
 
 @dataclass(frozen=True)
@@ -396,9 +674,9 @@ class Report(_Json):
                     return name
         return "accuracy"
 
-    def targets(self) -> list[str]:
-        """Every latency target in the report, in first-seen order."""
-        seen: list[str] = []
+    def targets(self) -> list[LatencyKey]:
+        """Every latency key (target and thread count) in the report, in first-seen order."""
+        seen: list[LatencyKey] = []
         for v in self.variants:
             seen += [t for t in v.latency if t not in seen]
         return seen

@@ -35,7 +35,9 @@ from pathlib import Path
 from typing import Any
 
 import edgeopt
-from edgeopt.types import Metric, finite
+from edgeopt.types import LatencyKey, Metric, finite
+
+LOCAL = LatencyKey("local")  # this machine, at the recipe's first thread count
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ("digits_cnn", "facepose_mlp", "mobilenet_v2")
@@ -152,8 +154,8 @@ def sparse_encoding_effect(out: Path, seed: int, quick: bool, log) -> list[dict[
             rows.append({"format": v.name, "sparse_encoding": encoded,
                          "accuracy": v.metric(result.report.primary_metric()).value,
                          "size_bytes": v.size_bytes, "gzip_bytes": v.gzip_bytes, "sparsity": v.sparsity,
-                         "densify_ops": v.inspect["ops"].get("DENSIFY", 0),
-                         "p50_ms_xnnpack": v.latency["local"].value(), "p50_ms_builtin": builtin.value()})
+                         "densify_ops": v.inspect.ops.get("DENSIFY", 0),
+                         "p50_ms_xnnpack": v.latency[LOCAL].value(), "p50_ms_builtin": builtin.value()})
     (out / "sparse_encoding.json").write_text(json.dumps(rows, indent=1))
     return rows
 
@@ -197,8 +199,8 @@ class Summary:
         return cls(name, first.replace(value=mean(values), provenance="mean over seeds"),
                    statistics.pstdev(values) if values else None, mean(v.size_bytes for _, v in runs),
                    mean(v.gzip_bytes for _, v in runs), mean(v.sparsity for _, v in runs),
-                   mean(v.inspect.get("int8_op_coverage") for _, v in runs),
-                   mean(v.latency["local"].value() if "local" in v.latency else None for _, v in runs),
+                   mean(v.inspect.int8_op_coverage for _, v in runs),
+                   mean(v.latency[LOCAL].value() if LOCAL in v.latency else None for _, v in runs),
                    sum(not (v.ok and report.ok) for report, v in runs))
 
     def metric_text(self) -> str:

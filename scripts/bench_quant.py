@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+from edgeopt.types import LatencyKey
+
 ROOT = Path(__file__).resolve().parents[1]
 BUDGETS = ["budgets.max_accuracy_drop=0.01", "budgets.max_error_increase=0.05"]
 QUICK_BENCH = ["benchmark.min_seconds=0.5", "benchmark.warmup=20"]
@@ -86,7 +88,7 @@ def rows_for(name: str, folder: Path) -> list[dict]:
 def row(model: str, label: str, variant, reference, metric: str, share: float | None) -> dict:
     value = variant.metric(metric)
     ref = reference.metric(metric)
-    latency = variant.latency.get("local")
+    latency = variant.latency.get(LatencyKey("local"))
     return {"model": model, "variant": label, "metric": metric,
             "value": value.value if value else None,
             "delta": value.value - ref.value if value and ref else None,

@@ -29,6 +29,8 @@ import sys
 import time
 from pathlib import Path
 
+from edgeopt.types import LatencyKey
+
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = 64
 LEVELS = (0.0, 0.25, 0.5, 0.75)
@@ -88,14 +90,16 @@ def resnet_style(folder: Path, epochs: int, seed: int = 0) -> tuple[str, dict]:
     return str(path), data_option
 
 
-def configurations(fine_tune: int, levels=LEVELS, distill: bool = False, qat_epochs: int = 2
-                   ) -> dict[str, list[dict]]:
+def configurations(fine_tune: int, levels=LEVELS, distill: bool = False, qat_epochs: int = 2,
+                   learning_rate: float | None = None) -> dict[str, list[dict]]:
     qat = {"kind": "quantize", "mode": "qat", "epochs": qat_epochs}
     rows = {"ptq": [{"kind": "quantize", "mode": "ptq"}]}
     for level in levels:
         channels = {"kind": "prune_channels", "fraction": level, "epochs": fine_tune}
         if distill:
             channels["distill"] = True
+        if learning_rate:
+            channels["learning_rate"] = learning_rate
         rows[f"channels {level:.0%}" + (" distilled" if distill else "")] = [channels, qat]
     rows["unstructured 80 %"] = [{"kind": "prune", "target_sparsity": 0.8, "epochs": fine_tune}, qat]
     return rows
@@ -111,7 +115,7 @@ def recipe_for(name: str, folder: Path, epochs: int):
 
 
 def measure(name: str, folder: Path, epochs: int, fine_tune: int, levels=LEVELS, distill: bool = False,
-            qat_epochs: int = 2) -> list[dict]:
+            qat_epochs: int = 2, learning_rate: float | None = None) -> list[dict]:
     import edgeopt
     from edgeopt.errors import EdgeoptError
 
@@ -119,7 +123,7 @@ def measure(name: str, folder: Path, epochs: int, fine_tune: int, levels=LEVELS,
     prepared = edgeopt.prepare(recipe_for(name, folder, epochs))
     reference = prepared.reference
     rows = []
-    for label, stages in configurations(fine_tune, levels, distill, qat_epochs).items():
+    for label, stages in configurations(fine_tune, levels, distill, qat_epochs, learning_rate).items():
         try:
             result = edgeopt.compress(prepared, stages=stages, export=["float32", "int8"])
         except EdgeoptError as exc:
@@ -135,11 +139,11 @@ def measure(name: str, folder: Path, epochs: int, fine_tune: int, levels=LEVELS,
 def row(model: str, label: str, v, reference) -> dict:
     metric = v.metric("accuracy")
     ref = reference.metric("accuracy")
-    local, pi4 = v.latency.get("local"), v.latency.get("estimate:pi4")
+    local, pi4 = v.latency.get(LatencyKey("local")), v.latency.get(LatencyKey("estimate:pi4"))
     return {"model": model, "variant": label, "format": v.format,
             "accuracy": metric.value if metric else None,
             "delta_pt": (metric.value - ref.value) * 100 if metric and ref else None,
-            "bytes": v.size_bytes, "gzip": v.gzip_bytes, "macs": v.inspect.get("macs"),
+            "bytes": v.size_bytes, "gzip": v.gzip_bytes, "macs": v.inspect.macs,
             "local_p50": local.p50_ms if local and local.ok else None,
             "local_p90": local.p90_ms if local and local.ok else None,
             "pi4_p50": pi4.p50_ms if pi4 and pi4.ok else None, "status": v.status, "reason": v.reason}
@@ -171,6 +175,7 @@ def main() -> int:
                         help="fractions of channels removed, one row each")
     parser.add_argument("--distill", action="store_true", help="channel pruning fine-tunes distilled")
     parser.add_argument("--qat-epochs", type=int, default=2)
+    parser.add_argument("--learning-rate", type=float, default=None, help="channel fine-tuning's rate")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     from edgeopt import environment
@@ -178,7 +183,7 @@ def main() -> int:
     rows = []
     for name in args.models:
         rows += measure(name, args.out, args.epochs, args.fine_tune, args.levels, args.distill,
-                        args.qat_epochs)
+                        args.qat_epochs, args.learning_rate)
     machine = environment.describe()
     header = (f"Machine: {machine.get('cpu')}, {machine.get('cores')} cores, ISA {' '.join(machine['isa'])}; "
               f"LiteRT {machine.get('litert')}; local p50 measured through LiteRT with XNNPACK, 1 thread; "

@@ -22,6 +22,7 @@ from edgeopt.bench.target import Target as Target  # re-exported
 from edgeopt.bench.target import choice_target as choice_target  # re-exported
 from edgeopt.errors import InputError
 from edgeopt.strict import SEED_LIMIT, Strict
+from edgeopt.validation import describe
 
 # Far above any real measurement, low enough that a typo (1e9 runs, 1000 threads) is refused at once
 # instead of running for ever or asking a runtime for a thousand threads.
@@ -112,16 +113,6 @@ def make_spec(values: Mapping[str, Any] | None = None, *, names: Mapping[str, st
     try:
         return BenchSpec.model_validate(dict(values or {}))
     except ValidationError as exc:
-        raise InputError(describe_error(exc.errors()[0], names or {})) from None
+        raise InputError(describe(exc, names=names)) from None
 
 
-def describe_error(error: Mapping[str, Any], names: Mapping[str, str]) -> str:
-    """One pydantic error as ``setting: what it must be, got value``."""
-    loc = tuple(error["loc"])
-    field = str(loc[0]) if loc else ""
-    where = names.get(field) or field + "".join(f"[{p}]" for p in loc[1:] if isinstance(p, int))
-    message = str(error["msg"]).removeprefix("Value error, ")
-    message = message[:1].lower() + message[1:]
-    if error["type"] != "value_error" and "input" in error:
-        message += f", got {error['input']!r}"
-    return f"{where}: {message}" if where else message

@@ -12,13 +12,12 @@ dropped and the model is trained with the recipe defaults. Listing the presets r
 from __future__ import annotations
 
 import difflib
-import json
 from pathlib import Path
 from typing import Any
 
 from edgeopt.documents import check_depth, load_yaml, read_text
 from edgeopt.errors import RecipeError
-from edgeopt.recipe import apply_overrides, parse_recipe
+from edgeopt.recipe import Changes, RecipeChange, apply_overrides, parse_recipe
 from edgeopt.zoo import ZOO
 
 FOLDER = Path(__file__).parent
@@ -52,7 +51,7 @@ def preset_data(name: str, model: str, data: Any) -> dict[str, Any]:
     return {"model": model, "data": data, **recipe}
 
 
-def preset_recipe(name: str, model: str, data: Any, overrides: list[str] | None = None):
+def preset_recipe(name: str, model: str, data: Any, overrides: Changes = None):
     """A validated :class:`~edgeopt.recipe.Recipe`: the preset, ``model`` and ``data``, then ``overrides``.
 
     Args:
@@ -60,22 +59,23 @@ def preset_recipe(name: str, model: str, data: Any, overrides: list[str] | None 
         model: a saved Keras model (.keras, .h5, SavedModel folder) or a zoo model name.
         data: a built-in dataset name, a path (.npz, .csv, folder of class folders) or a ``data:``
             mapping with options.
-        overrides: ``KEY=VALUE`` strings, as ``--set`` takes them.
+        overrides: ``KEY=VALUE`` strings, as ``--set`` takes them, or typed changes
+            (:data:`edgeopt.recipe.Changes`).
 
     Raises:
         RecipeError: unknown preset, or the result does not validate (naming the field).
     """
     source = f"preset {name}"
-    recipe = apply_overrides(preset_data(name, model, data), list(overrides or []))
+    recipe = apply_overrides(preset_data(name, model, data), overrides)
     check_depth(recipe, source, RecipeError)
     return parse_recipe(recipe, source)
 
 
-def model_and_data(model: str | None = None, data: Any = None) -> list[str]:
-    """``--set`` overrides that replace a recipe's ``model`` and ``data`` with these (None: kept).
+def model_and_data(model: str | None = None, data: Any = None) -> list[RecipeChange]:
+    """Recipe changes that replace a recipe's ``model`` and ``data`` with these (None: kept).
 
-    The values are written as JSON, which YAML reads back unchanged: a path is never taken for a
-    number or a mapping, and a mapping stays one.
+    The values are used as given, never read as text: a path is never taken for a number, and a
+    mapping stays one.
     """
-    return [f"{key}={json.dumps(value)}" for key, value in (("model", model), ("data", data))
+    return [RecipeChange(key, value) for key, value in (("model", model), ("data", data))
             if value is not None]

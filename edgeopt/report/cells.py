@@ -18,6 +18,7 @@ from edgeopt.types import (
     REFERENCES,
     Check,
     LatencyEntry,
+    LatencyKey,
     Metric,
     Provenance,
     Report,
@@ -101,7 +102,7 @@ def fmt_params(value: Any) -> str:
 
 def fmt_macs(variant: Variant) -> str:
     """The multiply-accumulates of a variant's ``.tflite`` (its inspection), compact: ``812``, ``1.25M``."""
-    v = finite(variant.inspect.get("macs")) if variant.inspect else None
+    v = finite(variant.inspect.macs)
     if v is None:
         return "-"
     for limit, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
@@ -128,7 +129,7 @@ def size_ratio_cell(report: Report, variant: Variant, blank: str = "-") -> str:
     return fmt_ratio(size_ratio(report, variant)) if variant.is_tflite else blank
 
 
-def speedup(report: Report, variant: Variant, target: str) -> float | None:
+def speedup(report: Report, variant: Variant, target: LatencyKey) -> float | None:
     """Reference p50 / variant p50 on ``target`` (>1 means faster than trained float32)."""
     ref = report.reference
     ref_entry = ref.latency.get(target) if ref else None
@@ -140,7 +141,7 @@ def speedup(report: Report, variant: Variant, target: str) -> float | None:
     return ref_p50 / p50
 
 
-def speedup_text(report: Report, variant: Variant, target: str) -> str:
+def speedup_text(report: Report, variant: Variant, target: LatencyKey) -> str:
     """``2.38x`` for a variant other than the reference, else empty."""
     s = speedup(report, variant, target)
     return "" if s is None or variant.name in REFERENCES else f"{s:.2f}x"

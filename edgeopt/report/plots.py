@@ -20,7 +20,7 @@ from typing import Any
 
 from edgeopt.inspect import ROLE_WEIGHT  # loads numpy: only once plots are drawn
 from edgeopt.report.cells import KB, fmt_time, is_percentage
-from edgeopt.types import LatencyEntry, Report, Task, Variant, finite
+from edgeopt.types import LatencyEntry, LatencyKey, Report, Task, TensorFacts, Variant, finite
 
 PLOT_WIDTH_IN = 7.5
 PLOT_DPI = 96
@@ -100,14 +100,14 @@ def percent_limits(values: Sequence[float], span: float = MIN_PERCENT_SPAN) -> t
     return lo, hi
 
 
-def _tradeoff_plot(report: Report, axis: str, target: str | None = None):
+def _tradeoff_plot(report: Report, axis: str, target: LatencyKey | None = None):
     """Metric versus size (axis='size') or versus p50 latency on ``target`` (axis='latency')."""
     name = report.primary_metric()
     points, labels, entries = [], [], []
     higher, percent, unit = True, is_percentage(name, None), ""
     for v in _tflite_variants(report):
         metric = v.metric(name)
-        entry = v.latency.get(target or "")
+        entry = v.latency.get(target) if target is not None else None
         y = metric.number if metric else None
         x = finite(v.size_bytes) if axis == "size" else entry.value() if entry else None
         if y is None or x is None:
@@ -184,7 +184,7 @@ def latency_marks(name: str, entry: LatencyEntry) -> LatencyMarks | None:
                         label=f"{name}\n({detail})" if detail else name)
 
 
-def _latency_plot(report: Report, target: str):
+def _latency_plot(report: Report, target: LatencyKey):
     """Per variant on one target: whisker min to p99, box p50 to p90, line p50, dot mean (when within)."""
     rows = [(marks, entry) for v in report.variants
             if (entry := v.latency.get(target)) and (marks := latency_marks(v.name, entry))]
@@ -260,14 +260,11 @@ def layer_labels(tensors: Sequence[str]) -> dict[str, str]:
     return unique
 
 
-def _weights(v: Variant) -> dict[str, dict[str, Any]]:
+def _weights(v: Variant) -> dict[str, TensorFacts]:
     """The per-tensor entries of the variant's weights (every tensor in reports without roles)."""
-    pt = v.inspect.get("per_tensor") or {}
-    if not isinstance(pt, dict):
-        return {}
-    entries = {str(k): e for k, e in pt.items() if isinstance(e, dict)}
-    if any("role" in e for e in entries.values()):
-        entries = {k: e for k, e in entries.items() if e.get("role") == ROLE_WEIGHT}
+    entries = {str(k): e for k, e in v.inspect.per_tensor.items()}
+    if any(e.role is not None for e in entries.values()):
+        entries = {k: e for k, e in entries.items() if e.role == ROLE_WEIGHT}
     return entries
 
 
@@ -278,7 +275,7 @@ def tensor_rows(report: Report, field: str) -> tuple[list[str], dict[str, list[f
     for v in _tflite_variants(report):
         weights = _weights(v)
         named = layer_labels(list(weights))
-        values = {named[t]: finite(e.get(field)) for t, e in weights.items()}
+        values = {named[t]: finite(getattr(e, field)) for t, e in weights.items()}
         values = {label: x for label, x in values.items() if x is not None}
         if values:
             per_variant[v.name] = values
@@ -297,9 +294,9 @@ def has_something(report: Report, field: str) -> bool:
     model nobody pruned or clustered gives bars of 0 % and of every int8 value: left out."""
     for v in _tflite_variants(report):
         for entry in _weights(v).values():
-            if field == "sparsity" and (finite(entry.get("sparsity")) or 0) >= SPARSITY_SHOWN:
+            if field == "sparsity" and (finite(entry.sparsity) or 0) >= SPARSITY_SHOWN:
                 return True
-            unique, size = finite(entry.get("unique_values")), finite(entry.get("size"))
+            unique, size = finite(entry.unique_values), finite(entry.size)
             if field == "unique_values" and unique is not None and unique <= CLUSTERS_SHOWN and (
                     size is None or size >= 4 * unique):
                 return True

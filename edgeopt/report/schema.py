@@ -16,7 +16,7 @@ from typing import Any
 
 from edgeopt.documents import load_json, read_text
 from edgeopt.errors import InputError
-from edgeopt.types import SCHEMA_VERSION, Report
+from edgeopt.types import SCHEMA_VERSION, LatencyKey, Report
 
 # Beyond these, numbers are not figures of a run but damage: a float that overflows to inf
 # (1e400), an integer too big to become a float for the comparisons and renderings.
@@ -99,9 +99,20 @@ def validate_report(data: Mapping[str, Any], source: str = "report") -> None:
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise InputError(f"{source}: variant names repeat: {', '.join(duplicates)}")
-    problem = _shape_problem(data, _REPORT_SHAPE, "")
+    problem = _shape_problem(data, _REPORT_SHAPE, "") or _latency_key_problem(variants)
     if problem:
         raise InputError(f"{source}: {problem}; regenerate it with edgeopt compress")
+
+
+def _latency_key_problem(variants: list[dict[str, Any]]) -> str | None:
+    """The first latency key that is not ``TARGET`` or ``TARGET#Nt`` (:class:`~edgeopt.types.LatencyKey`)."""
+    for i, variant in enumerate(variants):
+        for key in variant.get("latency") or {}:
+            try:
+                LatencyKey.parse(key)
+            except ValueError:
+                return f"variants[{i}].latency: key {key!r} is not TARGET or TARGET#Nt (e.g. local#4t)"
+    return None
 
 
 def load_report(path: str | Path) -> Report:

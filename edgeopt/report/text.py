@@ -74,7 +74,7 @@ def latency_table(report: Report) -> tuple[list[str], list[list[str]], list[str]
     headers = ["variant", "target", "p50 ms", "p90 ms", "speed-up", "MACs", "source"]
     rows, notes = [], []
     for target in report.targets():
-        shown = "\n".join(textwrap.wrap(target, TARGET_WIDTH, break_on_hyphens=False)) or target
+        shown = "\n".join(textwrap.wrap(str(target), TARGET_WIDTH, break_on_hyphens=False)) or str(target)
         for v in report.variants:
             entry = v.latency.get(target)
             if entry is None:

@@ -173,4 +173,4 @@ def stage_outcome(stage: FineTune, history: dict, achieved: dict | None = None,
 
 def exported(variants: Sequence[Variant], inspected: bool = False) -> list[Variant]:
     """The variants a technique's checks look at: compressed exports that were made (and inspected)."""
-    return [v for v in variants if v.is_export and v.ok and (v.inspect or not inspected)]
+    return [v for v in variants if v.is_export and v.ok and (not v.inspect.empty or not inspected)]

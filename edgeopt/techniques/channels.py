@@ -33,6 +33,7 @@ from pydantic import Field, model_validator
 
 from edgeopt.dataset import CLASSIFICATION, take
 from edgeopt.errors import InputError
+from edgeopt.internals import is_graph_network, nodes_by_depth, producing_layer
 from edgeopt.techniques.base import (
     MAX_EPOCHS,
     FineTune,
@@ -235,7 +236,7 @@ def size_checks(outcome: StageOutcome, variants: Sequence[Variant]) -> list[Chec
     for v in exported(variants, inspected=True):
         for metric in ("params", "macs"):
             before, after = outcome.achieved.get(f"{metric}_before"), outcome.achieved.get(f"{metric}_after")
-            measured = v.inspect.get(metric)
+            measured = v.inspect.params if metric == "params" else v.inspect.macs
             if not before or after is None or measured is None:
                 continue
             expected, share = after / before + TOLERANCE, measured / before
@@ -611,13 +612,14 @@ def read_graph(model, where: str) -> tuple[list[Node], list[str]]:
     """The model's layers as :class:`Node` s in topological order, and its output layers' names."""
     from edgeopt.kerasapi import keras
 
-    if not getattr(model, "_is_graph_network", False):
+    if not is_graph_network(model):
         raise InputError(f"{where} prune_channels: channel pruning reads the graph of a Functional or "
                          f"Sequential model, not a subclassed one ({type(model).__name__}); rebuild it "
                          "as a Functional model")
     calls: dict[Any, list] = {}
-    for depth in sorted(model._nodes_by_depth, reverse=True):  # inputs first
-        for call in model._nodes_by_depth[depth]:
+    by_depth = nodes_by_depth(model)
+    for depth in sorted(by_depth, reverse=True):  # inputs first
+        for call in by_depth[depth]:
             calls.setdefault(call.layer, []).append(call)
     nodes = []
     for layer, layer_calls in calls.items():
@@ -631,7 +633,7 @@ def read_graph(model, where: str) -> tuple[list[Node], list[str]]:
                else None if type(layer).__module__.startswith(KERAS_MODULES) else CUSTOM_LAYER)
         nodes.append(Node(layer.name, type(layer).__name__, inputs, tuple(shapes[1:]) if single else None,
                           layer.get_config() if why is None else {}, why, int(layer.count_params())))
-    return nodes, [tensor._keras_history.layer.name for tensor in model.outputs]
+    return nodes, [producing_layer(tensor).name for tensor in model.outputs]
 
 
 def prune_to(model, counts: Mapping[str, int], criterion: str, ctx: StageContext, where: str):

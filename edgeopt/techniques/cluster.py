@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from pydantic import Field
 
+from edgeopt.internals import cluster_weights_class
 from edgeopt.techniques.base import FineTune, Placement, StageContext, Technique, exported, stage_outcome
 from edgeopt.techniques.layers import (
     kernel_of,
@@ -25,7 +26,7 @@ from edgeopt.techniques.layers import (
     skipped_summary,
     wrap_selected,
 )
-from edgeopt.types import Check, CheckStatus, StageOutcome, Variant
+from edgeopt.types import Check, CheckStatus, StageOutcome, TensorFacts, Variant
 
 if TYPE_CHECKING:
     from edgeopt.dataset import Dataset
@@ -160,10 +161,10 @@ TECHNIQUE = Cluster()
 # -- checks against the .tflite (no TensorFlow) ------------------------------------------------------
 
 
-def _tensor_clusters(tensor: dict[str, Any]) -> int:
+def _tensor_clusters(tensor: TensorFacts) -> int:
     # Per output channel: batch-norm folding (float) and per-channel scales (int8) multiply each
     # channel by its own factor, which keeps K values per channel but not K per tensor.
-    return int(tensor["unique_values_per_channel_max"])
+    return int(tensor.unique_values_per_channel_max)
 
 
 def cluster_checks(outcome: StageOutcome, variants: Sequence[Variant]) -> list[Check]:
@@ -179,7 +180,7 @@ def cluster_checks(outcome: StageOutcome, variants: Sequence[Variant]) -> list[C
         return []
     checks = []
     for v in exported(variants, inspected=True):
-        weights = [t for t in v.inspect.get("per_tensor", {}).values() if t.get("role") == "weight"]
+        weights = list(v.inspect.weights().values())
         kept = sum(1 for t in weights if _tensor_clusters(t) <= k)
         ok = kept >= asked
         checks.append(Check(
@@ -211,10 +212,7 @@ def _centroid_init(name: str):
 
 
 def _clustering_wrapper():
-    _clustering()  # through edgeopt.kerasapi, which must choose tf_keras before TFMOT is imported
-    from tensorflow_model_optimization.python.core.clustering.keras.cluster_wrapper import ClusterWeights
-
-    return ClusterWeights
+    return cluster_weights_class()
 
 
 def _zero_masks(model, names: set[str]) -> dict[str, tuple]:

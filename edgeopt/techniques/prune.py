@@ -290,10 +290,9 @@ def pattern_checks(outcome: StageOutcome, variants: Sequence[Variant]) -> list[C
     expected = float(outcome.achieved.get("m_by_n_groups_share", 0.0))
     checks = []
     for v in exported(variants, inspected=True):
-        asked = v.inspect.get("pattern") or {}
-        measured = asked.get("share") if asked.get("structure") == structure else None
+        measured = v.inspect.pattern_share if v.inspect.pattern_structure == structure else None
         if measured is None and structure == "2:4":
-            measured = v.inspect.get("pattern_2_4")
+            measured = v.inspect.pattern_2_4
         ok = measured is not None and measured >= expected - PATTERN_SLACK
         shown = "none" if measured is None else f"{measured:.3f}"
         checks.append(Check(

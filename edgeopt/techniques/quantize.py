@@ -33,11 +33,18 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from edgeopt.dataset import n_samples, take
 from edgeopt.errors import InputError
-from edgeopt.inspect import inspect_tflite
+from edgeopt.inspect import inspection
+from edgeopt.internals import (
+    cluster_preserve_registry,
+    default_8bit_configs,
+    default_8bit_registry,
+    is_graph_network,
+    safe_mode_off,
+)
 from edgeopt.litert_backend import BACKEND, FLOAT, RECIPES, backend_problem, layer_problem, recipe_problem
 from edgeopt.techniques.base import FineTune, Placement, StageContext, Technique, exported, stage_outcome
 from edgeopt.techniques.layers import KERAS_MODULES, listing, skipped_summary, user_code
-from edgeopt.types import Check, CheckStatus, Format, StageOutcome, Variant
+from edgeopt.types import Check, CheckStatus, FloatOp, Format, StageOutcome, Variant
 
 if TYPE_CHECKING:
     from edgeopt.dataset import Dataset
@@ -172,7 +179,7 @@ class Quantize(Technique):
             if problem:
                 raise InputError(f"stages[{ctx.stage_index}].layers: {problem}")
             return model
-        if not getattr(model, "_is_graph_network", False) and not isinstance(model, keras.Sequential):
+        if not is_graph_network(model) and not isinstance(model, keras.Sequential):
             raise InputError(f"stages[{ctx.stage_index}] quantize: TFMOT cannot wrap a subclassed model "
                              f"({type(model).__name__}); rebuild it as a Functional or Sequential model")
         left_out = unannotated_layers(model)
@@ -293,8 +300,7 @@ def calibration_checks(outcome: StageOutcome, variants: Sequence[Variant]) -> li
     for v in exported(variants, inspected=True):
         if v.format != Format.INT8:
             continue
-        float_ops = sorted({str(op.get("op", op)) if isinstance(op, dict) else str(op)
-                            for op in v.inspect.get("float_ops") or [] if not of_layers(op, kept)})
+        float_ops = sorted({op.op for op in v.inspect.float_ops if not of_layers(op, kept)})
         ok = not float_ops
         checks.append(Check(
             variant=v.name, check="calibrated_layers", expected="int8 ops", measured=len(float_ops),
@@ -309,12 +315,11 @@ def calibration_checks(outcome: StageOutcome, variants: Sequence[Variant]) -> li
     return checks
 
 
-def of_layers(op: dict | str, layers: Sequence[str]) -> bool:
-    """Whether an op of a ``.tflite`` inspection (:func:`edgeopt.inspect.inspect_tflite`) is one of
+def of_layers(op: FloatOp, layers: Sequence[str]) -> bool:
+    """Whether a float op of a ``.tflite`` inspection (:class:`~edgeopt.types.Inspection`) is one of
     ``layers``': a layer's name is a path component of the op's output or kernel tensor name (the rule
     the int8 format's check in :mod:`edgeopt.verify` applies)."""
-    names = [op.get("tensor"), op.get("kernel")] if isinstance(op, dict) else []
-    parts = {part for name in names for part in str(name or "").replace(";", "/").split("/")}
+    parts = {part for name in op.names for part in name.replace(";", "/").split("/")}
     return not parts.isdisjoint(layers)
 
 
@@ -354,11 +359,9 @@ def _cluster_preserve_scheme(preserve_sparsity: bool):
     went from 90% to 65% zeros because the unpruned output layer had none). A quantizer per layer
     confines the switch to the layer it is about.
     """
-    from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.cluster_preserve import (
-        cluster_preserve_quantize_registry as registry,
-    )
-
     from edgeopt.kerasapi import tfmot
+
+    registry = cluster_preserve_registry()
 
     class Registry(registry.Default8bitClusterPreserveQuantizeRegistry):
         def __init__(self, preserve):
@@ -430,11 +433,9 @@ def annotate(model, left_out: set[str] = frozenset()):
     then calibrates the ranges QAT did not learn on the representative data. A model input feeding
     only unannotated layers gets no input quantizer either.
     """
-    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
-        default_8bit_quantize_configs as configs,
-    )
-
     from edgeopt.kerasapi import keras
+
+    configs = default_8bit_configs()
 
     quant = _quant()
     if not left_out and not any(type(layer).__name__ in OUTPUT_ONLY for layer in model.layers):
@@ -460,11 +461,7 @@ def unannotated_layers(model) -> dict[str, str]:
     Built-in layers the registry does not list (BatchNormalization after a convolution, ...) are
     handled by TFMOT's layout transforms, so they are annotated as usual.
     """
-    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
-        default_8bit_quantize_registry as registry_module,
-    )
-
-    registry = registry_module.Default8BitQuantizeRegistry()
+    registry = default_8bit_registry().Default8BitQuantizeRegistry()
     left_out = {}
     for layer in getattr(model, "layers", []):
         reason = user_code(layer)
@@ -549,8 +546,8 @@ def float_first_int8(model, representative, layers: Sequence[str], *, sparse_enc
     if sparse_encoding:
         raise ConversionError(f"int8 conversion failed: the int8 file keeping {kept} in float cannot store "
                               "sparse weights; set export_options.sparse_encoding: false")
-    ops = inspect_tflite(convert(model, "float32"))["float_ops"]
-    tensors = [op["tensor"] for op in ops if op.get("tensor") and of_layers(op, layers)]
+    ops = inspection(convert(model, "float32")).float_ops
+    tensors = [op.tensor for op in ops if op.tensor and of_layers(op, layers)]
     if not tensors:
         raise ConversionError(f"int8 conversion failed: no op of {kept}, kept in float, found by name")
     return float_layers(model, representative, tensors, int8_io="float")
@@ -583,12 +580,10 @@ def custom_classes(model) -> dict[str, type]:
 
 def _lambdas_allowed(model):
     """Keras' safe mode off while TFMOT rebuilds a model holding Lambda layers; a no-op otherwise."""
-    from tf_keras.src.saving.serialization_lib import SafeModeScope
-
     from edgeopt.kerasapi import keras
 
     if any(isinstance(layer, keras.layers.Lambda) for layer in model.layers):
-        return SafeModeScope(safe_mode=False)
+        return safe_mode_off()
     return contextlib.nullcontext()
 
 

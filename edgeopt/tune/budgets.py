@@ -31,7 +31,8 @@ from edgeopt.budgets import NAMES, SIZES, Budgets, Figures, Limit, Verdict
 from edgeopt.budgets import judge as judge_figures
 from edgeopt.errors import InputError
 from edgeopt.report.cells import KB  # 1024 bytes, as budgets.max_size_kb and the reports
-from edgeopt.types import HIGHER_IS_BETTER, Report, Variant, base_metric
+from edgeopt.types import HIGHER_IS_BETTER, LatencyKey, Report, Variant, base_metric
+from edgeopt.validation import describe
 
 OBJECTIVES = ("size", "latency", "accuracy", "pareto")
 EARLY = SIZES  # judged right after conversion
@@ -63,7 +64,7 @@ def parse_budget(text: str, targets: list[str]) -> Limit:
             f"--budget {text!r}: target '{target}' is not in the recipe's benchmark.targets "
             f"({', '.join(targets)}); add it there or budget one of those"
         )
-    return Limit(name, limit, target)
+    return Limit(name, limit, LatencyKey(target))
 
 
 def parse_budgets(texts: Iterable[str], targets: list[str]) -> Budgets:
@@ -73,9 +74,9 @@ def parse_budgets(texts: Iterable[str], targets: list[str]) -> Budgets:
         limit = parse_budget(text, targets)
         if limit.name == "max_latency_ms":
             latency = fields.setdefault("max_latency_ms", {})
-            if limit.target in latency:
+            if str(limit.target) in latency:
                 raise InputError(f"--budget {text!r}: max_latency_ms@{limit.target} is given twice")
-            latency[limit.target] = limit.limit
+            latency[str(limit.target)] = limit.limit  # the budgets: section's spelling
         elif limit.name in fields:
             raise InputError(f"--budget {text!r}: {limit.name} is given twice")
         else:
@@ -83,7 +84,7 @@ def parse_budgets(texts: Iterable[str], targets: list[str]) -> Budgets:
     try:
         return Budgets.model_validate(fields)
     except ValidationError as exc:  # parse_budget checked every limit: kept as a guard
-        raise InputError(f"--budget: {exc.errors()[0]['msg']}") from None
+        raise InputError(f"--budget: {describe(exc)}") from None
 
 
 def check_budgets(budgets: Budgets, targets: list[str], candidates: list[str], where: str) -> None:
@@ -199,10 +200,10 @@ def figures_of(report: Report, fmt: str) -> dict[str, Any]:
     ref = reference.metric(metric_name) if reference is not None else None
     out["reference"] = ref.number if ref is not None else None
     out["drop"] = mine.drop(ref) if mine is not None and ref is not None else None
-    out["latency_ms"] = {
-        key: entry.value()
+    out["latency_ms"] = {  # stored with the trial as JSON: at the first thread count, by target
+        key.target: entry.value()
         for key, entry in variant.latency.items()
-        if "#" not in key and entry.value() is not None
+        if key.first and entry.value() is not None
     }
     return out
 

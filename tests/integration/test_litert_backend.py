@@ -50,11 +50,11 @@ def test_int4_weights_halve_the_int8_file_and_keep_its_mae(int4_run):
     assert int4.metric("mae").value <= int8.metric("mae").value + 0.5
     assert "LiteRT" in int4.metric("mae").provenance and int4.latency["local"].ok
     # Inspect reads the int4 tensors: every element a parameter, two per stored byte.
-    weights = {n: t for n, t in int4.inspect["per_tensor"].items() if t["role"] == "weight"}
-    assert {t["dtype"] for t in weights.values()} == {"int4"}
-    assert all(t["bytes"] == (t["size"] + 1) // 2 for t in weights.values())
+    weights = int4.inspect.weights()
+    assert {t.dtype for t in weights.values()} == {"int4"}
+    assert all(t.bytes == (t.size + 1) // 2 for t in weights.values())
     assert int4.params == int8.params
-    assert [op["weights"] for op in int4.inspect["op_list"] if op["op"] == "FULLY_CONNECTED"] == ["int4"] * 4
+    assert [op.weights for op in int4.inspect.op_list if op.op == "FULLY_CONNECTED"] == ["int4"] * 4
     # int4 is checked for its weights, never against the int8 check; the int8 export still passes it.
     assert _checks(report, "int4_weights")["int4"].ok and set(_checks(report, "int8_ops")) == {"int8"}
     assert report.stages[0].achieved["format"] == "int4"
@@ -75,7 +75,7 @@ def test_static_wi8_ai8_through_the_backend_passes_the_int8_check(prepared):
     stage = {**LITERT, "recipe": "static_wi8_ai8"}
     report = edgeopt.compress(prepared, stages=[stage], export=["int8"]).report
     int8 = report.variant("int8")
-    assert report.ok and int8.inspect["int8_op_coverage"] == 1.0
+    assert report.ok and int8.inspect.int8_op_coverage == 1.0
     assert _checks(report, "int8_ops")["int8"].ok and "static_wi8_ai8" in report.stages[0].summary
     # Calibrated on the samples' whole range, as the TFLite converter calibrates (the quantizer's own
     # moving average clipped the output in degrees: MAE 22 instead of 15.8).
@@ -86,13 +86,13 @@ def test_a_layer_overridden_to_float_keeps_its_op_in_float(prepared):
     stage = {**LITERT, "recipe": "static_wi8_ai8", "layers": {"hidden2": "float"}}
     report = edgeopt.compress(prepared, stages=[stage], export=["int8"]).report
     info = report.variant("int8").inspect
-    computes = {op["weights"]: [] for op in info["op_list"]}
-    for op in info["op_list"]:
-        if op["op"] == "FULLY_CONNECTED":
-            computes[op["weights"]].append(op["compute"])
+    computes = {op.weights: [] for op in info.op_list}
+    for op in info.op_list:
+        if op.op == "FULLY_CONNECTED":
+            computes[op.weights].append(op.compute)
     assert computes["float32"] == ["float"] and computes["int8"] == ["int8"] * 3
-    assert {f["op"] for f in info["float_ops"]} == {"FULLY_CONNECTED", "TANH"}
-    assert all("hidden2" in f["tensor"] for f in info["float_ops"])
+    assert {f.op for f in info.float_ops} == {"FULLY_CONNECTED", "TANH"}
+    assert all("hidden2" in f.tensor for f in info.float_ops)
     check = _checks(report, "int8_ops")["int8"]
     assert check.ok and "hidden2" in check.message and report.ok
 

@@ -126,7 +126,7 @@ def test_a_recipe_takes_data_as_a_path_or_a_mapping_and_names_the_bad_field():
     recipe = load_recipe(None, ["model=digits_cnn", "data={path: pets/, image_size: [8, 8], scale: 0.5}"])
     assert recipe.data.image_size == (8, 8) and recipe.resolved()["data"]["path"] == "pets/"
     assert load_recipe(None, ["model=digits_cnn", "data=table.csv"]).data == "table.csv"
-    with pytest.raises(RecipeError, match="data: test_split: Input should be less than 1"):
+    with pytest.raises(RecipeError, match="data: test_split: input should be less than 1, got 2"):
         load_recipe(None, ["model=digits_cnn", "data={path: a.csv, test_split: 2}"])
     with pytest.raises(RecipeError, match="unknown key 'pth' \\(did you mean 'path'\\?\\)"):
         load_recipe(None, ["model=digits_cnn", "data={pth: a.csv}"])
