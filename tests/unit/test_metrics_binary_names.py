@@ -239,9 +239,11 @@ def test_committed_baselines_round_trip_and_pass_against_a_report_with_the_extra
     document = json.loads(path.read_text())
     assert Report.from_json(document).to_json() == document
     report = copy.deepcopy(document)
+    extra = ("rmse", 31.0, "degrees", False) if report["task"] == "regression" else \
+        ("top_k_accuracy", 0.999, "fraction", True)
+    if any(extra[0] in v["metrics"] for v in document["variants"]):
+        pytest.skip(f"{path.parent.name}'s baseline already records {extra[0]}: nothing extra to add")
     for v in report["variants"]:
-        extra = ("rmse", 31.0, "degrees", False) if report["task"] == "regression" else \
-            ("top_k_accuracy", 0.999, "fraction", True)
         v["metrics"][extra[0]] = {"value": extra[1], "unit": extra[2], "higher_is_better": extra[3],
                                   "provenance": "p"}
     result = compare(report, document)
