@@ -19,11 +19,12 @@ Usage: .venv/bin/python scripts/bench_quant.py [--out runs/bench_quant] [--model
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time
 from pathlib import Path
+
+from bench_report import publish  # scripts/, beside this file
 
 from edgeopt.types import LatencyKey
 
@@ -135,11 +136,7 @@ def main() -> int:
     header = (f"Machine: {machine.get('cpu') or platform.processor()}, {machine.get('cores')} cores, "
               f"{machine.get('machine')}, ISA {' '.join(machine.get('isa') or [])}; LiteRT "
               f"{machine.get('litert')}; p50 measured locally through LiteRT with XNNPACK, 1 thread.")
-    print(header)
-    print(table)
-    (args.out / "bench_quant.md").write_text(header + "\n\n" + table + "\n")
-    (args.out / "bench_quant.json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=1,
-                                                          default=str))
+    publish(args.out, "bench_quant", header, table, machine, rows)
     return 0
 
 

@@ -24,10 +24,11 @@ Usage: .venv/bin/python scripts/bench_structured.py [--out runs/bench_structured
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
+
+from bench_report import publish  # scripts/, beside this file
 
 from edgeopt.types import LatencyKey
 
@@ -189,11 +190,7 @@ def main() -> int:
               f"LiteRT {machine.get('litert')}; local p50 measured through LiteRT with XNNPACK, 1 thread; "
               "Pi 4 p50 estimated (edgeopt's estimate:pi4 model).")
     table = markdown(rows)
-    print(header)
-    print(table)
-    (args.out / "bench_structured.md").write_text(header + "\n\n" + table + "\n")
-    (args.out / "bench_structured.json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=1,
-                                                               default=str))
+    publish(args.out, "bench_structured", header, table, machine, rows)
     return 0
 
 
