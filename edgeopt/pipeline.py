@@ -35,7 +35,8 @@ from edgeopt.progress import Progress
 from edgeopt.recipe import Changes, Recipe, RecipeChange, change_recipe, dump_recipe, recipe_changes
 from edgeopt.regress import judge_budgets
 from edgeopt.report import render_markdown, render_table, write_report
-from edgeopt.techniques import TECHNIQUES, StageContext
+from edgeopt.stages import run_stages
+from edgeopt.techniques import TECHNIQUES
 from edgeopt.techniques.quantize import float_first_int8
 from edgeopt.types import (
     KERAS_VARIANT,
@@ -195,15 +196,12 @@ def check_stages(recipe: Recipe, data: Dataset) -> None:
         TECHNIQUES[stage.kind].validate(stage, index, data, recipe.train)
 
 
-def prepare(recipe: Recipe, progress: Progress | None = None, callbacks: tuple = ()) -> Prepared:
+def prepare(recipe: Recipe, progress: Progress | None = None, callbacks: tuple = (), *,
+            checked: bool = False) -> Prepared:
     """Load the data, build (or load) and train the model, and measure its float32 reference.
-    ``callbacks`` (tf_keras callbacks) follow the training; tune's pruner is one."""
-    return _prepare(recipe, progress, callbacks, checked=False)
-
-
-def _prepare(recipe: Recipe, progress: Progress | None = None, callbacks: tuple = (), *,
-             checked: bool) -> Prepared:
-    """:func:`prepare`; ``checked``: the caller ran :func:`check_recipe` on ``recipe`` already."""
+    ``callbacks`` (tf_keras callbacks) follow the training; tune's pruner is one. ``checked``: the
+    caller ran :func:`check_recipe` on ``recipe`` already (a run checks before staging its output,
+    tune before its first trial), so it is not run twice."""
     from edgeopt.train import check_model_fits_data, fit, with_regularization
 
     progress = progress or Progress(quiet=True)
@@ -370,42 +368,15 @@ def _with_changes(recipe: Recipe, stages, export, overrides: Changes) -> Recipe:
 def _compress(prepared: Prepared, recipe: Recipe, scratch: Path, progress: Progress,
               gate: Gate | None = None) -> Result:
     from edgeopt.convert import ConversionError, convert
-    from edgeopt.train import fit
 
     data = prepared.data
     seed_everything(recipe.seed)
     loaded = prepared.loaded
     model = copy_model(prepared.model) if loaded.trainable else prepared.model
     representative = data.representative(seed=recipe.seed)
-    stages, float_model, current, earlier = [], model, model, ()
-    guide = None  # from an earlier stage (a distill teacher): wraps the fine-tuning of the later ones
-    for index, stage in enumerate(recipe.stages):
-        technique = TECHNIQUES[stage.kind]
-        ctx = StageContext(
-            data=data, train=recipe.train, seed=recipe.seed, stage_index=index, earlier=earlier,
-            trust_model=recipe.trust_model,
-        )
-        tuned = f" ({stage.epochs} epochs)" if stage.epochs else ""  # post-training: no fine-tuning to count
-        progress(f"stage {index + 1}/{len(recipe.stages)}: {stage.kind}{tuned}")
-        wrapped = technique.apply(current, stage, ctx)
-        stage_history = fit(
-            guide.wrap(wrapped) if guide is not None and technique.guided else wrapped,
-            data,
-            recipe.train,
-            epochs=stage.epochs,
-            batch_size=stage.batch_size,
-            learning_rate=stage.learning_rate or recipe.train.learning_rate / 10,
-            callbacks=[*technique.callbacks(stage, ctx), progress.keras_callback(stage.kind, stage.epochs)],
-            seed=recipe.seed,
-            early_stopping=False,
-            what=f"stage {index + 1} ({stage.kind})",
-        )
-        stripped = technique.strip(wrapped)
-        stages.append(technique.outcome(stripped, stage, ctx, stage_history))
-        guide = technique.guidance(stage, ctx) or guide
-        current, earlier = stripped, (*earlier, stage.kind)
-        if technique.exports_float_from_here:
-            float_model = stripped
+    ran = run_stages(model, recipe.stages, data, recipe.train, seed=recipe.seed,
+                     trust_model=recipe.trust_model, progress=progress)
+    stages, float_model, current = ran.outcomes, ran.float_model, ran.model
 
     reference = prepared.reference
     if recipe.benchmark != prepared.recipe.benchmark:  # other targets or threads: measure it on them too
@@ -532,6 +503,6 @@ def run_recipe(
     with Progress(quiet) as progress, staged_output(out_dir, overwrite, notices, inputs) as work:
         for notice in notices:
             progress(notice)
-        result = compress(_prepare(recipe, progress, checked=True), progress=progress)
+        result = compress(prepare(recipe, progress, checked=True), progress=progress)
         result.write_into(work, log)
     return result

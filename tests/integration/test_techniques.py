@@ -60,34 +60,19 @@ def _copy(env):
 
 
 def _stage(kind: str, **fields):
-    recipe = parse_recipe({"model": "m", "data": "d", "stages": [{"kind": kind, "epochs": 1, **fields}]})
+    """One stage of one epoch, fine-tuned at 1e-3 unless told otherwise (the default, a tenth of
+    the training's rate, moves one epoch's weights too little for the structure assertions)."""
+    stage = {"kind": kind, "epochs": 1, "learning_rate": 1e-3, **fields}
+    recipe = parse_recipe({"model": "m", "data": "d", "stages": [stage]})
     return recipe.stages[0]
 
 
 def _run_stages(env, model, stages, earlier: tuple[str, ...] = ()):
-    """apply / fit / strip / outcome each stage as the pipeline does; return the model and the outcomes."""
-    from edgeopt.techniques import TECHNIQUES, StageContext
-    from edgeopt.train import fit
+    """The pipeline's own stage loop; return the model and the stage outcomes."""
+    from edgeopt.stages import run_stages
 
-    reports, guide = [], None
-    for index, stage in enumerate(stages):
-        technique = TECHNIQUES[stage.kind]
-        ctx = StageContext(data=env["data"], train=env["train"], seed=0, stage_index=index, earlier=earlier)
-        wrapped = technique.apply(model, stage, ctx)
-        history = fit(
-            guide.wrap(wrapped) if guide is not None and technique.guided else wrapped,
-            env["data"],
-            env["train"],
-            epochs=stage.epochs,
-            learning_rate=stage.learning_rate or 1e-3,
-            callbacks=technique.callbacks(stage, ctx),
-            early_stopping=False,
-        )
-        model = technique.strip(wrapped)
-        reports.append(technique.outcome(model, stage, ctx, history))
-        guide = technique.guidance(stage, ctx) or guide
-        earlier = (*earlier, stage.kind)
-    return model, reports
+    ran = run_stages(model, stages, env["data"], env["train"], seed=0, earlier=earlier)
+    return ran.model, ran.outcomes
 
 
 def _tflite(env, model, fmt="int8", **options):
