@@ -344,7 +344,7 @@ def base_for(s: Setup, folder: Path, progress: Callable[[str], None]) -> Base:
 
     progress(f"training the base model once for every trial (saved in {where})")
     with Progress(quiet=True) as quiet:
-        prepared = prepare(s.base_recipe, quiet)
+        prepared = prepare(s.base_recipe, quiet, checked=True)  # checked once, at setup
     base = Base.of(prepared, s.base_key)
     where.parent.mkdir(parents=True, exist_ok=True)
     with staged_output(where, overwrite=where.exists()) as work:

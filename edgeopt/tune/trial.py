@@ -228,7 +228,8 @@ def _train(job: Job) -> tuple[Any, dict[str, Any]]:
     learned: dict[str, Any] = {"curve_metric": metric}
     try:
         with Progress(quiet=True) as quiet:
-            prepared = prepare(recipe, quiet, callbacks=(callback,))
+            # checked=True: only training settings differ from the base recipe tune checked at setup
+            prepared = prepare(recipe, quiet, callbacks=(callback,), checked=True)
     except TrialPruned as stop:
         return None, learned | {"curve": callback.curve, "attrs": callback.attrs, "pruned_at": stop.epoch}
     return prepared, learned | {"curve": callback.curve, "attrs": callback.attrs}
