@@ -13,6 +13,16 @@ reproduces it with `edgeopt compress`.
 
     .venv/bin/python scripts/bench_tune.py --seeds 0 1 2 3 4 --trials 20 --out runs/bench_tune
 
+``--objective pareto`` runs the same studies as a Pareto search (int8 gzip size, latency and error,
+within the same budgets) and reports each study's hypervolume: the share of the objective box, spanned
+by every feasible trial of every study in the run, that its feasible trials dominate (higher is
+better). ``--strategies`` takes any of tune's strategies, so Optuna's TPE and NSGA-II can be set
+against the Gaussian-process sampler on the same seeds and budget; ``--compare-only`` leaves out the
+throughput and reproduction runs.
+
+    .venv/bin/python scripts/bench_tune.py --strategies bayes tpe --seeds 0 1 2 --trials 20 \
+        --compare-only --parallel 2 --out runs/bench_tune_samplers
+
 ``--space training`` measures the other kind of study: the face-direction MLP's training searched
 (models/facepose_mlp/tune.yaml: learning rate, batch size, optimiser, L2, then QAT to int8), every
 strategy with and without the hyperband pruner. Reported per (strategy, pruner), as medians over the
@@ -40,6 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "models/digits_cnn/tune.yaml"
 BUDGETS = ["--budget", "max_gzip_kb=12", "--budget", "max_accuracy_drop=0.005"]
 STRATEGIES = ("random", "hill", "bayes")
+OBJECTIVES = ("gzip_kb", "latency_ms", "error")  # what --objective pareto minimises
 
 
 def cpu() -> str:
@@ -81,6 +92,40 @@ def first_feasible(document: dict, trials: int) -> int:
     """Trials until the first budget-meeting model (1-based), or trials + 1 when none was found."""
     ordered = sorted(document["trials"], key=lambda t: t["number"])
     return next((i + 1 for i, t in enumerate(ordered) if t["feasible"]), trials + 1)
+
+
+def objective_points(document: dict) -> list[list[float]]:
+    """(gzip KB, local P50 ms, error) of each feasible trial: what a Pareto study minimises."""
+    points = []
+    for t in document["trials"]:
+        latency = (t["latency_p50_ms"] or {}).get("local")
+        if t["feasible"] and latency is not None:
+            error = 1.0 - t["value"] if t["metric"] == "accuracy" else t["value"]
+            points.append([t["gzip_bytes"] / 1024, latency, error])
+    return points
+
+
+def hypervolumes(documents: dict, trials: int) -> dict:
+    """Per study, the hypervolume its feasible points dominate in the box every study's feasible
+    points span (each objective scaled to 0..1 over that box, reference point 1.1 on each): one
+    yardstick for all the studies of a run. Uses Optuna's own hypervolume routine."""
+    import numpy as np
+    from optuna._hypervolume import compute_hypervolume  # private, but the one Optuna's samplers use
+
+    every = [p for doc in documents.values() for p in objective_points(doc)]
+    if not every:
+        return {run: 0.0 for run in documents}
+    low, high = np.min(every, axis=0), np.max(every, axis=0)
+    scale = np.where(high > low, high - low, 1.0)
+    out = {}
+    for run, doc in documents.items():
+        points = objective_points(doc)
+        if not points:
+            out[run] = 0.0
+            continue
+        unit = (np.array(points) - low) / scale
+        out[run] = float(compute_hypervolume(unit, np.full(len(OBJECTIVES), 1.1)) / 1.1 ** len(OBJECTIVES))
+    return out
 
 
 def seed_base(source: Path, study: Path) -> None:
@@ -168,6 +213,10 @@ def main() -> None:
     parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES))
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--parallel", type=int, default=1, help="studies run at once")
+    parser.add_argument("--objective", choices=("size", "pareto"), default="size",
+                        help="compression space: what every study minimises within the budgets")
+    parser.add_argument("--compare-only", action="store_true",
+                        help="compression space: the strategies only, no throughput or reproduction runs")
     parser.add_argument("--throughput-trials", type=int, default=6)
     parser.add_argument("--no-ray", action="store_true")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_tune")
@@ -178,15 +227,16 @@ def main() -> None:
         return
     runs = [(s, seed) for seed in args.seeds for s in args.strategies]
     first = args.out / f"{runs[0][0]}-s{runs[0][1]}"
+    objective = ("--objective", args.objective)
     results: dict[tuple[str, int], tuple[dict, float]] = {
-        runs[0]: tune(first, runs[0][0], runs[0][1], args.trials)
+        runs[0]: tune(first, runs[0][0], runs[0][1], args.trials, *objective)
     }
     print(f"{runs[0]}: done", flush=True)
 
     def one(run):
         study = args.out / f"{run[0]}-s{run[1]}"
         seed_base(first, study)
-        outcome = tune(study, run[0], run[1], args.trials)
+        outcome = tune(study, run[0], run[1], args.trials, *objective)
         print(f"{run}: done", flush=True)
         return run, outcome
 
@@ -194,6 +244,7 @@ def main() -> None:
         for run, outcome in pool.map(one, runs[1:]):
             results[run] = outcome
 
+    volumes = hypervolumes({run: doc for run, (doc, _) in results.items()}, args.trials)
     rows = []
     for strategy in args.strategies:
         found, best, per_trial = [], [], []
@@ -213,6 +264,8 @@ def main() -> None:
                 "best_gzip_bytes_min": min(reached) if reached else None,
                 "seeds_meeting_budget": len(reached),
                 "median_seconds_per_trial": statistics.median(per_trial) if per_trial else None,
+                "hypervolume": [round(volumes[(strategy, seed)], 4) for seed in args.seeds],
+                "median_hypervolume": statistics.median(volumes[(strategy, seed)] for seed in args.seeds),
             }
         )
     figures = {
@@ -220,8 +273,13 @@ def main() -> None:
         "trials": args.trials,
         "seeds": args.seeds,
         "parallel_studies": args.parallel,
+        "objective": args.objective,
         "strategies": rows,
     }
+    if args.compare_only:
+        (args.out / "figures.json").write_text(json.dumps(figures, indent=1))
+        print(json.dumps(figures, indent=1))
+        return
 
     # Throughput: one study locally (1 worker) and as Ray tasks (2 workers), same seed and trials.
     throughput = {}

@@ -30,7 +30,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from edgeopt.errors import InputError
 
-STRATEGIES = ("random", "hill", "bayes")
+STRATEGIES = ("random", "hill", "bayes", "tpe", "nsga2")
 
 # System attributes written on each trial, for the record (and, for the climb, for its replay).
 HILL_ATTR = "edgeopt.hill"  # {"climb": int, "role": ROLE_*}
@@ -76,6 +76,35 @@ class TrialSeededRandomSampler(RandomSampler):
         super().before_trial(study, trial)
 
 
+class _TrialSeeded:
+    """Mixin for an Optuna sampler that keeps its randomness in ``_rng`` and ``_random_sampler``
+    (TPE, NSGA-II): trial ``n`` draws from (seed, n), so a resumed study does not repeat the random
+    points the first run drew (those are cached trials: it would spend its budget on nothing)."""
+
+    def __init__(self, *args: Any, seed: int | None = None, **kwargs: Any):
+        super().__init__(*args, seed=seed, **kwargs)
+        self._base_seed = seed if seed is not None else secrets.randbits(31)
+
+    def before_trial(self, study, trial: FrozenTrial) -> None:
+        own, independent = np.random.SeedSequence([self._base_seed, trial.number]).generate_state(2)
+        self._rng.rng.seed(int(own))
+        self._random_sampler._rng.rng.seed(int(independent))
+        super().before_trial(study, trial)
+
+
+class SeededTPESampler(_TrialSeeded, optuna.samplers.TPESampler):
+    """Optuna's TPE (multivariate, constant liar for parallel workers), seeded per trial. It reads
+    the budgets from each trial's constraints as Optuna 5 samplers do."""
+
+
+class SeededNSGAIISampler(_TrialSeeded, optuna.samplers.NSGAIISampler):
+    """Optuna's NSGA-II, seeded per trial; infeasible trials rank behind feasible ones."""
+
+
+TPE_STARTUP = 5  # random trials before TPE models: the same as the Gaussian-process sampler's
+NSGA2_POPULATION = 8  # a generation; Optuna's default (50) would leave a 20-trial study all random
+
+
 def make_sampler(strategy: str, seed: int | None = None) -> BaseSampler:
     """The Optuna sampler for a tune strategy.
 
@@ -85,7 +114,8 @@ def make_sampler(strategy: str, seed: int | None = None) -> BaseSampler:
 
     Returns:
         ``RandomSampler`` for "random", :class:`HillClimbSampler` for "hill",
-        :class:`ConstrainedGPSampler` for "bayes".
+        :class:`ConstrainedGPSampler` for "bayes", Optuna's TPE for "tpe" and NSGA-II for "nsga2"
+        (both seeded per trial, see :class:`SeededTPESampler`).
 
     Raises:
         UnknownStrategyError: (a ``ValueError``) for any other strategy.
@@ -96,6 +126,13 @@ def make_sampler(strategy: str, seed: int | None = None) -> BaseSampler:
         return HillClimbSampler(seed=seed)
     if strategy == "bayes":
         return ConstrainedGPSampler(seed=seed)
+    if strategy == "tpe":
+        with warnings.catch_warnings():  # multivariate TPE is "experimental" in Optuna 5
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return SeededTPESampler(seed=seed, n_startup_trials=TPE_STARTUP, multivariate=True,
+                                    constant_liar=True)
+    if strategy == "nsga2":
+        return SeededNSGAIISampler(seed=seed, population_size=NSGA2_POPULATION)
     raise UnknownStrategyError(f"unknown strategy {strategy!r}: expected one of {', '.join(STRATEGIES)}")
 
 

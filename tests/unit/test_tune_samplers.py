@@ -110,14 +110,16 @@ def quiet_optuna():
 
 
 def test_make_sampler_maps_each_strategy_and_refuses_others():
-    assert STRATEGIES == ("random", "hill", "bayes")
+    assert STRATEGIES == ("random", "hill", "bayes", "tpe", "nsga2")
     assert isinstance(make_sampler("random", 0), optuna.samplers.RandomSampler)
     assert isinstance(make_sampler("hill", 0), HillClimbSampler)
     assert isinstance(make_sampler("bayes", None), ConstrainedGPSampler)
+    assert isinstance(make_sampler("tpe", 0), optuna.samplers.TPESampler)
+    assert isinstance(make_sampler("nsga2", 0), optuna.samplers.NSGAIISampler)
     with pytest.raises(ValueError, match="unknown strategy 'grid'"):
         make_sampler("grid", 0)
     with pytest.raises(InputError):
-        make_sampler("tpe", 0)
+        make_sampler("cma", 0)
 
 
 @pytest.mark.parametrize("strategy", ["hill", "bayes"])
@@ -266,7 +268,7 @@ def test_bayes_reaches_the_constrained_optimum_sooner_than_random_search():
     assert max(bayes) <= 20, figures
 
 
-@pytest.mark.parametrize("strategy", ["hill", "bayes"])
+@pytest.mark.parametrize("strategy", ["hill", "bayes", "tpe", "nsga2"])
 def test_a_study_resumed_in_a_new_process_continues_like_an_uninterrupted_one(strategy, tmp_path):
     def storage(name: str) -> JournalStorage:
         return JournalStorage(JournalFileBackend(str(tmp_path / name)))
