@@ -40,7 +40,8 @@ def new_figure(width: float = PLOT_WIDTH_IN, height: float = 4.0):
 
 def png_data_uri(fig) -> str:
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=PLOT_DPI)
+    # zlib level 1: the PNGs come out a few % larger and are written in about half the time
+    fig.savefig(buffer, format="png", dpi=PLOT_DPI, pil_kwargs={"compress_level": 1})
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
