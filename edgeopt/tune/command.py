@@ -30,7 +30,7 @@ from edgeopt.tune.study import TuneOptions, tune
     help="max_accuracy_drop=0.005 | max_error_increase=0.05 | max_size_kb=N | max_gzip_kb=N | "
     "max_latency_ms=N[@TARGET] (repeatable; default: the recipe's budgets section).",
 )
-@click.option("--strategy", default="bayes", show_default=True, help="random | hill | bayes.")
+@click.option("--strategy", default="bayes", show_default=True, help="random | hill | bayes | tpe | nsga2.")
 @click.option(
     "--trials", default=20, show_default=True, help="Finished trials the study should hold in total."
 )

@@ -1,4 +1,5 @@
-"""Search strategies for ``edgeopt tune``: random, hill climbing with restarts, constrained Bayesian.
+"""Search strategies for ``edgeopt tune``: random, hill climbing with restarts, constrained Bayesian,
+and Optuna's own TPE and NSGA-II (measured against the Bayesian sampler in docs/tune.md).
 
 Both samplers written here are Optuna samplers that keep no state of their own: every proposal is a
 pure function of the study's trial history and of ``(seed, trial.number)``. A study resumed in a new
