@@ -292,7 +292,8 @@ def test_a_study_checks_its_recipe_once_and_each_trial_recipe_once(recipe, tmp_p
     checked = []
     real = edgeopt.pipeline.check_model_files
     monkeypatch.setattr(edgeopt.pipeline, "check_model_files", lambda r: checked.append(r.stages) or real(r))
-    outcome = edgeopt.search(recipe, tmp_path / "s", budgets=("max_gzip_kb=100",), strategy="random", trials=1)
+    outcome = edgeopt.search(recipe, tmp_path / "s", budgets=("max_gzip_kb=100",), strategy="random",
+                             trials=1)
     assert len(outcome.trials) == 1
     # At setup, before the base trains; then the trial's changed recipe, once, before its stages run.
     assert len(checked) == 2, checked
