@@ -11,6 +11,9 @@ other jobs on a shared VM move single pairs far more than anything edgeopt does.
 of each side (its processes' user + system time), which other jobs disturb less than wall time.
 
     .venv/bin/python scripts/bench_overhead.py --pairs 5
+
+``--deterministic`` gives the hand-written script TensorFlow's op determinism too, which compress turns
+on so that a run repeats itself on one machine: it separates the price of that from edgeopt's own work.
 """
 
 from __future__ import annotations
@@ -69,6 +72,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=5)
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--deterministic", action="store_true",
+                        help="the hand-written script turns on op determinism, as compress does")
     args = parser.parse_args()
     ours, theirs, busy = [], [], []  # busy: per pair, the most of the CPUs others used in either run
     cpu_ours, cpu_theirs = [], []
@@ -78,7 +83,8 @@ def main() -> None:
             first_ours = pair % 2 == 0  # alternate which side goes first
             shares = []
             for side in ((True, False) if first_ours else (False, True)):
-                wall, used, share = timed(command if side else HANDWRITTEN)
+                handwritten = [*HANDWRITTEN, *(["--deterministic"] if args.deterministic else [])]
+                wall, used, share = timed(command if side else handwritten)
                 (ours if side else theirs).append(wall)
                 (cpu_ours if side else cpu_theirs).append(used)
                 shares.append(share)
@@ -91,6 +97,7 @@ def main() -> None:
     figures = {
         "machine": f"{cpu()}, {len(os.sched_getaffinity(0))} cores, {platform.machine()}",
         "pairs": args.pairs,
+        "handwritten_deterministic": args.deterministic,
         "others_cpu_share": {"min": min(busy), "max": max(busy)},
         "edgeopt_s": spread(ours),
         "handwritten_s": spread(theirs),

@@ -5,7 +5,8 @@ themselves: train with early stopping; convert the trained model to float32, eva
 reference every speed-up and accuracy change is measured against, as compress's report gives them);
 prune 30 -> 80 % over 12 epochs, prune-preserving QAT for 5 epochs, convert float32 and int8,
 evaluate both ``.tflite`` on the test split through LiteRT, and a 1-second latency loop for each.
-Run by scripts/bench_overhead.py; prints one JSON line.
+Run by scripts/bench_overhead.py; prints one JSON line. ``--deterministic`` also turns on TensorFlow's
+op determinism, as compress does so that a run repeats itself on one machine.
 """
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ def latency_ms(interpreter, seconds=1.0):
 
 def main() -> None:
     started = time.perf_counter()
+    if "--deterministic" in sys.argv[1:]:
+        tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(0)
     digits = load_digits()
     x = (digits.images / 16.0).astype(np.float32)[..., np.newaxis]
