@@ -29,6 +29,7 @@ Errors are :class:`edgeopt.errors.EdgeoptError` subclasses carrying the CLI's ex
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -83,12 +84,9 @@ def run(recipe: Recipe, out_dir: str | os.PathLike, *, overwrite: bool = False, 
     protected like the other inputs. ``log``: a capture already running (the command line's, which
     honours ``--verbose``); by default TensorFlow's output is captured here, and kept as edgeopt.log."""
     path = None if recipe_path is None else Path(recipe_path)
-    if log is not None:
+    with nullcontext(log) if log is not None else captured(python_too=True) as capture:
         return pipeline.run_recipe(recipe, Path(out_dir), overwrite=overwrite, quiet=quiet, recipe_path=path,
-                                   log=log)
-    with captured(python_too=True) as own:
-        return pipeline.run_recipe(recipe, Path(out_dir), overwrite=overwrite, quiet=quiet, recipe_path=path,
-                                   log=own)
+                                   log=capture)
 
 
 def benchmark(path: str | os.PathLike, target: str = "local", spec: BenchSpec | None = None,

@@ -105,7 +105,7 @@ def objective_points(document: dict) -> list[list[float]]:
     return points
 
 
-def hypervolumes(documents: dict, trials: int) -> dict:
+def hypervolumes(documents: dict) -> dict:
     """Per study, the hypervolume its feasible points dominate in the box every study's feasible
     points span (each objective scaled to 0..1 over that box, reference point 1.1 on each): one
     yardstick for all the studies of a run. Uses Optuna's own hypervolume routine."""
@@ -244,7 +244,7 @@ def main() -> None:
         for run, outcome in pool.map(one, runs[1:]):
             results[run] = outcome
 
-    volumes = hypervolumes({run: doc for run, (doc, _) in results.items()}, args.trials)
+    volumes = hypervolumes({run: doc for run, (doc, _) in results.items()})
     rows = []
     for strategy in args.strategies:
         found, best, per_trial = [], [], []
