@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import flatbuffers
 import numpy as np
 
 from edgeopt.diagnose import layers_by_name, tensor_layers
@@ -138,8 +139,6 @@ def _percentiles(raw: bytes, samples: np.ndarray, indices: Sequence[int],
 
 
 def _packed(flat) -> bytes:
-    import flatbuffers
-
     builder = flatbuffers.Builder(1024)
     builder.Finish(flat.Pack(builder), file_identifier=TFLITE_IDENTIFIER)
     return bytes(builder.Output())

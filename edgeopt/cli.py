@@ -7,6 +7,8 @@ documented code (see :mod:`edgeopt.errors`). Nothing here imports TensorFlow at 
 
 from __future__ import annotations
 
+import errno
+import gc
 import json
 import sys
 from pathlib import Path
@@ -45,8 +47,6 @@ class EdgeoptGroup(click.Group):
             sys.exit(130)
         # Everything is written. Tearing down TensorFlow's object graph at exit costs ~1.7 s of
         # collection; frozen objects are left to the operating system instead.
-        import gc
-
         gc.freeze()
         sys.exit(code if isinstance(code, int) else 0)
 
@@ -73,8 +73,6 @@ class EdgeoptGroup(click.Group):
 def _path_error(exc: OSError) -> EdgeoptError | None:
     """An InputError for a path no system call takes (too long, a symbolic link loop), else None:
     the last resort behind :func:`~edgeopt.paths.check_path`, for a path that reached a call unchecked."""
-    import errno
-
     reasons = {errno.ENAMETOOLONG: "is too long for the file system; give a shorter path",
                errno.ELOOP: "is a loop of symbolic links; point the link at a real file or give another path"}
     if exc.errno not in reasons:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import platform
 import subprocess
 import sys
 import tempfile
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from edgeopt.bench.local import describe_crash
 from edgeopt.data import CLASSIFICATION, Dataset, check_outputs, load_dataset, n_samples, take
@@ -206,8 +208,6 @@ def predict_named(path: Path, x: np.ndarray | dict[str, np.ndarray], outputs: li
 
 
 def provenance(n: int) -> str:
-    import platform
-
     runtime = f"LiteRT {version('ai-edge-litert')} interpreter"
     return f"measured: {runtime} on the test split (n={n}), {platform.machine()}"
 
@@ -463,8 +463,6 @@ def output_heads(model, data: Dataset) -> dict[str, str] | None:
 def load_data(data: Any) -> Dataset:
     """A :class:`Dataset` from what a user names: a Dataset, a built-in name, a path, or a ``data:``
     mapping (``{path: images/, image_size: [96, 96]}``, ``{loader: "mypkg.data:load"}``) or DataSpec."""
-    from pydantic import ValidationError
-
     if isinstance(data, Dataset):
         return data
     if isinstance(data, Mapping):

@@ -20,12 +20,16 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import sys
 import tempfile
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf.message import DecodeError
 
 from edgeopt import keras3, usercode
 from edgeopt.dataset import shape_fits
@@ -341,8 +345,6 @@ def unknown_layer_classes(configs: list[Any]) -> list[str]:
 def registered_names() -> set[str]:
     """Names registered as custom objects with tf_keras or, in a process that has imported it, with
     Keras 3 (``register_keras_serializable``): objects either Keras finds without importing anything."""
-    import sys
-
     from edgeopt.kerasapi import keras
 
     names = set(keras.utils.get_custom_objects())
@@ -607,8 +609,6 @@ def _savedmodel_configs(path: Path) -> list[Any]:
     raw = meta.read_bytes()
     if len(raw) > MAX_CONFIG_BYTES:
         raise InputError(f"{meta} is larger than {MAX_CONFIG_BYTES // 2**20} MiB")
-    from google.protobuf.message import DecodeError
-
     metadata = _saved_metadata_type()()
     try:
         metadata.ParseFromString(raw)
@@ -635,8 +635,6 @@ LAYER_IDENTIFIERS = ("_tf_keras_layer", "_tf_keras_input_layer", "_tf_keras_netw
 def _saved_metadata_type():
     """tf_keras' ``SavedMetadata`` message (tf_keras/protobuf/saved_metadata.proto), declared here so
     that reading it needs protobuf only, not TensorFlow: field numbers as tf_keras defines them."""
-    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-
     field = descriptor_pb2.FieldDescriptorProto
     proto = descriptor_pb2.FileDescriptorProto(name="edgeopt_keras_saved_metadata.proto",
                                                package="edgeopt_keras", syntax="proto3")

@@ -51,7 +51,11 @@ from pydantic import Field, ValidationError, field_validator
 from edgeopt.budgets import Budgets, Figures, Verdict, judge
 from edgeopt.documents import load_yaml, read_text
 from edgeopt.errors import EXIT_CHECK_FAILED, EXIT_OK, EnvironmentProblem, InputError
+from edgeopt.outputs import write_text_atomic
+from edgeopt.render import table
+from edgeopt.report import as_report, load_report, markdown_table
 from edgeopt.strict import Strict
+from edgeopt.techniques import TECHNIQUES
 from edgeopt.types import (
     FloatOp,
     LatencyEntry,
@@ -256,15 +260,11 @@ class CheckResult:
 
     def to_table(self) -> str:
         """The terminal rendering: every finding, failures first, then the summary line."""
-        from edgeopt.render import table
-
         headers = ["status", "variant", "check", "target", "baseline", "measured", "detail"]
         return table(headers, self.rows()) + "\n" + self.summary()
 
     def to_markdown(self) -> str:
         """Markdown for a CI job summary: verdict, one table, failures first."""
-        from edgeopt.report import markdown_table
-
         mark = "✅" if self.passed else "❌"
         head = [f"### {mark} {self.summary()}", ""]
         rows = [[MARKS.get(r[0], "") + " " + r[0], f"`{r[1]}`", *r[2:]] for r in self.rows()]
@@ -656,8 +656,6 @@ UNSET = (None, [], {}, False)  # a recipe field at one of these equals the field
 def _at_stage_default(stage: Mapping[str, Any], key: str) -> bool:
     """Whether a stage's field holds its technique's declared default (a field added since a baseline
     was written, such as quantize's ``repair: off``, reads as unchanged)."""
-    from edgeopt.techniques import TECHNIQUES
-
     technique = TECHNIQUES.get(stage.get("kind")) if isinstance(stage.get("kind"), str) else None
     field = technique.Stage.model_fields.get(key) if technique is not None else None
     if field is None or field.is_required():
@@ -736,8 +734,6 @@ def compare(report: Report | Mapping[str, Any], baseline: Report | Mapping[str, 
         InputError: either is malformed (see :func:`edgeopt.report.validate_report`), the budgets do
             not validate, or the two describe different models, tasks or datasets.
     """
-    from edgeopt.report import as_report
-
     report, baseline = as_report(report, "report"), as_report(baseline, "baseline")
     check_same_model(report, baseline)
     tol = tolerances or Tolerances()
@@ -751,8 +747,6 @@ def check_budgets(report: Report | Mapping[str, Any]) -> CheckResult:
     Every variant is ``new``; failed variants, failed measurements' variants, failed verification
     checks and missed budgets are failures.
     """
-    from edgeopt.report import as_report
-
     report = as_report(report, "report")
     return _result(report, _Comparer(report, None, Tolerances(), report_budgets(report)).run())
 
@@ -848,8 +842,6 @@ def check(report: Report | str | Path, baseline_path: str | Path, tolerances: To
         InputError: a missing or invalid report or baseline, a baseline of another model.
         EnvironmentProblem: the baseline cannot be written.
     """
-    from edgeopt.report import load_report
-
     shown = report if isinstance(report, (str, Path)) else "REPORT.json"
     report = load_report(report) if isinstance(report, (str, Path)) else report
     baseline_path = Path(baseline_path)
@@ -865,8 +857,6 @@ def check(report: Report | str | Path, baseline_path: str | Path, tolerances: To
         return result
     if not own.passed:
         return replace(result, baseline_path=str(baseline_path), update=BaselineUpdate.REFUSED)
-    from edgeopt.outputs import write_text_atomic
-
     try:
         write_text_atomic(baseline_path, baseline_json(report))
     except OSError as exc:
@@ -888,8 +878,6 @@ def make_baseline(report: Report | Mapping[str, Any]) -> Report:
     Plot data (evaluation, per-tensor statistics, training histories) is dropped; everything
     :func:`compare` reads is kept.
     """
-    from edgeopt.report import as_report
-
     data = json.loads(json.dumps(as_report(report).to_json()))  # a deep copy, detached from the source
     out = {k: data[k] for k in _TOP_KEEP if k in data}
     out["variants"] = []

@@ -38,12 +38,15 @@ from __future__ import annotations
 import csv
 import io
 import warnings
+import zipfile
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 from pydantic import Field, field_validator, model_validator
 
 from edgeopt import usercode
@@ -347,9 +350,6 @@ ZIP_MAGIC = b"PK\x03\x04"
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
     """The four arrays of an .npz, each header checked before its data is read; never unpickles."""
-    import zipfile
-    import zlib
-
     try:
         # Our own handle, so that it is closed even when numpy fails half-way through opening the zip;
         # and a regular file's: a FIFO would block for ever.
@@ -469,8 +469,6 @@ def _class_folders(folder: Path) -> list[Path]:
 def _read_image(path: Path, size: tuple[int, int] | None, mode: str) -> np.ndarray:
     """One image as float32 (height, width, channels), resized to ``size``; at its own size (``size``
     None) only up to :data:`MAX_IMAGE_SIDE` pixels per side, checked before its pixels are decoded."""
-    from PIL import Image, UnidentifiedImageError
-
     try:
         with open_regular(path, "data") as handle:
             with warnings.catch_warnings():

@@ -18,7 +18,9 @@ Nothing here imports TensorFlow; the measured code is always ``runner.py`` in a 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
+import platform
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -158,8 +160,6 @@ class BenchmarkResult:
 
     def to_json(self) -> dict:
         """The ``--json`` / ``benchmark.json`` document: rows use report.json's latency field names."""
-        import datetime
-        import platform
 
         return {"schema_version": 1, "kind": "benchmark", "edgeopt_version": __version__,
                 "created_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),

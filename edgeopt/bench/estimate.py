@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import numpy as np
+
 from edgeopt.bench.stats import PROVENANCE_ESTIMATED, STATUS_OK, failed_entry, to_entry
 from edgeopt.bench.target import RunSettings, Target, choice_target
 from edgeopt.errors import InputError
@@ -192,8 +194,6 @@ def fit_profile(measured_ms: dict, device: str = "pi4", threads: int = 4) -> dic
         ``dense_gmacs``, ``depthwise_gmacs`` and ``bandwidth_gbs`` for pasting into a profile, and the
         fitted relative errors per model.
     """
-    import numpy as np
-
     base = PROFILES[device]
     factor = thread_factor(base, threads)
     rows, targets, names = [], [], []

@@ -20,6 +20,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from edgeopt.bench.local import run_runner, runner_args
 from edgeopt.bench.stats import PROVENANCE_EMULATED, to_entry
 from edgeopt.bench.target import RunSettings, Target, choice_target
@@ -81,8 +83,6 @@ def emulated_python(cpu: str, sysroot: Path | None = None) -> tuple[list[str], d
 
 def max_abs_diff(first: Path, second: Path) -> float:
     """Largest absolute difference between same-named arrays of two .npz files."""
-    import numpy as np
-
     with np.load(first) as a, np.load(second) as b:
         if sorted(a.files) != sorted(b.files):
             return float("inf")

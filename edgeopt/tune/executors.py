@@ -16,8 +16,11 @@ starts from (``submit(job, base)``), loaded once per worker, or trains its own i
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
+import socket
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from pathlib import Path
 from typing import Any
 
 from edgeopt.errors import EnvironmentProblem
@@ -49,8 +52,6 @@ class Pool:
     """Trials in a pool of spawned worker processes (TensorFlow does not survive a fork)."""
 
     def __init__(self, base: Base | None, workers: int):
-        import multiprocessing
-
         self.workers = workers
         threads = max(1, (os.cpu_count() or workers) // workers)
         self._threads = threads
@@ -111,8 +112,6 @@ def _ray_trial(job: Job, base: Base | None, threads: int) -> dict[str, Any]:
 
 def _probe(address: str) -> None:
     """Fail in seconds, not minutes, when a ``host:port`` cluster address does not answer."""
-    import socket
-
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if not host or not port.isdigit():
         return  # "auto", "local" or a form Ray resolves itself
@@ -132,8 +131,6 @@ def _token_auth_when_a_token_is_at_hand() -> None:
     ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``) and no mode chosen, send it."""
     if "RAY_AUTH_MODE" in os.environ:
         return
-    from pathlib import Path
-
     if (
         os.environ.get("RAY_AUTH_TOKEN")
         or os.environ.get("RAY_AUTH_TOKEN_PATH")

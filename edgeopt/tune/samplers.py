@@ -28,6 +28,7 @@ from optuna.samplers import BaseSampler, RandomSampler
 from optuna.search_space import intersection_search_space
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
+from threadpoolctl import threadpool_limits
 
 from edgeopt.errors import InputError
 
@@ -660,7 +661,6 @@ def _quiet_single_threaded() -> Iterator[None]:
     """GP fits without ConvergenceWarnings, on one BLAS thread: on a small machine shared with the
     trials, threads only contend (5x slower measured), and one thread keeps the sums reproducible."""
     from sklearn.exceptions import ConvergenceWarning
-    from threadpoolctl import threadpool_limits
 
     with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
         warnings.simplefilter("ignore", ConvergenceWarning)

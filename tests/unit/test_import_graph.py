@@ -12,6 +12,9 @@ version lives in :mod:`edgeopt.version` for that reason), which the second test 
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import pytest
 
 grimp = pytest.importorskip("grimp")  # in the test extras (setup.cfg)
@@ -119,3 +122,99 @@ def test_the_circle_finder_finds_circles():
     found = circles(edges)
     assert sorted(map(tuple, found)) == [("a", "b", "c", "a"), ("e", "e")]
     assert "a -> b -> c -> a" in describe(found)
+
+
+# -- function-level imports: only for what is slow to load -------------------------------------------
+
+# Libraries that take a noticeable part of a second (or a native runtime) to load: importing them
+# inside the function that needs them keeps `edgeopt --help`, `check` and `import edgeopt` fast.
+HEAVY = {"tensorflow", "tf_keras", "tensorflow_model_optimization", "keras", "matplotlib", "ray", "sklearn",
+         "scipy", "optuna", "ai_edge_litert", "litert_quantizer", "tflite_runtime", "h5py"}
+# The benchmark runner is copied to boards and run on its own: its lazy numpy and runtime imports are
+# how it reports a host without them (exit 3) instead of dying on import.
+STANDALONE = {"edgeopt.bench.runner"}
+
+
+def _module_name(path, root) -> str:
+    parts = path.relative_to(root).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imported(node) -> list[str]:
+    """What an import statement may load: ``from a import b`` is ``a``, or module ``a.b`` when b is one."""
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    module = "." * node.level + (node.module or "")  # relative imports are not used in edgeopt
+    return [module, *(f"{module}.{alias.name}" for alias in node.names)]
+
+
+def imports_by_place(root) -> tuple[dict[str, set[str]], list[tuple[str, int, tuple[str, ...]]]]:
+    """Per edgeopt module, what it imports at module level (outside functions, TYPE_CHECKING left out);
+    and every import statement inside a function as (module, line, what it may load)."""
+    top: dict[str, set[str]] = {}
+    inner: list[tuple[str, int, tuple[str, ...]]] = []
+    for path in sorted(root.rglob("*.py")):
+        name = _module_name(path, root.parent)
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        top[name] = set()
+        functions = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+        in_functions = {id(n) for f in functions for n in ast.walk(f) if n is not f}
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Import | ast.ImportFrom):
+                continue
+            if id(node) in in_functions:
+                inner.append((name, node.lineno, tuple(_imported(node))))
+            else:
+                top[name].update(_imported(node))
+        checking = (n for n in tree.body if isinstance(n, ast.If) and "TYPE_CHECKING" in ast.unparse(n.test))
+        for block in checking:
+            for node in ast.walk(block):
+                if isinstance(node, ast.Import | ast.ImportFrom):
+                    top[name].difference_update(_imported(node))
+    return top, inner
+
+
+def heavy_modules(top: dict[str, set[str]]) -> set[str]:
+    """edgeopt modules that load a heavy library when imported, directly or through other modules."""
+    heavy: set[str] = set()
+    changed = True
+    while changed:
+        changed = False
+        for module, imported in top.items():
+            if module in heavy:
+                continue
+            if any(i.split(".")[0] in HEAVY or i in heavy for i in imported):
+                heavy.add(module)
+                changed = True
+    return heavy
+
+
+def light_imports_in_functions(root) -> list[str]:
+    top, inner = imports_by_place(root)
+    heavy = heavy_modules(top)
+    found = []
+    for module, line, loads in inner:
+        if module in STANDALONE or any((module, name) == FACADE for name in loads):
+            continue
+        if any(name.split(".")[0] in HEAVY or name in heavy for name in loads):
+            continue
+        found.append(f"{module}:{line} imports {loads[0]}")
+    return found
+
+
+def test_function_level_imports_are_only_for_heavy_libraries():
+    """STYLE.md section 10: an import inside a function is for a library slow to load (TensorFlow,
+    matplotlib, Ray...), or an edgeopt module that loads one; anything else goes at the top."""
+    found = light_imports_in_functions(Path(__file__).resolve().parents[2] / PACKAGE)
+    assert not found, "imports inside functions of modules that load fast (move them to the top):\n" + \
+        "\n".join(found)
+
+
+def test_the_import_placement_check_can_fail(tmp_path):
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "slow.py").write_text("import tensorflow\n")
+    (package / "user.py").write_text("import json\n\ndef f():\n    import os\n    import matplotlib\n"
+                                      "    from pkg import slow\n    return os\n")
+    assert light_imports_in_functions(package) == ["pkg.user:4 imports os"]
