@@ -14,6 +14,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from edgeopt.report.cells import fmt_ms
 from edgeopt.types import LatencyEntry
 
 PROVENANCE_MEASURED = "measured"
@@ -88,14 +89,15 @@ TABLE_HEADERS = ("model", "target", "threads", "provenance", "p50 ms", "p90 ms",
 
 
 def table_rows(rows: list[dict]) -> list[list[object]]:
-    """Benchmark rows (``model``, ``target`` + entry) as table cells; estimates show p50 only."""
+    """Benchmark rows (``model``, ``target`` + entry) as table cells; estimates show p50 only. Times are
+    in ms as the headers say, below 0.1 ms in µs with the unit (``45.2 µs``), as in every report."""
     cells = []
     for row in rows:
         estimated = row.get("provenance") == PROVENANCE_ESTIMATED
 
         def ms(name: str, row: dict = row, estimated: bool = estimated) -> str:
             value = row.get(name)
-            return "-" if value is None or (estimated and name != "p50_ms") else f"{value:.4g}"
+            return "-" if value is None or (estimated and name != "p50_ms") else fmt_ms(value)
 
         diff = row.get("max_abs_diff")
         status = row["status"] if row.get("status") == STATUS_OK else f"failed: {row.get('reason')}"

@@ -45,6 +45,8 @@ def fmt_bytes(n: Any) -> str:
     return f"{value / KB / KB:.2f} MB"
 
 
+# The one latency formatter: the reports, `edgeopt benchmark`'s table and tune's text and HTML all print
+# latencies through fmt_ms (a column headed "ms") or fmt_time (a figure in a sentence).
 MICROSECONDS_BELOW_MS = 0.1  # shorter latencies read in µs: "45.2 µs", not "0.0452"
 
 

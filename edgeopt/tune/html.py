@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import html
 
+from edgeopt.report.cells import fmt_ms
 from edgeopt.report.plots import new_figure, png_data_uri
 from edgeopt.tune.budgets import KB
-from edgeopt.tune.results import FAILED, PRUNED, Outcome, best_so_far, describe, drop_in_points
+from edgeopt.tune.results import FAILED, PRUNED, Outcome, best_so_far, budget_label, describe, drop_in_points
 
 STYLE = (
     "body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;font-size:13px}"
@@ -25,9 +26,9 @@ def _plots(outcome: Outcome) -> list[tuple[str, str]]:
     out = []
     target = outcome.goal.latency_target
     metric = next((t.figures.get("metric") for t in measured if t.figures.get("metric")), None)
-    points = drop_in_points(metric)
+    in_points = drop_in_points(metric)  # drops, their budget and the axis all in points (pt), or all not
     for axis, label in (
-        ("drop", "accuracy drop vs the reference (points)" if points
+        ("drop", "accuracy drop vs the reference (pt)" if in_points
          else f"{metric} increase vs the reference (its unit)"),
         ("latency", f"p50 ms on {target}"),
     ):
@@ -38,7 +39,7 @@ def _plots(outcome: Outcome) -> list[tuple[str, str]]:
         fig = new_figure(6.4, 4.2)
         ax = fig.add_subplot()
         fig.subplots_adjust(left=0.13, right=0.97, top=0.9, bottom=0.13)
-        ceiling = _ceiling(outcome, measured, axis, target, points)
+        ceiling = _ceiling(outcome, measured, axis, target, in_points)
         for group, colour, marker in (
             ("infeasible", "#bbbbbb", "x"),
             ("feasible", "#1f77b4", "o"),
@@ -56,8 +57,7 @@ def _plots(outcome: Outcome) -> list[tuple[str, str]]:
                 )
                 if y is None:
                     continue
-                fraction = drop_in_points(t.figures.get("metric"))
-                scale = 100 if axis == "drop" and fraction else 1
+                scale = 100 if axis == "drop" and in_points else 1
                 points.append((t.figures["gzip_bytes"] / KB, min(y * scale, ceiling)))
             if points:
                 ax.scatter(
@@ -68,16 +68,17 @@ def _plots(outcome: Outcome) -> list[tuple[str, str]]:
                     label=group,
                 )
         for budget in outcome.goal.budgets:
+            shown = budget_label(budget, in_points)
             if budget.name == "max_gzip_kb":
-                ax.axvline(budget.limit, color="#2ca02c", linestyle="--", linewidth=1, label=budget.label)
+                ax.axvline(budget.limit, color="#2ca02c", linestyle="--", linewidth=1, label=shown)
             if axis == "drop" and budget.name == "max_accuracy_drop":
-                ax.axhline(budget.limit * (100 if points else 1), color="#2ca02c", linestyle=":",
-                           linewidth=1, label=budget.label)
+                ax.axhline(budget.limit * (100 if in_points else 1), color="#2ca02c", linestyle=":",
+                           linewidth=1, label=shown)
             if axis == "latency" and budget.name == "max_latency_ms":
                 ax.axhline(budget.limit, color="#2ca02c", linestyle=":", linewidth=1, label=budget.label)
         ax.set_xlabel("gzip size of the .tflite (KB = 1024 bytes)")
         ax.set_ylabel(label)
-        cut = f" (drops above {ceiling:g} drawn at {ceiling:g})" if ceiling < float("inf") else ""
+        cut = f" (drops above {ceiling:g} pt drawn at {ceiling:g} pt)" if ceiling < float("inf") else ""
         ax.set_title(f"Trials: size against {axis}{cut}", fontsize=10)
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
@@ -164,7 +165,7 @@ def render_html(outcome: Outcome) -> str:
         "</head><body><h1>edgeopt tune</h1>",
         f"<p>Study <code>{e(str(outcome.study.get('folder', '')))}</code>; "
         f"objective <b>{e(goal.objective)}</b> (minimise {e(', '.join(goal.names))}); "
-        f"budgets: {e(', '.join(b.label for b in goal.budgets) or 'none')}. "
+        f"budgets: {e(', '.join(outcome.budget_labels()) or 'none')}. "
         "Every figure is measured from the trial's .tflite through the LiteRT interpreter (accuracy on the "
         f"test split; latency on {e(goal.latency_target)} as each trial's report.json records).</p>",
     ]
@@ -200,7 +201,7 @@ def render_html(outcome: Outcome) -> str:
             _n(f.get("gzip_bytes")),
             _metric(f.get("value"), f.get("metric")),
             _drop(f.get("drop"), f.get("metric")),
-            _g(latency),
+            "" if latency is None else fmt_ms(latency),
             "cached" if t.cached else _g(t.seconds),
             t.reason or "",
         ]

@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from edgeopt.budgets import Limit
+from edgeopt.report.cells import fmt_time
 from edgeopt.tune.budgets import KB, Goal, error_of
 from edgeopt.types import base_metric
 
@@ -248,29 +250,42 @@ class Outcome:
             lines.append("no trial finished")
         else:
             lines.append("no trial met every budget; closest per budget:")
+            shown = dict(zip((b.label for b in self.goal.budgets), self.budget_labels(), strict=True))
             for label, near in self.closest.items():
                 if near["trial"] is None:
-                    lines.append(f"  {label}: never measured")
+                    lines.append(f"  {shown.get(label, label)}: never measured")
                 else:
-                    points = label.startswith("max_accuracy_drop") and self._accuracy()
+                    points = label.startswith("max_accuracy_drop") and self.drops_in_points
                     reached = f"a drop of {near['value'] * 100:.2f} pt" if points else f"{near['value']:.4g}"
                     lines.append(
-                        f"  {label}: trial #{near['trial']} reached {reached} "
+                        f"  {shown.get(label, label)}: trial #{near['trial']} reached {reached} "
                         f"({near['met_by']} trials met this one alone)"
                     )
         return lines
 
-
-    def _accuracy(self) -> bool:
+    @property
+    def drops_in_points(self) -> bool:
         """Whether the trials' metric is an accuracy (its drops are shown in points, as everywhere)."""
         metric = next((t.figures.get("metric") for t in self.trials if t.figures.get("metric")), None)
         return drop_in_points(metric)
+
+    def budget_labels(self) -> list[str]:
+        """The goal's budgets as tune shows them, in their order: see :func:`budget_label`."""
+        return [budget_label(b, self.drops_in_points) for b in self.goal.budgets]
 
 
 def drop_in_points(metric: str | None) -> bool:
     """Drops of an accuracy are shown in points (x 100, "pt") in tune's text, tables and plots; an
     MAE's drop in the metric's own unit."""
     return base_metric(str(metric)) in ("accuracy", "top_k_accuracy")
+
+
+def budget_label(budget: Limit, points: bool) -> str:
+    """A budget as tune shows it: its ``--budget`` spelling, and an accuracy-drop budget also in the
+    unit its drops are shown in when that is points: ``max_accuracy_drop=0.005 (0.50 pt)``."""
+    if points and budget.name == "max_accuracy_drop":
+        return f"{budget.label} ({budget.limit * 100:.2f} pt)"
+    return budget.label
 
 
 def describe(t: TrialRecord) -> str:
@@ -287,7 +302,7 @@ def describe(t: TrialRecord) -> str:
             + (f" (drop {drop * scale:+.2f}{unit})" if drop is not None else "")
         )
     for target, ms in (f.get("latency_ms") or {}).items():
-        parts.append(f"p50 {ms:.4f} ms @{target}")
+        parts.append(f"p50 {fmt_time(ms)} @{target}")
     return "; ".join(parts)
 
 
@@ -306,7 +321,7 @@ def best_recipe(space, best: TrialRecord, outcome: Outcome, recipe_export: list[
     header = [
         f"# Best trial #{best.number} of the tune study {outcome.study.get('folder', '')}: {describe(best)}",
         f"# Objective {outcome.goal.objective}; "
-        f"budgets: {', '.join(b.label for b in outcome.goal.budgets) or 'none'}.",
+        f"budgets: {', '.join(outcome.budget_labels()) or 'none'}.",
         "# Reproduce with: edgeopt compress best.yaml --out DIR (retrains the base with the same seed).",
     ]
     return "\n".join(header) + "\n" + yaml.safe_dump(data, sort_keys=False)

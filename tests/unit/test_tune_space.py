@@ -329,7 +329,7 @@ def test_drops_of_an_accuracy_are_points_in_the_text_the_table_and_the_plot_axis
     trials = [_trial(0, 14, 0.0083)[1], _trial(1, 13, 0.02)[1]]  # neither meets both budgets
     outcome = Outcome.of(goal, trials, [], {})
     text = "\n".join(outcome.summary())
-    assert "max_accuracy_drop=0.005: trial #0 reached a drop of 0.83 pt" in text
+    assert "max_accuracy_drop=0.005 (0.50 pt): trial #0 reached a drop of 0.83 pt" in text
     assert "(drop +0.83 pt)" in "\n".join(describe(t) for t in trials)
     page = render_html(outcome)
     assert "+0.83 pt" in page and "97.17 %" in page and "0.0083" not in page
