@@ -1,4 +1,5 @@
-"""Keras model -> ``.tflite`` bytes, one function per export format.
+"""Keras model -> ``.tflite`` bytes in an export format, the converter set up as the format's row in
+:data:`edgeopt.formats.FORMATS` says (:func:`configure`; no branch on a format's name here).
 
 ``float32`` converts as is; ``float16`` stores float16 weights; ``dynamic`` stores int8 weights and
 quantizes activations at run time; ``int8`` is full-integer (int8 weights and activations; int8 or
@@ -21,6 +22,7 @@ import numpy as np
 from edgeopt import formats, litert_backend
 from edgeopt.errors import ConversionError
 from edgeopt.kerasapi import tf
+from edgeopt.types import Format
 
 
 def _representative(samples: np.ndarray | dict[str, np.ndarray]) -> Callable:
@@ -50,9 +52,6 @@ def _reason(exc: Exception) -> str:
     return reason + (f" (failing op: {', '.join(ops[:5])})" if ops else "")
 
 
-INTEGER_FORMATS = formats.INTEGER_FORMATS  # converted with representative data
-
-
 def _converter(model):
     """The TFLite converter for a tf_keras model, or the one a model without Keras brings itself (a
     SavedModel graph's serving signature: :meth:`~edgeopt.modelfile.GraphModel.tflite_converter`)."""
@@ -60,17 +59,31 @@ def _converter(model):
     return own() if own is not None else tf.lite.TFLiteConverter.from_keras_model(model)
 
 
-def integer_converter(model, representative, *, int8_io: str = "int8"):
-    """The full-integer converter ``convert`` makes for ``int8``, for callers that quantize through
-    TensorFlow Lite's own tools (the QuantizationDebugger keeps chosen ops in float with it)."""
-    converter = _converter(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = _representative(representative)
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    if int8_io == "int8":
+def configure(converter, export: formats.ExportFormat, representative=None, *, int8_io: str = "int8",
+              sparse_encoding: bool = False):
+    """``converter`` set up to make ``export`` (a row of :data:`~edgeopt.formats.FORMATS`): its
+    optimizations, supported types and ops, representative data (integer formats) and int8 input and
+    output (unless ``int8_io`` is ``float``); TFLite's sparse encoding on top with ``sparse_encoding``."""
+    optimizations = [tf.lite.Optimize.DEFAULT] if export.optimize else []
+    if sparse_encoding:
+        optimizations.append(tf.lite.Optimize.EXPERIMENTAL_SPARSITY)
+    converter.optimizations = optimizations
+    if export.supported_types:
+        converter.target_spec.supported_types = [tf.as_dtype(name) for name in export.supported_types]
+    if export.supported_ops:
+        converter.target_spec.supported_ops = [getattr(tf.lite.OpsSet, name) for name in export.supported_ops]
+    if export.integer:
+        converter.representative_dataset = _representative(representative)
+    if export.int8_io and int8_io == "int8":
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
     return converter
+
+
+def integer_converter(model, representative, *, int8_io: str = "int8"):
+    """The full-integer converter ``convert`` makes for ``int8``, for callers that quantize through
+    TensorFlow Lite's own tools (the QuantizationDebugger keeps chosen ops in float with it)."""
+    return configure(_converter(model), formats.FORMATS[Format.INT8], representative, int8_io=int8_io)
 
 
 def float_layers(model, representative, tensors: list[str], *, int8_io: str = "int8") -> bytes:
@@ -119,37 +132,16 @@ def convert(model, fmt: str, representative: np.ndarray | None = None, *, int8_i
         names = [layer.name for layer in getattr(model, "layers", [])]
         return litert_backend.quantize(convert(model, "float32"), fmt, quantization, representative, names,
                                        int8_io=int8_io)
-    if fmt in formats.QUANTIZER_ONLY:
+    export = formats.FORMATS.get(fmt)
+    if export is None:
+        raise ValueError(f"unknown export format '{fmt}'")
+    if formats.CONVERTER not in export.makers:
         raise ValueError(f"{fmt} export needs quantization=: a quantize stage with backend "
                          f"{formats.QUANTIZER} and an {fmt} recipe")
-    converter = _converter(model)
-    optimizations = []
-    if fmt == "float32":
-        pass
-    elif fmt == "float16":
-        optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_types = [tf.float16]
-    elif fmt == "dynamic":
-        optimizations = [tf.lite.Optimize.DEFAULT]
-    elif fmt in INTEGER_FORMATS:
-        if representative is None:
-            raise ValueError(f"{fmt} export needs representative data")
-        optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = _representative(representative)
-        if fmt == "int8":
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            if int8_io == "int8":
-                converter.inference_input_type = tf.int8
-                converter.inference_output_type = tf.int8
-        else:
-            converter.target_spec.supported_ops = [
-                tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
-            ]
-    else:
-        raise ValueError(f"unknown export format {fmt!r}")
-    if sparse_encoding:
-        optimizations.append(tf.lite.Optimize.EXPERIMENTAL_SPARSITY)
-    converter.optimizations = optimizations
+    if export.integer and representative is None:
+        raise ValueError(f"{fmt} export needs representative data")
+    converter = configure(_converter(model), export, representative, int8_io=int8_io,
+                          sparse_encoding=sparse_encoding)
     try:
         return converter.convert()
     except Exception as exc:  # the converter raises many types (ConverterError, RuntimeError, ...)
