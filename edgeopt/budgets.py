@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, PlainSerializer, PlainValidator, WithJsonSchema, model_validator
 
 from edgeopt.report.cells import KB  # 1024 bytes, as the reports show sizes
 from edgeopt.strict import Strict
@@ -23,6 +23,20 @@ from edgeopt.types import HIGHER_IS_BETTER, LatencyKey, Report, Variant, base_me
 NAMES = ("max_accuracy_drop", "max_error_increase", "max_size_kb", "max_gzip_kb", "max_latency_ms")
 SIZES = ("max_size_kb", "max_gzip_kb")  # measurable as soon as the .tflite exists
 SLACK = 1e-12  # a figure exactly at its limit meets it despite float rounding
+
+
+def _latency_key(value: Any) -> LatencyKey:
+    """A ``max_latency_ms`` key as written (``local``, ``local#2t``), or already typed, as a key."""
+    if isinstance(value, LatencyKey):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"a latency key is a target (or TARGET#Nt), got {value!r}")
+    return LatencyKey.parse(value)  # a benchmark target, or TARGET#Nt for a further thread count
+
+
+# A budget's latency key: validated once from its recipe/report.json spelling, written back the same.
+BudgetKey = Annotated[LatencyKey, PlainValidator(_latency_key), PlainSerializer(str, return_type=str),
+                      WithJsonSchema({"type": "string"})]
 
 
 class Budgets(Strict):
@@ -38,22 +52,20 @@ class Budgets(Strict):
         None, ge=0, description="regression: the MAE's increase vs the reference as a fraction of the "
         "reference's MAE (0.05 = 5 %); when given, it judges regression and max_accuracy_drop classification"
     )
-    max_latency_ms: dict[str, float] | None = Field(None, description="target -> p50 milliseconds")
+    max_latency_ms: dict[BudgetKey, float] | None = Field(  # keys typed here, once; written as spelled
+        None, description="target -> p50 milliseconds at the first thread count; TARGET#Nt -> at N threads"
+    )
     variants: list[str] | None = Field(None, description="variants budgeted (default: every export)")
 
     @model_validator(mode="after")
     def _positive_latency(self) -> Budgets:
-        for target, ms in (self.max_latency_ms or {}).items():
-            try:
-                LatencyKey.parse(target)  # a benchmark target, or TARGET#Nt for a further thread count
-            except ValueError as exc:
-                raise ValueError(f"max_latency_ms: {exc}") from None
+        for key, ms in (self.max_latency_ms or {}).items():
             if not ms > 0:
-                raise ValueError(f"max_latency_ms.{target} must be > 0, got {ms}")
+                raise ValueError(f"max_latency_ms.{key} must be > 0, got {ms}")
         return self
 
     def limits(self, higher_is_better: bool | None = None) -> tuple[Limit, ...]:
-        """Every budget given, in :data:`NAMES` order (latency per target). With the task metric's
+        """Every budget given, in :data:`NAMES` order (latency per typed key). With the task metric's
         direction, only those that judge it: for a lower-is-better metric (MAE) ``max_error_increase``
         when given, else ``max_accuracy_drop``; ``max_error_increase`` never judges accuracy."""
         found = []
@@ -67,8 +79,8 @@ class Budgets(Strict):
             if name == "max_error_increase" and higher_is_better is True:
                 continue
             found.append(Limit(name, float(limit)))
-        for target, ms in (self.max_latency_ms or {}).items():  # a recipe's key, as report.json spells it
-            found.append(Limit("max_latency_ms", float(ms), LatencyKey.parse(target)))
+        for key, ms in (self.max_latency_ms or {}).items():  # typed when validated
+            found.append(Limit("max_latency_ms", float(ms), key))
         return tuple(found)
 
     def covers(self, variant: str) -> bool:
@@ -108,6 +120,7 @@ class Figures:
     higher_is_better: bool | None = None  # the task metric's direction (None: unknown)
     latency_ms: Mapping[LatencyKey, float] = field(default_factory=dict)  # p50 per target and threads
     variant: str | None = None  # its name, for ``Budgets.variants`` (None: budgeted)
+    metric: str | None = None  # the task metric's name (``accuracy``, ``mae``), for showing a drop
 
     @classmethod
     def of(cls, report: Report, variant: Variant) -> Figures:
@@ -125,11 +138,14 @@ class Figures:
             latency_ms={key: p50 for key, entry in variant.latency.items()
                         if (p50 := entry.value("p50_ms")) is not None},
             variant=variant.name,
+            metric=name,
         )
 
     @classmethod
     def from_json(cls, figures: Mapping[str, Any]) -> Figures:
-        """From ``edgeopt tune``'s stored figures of a trial (:func:`edgeopt.tune.budgets.figures_of`)."""
+        """From ``edgeopt tune``'s stored figures of a trial (:func:`edgeopt.tune.budgets.figures_of`):
+        JSON read back from a study, its latencies keyed as report.json spells them (``local``,
+        ``local#4t``); a trial being judged is judged on :meth:`of` directly."""
         metric = figures.get("metric")
         return cls(
             size_bytes=figures.get("size_bytes"),
@@ -139,6 +155,7 @@ class Figures:
             higher_is_better=HIGHER_IS_BETTER.get(base_metric(metric)) if isinstance(metric, str) else None,
             latency_ms=_latency_keys(figures.get("latency_ms") or {}),
             variant=figures.get("format"),
+            metric=metric if isinstance(metric, str) else None,
         )
 
 

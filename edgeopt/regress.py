@@ -26,7 +26,7 @@ What is compared (tolerances in :class:`Tolerances`, overridable from a YAML/JSO
   when ``latency_absolute_rel`` is set. A change of threads, delegate or provenance between
   baseline and report is a regression: the figures are no longer comparable;
 * budgets from the report's resolved recipe (:class:`edgeopt.budgets.Budgets`: ``max_size_kb``,
-  ``max_gzip_kb``, ``max_accuracy_drop``, ``max_error_increase``, ``max_latency_ms: {target: ms}``),
+  ``max_gzip_kb``, ``max_accuracy_drop``, ``max_error_increase``, ``max_latency_ms: {TARGET[#Nt]: ms}``),
   independent of the baseline, judged by :func:`edgeopt.budgets.judge` (as ``tune`` judges them);
 * a failed variant, a failed latency measurement, a failed verification check, a variant or target
   missing from the report: failures. Variants or targets new in the report are notes.
@@ -42,7 +42,7 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
-from enum import StrEnum
+from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
@@ -54,6 +54,7 @@ from edgeopt.errors import EXIT_CHECK_FAILED, EXIT_OK, EnvironmentProblem, Input
 from edgeopt.outputs import write_text_atomic
 from edgeopt.render import table
 from edgeopt.report import as_report, load_report, markdown_table
+from edgeopt.report.cells import fmt_time  # latencies as every report shows them
 from edgeopt.strict import Strict
 from edgeopt.techniques import TECHNIQUES
 from edgeopt.types import (
@@ -624,7 +625,7 @@ class _Comparer:
                 return
             entry = v.latency.get(verdict.target)
             self.add(v.name, check, status,
-                     f"p50 {value:.4g} ms ({entry.provenance or '?'}), budget {limit:g} ms",
+                     f"p50 {fmt_time(value)} ({entry.provenance or '?'}), budget {fmt_time(limit)}",
                      target=verdict.target, baseline=limit, measured=value)
         elif value is None:
             zero = " or zero" if verdict.name == "max_error_increase" else ""
@@ -735,9 +736,14 @@ def compare(report: Report | Mapping[str, Any], baseline: Report | Mapping[str, 
             not validate, or the two describe different models, tasks or datasets.
     """
     report, baseline = as_report(report, "report"), as_report(baseline, "baseline")
+    return _compare(report, baseline, tolerances, report_budgets(report))
+
+
+def _compare(report: Report, baseline: Report, tolerances: Tolerances | None,
+             budgets: Budgets | None) -> CheckResult:
+    """:func:`compare` with the report's budgets already typed."""
     check_same_model(report, baseline)
-    tol = tolerances or Tolerances()
-    findings = _Comparer(report, baseline, tol, report_budgets(report)).run()
+    findings = _Comparer(report, baseline, tolerances or Tolerances(), budgets).run()
     return _result(report, findings, baseline)
 
 
@@ -748,7 +754,12 @@ def check_budgets(report: Report | Mapping[str, Any]) -> CheckResult:
     checks and missed budgets are failures.
     """
     report = as_report(report, "report")
-    return _result(report, _Comparer(report, None, Tolerances(), report_budgets(report)).run())
+    return _check_budgets(report, report_budgets(report))
+
+
+def _check_budgets(report: Report, budgets: Budgets | None) -> CheckResult:
+    """:func:`check_budgets` with the report's budgets already typed."""
+    return _result(report, _Comparer(report, None, Tolerances(), budgets).run())
 
 
 # What to try when a variant misses a budget, by the budget it missed.
@@ -783,14 +794,25 @@ def _attempts(tried: list[Mapping[str, Any]]) -> str:
     return ", ".join(shown)
 
 
-def judge_budgets(report: Report) -> Report:
-    """The report with every variant that misses one of its recipe's budgets marked failed, its reason
+class _Read(Enum):
+    REPORT = "the report's recipe"
+
+
+FROM_REPORT = _Read.REPORT  # judge_budgets' default: the budgets of the report's resolved recipe
+
+
+def judge_budgets(report: Report, budgets: Budgets | None | _Read = FROM_REPORT) -> Report:
+    """The report with every variant that misses one of ``budgets`` marked failed, its reason
     naming the budget, the figure and what to try: a variant that lost its accuracy is never ``ok``.
 
-    The verdicts are :func:`check_budgets`' own (one judge for ``compress`` and ``check``); the
-    figures stay in the variant, so every rendering shows what was measured beside the failure.
+    ``budgets`` are the typed budgets of the recipe that made the report (``compress`` passes its
+    ``recipe.budgets``; None: no budgets); by default they are read from the report's resolved
+    recipe, as ``check`` reads them. The verdicts are :func:`check_budgets`' own (one judge for
+    ``compress`` and ``check``); the figures stay in the variant, so every rendering shows what was
+    measured beside the failure.
     """
-    budgets = report_budgets(report)
+    if budgets is FROM_REPORT:
+        budgets = report_budgets(report)
     if budgets is None:
         return report
     missed: dict[str, list[Finding]] = {}
@@ -843,13 +865,14 @@ def check(report: Report | str | Path, baseline_path: str | Path, tolerances: To
         EnvironmentProblem: the baseline cannot be written.
     """
     shown = report if isinstance(report, (str, Path)) else "REPORT.json"
-    report = load_report(report) if isinstance(report, (str, Path)) else report
+    report = load_report(report) if isinstance(report, (str, Path)) else as_report(report, "report")
+    budgets = report_budgets(report)  # validated once, for the comparison and the update alike
     baseline_path = Path(baseline_path)
     if baseline_path.exists():
-        result = compare(report, load_report(baseline_path), tolerances)
-        own = check_budgets(report) if update else result
+        result = _compare(report, load_report(baseline_path), tolerances, budgets)
+        own = _check_budgets(report, budgets) if update else result
     elif update:
-        result = own = check_budgets(report)
+        result = own = _check_budgets(report, budgets)
     else:
         raise InputError(f"{baseline_path}: baseline not found; create it with "
                          f"edgeopt check {shown} --baseline {baseline_path} --update-baseline")

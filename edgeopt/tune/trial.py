@@ -27,6 +27,7 @@ from edgeopt.modelfile import check_no_code, use_custom_objects
 from edgeopt.pipeline import Prepared, compress, gzip_size, prepare
 from edgeopt.progress import Progress
 from edgeopt.recipe import dump_recipe, parse_recipe
+from edgeopt.tune.budgets import Goal
 from edgeopt.tune.pruning import TrialPruned, curve_metric, epoch_callback
 from edgeopt.types import Variant
 from edgeopt.zoo import ZOO
@@ -159,7 +160,7 @@ class Job:
     key: str
     stages: list[dict[str, Any]]
     export: str
-    early_stop: Any = None  # a Goal: its size budgets stop the benchmark of a trial that misses them
+    early_stop: Goal | None = None  # its size budgets stop the benchmark of a trial that misses them
     base_key: str = ""
     train: dict[str, Any] | None = None
     pruning: Any = None  # a pruning.Snapshot
