@@ -13,11 +13,15 @@ sigmoid, :func:`tflite_head`); predictions given without their model's head are 
 :func:`evaluate_file` is ``edgeopt evaluate``: any ``.tflite`` on any dataset edgeopt reads, its test
 split; an image folder without ``train/`` and ``test/`` folders is the user's test set and is scored
 whole (``split="test"``: the share compress holds out of it instead). A classifier at or below chance
-gets a warning naming the likely causes with their facts (:func:`below_chance`). The file and the data
-are checked against each other before anything runs (one input and one output, the sample shape, labels
-within the outputs), and the file runs in a child process (``python -m edgeopt.evaluate``), so a kernel
-that crashes on an unknown model fails the command in one line instead of killing it.
-:class:`Evaluation` is the typed result.
+gets a warning naming the likely causes with their facts (:func:`below_chance`). A file with one input
+and one output takes plain arrays; a file with several inputs or outputs (or data that names its arrays)
+is run through its serving signature, inputs fed and outputs scored by name (:func:`predict_named`).
+The file and the data are checked against each other before the model runs (each input's sample
+shape; by name, the signature's inputs and outputs against the data's; one output's units against the
+labels, which several outputs check as each is scored), and the file runs in a child process
+(``python -m edgeopt.evaluate``), so a kernel that crashes on an unknown model fails the command in one
+line instead of killing it. The file's inputs and outputs are read as the typed
+:class:`~edgeopt.types.IoFacts` of its inspection. :class:`Evaluation` is the typed result.
 """
 
 from __future__ import annotations
@@ -482,7 +486,9 @@ def evaluate_file(path: str | os.PathLike, data: Any, *, batch: int = BATCH,
     """Accuracy (and top-k) or MAE and RMSE of the ``.tflite`` at ``path`` on ``data``.
 
     Args:
-        path: a ``.tflite`` file with one input and one output.
+        path: a ``.tflite`` file. With one input and one output it takes plain arrays; with several,
+            the data names its input arrays and its outputs' labels by the model's (Keras) names,
+            matched through the file's one serving signature, and each output is scored on its own.
         data: what :func:`load_data` takes: a built-in name, an .npz / .csv / image-folder path, a
             ``data:`` mapping, or a loaded :class:`Dataset`.
         batch: samples per interpreter call (a model with a fixed batch runs one sample at a time).
@@ -524,7 +530,7 @@ def evaluate_file(path: str | os.PathLike, data: Any, *, batch: int = BATCH,
     accuracy = evaluation.metrics.get("accuracy")
     if accuracy is not None and not scored.named_outputs:
         inputs = info.input_details
-        warning = below_chance(accuracy.value, scored, inputs[0].to_json() if len(inputs) == 1 else None)
+        warning = below_chance(accuracy.value, scored, inputs[0] if len(inputs) == 1 else None)
         if warning:
             evaluation = replace(evaluation, warnings=(*evaluation.warnings, warning))
     return evaluation
@@ -572,7 +578,7 @@ CLASSES_SHOWN = 12  # class names listed in a warning
 PIXEL_RANGE = 1.5  # data above this looks like pixels 0..255 (a model trained on 0..1 takes less)
 
 
-def below_chance(accuracy: float, data: Dataset, model_input: Mapping[str, Any] | None = None, *,
+def below_chance(accuracy: float, data: Dataset, model_input: IoFacts | None = None, *,
                  first_layer: str | None = None) -> str | None:
     """A warning when a classifier scores at or below chance on ``data``'s test split, naming the
     likely causes with their facts: the class order edgeopt read (folders and text labels sort
@@ -607,7 +613,7 @@ def below_chance(accuracy: float, data: Dataset, model_input: Mapping[str, Any] 
         seen += f" (pixels 0..255 times data.scale {data.preprocessing.get('scale', 1):g})"
     expected = _expected_range(model_input)
     if expected is not None:
-        seen += (f" while the model's {model_input.get('dtype')} input represents "
+        seen += (f" while the model's {model_input.dtype} input represents "
                  f"[{expected[0]:.4g}, {expected[1]:.4g}]")
     elif first_layer is not None:
         seen += f" while the model's first layer {first_layer}"
@@ -636,23 +642,21 @@ def first_layer_fact(model: Any) -> str | None:
     return None
 
 
-def _expected_range(model_input: Mapping[str, Any] | None) -> tuple[float, float] | None:
+def _expected_range(model_input: IoFacts | None) -> tuple[float, float] | None:
     """The real values an integer .tflite input represents, from its scale and zero point."""
-    if not model_input:
+    if model_input is None or not model_input.dtype:
         return None
-    quantization = model_input.get("quantization") or {}
-    dtype = np.dtype(model_input["dtype"]) if model_input.get("dtype") else None
-    scale, zero_point = quantization.get("scale"), quantization.get("zero_point", 0)
-    if dtype is None or not np.issubdtype(dtype, np.integer) or not isinstance(scale, float) or scale <= 0:
+    dtype, scale = np.dtype(model_input.dtype), model_input.scale
+    if not np.issubdtype(dtype, np.integer) or scale is None or scale <= 0:
         return None
     info = np.iinfo(dtype)
-    return (info.min - zero_point) * scale, (info.max - zero_point) * scale
+    return (info.min - model_input.zero_point) * scale, (info.max - model_input.zero_point) * scale
 
 
 CLIPPED_SHARE = 0.01  # more input values than this outside an integer input's range: say so
 
 
-def clipped_inputs(model_input: dict, x: np.ndarray) -> str | None:
+def clipped_inputs(model_input: IoFacts, x: np.ndarray) -> str | None:
     """A warning when many input values fall outside what an integer input can represent.
 
     Such values are clipped when quantized, which is what happens when the data is not scaled as it
@@ -662,7 +666,7 @@ def clipped_inputs(model_input: dict, x: np.ndarray) -> str | None:
     if expected is None:
         return None
     low, high = expected
-    scale, dtype = model_input["quantization"]["scale"], np.dtype(model_input["dtype"])
+    scale, dtype = model_input.scale, np.dtype(model_input.dtype)
     outside = float(np.mean((x < low - scale) | (x > high + scale)))
     if outside <= CLIPPED_SHARE:
         return None
@@ -671,13 +675,13 @@ def clipped_inputs(model_input: dict, x: np.ndarray) -> str | None:
             "(--data '{path: ..., scale: ...}')?")
 
 
-def _one_input_one_output(path: Path, info: Inspection) -> tuple[dict, dict]:
-    """The file's one input's and one output's details, as the interpreter's helpers take them."""
+def _one_input_one_output(path: Path, info: Inspection) -> tuple[IoFacts, IoFacts]:
+    """The file's one input and one output (a file with several is run by :func:`_evaluate_named`)."""
     inputs, outputs = info.input_details, info.output_details
     if len(inputs) != 1 or len(outputs) != 1:
-        raise InputError(f"{path} has {len(inputs)} inputs and {len(outputs)} outputs; evaluate takes "
-                         "a model with one input and one output")
-    return inputs[0].to_json(), outputs[0].to_json()
+        raise InputError(f"{path} has {len(inputs)} inputs and {len(outputs)} outputs; this path takes "
+                         "one of each (several are run by name through the serving signature)")
+    return inputs[0], outputs[0]
 
 
 def _shown(shape: list[int], signature: list[int] | None) -> tuple:
@@ -686,22 +690,28 @@ def _shown(shape: list[int], signature: list[int] | None) -> tuple:
     return tuple(None if d == FREE_DIMENSION else int(d) for d in dims[1:])
 
 
-def check_fits(path: Path, model_input: dict, model_output: dict, data: Dataset) -> None:
+def check_fits(path: Path, model_input: IoFacts, model_output: IoFacts, data: Dataset) -> None:
     """Refuse, before anything runs, data the model cannot take or whose labels it cannot score."""
     sample = tuple(data.input_shape)
-    if not fits(sample, model_input["shape"], model_input.get("shape_signature")):
-        wanted = _shown(model_input["shape"], model_input.get("shape_signature"))
+    shape, signature = list(model_input.shape or []), model_input.shape_signature
+    if not fits(sample, shape, signature):
+        wanted = _shown(shape, signature)
         hint = ""
         if data.preprocessing.get("source") == "image folder":
             hint = ("; read the images to that shape with --data '{path: ..., image_size: [H, W], "
                     "color_mode: grayscale|rgb|rgba}'")
         raise InputError(f"{path} takes samples of shape {wanted} but data '{data.name}' has samples of "
                          f"shape {sample}{hint}")
-    units = int(np.prod(model_output["shape"][1:], dtype=np.int64)) if len(model_output["shape"]) > 1 else 1
-    check_outputs(data, units, f"{path} (output shape {tuple(model_output['shape'][1:])})")
+    out_shape = list(model_output.shape or [])
+    units = int(np.prod(out_shape[1:], dtype=np.int64)) if len(out_shape) > 1 else 1
+    check_outputs(data, units, f"{path} (output shape {tuple(out_shape[1:])})")
 
 
-def _kept(detail: IoFacts, keep: tuple[str, ...]) -> dict[str, Any]:
+# What an evaluation records of each input and output of the file (its JSON, report.json's form).
+KEPT_DETAILS = ("name", "shape", "shape_signature", "dtype", "quantization")
+
+
+def _kept(detail: IoFacts, keep: tuple[str, ...] = KEPT_DETAILS) -> dict[str, Any]:
     written = detail.to_json()
     return {k: written.get(k) for k in keep}
 
@@ -717,11 +727,10 @@ def _evaluate_named(path: Path, info: Inspection, data: Dataset, batch: int) -> 
     else:  # without the model, a binary output's head is read from its range (see binary_output)
         raw, details = score_outputs(predictions, data, prov)
     metrics = {name: Metric.read(name, m) for name, m in raw.items()}
-    keep = ("name", "shape", "shape_signature", "dtype", "quantization")
     return Evaluation(model=str(path), data=data.name, task=data.task, samples=data.n_test,
                       held_out=_held_out(data), metrics=metrics,
-                      input={"tensors": [_kept(d, keep) for d in info.input_details]},
-                      output={"tensors": [_kept(d, keep) for d in info.output_details]},
+                      input={"tensors": [_kept(d) for d in info.input_details]},
+                      output={"tensors": [_kept(d) for d in info.output_details]},
                       preprocessing=dict(data.preprocessing), details=details)
 
 
@@ -776,18 +785,16 @@ def predict_in_child(path: Path, x: np.ndarray | dict[str, np.ndarray], batch: i
     raise CheckFailed(f"{path}: {describe_crash(done.returncode, done.stderr)}")
 
 
-def _evaluation(path: Path, data: Dataset, predictions: np.ndarray, model_input: dict,
-                model_output: dict, head: str | None = None) -> Evaluation:
+def _evaluation(path: Path, data: Dataset, predictions: np.ndarray, model_input: IoFacts,
+                model_output: IoFacts, head: str | None = None) -> Evaluation:
     raw, details = score(predictions, data, provenance(len(data.x_test)), head=head)
     metrics = {name: Metric.read(name, m) for name, m in raw.items()}
     correct = None
     if data.task == CLASSIFICATION:  # accuracy is a count over the samples: give it back exactly
         correct = int(round(metrics["accuracy"].value * len(data.y_test)))
-    keep = ("name", "shape", "shape_signature", "dtype", "quantization")
     return Evaluation(model=str(path), data=data.name, task=data.task, samples=len(data.x_test),
                       held_out=_held_out(data), metrics=metrics, correct=correct,
-                      input={k: model_input.get(k) for k in keep},
-                      output={k: model_output.get(k) for k in keep},
+                      input=_kept(model_input), output=_kept(model_output),
                       preprocessing=dict(data.preprocessing), details=details)
 
 

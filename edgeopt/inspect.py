@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from edgeopt.errors import InputError
-from edgeopt.types import Inspection, IoFacts
+from edgeopt.types import Inspection, IoFacts, Pattern, Quantization
 
 TFLITE_IDENTIFIER = b"TFL3"
 ROLE_WEIGHT = "weight"
@@ -336,18 +336,26 @@ def _unique_per_channel_max(dense: np.ndarray, axis: int) -> int:
     return max(int(np.unique(row).size) for row in moved) if moved.size else 0
 
 
-def _quantization_summary(tensor: _Tensor) -> dict[str, Any] | None:
+def _quantization(tensor: _Tensor, *, listed: bool = True) -> Quantization | None:
+    """The tensor's quantization parameters: one scale and zero point, or per channel (listed, or
+    only counted when not ``listed``); None for a tensor that is not quantized."""
     if not tensor.scale:
         return None
     if len(tensor.scale) == 1:
-        return {"scale": tensor.scale[0], "zero_point": tensor.zero_point[0] if tensor.zero_point else 0}
-    return {"scale": tensor.scale, "zero_point": tensor.zero_point,
-            "quantized_dimension": tensor.quantized_dimension}
+        return Quantization.of_tensor(tensor.scale[0], tensor.zero_point[0] if tensor.zero_point else 0)
+    if not listed:
+        return Quantization.counted(len(tensor.scale), tensor.quantized_dimension)
+    return Quantization.of_channels(tensor.scale, tensor.zero_point, tensor.quantized_dimension)
+
+
+def _quantization_json(tensor: _Tensor, *, listed: bool = True) -> dict[str, Any] | None:
+    quantization = _quantization(tensor, listed=listed)
+    return quantization.to_json() if quantization is not None else None
 
 
 def _io_summary(tensor: _Tensor) -> dict[str, Any]:
-    return {"name": tensor.name, "shape": tensor.shape, "shape_signature": tensor.shape_signature,
-            "dtype": tensor.dtype, "quantization": _quantization_summary(tensor)}
+    return IoFacts(name=tensor.name, shape=tensor.shape, shape_signature=tensor.shape_signature,
+                   dtype=tensor.dtype, quantization=_quantization(tensor)).to_json()
 
 
 def _op_macs(op_name: str, inputs: list[_Tensor | None], outputs: list[_Tensor | None],
@@ -575,9 +583,7 @@ def _inspect(
                 dense, tensor.quantized_dimension if tensor.scale and len(tensor.scale) > 1 else 0),
             "pattern_2_4": share_2_4,
             "pattern_share": share,
-            "quantization": _quantization_summary(tensor) if tensor.scale and len(tensor.scale) == 1 else (
-                {"per_channel": len(tensor.scale), "quantized_dimension": tensor.quantized_dimension}
-                if tensor.scale else None),
+            "quantization": _quantization_json(tensor, listed=False),
         }
         if role == ROLE_WEIGHT:
             weight_elements += size
@@ -605,7 +611,8 @@ def _inspect(
         "weight_elements": weight_elements,
         "sparsity": weight_zeros / weight_elements if weight_elements else 0.0,
         "pattern_2_4": groups_ok / groups_total if groups_total else None,
-        "pattern": {"structure": f"{m}:{n}", "share": asked_ok / asked_total if asked_total else None},
+        "pattern": Pattern(structure=f"{m}:{n}",
+                           share=asked_ok / asked_total if asked_total else None).to_json(),
         "per_tensor": per_tensor,
         "int8_op_coverage": int8_ops / compute_ops if compute_ops else 0.0,
         "integer_op_coverage": integer_ops / compute_ops if compute_ops else 0.0,

@@ -53,7 +53,9 @@ class Provenance(StrEnum):
 
 
 class Format(StrEnum):
-    """A variant's format: the Keras model or a ``.tflite`` export format."""
+    """A variant's format: the Keras model or a ``.tflite`` export format, one member per row of the
+    table of export formats (:data:`edgeopt.formats.FORMATS`; tests/unit/test_formats_table.py keeps
+    the two equal, so a new row without its member here fails the suite)."""
 
     KERAS = "keras"
     FLOAT32 = "float32"
@@ -306,6 +308,86 @@ class LatencyEntry(_Json):
 
 
 @dataclass(frozen=True)
+class Quantization(_Json):
+    """A tensor's quantization parameters as an inspection records them: a quantized value ``q`` means
+    ``(q - zero_point) * scale``.
+
+    Per tensor: one ``scale`` and one ``zero_point``. Per channel: an input's or output's lists of
+    scales and zero points along ``quantized_dimension``; a stored tensor's (``per_tensor``) records only
+    how many channels (``per_channel``) and along which dimension. Read from JSON, the keys present are
+    the keys written back.
+    """
+
+    scale: float | list[float] | None = None
+    zero_point: int | list[int] | None = None
+    quantized_dimension: int | None = None
+    per_channel: int | None = None  # a stored tensor's count of per-channel scales (its scales not listed)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    keys: tuple[str, ...] | None = None
+
+    @classmethod
+    def of_tensor(cls, scale: float, zero_point: int) -> Quantization:
+        """One scale and one zero point for the whole tensor: written ``{scale, zero_point}``."""
+        return cls(scale=float(scale), zero_point=int(zero_point), keys=("scale", "zero_point"))
+
+    @classmethod
+    def of_channels(cls, scale: list[float], zero_point: list[int], quantized_dimension: int) -> Quantization:
+        """A scale and a zero point per channel along ``quantized_dimension``, listed."""
+        return cls(scale=[float(s) for s in scale], zero_point=[int(z) for z in zero_point],
+                   quantized_dimension=int(quantized_dimension),
+                   keys=("scale", "zero_point", "quantized_dimension"))
+
+    @classmethod
+    def counted(cls, channels: int, quantized_dimension: int) -> Quantization:
+        """Per-channel parameters recorded by their count only (a stored tensor's)."""
+        return cls(per_channel=int(channels), quantized_dimension=int(quantized_dimension),
+                   keys=("per_channel", "quantized_dimension"))
+
+    @classmethod
+    def read(cls, data: Any) -> Quantization | None:
+        """The parameters in ``data`` (None for none, or for an entry that is not an object)."""
+        return cls.from_json(data) if isinstance(data, Mapping) else None
+
+    @property
+    def channels(self) -> int | None:
+        """How many per-channel scales; None for one scale for the whole tensor."""
+        if self.per_channel is not None:
+            return int(self.per_channel)
+        return len(self.scale) if isinstance(self.scale, list) else None
+
+    @property
+    def tensor_scale(self) -> float | None:
+        """The one scale of a tensor quantized as a whole (None per channel, or when it is no number)."""
+        return self.scale if isinstance(self.scale, float) else None
+
+    @property
+    def tensor_zero_point(self) -> int:
+        """The one zero point of a tensor quantized as a whole (0 when none is recorded)."""
+        zero_point = self.zero_point
+        return zero_point if isinstance(zero_point, int) and not isinstance(zero_point, bool) else 0
+
+
+def _quantization_json(quantization: Quantization | None) -> Any:
+    return quantization.to_json() if quantization is not None else None
+
+
+@dataclass(frozen=True)
+class Pattern(_Json):
+    """The structured-sparsity pattern an inspection was asked about (``structure`` ``"M:N"``: at most M
+    non-zeros in N) and the ``share`` of weight groups that comply (None without weights)."""
+
+    structure: str | None = None
+    share: float | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    keys: tuple[str, ...] | None = None
+
+    @classmethod
+    def read(cls, data: Any) -> Pattern | None:
+        """The pattern in ``data`` (None for none, or for an entry that is not an object)."""
+        return cls.from_json(data) if isinstance(data, Mapping) else None
+
+
+@dataclass(frozen=True)
 class TensorFacts(_Json):
     """One stored tensor of an inspection (``per_tensor``): its role (``weight``, ``bias``,
     ``constant``), storage and what pruning and clustering left in it."""
@@ -321,13 +403,35 @@ class TensorFacts(_Json):
     unique_values_per_channel_max: int | None = None
     pattern_2_4: float | None = None
     pattern_share: float | None = None
-    quantization: Mapping[str, Any] | None = None
+    quantization: Quantization | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
     keys: tuple[str, ...] | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TensorFacts:
+        return _read(cls, data, quantization=Quantization.read(data.get("quantization")))
+
+    def to_json(self) -> dict[str, Any]:
+        return _write(self, quantization=_quantization_json(self.quantization))
 
     @property
     def is_weight(self) -> bool:
         return self.role == "weight"
+
+    @property
+    def scale(self) -> float | None:
+        """The one scale of a tensor quantized as a whole; None when float or quantized per channel."""
+        return self.quantization.tensor_scale if self.quantization is not None else None
+
+    @property
+    def zero_point(self) -> int | None:
+        """The one zero point of a tensor quantized as a whole (None when :attr:`scale` is)."""
+        return self.quantization.tensor_zero_point if self.scale is not None else None
+
+    @property
+    def channels(self) -> int | None:
+        """How many per-channel scales the tensor is quantized with; None when per tensor or float."""
+        return self.quantization.channels if self.quantization is not None else None
 
 
 @dataclass(frozen=True)
@@ -387,19 +491,26 @@ class IoFacts(_Json):
     shape: list[int] | None = None
     shape_signature: list[int] | None = None
     dtype: str | None = None
-    quantization: Mapping[str, Any] | None = None
+    quantization: Quantization | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
     keys: tuple[str, ...] | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> IoFacts:
+        return _read(cls, data, quantization=Quantization.read(data.get("quantization")))
+
+    def to_json(self) -> dict[str, Any]:
+        return _write(self, quantization=_quantization_json(self.quantization))
 
     @property
     def scale(self) -> float | None:
         """The per-tensor scale of a quantized tensor (its real value is ``(q - zero point) * scale``)."""
-        scale = (self.quantization or {}).get("scale")
-        return scale if isinstance(scale, float) else None
+        return self.quantization.tensor_scale if self.quantization is not None else None
 
     @property
-    def zero_point(self) -> Any:
-        return (self.quantization or {}).get("zero_point", 0)
+    def zero_point(self) -> int:
+        """The per-tensor zero point (0 when none is recorded; meaningful when :attr:`scale` is not None)."""
+        return self.quantization.tensor_zero_point if self.quantization is not None else 0
 
 
 @dataclass(frozen=True)
@@ -421,7 +532,7 @@ class Inspection(_Json):
     weight_elements: int | None = None
     sparsity: float | None = None
     pattern_2_4: float | None = None
-    pattern: Mapping[str, Any] | None = None  # {structure: "M:N", share}
+    pattern: Pattern | None = None  # {structure: "M:N", share}
     per_tensor: Mapping[str, TensorFacts] = field(default_factory=dict)
     int8_op_coverage: float | None = None
     integer_op_coverage: float | None = None
@@ -456,6 +567,7 @@ class Inspection(_Json):
         return _read(
             cls, data,
             ops=mapping("ops"), quantize_ops=mapping("quantize_ops"), custom_ops=mapping("custom_ops"),
+            pattern=Pattern.read(data.get("pattern")),
             op_list=tuple(OpFacts.from_json(op) for op in objects("op_list")),
             per_tensor={str(name): TensorFacts.from_json(t) for name, t in mapping("per_tensor").items()
                         if isinstance(t, Mapping)},
@@ -472,6 +584,7 @@ class Inspection(_Json):
             input_details=[d.to_json() for d in self.input_details],
             output_details=[d.to_json() for d in self.output_details],
             ops=dict(self.ops), quantize_ops=dict(self.quantize_ops), custom_ops=dict(self.custom_ops),
+            pattern=self.pattern.to_json() if self.pattern is not None else None,
         )
 
     def holds(self, name: str) -> bool:
@@ -490,11 +603,11 @@ class Inspection(_Json):
     @property
     def pattern_share(self) -> float | None:
         """The share of M:N-compliant weight groups for the M:N the inspection was asked about."""
-        return (self.pattern or {}).get("share")
+        return self.pattern.share if self.pattern is not None else None
 
     @property
     def pattern_structure(self) -> str | None:
-        return (self.pattern or {}).get("structure")
+        return self.pattern.structure if self.pattern is not None else None
 
     def float_op_names(self) -> list[str]:
         """The float ops by op name, sorted and without repeats."""

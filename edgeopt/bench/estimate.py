@@ -1,16 +1,17 @@
 """A latency cost model for Raspberry Pi 3B / 4B / 5 from the .tflite alone (provenance ``estimated``).
 
-Contract: :func:`estimate` reads the model's ops (op, dtypes and MACs from :mod:`edgeopt.inspect`;
-tensor shapes from the LiteRT interpreter, never invoked) and returns a latency entry whose ``p50_ms``
-is the estimate for LiteRT with XNNPACK on the device at the given thread count; the other timing
-fields are ``None``. Per op, single-thread time is compute (MACs / the device's MAC rate for that op
-kind and dtype) plus memory traffic (activation and weight bytes / effective bandwidth); ops spread over
-threads with a contention factor, t(n) = t(1) * (1 + c*(n-1)) / n; a fixed cost per op and per invoke
-is added. The Pi 4 rates are fitted to published Pi 4 measurements (MobileNet v1/v2 1.0 224,
-float32 and int8, 4 threads: scripts/bench_estimate.py prints the table); Pi 5 is Pi 4 scaled by the
-published 3.2x (1 thread) / 2.8x (4 threads); Pi 3 is Pi 4 scaled by clock, NEON width and memory
-ratios and has NOT been checked against a measurement. The entry's ``cost_model`` object carries the
-totals and the compute / memory / overhead split. As a runner of the registry
+Contract: :func:`estimate` reads the model's ops (op, dtypes and MACs from its typed inspection,
+:func:`edgeopt.inspect.inspection`; tensor shapes from the LiteRT interpreter, never invoked) and
+returns a latency entry whose ``p50_ms`` is the estimate for LiteRT with XNNPACK on the device at
+the given thread count; the other timing fields are ``None``. Per op, single-thread time is compute
+(MACs / the device's MAC rate for that op kind and dtype) plus memory traffic (activation and weight
+bytes / effective bandwidth); ops spread over threads with a contention factor,
+t(n) = t(1) * (1 + c*(n-1)) / n; a fixed cost per op and per invoke is added. The Pi 4 rates are
+fitted to published Pi 4 measurements (MobileNet v1/v2 1.0 224, float32 and int8, 4 threads:
+scripts/bench_estimate.py prints the table); Pi 5 is Pi 4 scaled by the published 3.2x (1 thread) /
+2.8x (4 threads); Pi 3 is Pi 4 scaled by clock, NEON width and memory ratios and has NOT been
+checked against a measurement. The entry's ``cost_model`` object carries the totals and the
+compute / memory / overhead split. As a runner of the registry
 (:mod:`edgeopt.bench.registry`) this module is the ``estimate:BOARD`` target, ``estimated``.
 """
 
@@ -23,7 +24,7 @@ import numpy as np
 from edgeopt.bench.stats import PROVENANCE_ESTIMATED, STATUS_OK, failed_entry, to_entry
 from edgeopt.bench.target import RunSettings, Target, choice_target
 from edgeopt.errors import InputError
-from edgeopt.inspect import inspect_tflite
+from edgeopt.inspect import inspection
 from edgeopt.types import LatencyEntry, Provenance
 
 COST_MODEL_VERSION = 1
@@ -104,8 +105,7 @@ def model_costs(model_path: str) -> list[dict]:
     Raises:
         InputError: the file cannot be read as a .tflite, or has ops the runtime does not know.
     """
-    info = inspect_tflite(model_path)
-    ops = [op for op in info["op_list"] if op["subgraph"] == 0]
+    ops = [op for op in inspection(model_path).op_list if op.subgraph == 0]
     try:
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
@@ -121,12 +121,12 @@ def model_costs(model_path: str) -> list[dict]:
         raise InputError(f"{model_path}: {len(ops)} ops in the file but {len(nodes)} in the interpreter")
     costs = []
     for op, node in zip(ops, nodes, strict=True):
-        name = op["op"]
+        name = op.op
         kind = KIND_DENSE if name in DENSE_OPS else KIND_DEPTHWISE if name in DEPTHWISE_OPS else KIND_OTHER
         moved = 0 if name in FREE_OPS else sum(
             _tensor_bytes(tensors[i]) for i in [*node["inputs"], *node["outputs"]] if i in tensors)
-        costs.append({"op": name, "kind": kind, "dtype": INT8 if op["compute"] == "int8" else FLOAT,
-                      "macs": int(op["macs"]), "bytes": moved})
+        costs.append({"op": name, "kind": kind, "dtype": INT8 if op.compute == "int8" else FLOAT,
+                      "macs": int(op.macs or 0), "bytes": moved})
     return costs
 
 
