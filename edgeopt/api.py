@@ -1,9 +1,11 @@
-"""The Python API: the steps of ``edgeopt compress``, ``evaluate``, ``benchmark``, ``inspect``, ``check``
-as calls. The command line calls these same functions (:mod:`edgeopt.cli` only parses options and
-renders what they return), so a command and its call cannot behave differently.
+"""The Python API: the steps of ``edgeopt compress``, ``train``, ``evaluate``, ``benchmark``,
+``inspect``, ``check``, ``report``, ``models``, ``diagnose`` and ``tune`` as calls. The command line calls
+these same functions (:mod:`edgeopt.cli` and :mod:`edgeopt.tune.command` only parse options and render
+what they return), so a command and its call cannot behave differently.
 
-Everything here is also reachable as ``edgeopt.<name>``. Importing it does not import TensorFlow;
-the first call that trains, converts or loads a model does.
+Everything here is reachable as ``edgeopt.api.<name>``, and the names ``edgeopt/__init__.py`` lists as
+``edgeopt.<name>`` too. Importing it does not import TensorFlow; the first call that trains, converts or
+loads a model does.
 
     import edgeopt
 
@@ -18,9 +20,10 @@ Overrides are ``--set``'s ``KEY=VALUE``: a stage is ``stages[0].epochs`` or ``st
 mapping of those paths to values, used as given (``{"stages[0].target_sparsity": 0.9}``). Either way
 the recipe is changed as a typed copy, validated once (:func:`edgeopt.recipe.change_recipe`).
 
-The calls that start TensorFlow (``prepare``, ``compress``, ``search``) print none of its log lines or
-warnings: they go to a log, as on the command line (:func:`edgeopt.logs.quietly`); a failure's message
-names the saved log when it holds something.
+The calls that start TensorFlow (``prepare``, ``compress``, ``run``, ``search``, ``diagnose``) print none
+of its log lines or warnings: they go to a log, as on the command line (:func:`edgeopt.logs.quietly`); a
+failure's message names the saved log when it holds something. ``run``, ``search`` and ``diagnose`` take
+the command line's capture as ``log`` (which honours ``--verbose``) instead of starting their own.
 
 Errors are :class:`edgeopt.errors.EdgeoptError` subclasses carrying the CLI's exit code: bad input
 (:class:`~edgeopt.errors.InputError`), a failed check, or the machine's fault.
@@ -29,14 +32,19 @@ Errors are :class:`edgeopt.errors.EdgeoptError` subclasses carrying the CLI's ex
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from edgeopt import bench, inspect, pipeline
 from edgeopt.bench import BenchmarkResult
 from edgeopt.bench.spec import BenchSpec
-from edgeopt.errors import RecipeError
+from edgeopt.budgets import Budgets
+from edgeopt.diagnose import DEFAULT_SAMPLES, Diagnosis, diagnose_recipe
+from edgeopt.errors import InputError, RecipeError
 from edgeopt.evaluate import Evaluation, evaluate_file
 from edgeopt.logs import Capture, captured, quietly
 from edgeopt.pipeline import Prepared, Result
@@ -46,12 +54,16 @@ from edgeopt.recipe import load_recipe as read_recipe
 from edgeopt.regress import check as run_check
 from edgeopt.regress import load_tolerances
 from edgeopt.report import load_report as read_report
+from edgeopt.report import render
 from edgeopt.tune.study import TuneOptions, tune
-from edgeopt.types import LatencyEntry, Report
+from edgeopt.types import Inspection, LatencyEntry, Report
+from edgeopt.validation import describe
+from edgeopt.zoo import ZOO, ZooEntry
 
 __all__ = ["load_recipe", "prepare", "compress", "run", "Prepared", "Result", "benchmark", "benchmark_models",
-           "inspect_tflite", "check", "load_report", "Recipe", "Report", "evaluate_tflite", "Evaluation",
-           "search"]
+           "inspect_tflite", "inspection", "Inspection", "check", "load_report", "render_report", "Recipe",
+           "Report", "evaluate_tflite", "Evaluation", "search", "Budgets", "diagnose", "Diagnosis", "models",
+           "ZooEntry"]
 
 # The steps that start TensorFlow, train and convert: TensorFlow's log lines and warnings go to a log
 # (edgeopt.logs), never to the caller's terminal or notebook, exactly as on the command line.
@@ -111,8 +123,17 @@ def benchmark_models(paths: list[str | os.PathLike], spec: BenchSpec | None = No
 
 
 def inspect_tflite(path: str | os.PathLike, pattern: tuple[int, int] = (2, 4)) -> dict[str, Any]:
-    """What a ``.tflite`` holds: ops, dtypes, parameters, MACs, sparsity, clusters per tensor."""
+    """What a ``.tflite`` holds: ops, dtypes, parameters, MACs, sparsity, clusters per tensor, as the
+    JSON-ready dict ``edgeopt inspect --json`` prints (:func:`inspection`'s ``to_json()``)."""
     return inspect.inspect_tflite(Path(path), pattern=pattern)
+
+
+def inspection(path: str | os.PathLike, pattern: tuple[int, int] = (2, 4)) -> Inspection:
+    """What ``edgeopt inspect`` shows: :func:`inspect_tflite`'s reading as the frozen
+    :class:`~edgeopt.types.Inspection` a report's variant holds, read by attribute (``.params``,
+    ``.per_tensor[name].sparsity``, ``.input_details[0].scale``); ``.to_json()`` is the dict.
+    ``pattern`` = (M, N): the structured-sparsity pattern checked besides 2:4."""
+    return inspect.inspection(Path(path), pattern=pattern)
 
 
 def evaluate_tflite(path: str | os.PathLike, data: Any, *, batch: int = 256,
@@ -134,6 +155,35 @@ def load_report(path: str | os.PathLike) -> Report:
     return read_report(Path(path))
 
 
+def render_report(report: Report | Mapping[str, Any] | str | os.PathLike, fmt: str = "table") -> str:
+    """What ``edgeopt report`` writes: ``report`` (a :class:`~edgeopt.types.Report`, its JSON mapping,
+    or a report.json path, read by :func:`load_report`) as ``table`` (the terminal table ``compress``
+    prints), ``md``, ``html`` (self-contained) or ``json``. Raises ``InputError`` for another format
+    or a report that does not validate."""
+    if not isinstance(report, Report | Mapping):
+        report = load_report(report)
+    return render(report, fmt)
+
+
+def models() -> list[ZooEntry]:
+    """The model zoo, as ``edgeopt models`` lists it: one :class:`~edgeopt.zoo.ZooEntry` per model
+    (``name``, ``task``, ``default_data``, ``params``, ``about``), in the zoo's order. No TensorFlow."""
+    return list(ZOO.values())
+
+
+def diagnose(recipe: Recipe, *, samples: int = DEFAULT_SAMPLES, log: Capture | None = None) -> Diagnosis:
+    """What ``edgeopt diagnose`` finds: the Keras layers full int8 quantization hurts, worst first, for
+    ``recipe``'s saved model (as saved: not trained, no stages) on its data, calibrated and compared on
+    ``samples`` training inputs (:func:`edgeopt.diagnose.diagnose_recipe`). ``.layers``, ``.lines()``,
+    ``.to_json()``. ``log``: a capture already running (the command line's); by default TensorFlow's
+    output is captured here. (Reached as ``edgeopt.api.diagnose``: ``edgeopt.diagnose`` is the module.)
+
+    Raises ``InputError`` for a zoo model (nothing trained), a missing or unusable model or data,
+    ``ConversionError`` when the converter refuses the model."""
+    with nullcontext(log) if log is not None else captured(python_too=True):
+        return diagnose_recipe(recipe, samples=samples)
+
+
 def check(report: Report | str | os.PathLike, baseline: str | os.PathLike,
           tolerances: str | os.PathLike | None = None, *, update: bool = False):
     """What ``edgeopt check`` decides: a report against the baseline file (and the recipe's budgets);
@@ -141,19 +191,55 @@ def check(report: Report | str | os.PathLike, baseline: str | os.PathLike,
     return run_check(report, baseline, load_tolerances(tolerances), update=update)
 
 
-def search(recipe: str | os.PathLike, study: str | os.PathLike, *, budgets: tuple[str, ...] = (),
+# What ``search(budgets=...)`` takes: ``--budget``'s ``NAME=VALUE`` strings (one, or several), a
+# :class:`~edgeopt.budgets.Budgets`, or a mapping shaped like a recipe's ``budgets:`` section.
+BudgetsLike = Budgets | Mapping[str, Any] | Iterable[str] | str | None
+
+
+def budget_flags(budgets: BudgetsLike) -> tuple[str, ...]:
+    """``budgets`` as the ``--budget`` flags :class:`~edgeopt.tune.study.TuneOptions` takes. Strings are
+    kept as given; a mapping is validated as a :class:`~edgeopt.budgets.Budgets`; each limit of one is
+    written with its exact value (``repr``: the float reads back equal), so it judges as that budget.
+
+    Raises:
+        InputError: a mapping that is no valid ``budgets:`` section, or ``variants``: tune judges the one
+            format each trial picks, and only a recipe's ``budgets:`` section can narrow that.
+    """
+    if budgets is None:
+        return ()
+    if isinstance(budgets, str):  # one NAME=VALUE, not a sequence of one-letter ones
+        return (budgets,)
+    if isinstance(budgets, Mapping):
+        try:
+            budgets = Budgets.model_validate(dict(budgets))
+        except ValidationError as exc:
+            raise InputError(describe(exc, root="budgets", whole="budgets")) from None
+    if not isinstance(budgets, Budgets):
+        return tuple(budgets)
+    if budgets.variants is not None:
+        raise InputError("budgets: variants cannot be given to search, whose budgets judge the format each "
+                         "trial exports; put them in the recipe's budgets: section instead")
+    return tuple(f"{limit.name}={limit.limit!r}" + (f"@{limit.target}" if limit.target else "")
+                 for limit in budgets.limits())
+
+
+def search(recipe: str | os.PathLike, study: str | os.PathLike, *, budgets: BudgetsLike = (),
            strategy: str = "bayes", trials: int = 20, objective: str = "size", executor: str = "local",
            workers: int = 1, address: str | None = None, seed: int | None = None,
            overrides: tuple[str, ...] = (), force_new: bool = False, pruner: str = "auto",
-           cpus_per_trial: int = 1, progress=None):
+           cpus_per_trial: int = 1, progress=None, log: Capture | None = None):
     """What ``edgeopt tune`` does: run or resume the study in ``study`` until it holds ``trials``
     finished trials; returns its :class:`edgeopt.tune.results.Outcome` (``.best``, ``.front``,
-    ``.trials``, ``.closest``, ``.to_json()``). ``budgets`` are ``"NAME=VALUE"`` strings as on the
-    command line; ``pruner`` is ``--pruner`` (auto: hyperband when a train field is searched);
-    ``progress``, if given, receives one line per trial. (Not named ``tune``: that is the
-    :mod:`edgeopt.tune` package.)"""
-    options = TuneOptions(recipe=recipe, study=study, overrides=tuple(overrides), budgets=tuple(budgets),
-                          strategy=strategy, trials=trials, objective=objective, executor=executor,
-                          workers=workers, address=address, seed=seed, force_new=force_new,
-                          pruner=pruner, cpus_per_trial=cpus_per_trial)
-    return quietly(tune)(options, progress or (lambda line: None))
+    ``.trials``, ``.closest``, ``.to_json()``). ``budgets``: ``"NAME=VALUE"`` strings as on the
+    command line, a :class:`~edgeopt.budgets.Budgets`, or a mapping shaped like a recipe's ``budgets:``
+    section (:func:`budget_flags`); none (or an empty one): the recipe's. ``pruner`` is ``--pruner``
+    (auto: hyperband when a train field is searched); ``progress``, if given, receives one line per
+    trial. ``log``: a capture already running (the command line's, which honours ``--verbose``); by
+    default TensorFlow's output is captured here. (Not named ``tune``: that is the :mod:`edgeopt.tune`
+    package.)"""
+    options = TuneOptions(recipe=recipe, study=study, overrides=tuple(overrides),
+                          budgets=budget_flags(budgets), strategy=strategy, trials=trials,
+                          objective=objective, executor=executor, workers=workers, address=address,
+                          seed=seed, force_new=force_new, pruner=pruner, cpus_per_trial=cpus_per_trial)
+    with nullcontext(log) if log is not None else captured(python_too=True):
+        return tune(options, progress or (lambda line: None))

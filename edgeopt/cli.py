@@ -1,8 +1,9 @@
 """The edgeopt command line: a thin Click skin over the library.
 
-Each command parses its options, calls one library function, renders the result and exits with a
-documented code (see :mod:`edgeopt.errors`). Nothing here imports TensorFlow at module level, so
-``edgeopt --help``, ``models``, ``check`` and ``report`` stay fast and work without it.
+Each command parses its options, calls the Python API (:mod:`edgeopt.api`, the functions a script
+calls), renders the result and exits with a documented code (see :mod:`edgeopt.errors`). Nothing here
+imports TensorFlow at module level, so ``edgeopt --help``, ``models``, ``check`` and ``report`` stay fast
+and work without it.
 """
 
 from __future__ import annotations
@@ -125,7 +126,7 @@ def models_cmd(as_json: bool) -> None:
     """List the model zoo with parameter counts (no TensorFlow needed)."""
     rows = [
         {"name": e.name, "task": e.task, "data": e.default_data, "params": e.params, "about": e.about}
-        for e in ZOO.values()
+        for e in api.models()
     ]
     if as_json:
         emit_json(rows)
@@ -171,15 +172,17 @@ def _trust_sets(trust_model: bool, custom_objects: tuple[str, ...]) -> list[Reci
 def train_cmd(model_name, data_name, out_dir, epochs, seed, overrides, overwrite, quiet, trust_model,
               custom_objects, verbose) -> None:
     """Build a zoo model (or load a saved one) and train it; saves model.keras and a report."""
-    sets = [f"model={model_name}", f"data={data_name or default_data_for(model_name)}", f"seed={seed}",
-            "stages=[]", "export=[float32]"]
-    # train means train: a saved model too (a recipe leaves a saved model untrained by default)
-    sets.append(f"train.epochs={epochs if epochs is not None else 30}")
-    recipe = api.load_recipe(None, [*sets, *_trust_sets(trust_model, custom_objects), *overrides])
+    # Typed changes, never read as YAML: a model or dataset named "on" or "1e3" stays that name.
+    data = _data_option(data_name) if data_name else default_data_for(model_name)
+    sets = [RecipeChange("seed", seed), RecipeChange("stages", []), RecipeChange("export", ["float32"]),
+            # train means train: a saved model too (a recipe leaves a saved model untrained by default)
+            RecipeChange("train.epochs", epochs if epochs is not None else 30)]
+    recipe = api.load_recipe(None, [*sets, *_trust_sets(trust_model, custom_objects), *overrides],
+                             model=model_name, data=data)
 
     with captured(verbose) as log:
         report = api.run(recipe, out_dir, overwrite=overwrite, quiet=quiet, log=log).report
-    click.echo(render_table(report))
+    click.echo(api.render_report(report, "table"), nl=False)
     click.echo(f"saved {out_dir}/model.keras (and its float32 .tflite, report.json)", err=True)
 
 
@@ -232,7 +235,7 @@ def compress_cmd(recipe_path, preset, model, data, out_dir, overrides, dump_reci
     if as_json:
         emit_json(report.to_json())
     else:
-        click.echo(render_table(report))
+        click.echo(api.render_report(report, "table"), nl=False)
         click.echo(f"\nwrote {out_dir}/report.json", err=True)
     if not report.ok:
         click.echo("edgeopt: check failed: " + "; ".join(report.failures()), err=True)
@@ -254,9 +257,9 @@ def inspect_cmd(model_path, as_json, pattern) -> None:
     except ValueError:
         raise click.BadParameter(f"expected M:N with 0 < M < N (e.g. 1:4), got {pattern!r}",
                                  param_hint="--pattern") from None
-    info = api.inspect_tflite(model_path, pattern=m_by_n or (2, 4))
+    info = api.inspection(model_path, pattern=m_by_n or (2, 4))
     if as_json:
-        emit_json(info)
+        emit_json(info.to_json())
         return
     click.echo("\n".join(summary_lines(info)))
 
@@ -265,11 +268,11 @@ def inspect_cmd(model_path, as_json, pattern) -> None:
     def share(value):
         return "-" if value is None else f"{value:.3f}"
 
-    asked = info["pattern"]["structure"]
+    asked = info.pattern_structure
     extra = [asked] if asked != "2:4" else []
-    rows = [[name, t["role"], "x".join(map(str, t["shape"])), t["dtype"], f"{t['sparsity']:.3f}",
-             t["unique_values"], share(t["pattern_2_4"]), *([share(t["pattern_share"])] if extra else [])]
-            for name, t in info["per_tensor"].items()]
+    rows = [[name, t.role, "x".join(map(str, t.shape or [])), t.dtype, share(t.sparsity), t.unique_values,
+             share(t.pattern_2_4), *([share(t.pattern_share)] if extra else [])]
+            for name, t in info.per_tensor.items()]
     if rows:
         click.echo(table(["tensor", "role", "shape", "dtype", "sparsity", "unique", "2:4", *extra], rows))
 
@@ -314,12 +317,12 @@ def evaluate_cmd(model_path, data, batch, split, as_json) -> None:
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
 def report_cmd(report_path, fmt, out_file, overwrite) -> None:
     """Render a report.json as a table, Markdown or HTML (no TensorFlow needed)."""
-    report = load_report(report_path)
+    report = api.load_report(report_path)
     if out_file is not None:
         _check_writable(out_file, "--out")
     if out_file is not None and out_file.exists() and not overwrite:
         raise OutputExistsError(f"{out_file} exists; pass --overwrite or choose another --out")
-    text = render(report, fmt)
+    text = api.render_report(report, fmt)
     if out_file is None:
         click.echo(text, nl=not text.endswith("\n"))
         return
@@ -524,8 +527,8 @@ def diagnose_cmd(model, data, samples, as_json, trust_model, custom_objects, ver
     recipe = api.load_recipe(model if is_recipe else None, _trust_sets(trust_model, custom_objects),
                              model=None if is_recipe else str(model), data=_data_option(data))
 
-    with captured(verbose):
-        diagnosis = diagnose_recipe(recipe, samples=samples)
+    with captured(verbose) as log:
+        diagnosis = api.diagnose(recipe, samples=samples, log=log)
     if as_json:
         emit_json(diagnosis.to_json())
     else:
@@ -535,7 +538,6 @@ def diagnose_cmd(model, data, samples, as_json, trust_model, custom_objects, ver
 from edgeopt import api
 from edgeopt.bench import make_spec, parallel_prefixes, provenance_help, targets_help
 from edgeopt.bench.stats import TABLE_HEADERS, table_rows, target_notes
-from edgeopt.diagnose import diagnose_recipe
 from edgeopt.documents import load_yaml
 from edgeopt.errors import EnvironmentProblem, InputError, OutputExistsError
 from edgeopt.inspect import IO_HEADERS, io_rows, summary_lines
@@ -546,9 +548,8 @@ from edgeopt.recipe import RecipeChange, parse_m_by_n
 from edgeopt.recipe import dump_recipe as dump
 from edgeopt.regress import BaselineUpdate
 from edgeopt.render import table
-from edgeopt.report import load_report, render, render_table
 from edgeopt.tune.command import tune_cmd  # noqa: E402  (its module imports no TensorFlow either)
-from edgeopt.zoo import ZOO, default_data_for
+from edgeopt.zoo import default_data_for
 
 cli.add_command(tune_cmd)
 

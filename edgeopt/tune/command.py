@@ -1,4 +1,5 @@
-"""``edgeopt tune``: the Click command, a skin over :func:`edgeopt.tune.study.tune`."""
+"""``edgeopt tune``: the Click command, a skin over :func:`edgeopt.api.search` (which runs
+:func:`edgeopt.tune.study.tune`)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from pathlib import Path
 
 import click
 
+from edgeopt import api
 from edgeopt.errors import EXIT_CHECK_FAILED
 from edgeopt.logs import captured
-from edgeopt.tune.study import TuneOptions, tune
 
 
 @click.command("tune")
@@ -89,29 +90,30 @@ def tune_cmd(
     tune.json, tune.html (Pareto front, best so far per strategy, training curves) and best.yaml
     (run it with edgeopt compress) into the study folder. Exit 1 when no trial meets every budget.
     """
-    options = TuneOptions(
-        recipe=recipe_path,
-        study=study,
-        overrides=tuple(overrides),
-        budgets=tuple(budgets),
-        strategy=strategy,
-        trials=trials,
-        objective=objective,
-        executor=executor,
-        workers=workers,
-        address=address,
-        seed=seed,
-        force_new=force_new,
-        cpus_per_trial=cpus_per_trial,
-        pruner=pruner,
-    )
 
     def progress(line: str) -> None:
         click.echo(line, err=True)
 
     try:
-        with captured(verbose) as _log:
-            outcome = tune(options, progress)
+        with captured(verbose) as log:
+            outcome = api.search(
+                recipe_path,
+                study,
+                budgets=tuple(budgets),
+                strategy=strategy,
+                trials=trials,
+                objective=objective,
+                executor=executor,
+                workers=workers,
+                address=address,
+                seed=seed,
+                overrides=tuple(overrides),
+                force_new=force_new,
+                pruner=pruner,
+                cpus_per_trial=cpus_per_trial,
+                progress=progress,
+                log=log,
+            )
     except KeyboardInterrupt:
         click.echo(
             f"edgeopt: tune interrupted; finished trials are kept in {study}: run the same command to resume",

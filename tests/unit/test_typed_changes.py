@@ -201,7 +201,7 @@ def test_the_cli_commands_call_the_api(monkeypatch):
     import edgeopt.api
 
     called = []
-    for name in ("check", "inspect_tflite", "evaluate_tflite", "benchmark_models", "run", "load_recipe"):
+    for name in ("check", "inspection", "evaluate_tflite", "benchmark_models", "run", "load_recipe"):
         def fake(*_args, _name=name, **_kwargs):
             called.append(_name)
             raise edgeopt.errors.InputError(f"{_name} was called")
@@ -212,5 +212,5 @@ def test_the_cli_commands_call_the_api(monkeypatch):
                  ["compress", "--model", "digits_cnn", "--data", "digits", "--out", "o"],
                  ["train", "digits_cnn", "--out", "o"]):
         CliRunner().invoke(cli, args)
-    assert called == ["check", "inspect_tflite", "evaluate_tflite", "benchmark_models", "load_recipe",
+    assert called == ["check", "inspection", "evaluate_tflite", "benchmark_models", "load_recipe",
                       "load_recipe"]
