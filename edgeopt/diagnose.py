@@ -200,9 +200,9 @@ def diagnose_recipe(recipe: Recipe, *, samples: int = DEFAULT_SAMPLES) -> Diagno
     check_model_files(recipe)  # code in the file without --trust-model is refused before any loading
     data = load_dataset(recipe.data)
     loaded, data = load_model(recipe, data)
-    if loaded.graph:
-        raise InputError(f"model: {recipe.model} is a SavedModel without Keras metadata; diagnose needs the "
-                         "Keras model to name its layers (save it with model.save('model.keras'))")
+    if not loaded.has_keras_model:  # its loader says why (``limits``: "is ..., while {what} needs ...")
+        why = loaded.limits or "is not a Keras model, while {what} needs one"
+        raise InputError(f"model: {recipe.model} {why.format(what='diagnose (it names the layers)')}")
     diagnosis = diagnose_model(loaded.model, data, samples=samples, seed=recipe.seed)
     return replace(diagnosis, model=str(recipe.model))
 
@@ -234,7 +234,8 @@ def diagnose_model(model, data: Dataset, *, samples: int = DEFAULT_SAMPLES, seed
     """Rank the Keras layers of ``model`` by how much error full int8 quantization adds to them.
 
     Args:
-        model: a tf_keras model (a Keras 3 file loaded through :mod:`edgeopt.modelfile` is one).
+        model: a tf_keras model (a Keras 3 file loaded through :mod:`edgeopt.modelfile` is one): callers
+            ask the loaded model whether it has one (:attr:`~edgeopt.loading.LoadedModel.has_keras_model`).
         data: the data, matched with the model's inputs (:meth:`~edgeopt.data.Dataset.for_model`).
         samples: training inputs to calibrate on and to verify each op on (as compress calibrates int8).
         seed: which training inputs (:meth:`~edgeopt.data.Dataset.representative`).
@@ -243,14 +244,11 @@ def diagnose_model(model, data: Dataset, *, samples: int = DEFAULT_SAMPLES, seed
         The :class:`Diagnosis`, its layers worst first.
 
     Raises:
-        InputError: ``samples`` below 1, a model that is not a Keras model, or one of which no op was
-            quantized to int8.
+        InputError: ``samples`` below 1, or a model of which no op was quantized to int8.
         ConversionError: the converter refused the model (its reason, one line).
     """
     if samples < 1:
         raise InputError(f"samples must be at least 1, got {samples}")
-    if not hasattr(model, "layers"):  # a graph (a SavedModel without Keras metadata) has none
-        raise InputError(f"diagnose needs a Keras model to name its layers; got {type(model).__name__}")
     chosen = data.representative(count=samples, seed=seed)
     debugger, interpreter = _run_debugger(model, chosen)
     rows = _op_rows(debugger, interpreter)

@@ -4,11 +4,12 @@
 graph (converted and measured, never trained or wrapped), a Keras 3 file (rebuilt in tf_keras and
 verified), a tf_keras file (``.keras``, ``.h5``, SavedModel with Keras metadata). :func:`load_model`
 asks the first that claims the recipe's model and returns one :class:`LoadedModel`, which says what the
-model can do (``trainable``, ``wrappable``, ``graph``, its inputs and outputs): callers ask it, never
-the kind. :func:`check_model_files` refuses, before any loading, a file that would run code without
-``--trust-model``. It sits below :mod:`edgeopt.pipeline`, which sequences the run, and below
-:mod:`edgeopt.diagnose`, which loads a recipe's model too. TensorFlow is imported inside the functions
-that need it.
+model can do (``trainable``, ``wrappable``, ``has_keras_model``, its inputs and outputs): callers ask it,
+never the kind, and :func:`check_capabilities` refuses, before any training, a stage it cannot do (what
+each stage needs, its technique says). :func:`check_model_files` refuses, before any loading, a file
+that would run code without ``--trust-model``. It sits below :mod:`edgeopt.pipeline`, which sequences
+the run, and below :mod:`edgeopt.diagnose`, which loads a recipe's model too. TensorFlow is imported
+inside the functions that need it.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import numpy as np
 from edgeopt.data import BUILTIN
 from edgeopt.dataset import Dataset, shape_fits
 from edgeopt.errors import InputError
-from edgeopt.internals import is_graph_network
 from edgeopt.modelfile import (
     ModelFile,
     check_no_code,
@@ -36,6 +36,7 @@ from edgeopt.modelfile import (
 )
 from edgeopt.recipe import Recipe
 from edgeopt.techniques import TECHNIQUES
+from edgeopt.techniques.base import wrappable
 from edgeopt.zoo import ZOO, build
 
 VERIFY_SAMPLES = 256  # training inputs a Keras 3 model's tf_keras rebuild is compared on
@@ -54,12 +55,14 @@ class Port:
 class LoadedModel:
     """A recipe's model as loaded, and what it can do: the one type every caller asks.
 
-    ``trainable``: edgeopt can train it and fine-tune its stages; ``wrappable``: TFMOT can wrap it
-    (prune, cluster, quantization-aware training: a Sequential or functional Keras model); ``graph``: there
-    is no Keras model (a SavedModel graph: converted as it is, post-training quantized at most);
-    ``limits``: when it is not trainable, why, as ``is ...: edgeopt can ..., while {what} needs ...``
-    (:func:`check_capabilities`). ``file``: how a saved model was loaded (the loader's facts, for the
-    report), None for a zoo model.
+    ``trainable``: edgeopt can train it and fine-tune its stages; ``wrappable``: TFMOT can wrap it and
+    edgeopt read its graph (prune, cluster, quantization-aware training, channel pruning: a Sequential or
+    Functional Keras model, :func:`~edgeopt.techniques.base.wrappable`); ``graph``: the loader's fact
+    that there is no Keras model (a SavedModel graph: converted as it is, post-training quantized at
+    most), which callers ask as :attr:`has_keras_model`; ``inputs``, ``outputs``: its ports, in its
+    order; ``limits``: when it is not trainable, why, as ``is ...: edgeopt can ..., while {what} needs
+    ...`` (:func:`check_capabilities`). ``file``: how a saved model was loaded (the loader's facts, for
+    the report), None for a zoo model.
     """
 
     model: Any  # a tf_keras model, or what a graph loader returns (a GraphModel)
@@ -72,18 +75,22 @@ class LoadedModel:
     file: dict | None = field(default=None, compare=False)
     limits: str | None = None
 
+    @property
+    def has_keras_model(self) -> bool:
+        """Whether there is a Keras model to read heads, layers and outputs from (to score its exports by
+        their heads, diagnose its layers, repair its int8 export); not for a graph."""
+        return not self.graph
+
     @classmethod
     def of_keras(cls, model, kind: str = "tf_keras", file: dict | None = None) -> LoadedModel:
         """A tf_keras model and what it can do (wrappable: Sequential or functional, not subclassed)."""
-        from edgeopt.kerasapi import keras
         from edgeopt.train import input_names, output_names
 
         def ports(names: list[str], tensors) -> tuple[Port, ...]:
             names = names if len(names) == len(tensors) else [""] * len(tensors)
             return tuple(Port(n, tuple(t.shape[1:])) for n, t in zip(names, tensors, strict=True))
 
-        wrappable = is_graph_network(model) or isinstance(model, keras.Sequential)
-        return cls(model=model, kind=kind, trainable=True, wrappable=wrappable, graph=False,
+        return cls(model=model, kind=kind, trainable=True, wrappable=wrappable(model), graph=False,
                    inputs=ports(input_names(model), list(model.inputs or [])),
                    outputs=ports(output_names(model), list(model.outputs or [])), file=file)
 
@@ -98,9 +105,10 @@ class Loader:
 
     ``claims(model)``: whether it loads a recipe's ``model:`` (a zoo name, a path); ``load(recipe,
     data)``: the :class:`LoadedModel` and the data matched with its inputs and outputs
-    (:meth:`~edgeopt.dataset.Dataset.for_model`), every mismatch refused; ``trainable``: what the
-    loaded model will say, known before loading (a search refuses an untrainable model up front);
-    ``limits``: why not, when not (see :class:`LoadedModel`).
+    (:meth:`~edgeopt.dataset.Dataset.for_model`), every mismatch refused; ``trainable``,
+    ``wrappable``: what the loaded model will say, when known before loading (a search refuses an
+    untrainable model up front; a file may hold a subclassed model, known once loaded); ``limits``: why
+    not trainable, when not (see :class:`LoadedModel`).
     """
 
     kind: str
@@ -108,6 +116,7 @@ class Loader:
     load: Callable[[Recipe, Dataset], tuple[LoadedModel, Dataset]]
     trainable: bool = True
     limits: str | None = None
+    wrappable: bool = True
 
 
 def loader_for(model: str) -> Loader | None:
@@ -119,6 +128,19 @@ def can_train(model: str) -> bool:
     """Whether the model a recipe names can be trained (an unknown model is left to its loading)."""
     loader = loader_for(model)
     return loader is None or loader.trainable
+
+
+# Why a model cannot be trained, when its loader does not say.
+UNTRAINABLE = "cannot be trained by edgeopt, while {what} needs a model it can train"
+
+
+def training_limits(model: str, what: str) -> str | None:
+    """Why ``what`` (a command, a step) cannot be done with the model a recipe names, as its loader
+    declares it before loading (``model: ... is ...``); None when it can be trained, or is unknown."""
+    loader = loader_for(model)
+    if loader is None or loader.trainable:
+        return None
+    return f"model: {model} {(loader.limits or UNTRAINABLE).format(what=what)}"
 
 
 def load_model(recipe: Recipe, data: Dataset) -> tuple[LoadedModel, Dataset]:
@@ -133,18 +155,30 @@ def load_model(recipe: Recipe, data: Dataset) -> tuple[LoadedModel, Dataset]:
     return loader.load(recipe, data)
 
 
+# Why a stage that wraps the layers cannot run on a model that is not wrappable, and the fix.
+UNWRAPPABLE = ("is a subclassed Keras model ({model_class}, with its own call): TFMOT wraps, and edgeopt "
+               "reads, the layers of a Sequential or Functional model only, so {what} needs it rebuilt as "
+               "one (keras.Model(inputs, outputs) or keras.Sequential)")
+
+
 def check_capabilities(recipe: Recipe, loaded: LoadedModel | Loader) -> None:
-    """Refuse, before any work, what the model cannot do: training and every stage but post-training
-    quantization when it is not trainable (its ``limits`` say why)."""
-    if loaded.trainable:
-        return
-    why = f"{recipe.model} {loaded.limits}"
-    if recipe.train.epochs:
+    """Refuse, before any training, what the model cannot do, one line naming the step and the fix:
+    training, and each stage whose technique trains
+    (:meth:`~edgeopt.techniques.base.Technique.needs_training`), when it is not trainable (its
+    ``limits`` say why); each stage whose technique wraps or reads the layers
+    (:meth:`~edgeopt.techniques.base.Technique.needs_wrapping`) when it is not wrappable."""
+    why = f"{recipe.model} {loaded.limits or UNTRAINABLE}"
+    if not loaded.trainable and recipe.train.epochs:
         raise InputError(f"train.epochs: {why.format(what='training')}")
     for index, stage in enumerate(recipe.stages):
-        if stage.kind != "quantize" or getattr(stage, "mode", None) != "ptq":
-            what = f"{stage.kind}" + (f" mode {stage.mode}" if stage.kind == "quantize" else "")
+        technique = TECHNIQUES[stage.kind]
+        what = stage.kind + (f" mode {stage.mode}" if "mode" in type(stage).model_fields else "")
+        if not loaded.trainable and technique.needs_training(stage):
             raise InputError(f"stages[{index}] {stage.kind}: {why.format(what=what)}")
+        if not loaded.wrappable and technique.needs_wrapping(stage):
+            model_class = type(loaded.model).__name__ if isinstance(loaded, LoadedModel) else loaded.kind
+            raise InputError(f"stages[{index}] {stage.kind}: {recipe.model} "
+                             f"{UNWRAPPABLE.format(model_class=model_class, what=what)}")
 
 
 # -- the loaders -----------------------------------------------------------------------------------
@@ -197,11 +231,13 @@ def _keras_file_loader(kind: str, load_file: Callable[..., ModelFile]):
                 _check_input_shapes(model, fitted, where)
             return keras_inputs(fitted.representative(count=VERIFY_SAMPLES, seed=recipe.seed))
 
-        loaded = load_file(path, trust=recipe.trust_model, where="model", samples=samples)
+        saved = load_file(path, trust=recipe.trust_model, where="model", samples=samples)
+        loaded = LoadedModel.of_keras(saved.model, kind, saved.facts())
+        check_capabilities(recipe, loaded)  # a subclassed model with a stage that wraps: refused here
         model = loaded.model
         fitted = data.for_model(input_names(model), output_names(model), where)
         _check_input_shapes(model, fitted, where)
-        return LoadedModel.of_keras(model, kind, loaded.facts()), fitted
+        return loaded, fitted
 
     return load
 
@@ -216,7 +252,8 @@ def _is_file(model: str) -> bool:
 LOADERS: dict[str, Loader] = {
     "zoo": Loader("zoo", claims=lambda model: model in ZOO, load=_load_zoo),
     "savedmodel": Loader("savedmodel", load=_load_graph, trainable=False, limits=GRAPH_LIMITS,
-                         claims=lambda model: _is_file(model) and is_graph_savedmodel(Path(model))),
+                         claims=lambda model: _is_file(model) and is_graph_savedmodel(Path(model)),
+                         wrappable=False),
     "keras3": Loader("keras3", claims=lambda model: _is_file(model) and is_keras3_file(Path(model)),
                      load=_keras_file_loader("keras3", load_keras3_file)),
     "tf_keras": Loader("tf_keras", claims=_is_file, load=_keras_file_loader("tf_keras", load_tf_keras_file)),
@@ -224,7 +261,13 @@ LOADERS: dict[str, Loader] = {
 
 
 def _check_input_shapes(model, data: Dataset, where: str) -> None:
-    """Refuse data whose samples do not have the shape of the model's input(s)."""
+    """Refuse data whose samples do not have the shape of the model's input(s), and a model whose inputs
+    are not known (a subclassed model is only built by its first call)."""
+    if not model.inputs:
+        raise InputError(f"{where} ({type(model).__name__}) is a subclassed Keras model whose inputs are not "
+                         "known before it is called, and edgeopt matches the data to the model's inputs "
+                         "and converts it from them: rebuild it as a Sequential or Functional model "
+                         "(keras.Model(inputs, outputs) or keras.Sequential)")
     if not data.named_inputs:
         expected = tuple(int(d) for d in model.input_shape[1:] if d is not None)
         if tuple(model.input_shape[1:]) != data.input_shape:

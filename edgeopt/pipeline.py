@@ -135,11 +135,11 @@ class Prepared:
 
     recipe: Recipe
     data: Dataset
-    model: Any  # the trained tf_keras model, or a graph (a SavedModel without Keras metadata)
+    model: Any  # the trained model; used as loaded when it is not trainable (``loaded.trainable``)
     history: dict[str, list]
-    keras_file: bytes | None  # model.keras as saved after training (None for a graph)
+    keras_file: bytes | None  # model.keras as saved after training (None: not trainable, never trained)
     reference_file: bytes  # trained_float32.tflite, or original.tflite for the user's saved model
-    keras_variant: Variant | None  # None for a graph
+    keras_variant: Variant | None  # None when not trainable: there is no trained model.keras
     reference: Variant  # trained_float32 (or original), inspected, evaluated and benchmarked
     model_file: dict | None = None  # how a saved model was loaded (Keras 3: rebuilt, max_abs_diff)
     loaded: LoadedModel | None = None
@@ -219,6 +219,7 @@ def prepare(recipe: Recipe, progress: Progress | None = None, callbacks: tuple =
     progress.status(_loading_model(recipe))
     seed_everything(recipe.seed)
     loaded, data = load_model(recipe, given)
+    check_capabilities(recipe, loaded)  # whatever its loader checked: nothing is trained that fails later
     model, model_file = loaded.model, loaded.file
     if model_file and "max_abs_diff" in model_file:
         on = {"samples": "your data", "synthetic": "random inputs"}.get(model_file.get("verified_on"))
@@ -227,7 +228,7 @@ def prepare(recipe: Recipe, progress: Progress | None = None, callbacks: tuple =
             if on else ""))
     if not _same_arrays(given, data):  # a stage may refuse what the model's inputs and outputs make of it
         check_stages(recipe, data)
-    if not loaded.graph:  # labels its outputs cannot score are refused before any conversion
+    if loaded.has_keras_model:  # labels its outputs cannot score are refused before any conversion
         check_model_fits_data(model, data, where="model")
     bench.start(recipe.benchmark)  # the first benchmark's runner loads while the model converts or trains
     if not loaded.trainable:  # used as given: converted, never trained
@@ -244,10 +245,11 @@ def prepare(recipe: Recipe, progress: Progress | None = None, callbacks: tuple =
         if recipe.model not in ZOO:  # the user's model as given is the reference, measured before training
             original = _reference(ORIGINAL, loaded, scratch, data, recipe, progress)
         model = with_regularization(model, recipe.train.l1, recipe.train.l2)
+        bars = []
         if recipe.train.epochs:  # a saved model used as it is (epochs 0) is not trained: say nothing
             progress(f"training {recipe.run_name} on {data.name} ({recipe.train.epochs} epochs max)")
-        epochs_bar = progress.keras_callback(f"training {recipe.run_name}", recipe.train.epochs)
-        history = fit(model, data, recipe.train, seed=recipe.seed, callbacks=[epochs_bar, *callbacks])
+            bars = [progress.keras_callback(f"training {recipe.run_name}", recipe.train.epochs)]
+        history = fit(model, data, recipe.train, seed=recipe.seed, callbacks=[*bars, *callbacks])
         keras_path = scratch / "model.keras"
         model.save(keras_path)
         keras_file = keras_path.read_bytes()
@@ -282,7 +284,7 @@ def _same_arrays(given: Dataset, fitted: Dataset) -> bool:
 def heads_of(loaded: LoadedModel, model, data: Dataset) -> dict[str, str] | None:
     """The activation of each named output of ``model`` (``loaded``'s, or a stage's copy of it), for
     scoring its exports; None when there is no Keras model to read them from."""
-    return None if loaded.graph else output_heads(model, data)
+    return output_heads(model, data) if loaded.has_keras_model else None
 
 
 def _chance_note(reference: Variant, model, data: Dataset, progress: Progress) -> Variant:
@@ -418,9 +420,9 @@ def _compress(prepared: Prepared, recipe: Recipe, scratch: Path, progress: Progr
         if float_first:
             variant = variant.replace(note=f"float input and output: {', '.join(qat_float)} in float, "
                                            "quantization starting after it (quantization-aware training)")
-        if repair.needed(quantization, fmt, variant, reference, recipe.budgets, source, data):
+        if repair.needed(quantization, fmt, variant, reference, recipe.budgets, loaded, data):
             variant = _repaired(variant, source, fmt, path, data, recipe, prepared, progress, stopped)
-        if not loaded.graph and repair.misses_budget(fmt, variant, reference, recipe.budgets, data):
+        if loaded.has_keras_model and repair.misses_budget(fmt, variant, reference, recipe.budgets, data):
             variant = _diagnosed(variant, float_model, data, recipe.seed, progress)
         variants.append(variant)
         files[path.name] = path.read_bytes()

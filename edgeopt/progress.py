@@ -161,11 +161,13 @@ class Progress:
         return Task(self._rich, self._rich.add_task(description, total=total))
 
     def keras_callback(self, description: str, epochs: int) -> Any:
-        """A tf_keras ``Callback`` advancing one bar per epoch and showing the latest loss.
+        """A tf_keras ``Callback`` advancing one bar per epoch and showing the latest loss; no bar for
+        0 epochs (a post-training stage, a model used as given): there is nothing to count.
 
         Imports TensorFlow (through :mod:`edgeopt.kerasapi`) on first call only.
         """
-        return make_keras_callback(self.task(description, total=epochs), description)
+        task = self.task(description, total=epochs) if epochs else Task(None, None)
+        return make_keras_callback(task, description)
 
 
 def make_keras_callback(task: Task, description: str) -> Any:

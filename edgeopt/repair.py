@@ -48,6 +48,7 @@ from edgeopt.evaluate import predict
 from edgeopt.formats import INTEGER_FORMATS
 from edgeopt.inspect import inspection
 from edgeopt.internals import consuming_layers
+from edgeopt.loading import LoadedModel
 from edgeopt.recipe import Budgets
 from edgeopt.types import TASK_METRIC, Inspection, Task
 
@@ -96,10 +97,11 @@ class Repair:
         return {"attempts": [a.to_json() for a in self.attempts], "kept": kept.name if kept else None}
 
 
-def repairable(data: Dataset, model) -> bool:
-    """Repairs need one input and one output (a validation slice scored as the report scores it)."""
-    single = len(model.inputs) == 1 and len(model.outputs) == 1
-    return single and not (data.named_inputs or data.named_outputs)
+def repairable(data: Dataset, loaded: LoadedModel) -> bool:
+    """Repairs need a Keras model to rewrite, with one input and one output (a validation slice scored
+    as the report scores it)."""
+    single = len(loaded.inputs) == 1 and len(loaded.outputs) == 1
+    return loaded.has_keras_model and single and not (data.named_inputs or data.named_outputs)
 
 
 def repair(model, fmt: str, data: Dataset, budgets: Budgets, reference_file: bytes, *,
@@ -203,12 +205,14 @@ def _bias_attempt(model, fmt: str, representative: np.ndarray, int8_io: str, con
                  f"layer(s): " + ", ".join(layers))
 
 
-def needed(stage, fmt: str, variant, reference, budgets: Budgets | None, model, data: Dataset) -> bool:
-    """Whether the export ``variant`` (just measured) should be repaired: a post-training integer export
-    of the TFLite converter, with ``repair: auto``, that misses the accuracy budget on the test split."""
+def needed(stage, fmt: str, variant, reference, budgets: Budgets | None, loaded: LoadedModel,
+           data: Dataset) -> bool:
+    """Whether the export ``variant`` (just measured) of ``loaded``'s model should be repaired: a
+    post-training integer export of the TFLite converter, with ``repair: auto``, that misses the accuracy
+    budget on the test split, of a model the repairs can rewrite (:func:`repairable`)."""
     if stage is None or stage.repair != "auto" or stage.mode != "ptq" or stage.backend != "tflite":
         return False
-    if not hasattr(model, "inputs") or not repairable(data, model):
+    if not repairable(data, loaded):
         return False
     return misses_budget(fmt, variant, reference, budgets, data)
 

@@ -14,7 +14,11 @@ come in this order in every module:
 - ``checks``: whether what was achieved is really in each exported ``.tflite``;
 - hooks for what the pipeline would otherwise ask by name, each with a neutral default here:
   ``exports_float_from_here``, ``guided``, ``guidance``, ``sparse_encoding``, ``inspect_pattern``,
-  ``model_files``.
+  ``model_files``;
+- what the stage needs of the model, asked of the loaded model's capabilities before any work
+  (:func:`edgeopt.loading.check_capabilities`): ``needs_training`` and ``needs_wrapping`` (a model
+  :func:`wrappable` says TFMOT can wrap), True by default as every technique fine-tunes and rewrites
+  or reads the model's layers.
 
 Importing a technique never imports TensorFlow: Keras and TFMOT are imported inside the methods that
 use them, so a recipe is validated, and refused, without them. Nor does it import the recipe, which
@@ -32,6 +36,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pydantic import Field
 
+from edgeopt.internals import is_graph_network
 from edgeopt.strict import Strict
 from edgeopt.trainspec import MAX_BATCH_SIZE, MAX_EPOCHS  # the stages' bounds, re-exported
 from edgeopt.types import Check, StageOutcome, Variant
@@ -60,6 +65,15 @@ def plain_options(value: dict[str, Any]) -> dict[str, Any]:
             raise ValueError(f"'{where}' must be a string, number, boolean, list or mapping, "
                              f"got {type(item).__name__}")
     return value
+
+
+def wrappable(model: Any) -> bool:
+    """Whether TFMOT can wrap ``model``'s layers and edgeopt read its graph: a Sequential or Functional
+    tf_keras model, not a subclassed one (its own ``call``). The one definition: the loaded model's
+    ``wrappable`` (:class:`edgeopt.loading.LoadedModel`) and the techniques that wrap ask it."""
+    from edgeopt.kerasapi import keras
+
+    return is_graph_network(model) or isinstance(model, keras.Sequential)
 
 
 class FineTune(Strict):
@@ -162,6 +176,15 @@ class Technique:
     def model_files(self, stage: FineTune) -> tuple[tuple[str, str], ...]:
         """(field, value) of each stage field naming a model, which may be a saved file to guard and check."""
         return ()
+
+    def needs_training(self, stage: FineTune) -> bool:
+        """Whether the stage trains the model (fine-tunes it), so needs one edgeopt can train."""
+        return True
+
+    def needs_wrapping(self, stage: FineTune) -> bool:
+        """Whether the stage needs a model TFMOT can wrap (:func:`wrappable`): it wraps the layers, or
+        reads the layers' graph and shapes."""
+        return True
 
 
 def stage_outcome(stage: FineTune, history: dict, achieved: dict | None = None,

@@ -33,7 +33,7 @@ from pydantic import Field, model_validator
 
 from edgeopt.dataset import CLASSIFICATION, take
 from edgeopt.errors import InputError
-from edgeopt.internals import is_graph_network, nodes_by_depth, producing_layer
+from edgeopt.internals import nodes_by_depth, producing_layer
 from edgeopt.techniques.base import (
     MAX_EPOCHS,
     FineTune,
@@ -42,6 +42,7 @@ from edgeopt.techniques.base import (
     Technique,
     exported,
     stage_outcome,
+    wrappable,
 )
 from edgeopt.techniques.distill import TECHNIQUE as DISTILL
 from edgeopt.techniques.distill import DistillStage, TeacherGuide, distiller_class
@@ -612,7 +613,7 @@ def read_graph(model, where: str) -> tuple[list[Node], list[str]]:
     """The model's layers as :class:`Node` s in topological order, and its output layers' names."""
     from edgeopt.kerasapi import keras
 
-    if not is_graph_network(model):
+    if not wrappable(model):  # a loaded model is asked before any work; a model given here is not
         raise InputError(f"{where} prune_channels: channel pruning reads the graph of a Functional or "
                          f"Sequential model, not a subclassed one ({type(model).__name__}); rebuild it "
                          "as a Functional model")

@@ -38,11 +38,18 @@ from edgeopt.internals import (
     cluster_preserve_registry,
     default_8bit_configs,
     default_8bit_registry,
-    is_graph_network,
     safe_mode_off,
 )
 from edgeopt.litert_backend import BACKEND, FLOAT, RECIPES, backend_problem, layer_problem, recipe_problem
-from edgeopt.techniques.base import FineTune, Placement, StageContext, Technique, exported, stage_outcome
+from edgeopt.techniques.base import (
+    FineTune,
+    Placement,
+    StageContext,
+    Technique,
+    exported,
+    stage_outcome,
+    wrappable,
+)
 from edgeopt.techniques.layers import KERAS_MODULES, listing, skipped_summary, user_code
 from edgeopt.types import Check, CheckStatus, FloatOp, Format, StageOutcome, Variant
 
@@ -171,15 +178,13 @@ class Quantize(Technique):
 
     def apply(self, model, stage: QuantizeStage, ctx: StageContext):
         """Wrap ``model`` for quantization-aware training (``ptq``: return it unchanged)."""
-        from edgeopt.kerasapi import keras
-
         if stage.mode == "ptq":
             # Overrides naming no layer are refused before any conversion (the names need the model).
             problem = layer_problem(stage.layers, [layer.name for layer in getattr(model, "layers", [])])
             if problem:
                 raise InputError(f"stages[{ctx.stage_index}].layers: {problem}")
             return model
-        if not is_graph_network(model) and not isinstance(model, keras.Sequential):
+        if not wrappable(model):  # a loaded model is asked before any work; a model given here is not
             raise InputError(f"stages[{ctx.stage_index}] quantize: TFMOT cannot wrap a subclassed model "
                              f"({type(model).__name__}); rebuild it as a Functional or Sequential model")
         left_out = unannotated_layers(model)
@@ -266,6 +271,14 @@ class Quantize(Technique):
         float ops are most likely theirs: TFLite has no int8 kernel for an op they use.
         """
         return calibration_checks(outcome, variants)
+
+    def needs_training(self, stage: QuantizeStage) -> bool:
+        """Quantization-aware training trains; post-training quantization (``ptq``) only calibrates."""
+        return stage.mode == "qat"
+
+    def needs_wrapping(self, stage: QuantizeStage) -> bool:
+        """QAT wraps the layers in TFMOT's quantize wrappers; ``ptq`` leaves the model to the converter."""
+        return stage.mode == "qat"
 
 
 TECHNIQUE = Quantize()

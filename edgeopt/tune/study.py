@@ -33,7 +33,7 @@ from typing import Any
 
 from edgeopt.documents import load_json
 from edgeopt.errors import EdgeoptError, InputError, RecipeError
-from edgeopt.loading import can_train
+from edgeopt.loading import training_limits
 from edgeopt.outputs import environment_error, staged_output, write_text_atomic
 from edgeopt.pipeline import check_recipe, prepare
 from edgeopt.progress import Progress
@@ -175,10 +175,10 @@ def setup(options: TuneOptions) -> Setup:
     space = parse_space(data, source)
     base_recipe = space.recipe({d.name: _low(d) for d in space.dimensions}, source)
 
-    if not can_train(base_recipe.model):
-        raise InputError(f"model: {base_recipe.model} is a SavedModel without Keras metadata, which edgeopt "
-                         "converts and quantizes after training but cannot fine-tune; tune searches "
-                         "stages that need the Keras model (save it with model.save('model.keras'))")
+    cannot = training_limits(base_recipe.model, "tune (its trials fine-tune stages, and edgeopt cannot "
+                                                "fine-tune this model)")
+    if cannot is not None:  # the model's loader says why, before any work
+        raise InputError(cannot)
     if not space.dimensions:
         raise RecipeError(
             f"{source}: nothing to search: add a range or choice to a stage field (e.g. "
