@@ -196,14 +196,12 @@ def check(report: Report | str | os.PathLike, baseline: str | os.PathLike,
 BudgetsLike = Budgets | Mapping[str, Any] | Iterable[str] | str | None
 
 
-def budget_flags(budgets: BudgetsLike) -> tuple[str, ...]:
-    """``budgets`` as the ``--budget`` flags :class:`~edgeopt.tune.study.TuneOptions` takes. Strings are
-    kept as given; a mapping is validated as a :class:`~edgeopt.budgets.Budgets`; each limit of one is
-    written with its exact value (``repr``: the float reads back equal), so it judges as that budget.
+def search_budgets(budgets: BudgetsLike) -> Budgets | tuple[str, ...]:
+    """``budgets`` as :class:`~edgeopt.tune.study.TuneOptions` takes them: a :class:`~edgeopt.budgets.Budgets`
+    as is (a mapping validated into one, once), ``--budget`` strings as given (one string is one flag).
 
     Raises:
-        InputError: a mapping that is no valid ``budgets:`` section, or ``variants``: tune judges the one
-            format each trial picks, and only a recipe's ``budgets:`` section can narrow that.
+        InputError: a mapping that is no valid ``budgets:`` section.
     """
     if budgets is None:
         return ()
@@ -211,16 +209,10 @@ def budget_flags(budgets: BudgetsLike) -> tuple[str, ...]:
         return (budgets,)
     if isinstance(budgets, Mapping):
         try:
-            budgets = Budgets.model_validate(dict(budgets))
+            return Budgets.model_validate(dict(budgets))
         except ValidationError as exc:
             raise InputError(describe(exc, root="budgets", whole="budgets")) from None
-    if not isinstance(budgets, Budgets):
-        return tuple(budgets)
-    if budgets.variants is not None:
-        raise InputError("budgets: variants cannot be given to search, whose budgets judge the format each "
-                         "trial exports; put them in the recipe's budgets: section instead")
-    return tuple(f"{limit.name}={limit.limit!r}" + (f"@{limit.target}" if limit.target else "")
-                 for limit in budgets.limits())
+    return budgets if isinstance(budgets, Budgets) else tuple(budgets)
 
 
 def search(recipe: str | os.PathLike, study: str | os.PathLike, *, budgets: BudgetsLike = (),
@@ -232,13 +224,13 @@ def search(recipe: str | os.PathLike, study: str | os.PathLike, *, budgets: Budg
     finished trials; returns its :class:`edgeopt.tune.results.Outcome` (``.best``, ``.front``,
     ``.trials``, ``.closest``, ``.to_json()``). ``budgets``: ``"NAME=VALUE"`` strings as on the
     command line, a :class:`~edgeopt.budgets.Budgets`, or a mapping shaped like a recipe's ``budgets:``
-    section (:func:`budget_flags`); none (or an empty one): the recipe's. ``pruner`` is ``--pruner``
+    section (:func:`search_budgets`); none (or an empty one): the recipe's. ``pruner`` is ``--pruner``
     (auto: hyperband when a train field is searched); ``progress``, if given, receives one line per
     trial. ``log``: a capture already running (the command line's, which honours ``--verbose``); by
     default TensorFlow's output is captured here. (Not named ``tune``: that is the :mod:`edgeopt.tune`
     package.)"""
     options = TuneOptions(recipe=recipe, study=study, overrides=tuple(overrides),
-                          budgets=budget_flags(budgets), strategy=strategy, trials=trials,
+                          budgets=search_budgets(budgets), strategy=strategy, trials=trials,
                           objective=objective, executor=executor, workers=workers, address=address,
                           seed=seed, force_new=force_new, pruner=pruner, cpus_per_trial=cpus_per_trial)
     with nullcontext(log) if log is not None else captured(python_too=True):

@@ -354,7 +354,7 @@ def compress(prepared: Prepared, *, stages: list | None = None, export: list[str
     with tempfile.TemporaryDirectory(prefix="edgeopt-") as scratch:
         result = _compress(prepared, recipe, Path(scratch), progress, gate)
     if judge:
-        result = replace(result, report=judge_budgets(result.report))
+        result = replace(result, report=judge_budgets(result.report, recipe.budgets))
     return result
 
 

@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from edgeopt.budgets import Budgets, Figures
 from edgeopt.documents import load_json
 from edgeopt.errors import EdgeoptError, InputError, RecipeError
 from edgeopt.loading import training_limits
@@ -38,7 +39,15 @@ from edgeopt.outputs import environment_error, staged_output, write_text_atomic
 from edgeopt.pipeline import check_recipe, prepare
 from edgeopt.progress import Progress
 from edgeopt.recipe import read_recipe_data
-from edgeopt.tune.budgets import Goal, check_budgets, figures_of, judge, make_goal, parse_budgets
+from edgeopt.tune.budgets import (
+    Goal,
+    check_budgets,
+    figures_of,
+    judge,
+    make_goal,
+    parse_budgets,
+    trial_figures,
+)
 from edgeopt.tune.executors import check_ray, connect_ray, disconnect_ray, make_executor
 from edgeopt.tune.folder import (
     BASE,
@@ -82,7 +91,7 @@ class TuneOptions:
     recipe: str | Path
     study: str | Path
     overrides: tuple[str, ...] = ()
-    budgets: tuple[str, ...] = ()
+    budgets: Budgets | tuple[str, ...] = ()  # --budget flags, or a Budgets (the API's); none: the recipe's
     strategy: str = "bayes"
     trials: int = 20
     objective: str = "size"
@@ -187,13 +196,17 @@ def setup(options: TuneOptions) -> Setup:
     targets = list(base_recipe.benchmark.targets)
     exports = next((d.choices for d in space.dimensions if d.name == "export"), None)
     candidates = list(exports) if exports else [base_recipe.export[-1]]  # the format each trial judges
-    if options.budgets:
-        budgets = parse_budgets(options.budgets, targets)
-        check_budgets(budgets, targets, candidates, "--budget")
+    threads = list(base_recipe.benchmark.threads)
+    given = options.budgets
+    if given and not isinstance(given, Budgets):
+        given = parse_budgets(given, targets, threads)
+    if isinstance(given, Budgets) and given != Budgets():
+        budgets = given
+        check_budgets(budgets, targets, candidates, "--budget", threads)
     else:
         budgets = base_recipe.budgets
         if budgets is not None:
-            check_budgets(budgets, targets, candidates, f"{source}: budgets")
+            check_budgets(budgets, targets, candidates, f"{source}: budgets", threads)
     goal = make_goal(options.objective, budgets, targets)
     if options.executor == "ray":
         check_ray()
@@ -582,7 +595,7 @@ class Driver:
             summary = {"params": values, "format": job.export, "seconds": result["seconds"], **_curve(result)}
             _save_trial(folder, result, summary)
             seconds = result["seconds"]
-        figures = figures_of(report, job.export)
+        figures = trial_figures(report, job.export)  # typed once: judged, constrained and told from it
         feasible, reasons, violations = judge(self.s.goal, figures)
         unverified = [c.message for c in report.checks if not c.ok]
         variant = report.variant(job.export)
@@ -599,7 +612,7 @@ class Driver:
             values,
             status,
             "; ".join(reasons) or None,
-            figures,
+            figures_of(report, job.export),
             violations,
             seconds,
             cached,
@@ -617,7 +630,7 @@ class Driver:
         self.running.pop(trial.number)
         self._line(record)
 
-    def _values(self, study, figures: dict[str, Any]) -> list[float]:
+    def _values(self, study, figures: Figures) -> list[float]:
         """Objective values to tell; one not measured (benchmark skipped) counts as the worst seen."""
         values = self.s.goal.objective_values(figures)
         out = []

@@ -191,3 +191,39 @@ def test_check_validates_the_reports_budgets_once_and_judges_them_typed(judged, 
     assert latency["local#2t"].message == f"p50 {fmt_time(TWO)} (measured), budget {fmt_time(0.005)}"
     assert "µs" in latency["local"].message
     assert [latency[key].status for key in ("local", "local#2t")] == [PASS, FAIL]
+
+
+# -- a study's setup takes a Budgets object as it is ------------------------------------------------------
+
+
+def _tune_recipe(tmp_path, threads: str = "[1, 2]") -> str:
+    path = tmp_path / "tune.yaml"
+    path.write_text("model: digits_cnn\ndata: digits\ntrain: {epochs: 1}\n"
+                    "stages:\n  - {kind: prune, target_sparsity: {range: [0.5, 0.9]}, epochs: 1}\n"
+                    f"export: [float32]\nbenchmark: {{targets: [local], threads: {threads}}}\n"
+                    "budgets: {max_size_kb: 500}\n")
+    return str(path)
+
+
+def test_a_study_judges_the_budgets_object_it_is_given_and_the_recipes_without_one(tmp_path):
+    from edgeopt.tune.study import TuneOptions, setup
+
+    recipe = _tune_recipe(tmp_path)
+    given = Budgets.model_validate({"max_gzip_kb": 12, "max_latency_ms": {"local#2t": 3}})
+    s = setup(TuneOptions(recipe=recipe, study=tmp_path / "s", budgets=given))
+    assert s.goal.spec is given
+    assert setup(TuneOptions(recipe=recipe, study=tmp_path / "s")).goal.spec.max_size_kb == 500
+    empty = setup(TuneOptions(recipe=recipe, study=tmp_path / "s", budgets=Budgets()))
+    assert empty.goal.spec.max_size_kb == 500  # an empty one: the recipe's, as with no flags
+    flags = setup(TuneOptions(recipe=recipe, study=tmp_path / "s", budgets=("max_latency_ms=3@local#2t",)))
+    assert flags.goal.spec == Budgets.model_validate({"max_latency_ms": {"local#2t": 3}})
+
+
+def test_a_study_refuses_a_latency_budget_at_a_thread_count_its_recipe_does_not_run(tmp_path):
+    from edgeopt.tune.study import TuneOptions, setup
+
+    recipe = _tune_recipe(tmp_path, threads="[1]")
+    typed = Budgets.model_validate({"max_latency_ms": {"local#4t": 3}})
+    for budgets in (("max_latency_ms=3@local#4t",), typed):
+        with pytest.raises(InputError, match="4"):
+            setup(TuneOptions(recipe=recipe, study=tmp_path / "s", budgets=budgets))

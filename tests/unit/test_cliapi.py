@@ -21,7 +21,6 @@ from edgeopt.cli import cli
 from edgeopt.errors import InputError
 from edgeopt.logs import NOT_CAPTURING, Capture
 from edgeopt.report import load_report, render
-from edgeopt.tune.budgets import parse_budgets
 from edgeopt.types import Inspection, LatencyKey
 from edgeopt.zoo import ZOO, ZooEntry
 
@@ -109,7 +108,8 @@ def test_api_search_is_quiet_unless_given_the_callers_capture(monkeypatch, capsy
     assert seen[0].budgets == ()  # none: the recipe's budgets section
 
 
-def _flags_of(monkeypatch, budgets) -> tuple[str, ...]:
+def _given(monkeypatch, budgets):
+    """What api.search hands the study as its budgets."""
     seen = []
     monkeypatch.setattr(api, "tune", _fake_tune(seen))
     with warnings.catch_warnings():
@@ -121,28 +121,22 @@ def _flags_of(monkeypatch, budgets) -> tuple[str, ...]:
 def test_api_search_takes_budgets_as_a_budgets_object_a_mapping_or_strings(monkeypatch):
     budgets = Budgets(max_gzip_kb=12, max_size_kb=1 / 3, max_accuracy_drop=0.0012345678901,
                       max_latency_ms={"local": 2.5})
-    flags = _flags_of(monkeypatch, budgets)
-    assert parse_budgets(flags, ["local"]) == budgets  # every limit exactly, not rounded
-    mapping = {"max_size_kb": 20, "max_latency_ms": {"local": 4}}
-    assert parse_budgets(_flags_of(monkeypatch, mapping), ["local"]) == Budgets.model_validate(mapping)
-    assert _flags_of(monkeypatch, ["max_gzip_kb=12"]) == ("max_gzip_kb=12",)
-    assert _flags_of(monkeypatch, "max_gzip_kb=12") == ("max_gzip_kb=12",)  # one flag, not its letters
-    assert _flags_of(monkeypatch, Budgets()) == ()
-
-
-def test_api_search_budgets_keep_the_latency_target_and_thread_count(monkeypatch):
-    flags = _flags_of(monkeypatch, {"max_latency_ms": {"local#2t": 3}})
-    assert flags == ("max_latency_ms=3.0@local#2t",)
-    (limit,) = Budgets.model_validate({"max_latency_ms": {"local#2t": 3}}).limits()
-    assert limit.target == LatencyKey.parse("local#2t")
+    assert _given(monkeypatch, budgets) is budgets  # the object itself: never written out and read back
+    mapping = {"max_size_kb": 20, "max_latency_ms": {"local#2t": 4}}
+    given = _given(monkeypatch, mapping)
+    assert given == Budgets.model_validate(mapping)
+    (limit,) = [lim for lim in given.limits() if lim.name == "max_latency_ms"]
+    assert limit.target == LatencyKey.parse("local#2t")  # the thread count kept
+    assert _given(monkeypatch, ["max_gzip_kb=12"]) == ("max_gzip_kb=12",)
+    assert _given(monkeypatch, "max_gzip_kb=12") == ("max_gzip_kb=12",)  # one flag, not its letters
+    assert _given(monkeypatch, None) == ()
 
 
 @pytest.mark.parametrize(("budgets", "message"), [
     ({"max_size_kb": -1}, "budgets.max_size_kb"),
     ({"max_sise_kb": 1}, "max_sise_kb"),
-    ({"max_size_kb": 10, "variants": ["int8"]}, "variants"),
 ])
-def test_api_search_refuses_budgets_it_cannot_judge_before_any_work(monkeypatch, budgets, message):
+def test_api_search_refuses_a_bad_budgets_mapping_before_any_work(monkeypatch, budgets, message):
     seen = []
     monkeypatch.setattr(api, "tune", _fake_tune(seen))
     with pytest.raises(InputError, match=message):
