@@ -35,9 +35,8 @@ import numpy as np
 
 from edgeopt.data import Arrays, Dataset, load_dataset, n_samples, take
 from edgeopt.errors import InputError
-from edgeopt.loading import check_model_files, load_model
+from edgeopt.loading import check_model_files, load_model, loader_for
 from edgeopt.render import table
-from edgeopt.zoo import ZOO
 
 if TYPE_CHECKING:
     from edgeopt.recipe import Recipe
@@ -191,9 +190,10 @@ def diagnose_recipe(recipe: Recipe, *, samples: int = DEFAULT_SAMPLES) -> Diagno
             a SavedModel without Keras metadata, data that does not fit the model.
         ConversionError: the converter refused the model.
     """
-    if recipe.model in ZOO:
-        raise InputError(f"model: '{recipe.model}' is a zoo model with nothing trained to diagnose; train it "
-                         "(edgeopt train) and give the saved model.keras")
+    loader = loader_for(recipe.model)
+    if loader is not None and not loader.pretrained:  # built fresh from code (a zoo model): untrained
+        raise InputError(f"model: '{recipe.model}' is a {loader.kind} model with nothing trained to "
+                         "diagnose; train it (edgeopt train) and give the saved model.keras")
     if not Path(recipe.model).exists():
         raise InputError(f"model: {recipe.model} not found; give a saved Keras model (.keras, .h5, "
                          "SavedModel folder) or a recipe")

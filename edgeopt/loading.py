@@ -4,9 +4,11 @@
 graph (converted and measured, never trained or wrapped), a Keras 3 file (rebuilt in tf_keras and
 verified), a tf_keras file (``.keras``, ``.h5``, SavedModel with Keras metadata). :func:`load_model`
 asks the first that claims the recipe's model and returns one :class:`LoadedModel`, which says what the
-model can do (``trainable``, ``wrappable``, ``has_keras_model``, its inputs and outputs): callers ask it,
-never the kind, and :func:`check_capabilities` refuses, before any training, a stage it cannot do (what
-each stage needs, its technique says). :func:`check_model_files` refuses, before any loading, a file
+model can do (``trainable``, ``wrappable``, ``has_keras_model``, its inputs and outputs) and whether it
+comes as the user gave it, with trained weights to keep (``pretrained``): callers ask it, or before
+loading its loader (:func:`loader_for`, :func:`is_pretrained`, :func:`model_task`), never the kind,
+and :func:`check_capabilities` refuses, before any training, a stage it cannot do (what each stage
+needs, its technique says). :func:`check_model_files` refuses, before any loading, a file
 that would run code without ``--trust-model``. It sits below :mod:`edgeopt.pipeline`, which sequences
 the run, and below :mod:`edgeopt.diagnose`, which loads a recipe's model too. TensorFlow is imported
 inside the functions that need it.
@@ -62,7 +64,9 @@ class LoadedModel:
     most), which callers ask as :attr:`has_keras_model`; ``inputs``, ``outputs``: its ports, in its
     order; ``limits``: when it is not trainable, why, as ``is ...: edgeopt can ..., while {what} needs
     ...`` (:func:`check_capabilities`). ``file``: how a saved model was loaded (the loader's facts, for
-    the report), None for a zoo model.
+    the report), None for a zoo model. ``pretrained``: its loader's fact (:class:`Loader`), set by
+    :func:`load_model`: the model comes as the user gave it, with trained weights to keep (the reference
+    is measured before any training), rather than built fresh from code, untrained.
     """
 
     model: Any  # a tf_keras model, or what a graph loader returns (a GraphModel)
@@ -74,6 +78,7 @@ class LoadedModel:
     outputs: tuple[Port, ...] = ()
     file: dict | None = field(default=None, compare=False)
     limits: str | None = None
+    pretrained: bool = True
 
     @property
     def has_keras_model(self) -> bool:
@@ -108,7 +113,11 @@ class Loader:
     (:meth:`~edgeopt.dataset.Dataset.for_model`), every mismatch refused; ``trainable``,
     ``wrappable``: what the loaded model will say, when known before loading (a search refuses an
     untrainable model up front; a file may hold a subclassed model, known once loaded); ``limits``: why
-    not trainable, when not (see :class:`LoadedModel`).
+    not trainable, when not (see :class:`LoadedModel`). ``pretrained``: the model comes as the user gave
+    it, with trained weights to keep (True: a saved model), or is built fresh from code, untrained
+    (False: a zoo model), which :class:`LoadedModel` repeats; ``task_of(model)``: the task
+    (``classification``, ``regression``) of a model it claims when known before loading (a zoo entry
+    says it), None when only the data tells.
     """
 
     kind: str
@@ -117,6 +126,8 @@ class Loader:
     trainable: bool = True
     limits: str | None = None
     wrappable: bool = True
+    pretrained: bool = True
+    task_of: Callable[[str], str | None] = field(default=lambda model: None, compare=False)
 
 
 def loader_for(model: str) -> Loader | None:
@@ -128,6 +139,21 @@ def can_train(model: str) -> bool:
     """Whether the model a recipe names can be trained (an unknown model is left to its loading)."""
     loader = loader_for(model)
     return loader is None or loader.trainable
+
+
+def is_pretrained(model: str) -> bool:
+    """Whether the model a recipe names comes as the user gave it, with trained weights to keep, as its
+    loader declares (``pretrained``); an unknown model (a missing file) is taken as given, its loading
+    says what is wrong."""
+    loader = loader_for(model)
+    return loader is None or loader.pretrained
+
+
+def model_task(model: str) -> str | None:
+    """The task of the model a recipe names when its loader knows it before loading (``task_of``);
+    None when only the data tells."""
+    loader = loader_for(model)
+    return None if loader is None else loader.task_of(model)
 
 
 # Why a model cannot be trained, when its loader does not say.
@@ -152,7 +178,8 @@ def load_model(recipe: Recipe, data: Dataset) -> tuple[LoadedModel, Dataset]:
         raise InputError(
             f"model: '{recipe.model}' is neither a zoo model ({', '.join(ZOO)}) nor an existing file"
         )
-    return loader.load(recipe, data)
+    loaded, data = loader.load(recipe, data)
+    return replace(loaded, pretrained=loader.pretrained), data
 
 
 # Why a stage that wraps the layers cannot run on a model that is not wrappable, and the fix.
@@ -250,13 +277,15 @@ def _is_file(model: str) -> bool:
 # recipe's model loads it; tf_keras takes any other existing path, and its checks say what is wrong).
 # A new kind of model is one loader (one function and a Loader) and one line here.
 LOADERS: dict[str, Loader] = {
-    "zoo": Loader("zoo", claims=lambda model: model in ZOO, load=_load_zoo),
+    "zoo": Loader("zoo", claims=lambda model: model in ZOO, load=_load_zoo, pretrained=False,
+                  task_of=lambda model: ZOO[model].task),
     "savedmodel": Loader("savedmodel", load=_load_graph, trainable=False, limits=GRAPH_LIMITS,
                          claims=lambda model: _is_file(model) and is_graph_savedmodel(Path(model)),
-                         wrappable=False),
+                         wrappable=False, pretrained=True),
     "keras3": Loader("keras3", claims=lambda model: _is_file(model) and is_keras3_file(Path(model)),
-                     load=_keras_file_loader("keras3", load_keras3_file)),
-    "tf_keras": Loader("tf_keras", claims=_is_file, load=_keras_file_loader("tf_keras", load_tf_keras_file)),
+                     load=_keras_file_loader("keras3", load_keras3_file), pretrained=True),
+    "tf_keras": Loader("tf_keras", claims=_is_file, load=_keras_file_loader("tf_keras", load_tf_keras_file),
+                       pretrained=True),
 }
 
 
@@ -298,11 +327,12 @@ def _check_graph_fits(graph, data: Dataset) -> None:
 
 
 def model_files(recipe: Recipe) -> list[tuple[str, str]]:
-    """(field path, file) for every saved model the recipe names: its model and distillation teachers."""
+    """(field path, file) for every saved model the recipe names: its model and distillation teachers
+    (each name whose loader does not build it from code, :func:`is_pretrained`)."""
     named = [("model", recipe.model)]
     named += [(f"stages[{i}].{field}", path) for i, s in enumerate(recipe.stages)
               for field, path in TECHNIQUES[s.kind].model_files(s)]
-    return [(where, path) for where, path in named if path not in ZOO]
+    return [(where, path) for where, path in named if is_pretrained(path)]
 
 
 def recipe_inputs(recipe: Recipe) -> list[str]:

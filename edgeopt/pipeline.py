@@ -29,7 +29,14 @@ from edgeopt.errors import EdgeoptError, EnvironmentProblem, InputError
 from edgeopt.evaluate import below_chance, evaluate_tflite, first_layer_fact, keras_metrics, output_heads
 from edgeopt.formats import FORMATS, QAT_FORMATS
 from edgeopt.inspect import inspection
-from edgeopt.loading import LoadedModel, check_capabilities, check_model_files, load_model, recipe_inputs
+from edgeopt.loading import (
+    LoadedModel,
+    check_capabilities,
+    check_model_files,
+    is_pretrained,
+    load_model,
+    recipe_inputs,
+)
 from edgeopt.logs import NOT_CAPTURING, Capture
 from edgeopt.outputs import check_output, staged_output
 from edgeopt.progress import Progress
@@ -54,7 +61,6 @@ from edgeopt.types import (
 )
 from edgeopt.verify import run_checks
 from edgeopt.version import __version__
-from edgeopt.zoo import ZOO
 
 QUANTIZED_FORMATS = QAT_FORMATS  # formats exported from the QAT model when the recipe has one
 LABELS_FILE = "labels.txt"  # a classifier's class names, one a line in its outputs' order, beside the files
@@ -242,7 +248,7 @@ def prepare(recipe: Recipe, progress: Progress | None = None, callbacks: tuple =
     with tempfile.TemporaryDirectory(prefix="edgeopt-") as scratch:
         scratch = Path(scratch)
         original = None
-        if recipe.model not in ZOO:  # the user's model as given is the reference, measured before training
+        if loaded.pretrained:  # the user's model as given is the reference, measured before training
             original = _reference(ORIGINAL, loaded, scratch, data, recipe, progress)
         model = with_regularization(model, recipe.train.l1, recipe.train.l2)
         bars = []
@@ -261,11 +267,11 @@ def prepare(recipe: Recipe, progress: Progress | None = None, callbacks: tuple =
         gzip_bytes=gzip_size(keras_file), params=int(model.count_params()),
         metrics={k: Metric.from_json(m) for k, m in metrics.items()}, evaluation=evaluation,
     )
-    if recipe.model in ZOO and recipe.train.epochs == 0:
+    if not loaded.pretrained and recipe.train.epochs == 0:
         # A distill recipe may leave the student to its stage: the references are then untrained.
         note = "untrained: train.epochs is 0; a latency reference, not an accuracy one"
         keras_variant, reference = keras_variant.replace(note=note), reference.replace(note=note)
-    elif recipe.model not in ZOO:
+    elif loaded.pretrained:
         epochs = len(history.get("loss", []))
         note = ("your model as given, converted to float32 unchanged" if not epochs else
                 f"your model as given, converted to float32 before edgeopt fine-tuned it for {epochs} epochs")
@@ -300,7 +306,7 @@ def _chance_note(reference: Variant, model, data: Dataset, progress: Progress) -
 
 def _loading_model(recipe: Recipe) -> str:
     """The progress line for the first slow step: TensorFlow starting with the model."""
-    if recipe.model in ZOO:
+    if not is_pretrained(recipe.model):  # built fresh from code
         return f"building {recipe.model} (starting TensorFlow)"
     return (f"loading {recipe.model} (starting TensorFlow; a Keras 3 file is rebuilt in tf_keras and "
             "verified on your data)")

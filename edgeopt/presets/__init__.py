@@ -4,9 +4,10 @@ Each ``<name>.yaml`` here is an ordinary recipe without ``model`` and ``data``; 
 fills those in (``edgeopt compress --model m.keras --data images/ --preset NAME``), applies the
 ``--set`` overrides and validates the result like any recipe, so ``--dump-recipe`` and the
 ``recipe.resolved.yaml`` written next to the outputs reproduce the run. The presets set
-``train.epochs: 0``: a saved model is compressed as it is, never retrained first. A zoo model name
-given as the model has no trained weights to keep, so for it the preset's ``train`` section is
-dropped and the model is trained with the recipe defaults. Listing the presets reads this folder only.
+``train.epochs: 0``: a saved model is compressed as it is, never retrained first. A model built
+from code (a zoo model name: its loader says it is not ``pretrained``) has no trained weights to
+keep, so for it the preset's ``train`` section is dropped and the model is trained with the recipe
+defaults. Listing the presets reads this folder only.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from typing import Any
 
 from edgeopt.documents import check_depth, load_yaml, read_text
 from edgeopt.errors import RecipeError
+from edgeopt.loading import is_pretrained
 from edgeopt.recipe import Changes, RecipeChange, apply_overrides, parse_recipe
-from edgeopt.zoo import ZOO
 
 FOLDER = Path(__file__).parent
 SUFFIX = ".yaml"
@@ -46,7 +47,7 @@ def preset_data(name: str, model: str, data: Any) -> dict[str, Any]:
     """The preset's recipe as plain data with ``model`` and ``data`` filled in (nothing validated yet)."""
     path = path_of(name)
     recipe = load_yaml(read_text(path, RecipeError), str(path), RecipeError) or {}
-    if model in ZOO:  # nothing trained to keep: train it first, with the recipe defaults
+    if not is_pretrained(model):  # built from code, nothing trained to keep: train it first (recipe defaults)
         recipe.pop("train", None)
     return {"model": model, "data": data, **recipe}
 

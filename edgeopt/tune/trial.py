@@ -23,6 +23,7 @@ from typing import Any
 
 from edgeopt.data import load_dataset
 from edgeopt.errors import EdgeoptError, InputError
+from edgeopt.loading import model_task
 from edgeopt.modelfile import check_no_code, use_custom_objects
 from edgeopt.pipeline import Prepared, compress, gzip_size, prepare
 from edgeopt.progress import Progress
@@ -30,7 +31,6 @@ from edgeopt.recipe import dump_recipe, parse_recipe
 from edgeopt.tune.budgets import Goal
 from edgeopt.tune.pruning import TrialPruned, curve_metric, epoch_callback
 from edgeopt.types import Variant
-from edgeopt.zoo import ZOO
 
 BASE_FILES = ("model.keras", "trained_float32.tflite", "base.json")
 TFLITE_ID = b"TFL3"  # a .tflite flatbuffer's file identifier, at bytes 4-8
@@ -221,7 +221,7 @@ def _train(job: Job) -> tuple[Any, dict[str, Any]]:
         EdgeoptError: the training refused or diverged, as in compress.
     """
     recipe = parse_recipe(job.train, f"trial {job.number}")
-    task = ZOO[recipe.model].task if recipe.model in ZOO else None
+    task = model_task(recipe.model)  # a zoo model's task, known before loading
     if task is None:
         task = load_dataset(recipe.data).task
     metric = curve_metric(task, recipe.train.validation_split > 0)
