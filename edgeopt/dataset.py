@@ -1,10 +1,11 @@
 """The dataset type every source returns: :class:`Dataset`, a fixed train/test split, and the checks
 every source's arrays pass (:func:`check_dataset_arrays`, :func:`check_named_arrays`).
 
-It sits below :mod:`edgeopt.sources` (the user's data) and :mod:`edgeopt.data` (the built-in datasets
-and the choice between them), which both make datasets, and below everything that reads them
-(training, the techniques, evaluation), so none of them imports the others to reach the type.
-``edgeopt.data`` re-exports its names.
+It sits below :mod:`edgeopt.sources` (every kind of data, built-in and the user's, and their registry)
+and :mod:`edgeopt.data` (the choice between them), which make datasets, and below everything that reads
+them (training, the techniques, evaluation), so none of them imports the others to reach the type.
+``edgeopt.data`` re-exports its names. Each dataset intake returns carries the facts its source declares
+(:class:`SourceFacts`, :attr:`Dataset.source`): what the code using it asks, instead of the source's name.
 
 A model with several inputs or outputs takes named arrays: ``x_train`` (and the others) may be a
 dict from input (output) name to array. :meth:`Dataset.for_model` matches the names with the
@@ -66,6 +67,26 @@ def names_of(arrays: Arrays) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
+class SourceFacts:
+    """What the kind of data a dataset was read from tells the code that uses it: declared by each
+    source of :data:`edgeopt.sources.SOURCES` and set on every :class:`Dataset` intake returns
+    (:attr:`Dataset.source`), so that callers ask these facts and never test the source's name.
+    """
+
+    # Read without a split of its own (a folder with no train/ and test/ folders), the data is the
+    # user's test set: ``edgeopt evaluate`` scores it whole by default.
+    whole_when_unsplit: bool = False
+    # Class names are the sorted names of its class folders (else, when named: sorted text labels).
+    folder_classes: bool = False
+    # It can carry named arrays, one per input and output (False: one unnamed input and output only).
+    named_arrays: bool = True
+    # Its inputs are images read at ``data.image_size``: pixel values 0..255 times ``data.scale``.
+    pixels: bool = False
+    # What one sample is called in messages ("images").
+    samples: str = "samples"
+
+
+@dataclass(frozen=True)
 class Dataset:
     """A fixed split. ``y`` holds class indices (int64) or regression targets (float32, 2-D).
 
@@ -85,6 +106,9 @@ class Dataset:
     output_names: tuple[str, ...] = ()  # of regression targets, when the data names them (CSV columns)
     tasks: dict[str, str] = field(default_factory=dict)  # per named output: its task
     classes: tuple[str, ...] = ()  # a built-in dataset's class names, in label order
+    # The facts of the source it was read from, set by intake (edgeopt.data.load_dataset); not in the
+    # report (describe() writes the preprocessing, as before).
+    source: SourceFacts = field(default=SourceFacts(), compare=False, repr=False)
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -253,10 +277,10 @@ class Dataset:
             f"one unnamed {kind[:-1]} array"
         hint = ""
         if not given:
-            source, prefix = self.preprocessing.get("source"), "x" if kind == "inputs" else "y"
+            prefix = "x" if kind == "inputs" else "y"
             hint = ("; a CSV file or an image folder gives one input and one output: give named arrays in "
                     "an .npz (x_train/<input name>, y_train/<output name>) or from a loader"
-                    if source in ("csv", "image folder") else
+                    if not self.source.named_arrays else
                     f"; name the arrays by the model's {kind} ({prefix}_train/<name> and "
                     f"{prefix}_test/<name> in an .npz, or dicts from a loader)")
         raise InputError(f"{where} has {expects} but data '{self.name}' has {has}{hint}")

@@ -537,8 +537,9 @@ def evaluate_file(path: str | os.PathLike, data: Any, *, batch: int = BATCH,
 
 
 def whole_folder(data: Dataset) -> bool:
-    """An image folder without ``train/`` and ``test/`` folders (or a test folder of its own)."""
-    return data.preprocessing.get("source") == "image folder" and "split" in data.preprocessing
+    """Data whose source takes a folder without a split of its own for the user's test set, read without
+    one: an image folder without ``train/`` and ``test/`` folders (or a test folder of its own)."""
+    return data.source.whole_when_unsplit and "split" in data.preprocessing
 
 
 def with_every_sample(data: Dataset) -> Dataset:
@@ -555,8 +556,8 @@ def _whole(data: Dataset, scored: Dataset, given: Any) -> str:
     """What ``split="all"`` scored, in words."""
     source = _source_path(given) or data.name
     if whole_folder(data):
-        return (f"scored all {scored.n_test:,} images of {source} (no train/ and test/ folders; "
-                "--split test scores the share compress holds out)")
+        return (f"scored all {scored.n_test:,} {data.source.samples} of {source} (no train/ and test/ "
+                "folders; --split test scores the share compress holds out)")
     return f"scored all {scored.n_test:,} samples of {source} (its training and test splits together)"
 
 
@@ -598,7 +599,7 @@ def below_chance(accuracy: float, data: Dataset, model_input: IoFacts | None = N
     if names:
         shown = ", ".join(f"{i} {name}" for i, name in enumerate(names[:CLASSES_SHOWN]))
         more = f", ... ({len(names)} in all)" if len(names) > CLASSES_SHOWN else ""
-        why = ("class folders sort alphabetically" if data.preprocessing.get("source") == "image folder"
+        why = ("class folders sort alphabetically" if data.source.folder_classes
                else "text labels sort alphabetically")
         causes.append(f"the class order: edgeopt read the classes as {shown}{more} ({why}); the model's "
                       "outputs must be in that order")
@@ -608,7 +609,7 @@ def below_chance(accuracy: float, data: Dataset, model_input: IoFacts | None = N
     x = data.x_test
     low, high = float(np.min(x)), float(np.max(x))
     seen = f"the data's input values span [{low:.4g}, {high:.4g}]"
-    images = data.preprocessing.get("source") == "image folder"
+    images = data.source.pixels
     if images:
         seen += f" (pixels 0..255 times data.scale {data.preprocessing.get('scale', 1):g})"
     expected = _expected_range(model_input)
@@ -697,7 +698,7 @@ def check_fits(path: Path, model_input: IoFacts, model_output: IoFacts, data: Da
     if not fits(sample, shape, signature):
         wanted = _shown(shape, signature)
         hint = ""
-        if data.preprocessing.get("source") == "image folder":
+        if data.source.pixels:
             hint = ("; read the images to that shape with --data '{path: ..., image_size: [H, W], "
                     "color_mode: grayscale|rgb|rgba}'")
         raise InputError(f"{path} takes samples of shape {wanted} but data '{data.name}' has samples of "

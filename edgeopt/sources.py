@@ -1,4 +1,5 @@
-"""The user's own data: .npz files, image folders, CSV files, a Python loader, an x/y split. No TensorFlow.
+"""Every kind of data and their one registry: the user's own data (.npz files, image folders, CSV files,
+a Python loader, an x/y split) and the built-in datasets. No TensorFlow.
 
 A recipe's ``data:`` is a built-in name, a path (``.npz`` file, folder of class folders, ``.csv``
 file: the format is picked by what the path is), or a mapping (:class:`DataSpec`) with options::
@@ -11,9 +12,11 @@ file: the format is picked by what the path is), or a mapping (:class:`DataSpec`
     data: {loader: "mypkg.data:load"}          # returns (x_train, y_train, x_test, y_test) or {x, y}
     data: two_inputs.npz                       # x_train/<input name>, y_train/<output name>: named arrays
 
-Each kind of data is a :class:`Source` (``claims``, ``load``): :data:`LOADER`, :data:`IMAGES`,
-:data:`CSV` and :data:`NPZ` here, registered with the built-in datasets in :data:`edgeopt.data.SOURCES`,
-the one registry :func:`edgeopt.data.load_dataset` picks from. Every source ends in :func:`from_arrays`,
+Each kind of data is a :class:`Source` (``claims``, ``load``, and the :class:`~edgeopt.dataset.SourceFacts`
+callers ask of the data it reads): :data:`LOADER`, :data:`IMAGES`, :data:`CSV`, :data:`NPZ` and the
+built-in datasets (:data:`BUILTIN_SOURCE`: ``digits``, ``digits32``, ``facepose``), all registered in
+:data:`SOURCES`, the one registry :func:`edgeopt.data.load_dataset` picks from and ``data.format`` is
+checked against. Adding a source is one module and one line there. Every source ends in :func:`from_arrays`,
 which checks the arrays the same way for all of them (shapes, finite values, dense class labels), makes
 the seeded split when the source has none, and records the preprocessing in the dataset (it goes into the
 report), with the names of regression targets when the source has them (CSV label columns).
@@ -48,6 +51,7 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 from pydantic import Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from edgeopt import usercode
 from edgeopt.dataset import (
@@ -57,6 +61,7 @@ from edgeopt.dataset import (
     NUMERIC_KINDS,
     REGRESSION,
     Dataset,
+    SourceFacts,
     binary_labels,
     check_dataset_arrays,
     check_named_arrays,
@@ -79,7 +84,8 @@ class DataSpec(Strict):
     test: str | None = Field(None, description="a .csv file (a folder of class folders) of the same columns "
                              "(classes) as path: the test split, instead of one held out of path")
     loader: str | None = Field(None, description="'module:function' returning arrays (your own code)")
-    format: Literal["auto", "npz", "images", "csv"] = "auto"
+    format: str = Field("auto", description="how path is read: auto (by what it is), or the kind of a source "
+                        "that reads a path (npz, images, csv; see formats())")
     test_split: float = Field(0.2, gt=0, lt=1, description="share held out for testing when the source "
                               "has no split of its own")
     seed: int = Field(0, ge=0, description="seed of that split")
@@ -93,6 +99,16 @@ class DataSpec(Strict):
     task: Literal["classification", "regression", "binary"] | None = Field(
         None, description="default: classification for integer labels, else regression; binary: labels "
         "0 and 1 (checked), scored by one output unit when the model has one")
+
+    @field_validator("format", mode="before")
+    @classmethod
+    def _registered_format(cls, value: Any) -> Any:
+        allowed = formats()
+        if not isinstance(value, str) or value not in allowed:
+            quoted = [f"'{kind}'" for kind in allowed]
+            raise PydanticCustomError("literal_error", "Input should be {expected}",
+                                      {"expected": " or ".join([", ".join(quoted[:-1]), quoted[-1]])})
+        return value
 
     @field_validator("label")
     @classmethod
@@ -152,14 +168,20 @@ class Source:
     :class:`DataSpec`); ``load(given)`` reads it into one checked :class:`~edgeopt.dataset.Dataset`
     (arrays usually end in :func:`from_arrays`). A source that reads a path claims a :class:`DataSpec`
     whose path exists and is of its kind (``format: <kind>``, or ``auto`` and the path looks like one);
-    ``test_file``: it reads ``data.test`` (a test split of its own). Adding a source is one module (or
-    one function) and one line in :data:`edgeopt.data.SOURCES`.
+    ``test_file``: it reads ``data.test`` (a test split of its own). ``reads``: the path it reads, in
+    words (``a .csv file``), for a source that reads a path, which ``format: <kind>`` names (empty for
+    one that reads none: a loader, the built-in sets); ``suffixes``: the file suffixes that are its kind.
+    ``facts``: what the code using its data asks (:class:`~edgeopt.dataset.SourceFacts`), set on every
+    dataset it reads. Adding a source is one module (or one function) and one line in :data:`SOURCES`.
     """
 
     kind: str
     claims: Callable[[Any], bool]
     load: Callable[[Any], Dataset]
     test_file: bool = False
+    facts: SourceFacts = SourceFacts()
+    reads: str = ""
+    suffixes: tuple[str, ...] = ()
 
 
 def path_claims(kind: str, looks_like: Callable[[Path], bool]) -> Callable[[Any], bool]:
@@ -181,16 +203,15 @@ def _is_npz(path: Path) -> bool:
     return not path.is_dir() and path.suffix.lower() == ".npz"
 
 
-def _test_path(spec: DataSpec, kind: str, claims: Callable[[Any], bool]) -> Path | None:
+def _test_path(spec: DataSpec, source: Source) -> Path | None:
     """``data.test`` checked against the format of ``data.path`` (None when not given)."""
     if spec.test is None:
         return None
     test = Path(spec.test)
     if not test.exists():
         raise InputError(f"data.test: {test} not found")
-    if not claims(DataSpec(path=str(test))):  # by what it is, as data.path in auto
-        wanted = "a folder of class folders" if kind == "images" else "a .csv file"
-        raise InputError(f"data.test: {test} must be {wanted}, like data.path {spec.path}")
+    if not source.claims(DataSpec(path=str(test))):  # by what it is, as data.path in auto
+        raise InputError(f"data.test: {test} must be {source.reads}, like data.path {spec.path}")
     return test
 
 
@@ -201,11 +222,11 @@ def _no_test(spec: DataSpec, kind: str) -> None:
 
 
 def _read_images(spec: DataSpec) -> Dataset:
-    return load_image_folder(Path(spec.path), spec, _test_path(spec, "images", IMAGES.claims))
+    return load_image_folder(Path(spec.path), spec, _test_path(spec, IMAGES))
 
 
 def _read_csv(spec: DataSpec) -> Dataset:
-    return load_csv(Path(spec.path), spec, _test_path(spec, "csv", CSV.claims))
+    return load_csv(Path(spec.path), spec, _test_path(spec, CSV))
 
 
 def _npz_source(spec: DataSpec) -> Dataset:
@@ -214,10 +235,17 @@ def _npz_source(spec: DataSpec) -> Dataset:
 
 
 LOADER = Source("loader", claims=lambda given: isinstance(given, DataSpec) and given.loader is not None,
-                load=lambda spec: load_with_loader(spec))
-IMAGES = Source("images", claims=path_claims("images", Path.is_dir), load=_read_images, test_file=True)
-CSV = Source("csv", claims=path_claims("csv", _is_csv), load=_read_csv, test_file=True)
-NPZ = Source("npz", claims=path_claims("npz", _is_npz), load=_npz_source)
+                load=lambda spec: load_with_loader(spec), facts=SourceFacts())
+# A folder of class folders: without train/ and test/ it is the user's test set; its classes are its
+# sorted folder names; one unnamed input of pixels 0..255 times data.scale.
+IMAGES = Source("images", claims=path_claims("images", Path.is_dir), load=_read_images, test_file=True,
+                facts=SourceFacts(whole_when_unsplit=True, folder_classes=True, named_arrays=False,
+                                  pixels=True, samples="images"),
+                reads="a folder of class folders")
+CSV = Source("csv", claims=path_claims("csv", _is_csv), load=_read_csv, test_file=True,
+             facts=SourceFacts(named_arrays=False), reads="a .csv file", suffixes=(".csv",))
+NPZ = Source("npz", claims=path_claims("npz", _is_npz), load=_npz_source, facts=SourceFacts(),
+             reads="an .npz file", suffixes=(".npz",))
 
 
 # -- arrays -> a checked, split Dataset -----------------------------------------------------------------
@@ -666,3 +694,185 @@ def load_with_loader(spec: DataSpec):
         return from_arrays(spec.name, where, *result, task=spec.task, preprocessing=preprocessing)
     return from_arrays(spec.name, where, *result, task=spec.task, test_split=spec.test_split, seed=spec.seed,
                        preprocessing=preprocessing)
+
+
+# -- the built-in datasets ---------------------------------------------------------------------------------
+# Every built-in dataset has float32 inputs and a fixed split, and never touches the network:
+# - digits: scikit-learn's bundled 8x8 handwritten digits (1,797 real samples), pixels scaled to [0, 1],
+#   shape (8, 8, 1); a stratified 80/20 split with seed 0 (1,437 train / 360 test).
+# - digits32: the same digits and split, upsampled to 32x32x1 by bilinear interpolation.
+# - facepose: a deterministic generator of 32x32 grayscale synthetic faces labelled with (yaw, pitch) in
+#   degrees, yaw uniform in [-75, 75] and pitch uniform in [-45, 45]. Train and test are drawn from
+#   independent seeded streams (8,000 / 2,000 samples). See make_facepose.
+
+FACEPOSE_YAW_RANGE = (-75.0, 75.0)
+FACEPOSE_PITCH_RANGE = (-45.0, 45.0)
+FACEPOSE_SIZE = 32
+FACEPOSE_N_TRAIN = 8000
+FACEPOSE_N_TEST = 2000
+FACEPOSE_NOISE_STD = 0.08
+
+
+def load_digits() -> Dataset:
+    """scikit-learn's bundled digits, stratified 80/20 split with seed 0."""
+    from sklearn.datasets import load_digits as sk_load_digits
+    from sklearn.model_selection import train_test_split
+
+    bunch = sk_load_digits()
+    x = (bunch.images / 16.0).astype(np.float32)[..., np.newaxis]
+    y = bunch.target.astype(np.int64)
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.2, stratify=y, random_state=0)
+    return Dataset("digits", CLASSIFICATION, x_train, y_train, x_test, y_test, classes=DIGIT_CLASSES)
+
+
+DIGIT_CLASSES = tuple(str(digit) for digit in range(10))
+
+
+DIGITS32_SIZE = 32
+
+
+def upsample_bilinear(images: np.ndarray, size: int) -> np.ndarray:
+    """Resize (n, h, w, 1) images to (n, size, size, 1) by bilinear interpolation (pixel centres aligned)."""
+    n, h, w = images.shape[:3]
+    ys = np.clip((np.arange(size) + 0.5) * h / size - 0.5, 0, h - 1)
+    xs = np.clip((np.arange(size) + 0.5) * w / size - 0.5, 0, w - 1)
+    y0, x0 = np.floor(ys).astype(int), np.floor(xs).astype(int)
+    y1, x1 = np.minimum(y0 + 1, h - 1), np.minimum(x0 + 1, w - 1)
+    wy, wx = (ys - y0)[None, :, None, None], (xs - x0)[None, None, :, None]
+    top = images[:, y0][:, :, x0] * (1 - wx) + images[:, y0][:, :, x1] * wx
+    bottom = images[:, y1][:, :, x0] * (1 - wx) + images[:, y1][:, :, x1] * wx
+    return (top * (1 - wy) + bottom * wy).astype(np.float32)
+
+
+def load_digits32() -> Dataset:
+    """The same digits and split, upsampled to 32x32x1 (bilinear): input for mobilenet_v2-style models."""
+    small = load_digits()
+    return Dataset("digits32", CLASSIFICATION, upsample_bilinear(small.x_train, DIGITS32_SIZE), small.y_train,
+                   upsample_bilinear(small.x_test, DIGITS32_SIZE), small.y_test, classes=DIGIT_CLASSES)
+
+
+def _rotate(points: np.ndarray, yaw_deg: np.ndarray, pitch_deg: np.ndarray) -> np.ndarray:
+    """Rotate head-frame points (x right, y down, z towards the camera) by yaw then pitch.
+
+    points: (F, 3); angles: (N,). Returns (N, F, 3). Positive yaw turns the face to the image
+    right; positive pitch tilts it up.
+    """
+    yaw = np.deg2rad(yaw_deg)[:, None]
+    pitch = np.deg2rad(pitch_deg)[:, None]
+    x, y, z = points[:, 0][None], points[:, 1][None], points[:, 2][None]
+    x1 = x * np.cos(yaw) + z * np.sin(yaw)
+    z1 = -x * np.sin(yaw) + z * np.cos(yaw)
+    y2 = y * np.cos(pitch) - z1 * np.sin(pitch)
+    z2 = y * np.sin(pitch) + z1 * np.cos(pitch)
+    return np.stack([x1, y2, z2], axis=-1)
+
+
+# Facial features on the head sphere (unit radius): position, darkness, blob size (x, y) in radii.
+_FEATURES = np.array(
+    [
+        # x, y, z, intensity, sigma_x, sigma_y
+        [-0.36, -0.22, 0.0, -0.60, 0.13, 0.10],  # left eye
+        [0.36, -0.22, 0.0, -0.60, 0.13, 0.10],  # right eye
+        [0.00, 0.12, 0.0, -0.35, 0.08, 0.13],  # nose (shadow)
+        [0.00, 0.45, 0.0, -0.50, 0.25, 0.08],  # mouth
+        [0.00, -0.80, 0.0, -0.40, 0.50, 0.15],  # hairline
+    ],
+    dtype=np.float64,
+)
+_NOSE_TIP_PROTRUSION = 1.18  # the nose sits in front of the sphere, so it moves more with the pose
+
+
+def make_facepose(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Generate ``n`` synthetic 32x32 faces and their (yaw, pitch) labels in degrees.
+
+    A head is a soft-edged ellipse of random size (radius 10-12 px) and position (centre jitter
+    sigma 1 px) on a random background; eyes, nose, mouth and hairline are Gaussian blobs placed by
+    rotating points on the head sphere by yaw and pitch and projecting them orthographically;
+    features turned away from the camera fade out. Brightness and contrast vary per image and
+    Gaussian pixel noise (sigma 0.08) is added; pixels are clipped to [0, 1]. Deterministic for a
+    given (n, seed).
+
+    Returns:
+        x: float32 (n, 32, 32, 1); y: float32 (n, 2) holding (yaw, pitch) in degrees.
+    """
+    rng = np.random.default_rng(seed)
+    yaw = rng.uniform(*FACEPOSE_YAW_RANGE, size=n)
+    pitch = rng.uniform(*FACEPOSE_PITCH_RANGE, size=n)
+    radius = rng.uniform(10.0, 12.0, size=n)[:, None, None]
+    cx = (FACEPOSE_SIZE / 2 + rng.normal(0, 1.0, size=n))[:, None, None]
+    cy = (FACEPOSE_SIZE / 2 + rng.normal(0, 1.0, size=n))[:, None, None]
+    background = rng.uniform(0.05, 0.35, size=n)[:, None, None]
+    skin = rng.uniform(0.6, 0.85, size=n)[:, None, None]
+
+    grid = np.arange(FACEPOSE_SIZE, dtype=np.float64) + 0.5
+    gy, gx = np.meshgrid(grid, grid, indexing="ij")
+    gx, gy = gx[None], gy[None]
+
+    # Head outline: an ellipse a little narrower than tall, with a soft edge.
+    ellipse = ((gx - cx) / (0.85 * radius)) ** 2 + ((gy - cy) / radius) ** 2
+    head = 1.0 / (1.0 + np.exp((ellipse - 1.0) * 12.0))
+    image = background + (skin - background) * head
+
+    points = _FEATURES[:, :3].copy()
+    points[:, 2] = np.sqrt(np.clip(1.0 - points[:, 0] ** 2 - points[:, 1] ** 2, 0.0, None))
+    points[2, 2] *= _NOSE_TIP_PROTRUSION
+    rotated = _rotate(points, yaw, pitch)  # (n, F, 3)
+    for f in range(len(_FEATURES)):
+        px = cx[:, 0, 0] + radius[:, 0, 0] * rotated[:, f, 0]
+        py = cy[:, 0, 0] + radius[:, 0, 0] * rotated[:, f, 1]
+        facing = np.clip(rotated[:, f, 2] * 3.0, 0.0, 1.0)  # fade as the feature turns away
+        sx = radius[:, 0, 0] * _FEATURES[f, 4] * (0.35 + 0.65 * np.clip(rotated[:, f, 2], 0.0, 1.0))
+        sy = radius[:, 0, 0] * _FEATURES[f, 5]
+        blob = np.exp(
+            -0.5
+            * (
+                ((gx - px[:, None, None]) / sx[:, None, None]) ** 2
+                + ((gy - py[:, None, None]) / sy[:, None, None]) ** 2
+            )
+        )
+        image = image + _FEATURES[f, 3] * facing[:, None, None] * blob * head
+
+    contrast = rng.uniform(0.8, 1.2, size=n)[:, None, None]
+    brightness = rng.uniform(-0.1, 0.1, size=n)[:, None, None]
+    image = (image - 0.5) * contrast + 0.5 + brightness
+    image = image + rng.normal(0.0, FACEPOSE_NOISE_STD, size=image.shape)
+    x = np.clip(image, 0.0, 1.0).astype(np.float32)[..., np.newaxis]
+    y = np.stack([yaw, pitch], axis=1).astype(np.float32)
+    return x, y
+
+
+def load_facepose() -> Dataset:
+    """The facepose regression data: 8,000 train (seed 1) and 2,000 test (seed 2) faces."""
+    x_train, y_train = make_facepose(FACEPOSE_N_TRAIN, seed=1)
+    x_test, y_test = make_facepose(FACEPOSE_N_TEST, seed=2)
+    return Dataset("facepose", REGRESSION, x_train, y_train, x_test, y_test, unit="degrees",
+                   output_names=("yaw", "pitch"))
+
+
+BUILTIN = {"digits": load_digits, "digits32": load_digits32, "facepose": load_facepose}
+# A recipe's data: by name (a str, not a DataSpec: a path named like a built-in set is read as the set).
+BUILTIN_SOURCE = Source("builtin", claims=lambda given: isinstance(given, str) and given in BUILTIN,
+                        load=lambda name: BUILTIN[name](), facts=SourceFacts())
+
+
+# -- the registry -------------------------------------------------------------------------------------------
+
+# The one registry of data sources: kind -> Source (see Source for the contract). The first that claims
+# what ``data:`` gives reads it (edgeopt.data.load_dataset); an existing path none claims is read as an
+# .npz (FALLBACK), whose own checks then say what is wrong with it. A source that reads a path is a value
+# of data.format under its kind (formats()). A new source is one module and one line here.
+SOURCES: dict[str, Source] = {
+    "builtin": BUILTIN_SOURCE,
+    "loader": LOADER,
+    "images": IMAGES,
+    "csv": CSV,
+    "npz": NPZ,
+}
+FALLBACK = "npz"
+
+
+def formats() -> tuple[str, ...]:
+    """The values ``data.format`` takes: ``auto``, then the kind of every registered source that reads a
+    path, the fallback's first (the order the message has always listed them in)."""
+    kinds = [kind for kind, source in SOURCES.items() if source.reads]
+    return ("auto", *sorted(kinds, key=lambda kind: kind != FALLBACK))
