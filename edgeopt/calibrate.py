@@ -29,6 +29,7 @@ from edgeopt.diagnose import layers_by_name, tensor_layers
 from edgeopt.errors import ConversionError
 from edgeopt.evaluate import _to_input
 from edgeopt.inspect import CONVERSION_OPS, TFLITE_IDENTIFIER, _decode, _enum_names, _schema
+from edgeopt.internals import calibrated_model, quantize_calibrated
 
 PERCENTILE = 99.99  # 99.9 measured worse on the spiky model's validation slice and on digits_cnn's logits
 BATCH = 64  # samples per interpreter call (one at a time when the file will not resize)
@@ -66,7 +67,6 @@ def percentile_ranges(model, representative: np.ndarray, *, int8_io: str = "int8
         ConversionError: the converter or the quantizer refused the model (its reason, one line).
     """
     from edgeopt.convert import _reason, integer_converter
-    from edgeopt.kerasapi import calibrated_model, quantize_calibrated
 
     samples = np.asarray(representative, dtype=np.float32)
     try:

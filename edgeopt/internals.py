@@ -1,7 +1,8 @@
-"""The one module that reaches into private parts of tf_keras and TensorFlow Model Optimization.
+"""The one module that reaches into private parts of the libraries edgeopt builds on: tf_keras,
+TensorFlow Model Optimization, TensorFlow's converter, the LiteRT interpreter and Optuna.
 
 Everything here is an attribute or a module their authors do not promise to keep; a version of
-tf_keras or TFMOT that moves one breaks edgeopt here and nowhere else. Each entry says why no public
+one of them that moves one breaks edgeopt here and nowhere else. Each entry says why no public
 way does the job:
 
 * :func:`is_graph_network` (``model._is_graph_network``): whether a model is a graph of layers
@@ -28,9 +29,21 @@ way does the job:
   (``tfmot...quantization.keras``): the quantize registries and configs, to quantize per layer
   (cluster-preserving only where a layer is clustered), to annotate an output-only layer, and to ask
   which layers TFMOT's 8-bit scheme supports; TFMOT exports only the whole-model schemes.
+* :func:`calibrated_model` (the converter's ``_experimental_calibrate_only``) and
+  :func:`quantize_calibrated` (``tensorflow.lite.python.convert.mlir_quantize``): the converter's
+  calibration and its MLIR quantizer as two steps, so that edgeopt can narrow the calibrated ranges in
+  between (the int8 repair); TensorFlow's own QuantizationDebugger goes the same way, and there is no
+  public entry to either step.
+* :func:`interpreter_nodes` (LiteRT ``Interpreter._get_ops_details``): each node's input and output
+  tensors, for the latency estimate's per-op bytes; the public interface lists tensors, not nodes.
+* :func:`set_trial_attr`, :func:`fail_trial`, :func:`stored_trial` (Optuna ``study._storage`` and
+  ``trial._trial_id``): a sampler sees frozen trials and a driver restarting after a crash sees running
+  ones; Optuna's public calls change neither, so these write through the study's storage.
+* :func:`journal_operations` (``optuna.storages.journal._storage.JournalOperation``): the operation
+  codes a journal line may hold, to check a damaged journal line by line before Optuna replays it.
 
-TFMOT's modules are imported inside the functions, after :mod:`edgeopt.kerasapi` has chosen tf_keras:
-importing this module loads neither TensorFlow nor TFMOT.
+The libraries are imported inside the functions (TFMOT's after :mod:`edgeopt.kerasapi` has chosen
+tf_keras): importing this module loads neither TensorFlow, TFMOT nor Optuna.
 """
 
 from __future__ import annotations
@@ -119,3 +132,67 @@ def default_8bit_registry():
     )
 
     return default_8bit_quantize_registry
+
+
+# -- TensorFlow's converter --------------------------------------------------------------------------
+
+
+def calibrated_model(converter) -> bytes:
+    """What a post-training integer ``converter`` makes when stopped after calibration: the float model
+    whose activation tensors carry the calibrated min/max in their quantization parameters, for edgeopt
+    to change before :func:`quantize_calibrated`."""
+    _tf_keras_chosen()
+    converter._experimental_calibrate_only = True  # noqa: SLF001 - see the module docstring
+    return converter.convert()
+
+
+def quantize_calibrated(calibrated: bytes, *, int8_io: str = "int8") -> bytes:
+    """Full int8 from a :func:`calibrated_model` (its tensors' min/max), with int8 input and output for
+    ``int8_io="int8"``, float otherwise: what the converter's MLIR quantizer makes from its own
+    calibration."""
+    _tf_keras_chosen()
+    import tensorflow as tf
+    from tensorflow.lite.python.convert import mlir_quantize
+
+    io = tf.int8 if int8_io == "int8" else tf.float32
+    return mlir_quantize(calibrated, input_data_type=io, output_data_type=io)
+
+
+# -- LiteRT --------------------------------------------------------------------------------------------
+
+
+def interpreter_nodes(interpreter) -> list[dict[str, Any]]:
+    """Each node of a LiteRT ``interpreter`` (allocated) with its input and output tensor indices."""
+    return interpreter._get_ops_details()  # noqa: SLF001 - see the module docstring
+
+
+# -- Optuna --------------------------------------------------------------------------------------------
+
+
+def set_trial_attr(study, trial, key: str, value: Any, *, system: bool = False) -> None:
+    """Record ``key`` on ``trial`` (running or frozen) through ``study``'s storage: a user attribute, or
+    with ``system`` a system one (where a sampler keeps what it drew)."""
+    storage = study._storage  # noqa: SLF001 - see the module docstring
+    if system:
+        storage.set_trial_system_attr(trial._trial_id, key, value)  # noqa: SLF001
+    else:
+        storage.set_trial_user_attr(trial._trial_id, key, value)  # noqa: SLF001
+
+
+def fail_trial(study, trial) -> None:
+    """Mark a trial that is still running (its driver died) as failed."""
+    from optuna.trial import TrialState
+
+    study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)  # noqa: SLF001
+
+
+def stored_trial(study, trial):
+    """The frozen trial ``study``'s storage holds for a running ``trial`` (its current attributes)."""
+    return study._storage.get_trial(trial._trial_id)  # noqa: SLF001 - see the module docstring
+
+
+def journal_operations() -> frozenset[int]:
+    """The operation codes a line of an Optuna journal may hold."""
+    from optuna.storages.journal._storage import JournalOperation
+
+    return frozenset(operation.value for operation in JournalOperation)

@@ -25,6 +25,7 @@ from edgeopt.bench.stats import PROVENANCE_ESTIMATED, STATUS_OK, failed_entry, t
 from edgeopt.bench.target import RunSettings, Target, choice_target
 from edgeopt.errors import InputError
 from edgeopt.inspect import inspection
+from edgeopt.internals import interpreter_nodes
 from edgeopt.types import LatencyEntry, Provenance
 
 COST_MODEL_VERSION = 1
@@ -113,7 +114,7 @@ def model_costs(model_path: str) -> list[dict]:
                                   experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
         interpreter.allocate_tensors()
         tensors = {d["index"]: d for d in interpreter.get_tensor_details()}
-        nodes = interpreter._get_ops_details()  # noqa: SLF001 - the only public-enough source of node I/O
+        nodes = interpreter_nodes(interpreter)
     except (ValueError, RuntimeError) as exc:  # ValueError includes names that are not UTF-8
         raise InputError(f"{model_path}: the runtime cannot load it for an estimate: "
                          f"{' '.join(str(exc).split())}") from None

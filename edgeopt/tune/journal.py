@@ -18,13 +18,13 @@ from typing import Any
 import optuna
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
-from optuna.storages.journal._storage import JournalOperation
 
 from edgeopt.errors import InputError
+from edgeopt.internals import journal_operations
 from edgeopt.outputs import environment_error
 
 # A record with another operation code would reach an `assert False` in Optuna's replay.
-OPERATIONS = frozenset(operation.value for operation in JournalOperation)
+OPERATIONS = journal_operations()
 
 
 class JournalDamaged(Exception):

@@ -20,6 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgeopt.internals import stored_trial
+
 PRUNERS = ("auto", "none", "median", "hyperband")
 PRUNER_ATTR = "edgeopt.pruner"  # the pruner's own system attributes (hyperband's rungs), per trial
 
@@ -139,7 +141,7 @@ def epoch_callback(snapshot: Snapshot | None, number: int, metric: str):
             study, trial = replica
             trial.report(value, epoch)
             stop = trial.should_prune()
-            frozen = study._storage.get_trial(trial._trial_id)
+            frozen = stored_trial(study, trial)
             self.attrs = {k: v for k, v in frozen.system_attrs.items() if not k.startswith("fixed_params")}
             if stop:
                 raise TrialPruned(epoch)

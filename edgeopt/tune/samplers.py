@@ -31,6 +31,7 @@ from optuna.trial import FrozenTrial, TrialState
 from threadpoolctl import threadpool_limits
 
 from edgeopt.errors import InputError
+from edgeopt.internals import set_trial_attr
 
 STRATEGIES = ("random", "hill", "bayes", "tpe", "nsga2")
 
@@ -305,8 +306,7 @@ def _rng(seed: int, number: int, salt: int) -> np.random.Generator:
 
 
 def _record(study: optuna.Study, trial: FrozenTrial, key: str, value: Any) -> None:
-    # Sampler API: a sampler sees FrozenTrials, so the record goes through the storage.
-    study._storage.set_trial_system_attr(trial._trial_id, key, value)
+    set_trial_attr(study, trial, key, value, system=True)  # a sampler sees FrozenTrials
 
 
 class _HistorySampler(BaseSampler):

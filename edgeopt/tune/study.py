@@ -34,6 +34,7 @@ from typing import Any
 from edgeopt.budgets import Budgets, Figures
 from edgeopt.documents import load_json
 from edgeopt.errors import EdgeoptError, InputError, RecipeError
+from edgeopt.internals import fail_trial, set_trial_attr
 from edgeopt.loading import training_limits
 from edgeopt.outputs import environment_error, staged_output, write_text_atomic
 from edgeopt.pipeline import check_recipe, prepare
@@ -383,8 +384,8 @@ def recover(study) -> int:
 
     stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     for t in stale:
-        study._storage.set_trial_user_attr(t._trial_id, "interrupted", True)
-        study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        set_trial_attr(study, t, "interrupted", True)
+        fail_trial(study, t)
         study.enqueue_trial(t.params, user_attrs={"requeued_from": t.number}, skip_if_exists=False)
     return len(stale)
 

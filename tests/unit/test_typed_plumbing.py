@@ -158,10 +158,13 @@ def test_int4_needs_the_quantizer_the_table_names():
 
 
 PRIVATE = re.compile(r"tensorflow_model_optimization\.python|tf_keras\.src|_is_graph_network"
-                     r"|_keras_history|_nodes_by_depth|_outbound_nodes")
+                     r"|_keras_history|_nodes_by_depth|_outbound_nodes"
+                     r"|_experimental_calibrate_only|mlir_quantize|lite\.python\.convert"  # TF's converter
+                     r"|_get_ops_details"  # LiteRT
+                     r"|\._storage\b|\._trial_id\b|journal\._storage")  # Optuna
 
 
-def test_private_tf_keras_and_tfmot_internals_are_reached_only_through_edgeopt_internals():
+def test_private_internals_of_the_libraries_are_reached_only_through_edgeopt_internals():
     root = Path(__file__).resolve().parents[2] / "edgeopt"
     users = sorted(str(p.relative_to(root)) for p in root.rglob("*.py")
                    if p.name != "internals.py" and PRIVATE.search(p.read_text()))
@@ -170,5 +173,8 @@ def test_private_tf_keras_and_tfmot_internals_are_reached_only_through_edgeopt_i
 
     for name in ("is_graph_network", "nodes_by_depth", "producing_layer", "consuming_layers",
                  "builtin_layer_classes", "safe_mode_off", "cluster_weights_class",
-                 "cluster_preserve_registry", "default_8bit_configs", "default_8bit_registry"):
+                 "cluster_preserve_registry", "default_8bit_configs", "default_8bit_registry",
+                 "calibrated_model", "quantize_calibrated", "interpreter_nodes", "set_trial_attr",
+                 "fail_trial",
+                 "stored_trial", "journal_operations"):
         assert f":func:`{name}`" in internals.__doc__, f"{name} is not explained in edgeopt.internals"
