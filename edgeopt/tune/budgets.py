@@ -256,6 +256,20 @@ def figures_of(report: Report, fmt: str) -> dict[str, Any]:
     return out
 
 
+def drop_in_points(metric: str | None) -> bool:
+    """Drops of an accuracy are shown in points (x 100, "pt") in tune's text, tables and plots; an
+    MAE's drop in the metric's own unit."""
+    return base_metric(str(metric)) in ("accuracy", "top_k_accuracy")
+
+
+def budget_label(budget: Limit | Verdict, points: bool) -> str:
+    """A budget as tune shows it: its ``--budget`` spelling, and an accuracy-drop budget also in the
+    unit its drops are shown in when that is points: ``max_accuracy_drop=0.005 (0.50 pt)``."""
+    if points and budget.name == "max_accuracy_drop":
+        return f"{budget.label} ({budget.limit * 100:.2f} pt)"
+    return budget.label
+
+
 def judge(goal: Goal, figures: TrialFigures) -> tuple[bool, list[str], dict[str, float]]:
     """(feasible, reasons for each missed or unmeasured budget, budget label -> violation), from
     :func:`edgeopt.budgets.judge`'s verdicts."""
@@ -267,13 +281,12 @@ def judge(goal: Goal, figures: TrialFigures) -> tuple[bool, list[str], dict[str,
             continue
         violations[verdict.label] = verdict.violation
         if not verdict.ok:
-            accuracy = verdict.name == "max_accuracy_drop" and base_metric(str(figures.metric)) in (
-                "accuracy", "top_k_accuracy")
-            if accuracy:  # drops in points, as everywhere in tune
+            points = drop_in_points(figures.metric)
+            if points and verdict.name == "max_accuracy_drop":  # drops in points, as everywhere in tune
                 measured = f"a drop of {verdict.measured * 100:.2f} pt"
             elif verdict.name == "max_latency_ms":  # as the reports and check show a latency
                 measured = fmt_time(verdict.measured)
             else:
                 measured = f"{verdict.measured:.4g}"
-            reasons.append(f"{verdict.label} missed: {measured}")
+            reasons.append(f"{budget_label(verdict, points)} missed: {measured}")
     return not reasons, reasons, violations

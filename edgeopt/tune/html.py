@@ -10,8 +10,8 @@ import html
 
 from edgeopt.report.cells import fmt_ms
 from edgeopt.report.plots import new_figure, png_data_uri
-from edgeopt.tune.budgets import KB
-from edgeopt.tune.results import FAILED, PRUNED, Outcome, best_so_far, budget_label, describe, drop_in_points
+from edgeopt.tune.budgets import KB, budget_label, drop_in_points
+from edgeopt.tune.results import FAILED, PRUNED, Outcome, best_so_far, describe
 
 STYLE = (
     "body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;font-size:13px}"

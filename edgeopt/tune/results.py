@@ -12,10 +12,8 @@ from typing import Any
 
 import yaml
 
-from edgeopt.budgets import Limit
 from edgeopt.report.cells import fmt_time
-from edgeopt.tune.budgets import KB, Goal, error_of
-from edgeopt.types import base_metric
+from edgeopt.tune.budgets import KB, Goal, budget_label, drop_in_points, error_of
 
 FEASIBLE, INFEASIBLE, FAILED, PRUNED = "feasible", "infeasible", "failed", "pruned"
 STATUSES = (FEASIBLE, INFEASIBLE, FAILED, PRUNED)
@@ -272,20 +270,6 @@ class Outcome:
     def budget_labels(self) -> list[str]:
         """The goal's budgets as tune shows them, in their order: see :func:`budget_label`."""
         return [budget_label(b, self.drops_in_points) for b in self.goal.budgets]
-
-
-def drop_in_points(metric: str | None) -> bool:
-    """Drops of an accuracy are shown in points (x 100, "pt") in tune's text, tables and plots; an
-    MAE's drop in the metric's own unit."""
-    return base_metric(str(metric)) in ("accuracy", "top_k_accuracy")
-
-
-def budget_label(budget: Limit, points: bool) -> str:
-    """A budget as tune shows it: its ``--budget`` spelling, and an accuracy-drop budget also in the
-    unit its drops are shown in when that is points: ``max_accuracy_drop=0.005 (0.50 pt)``."""
-    if points and budget.name == "max_accuracy_drop":
-        return f"{budget.label} ({budget.limit * 100:.2f} pt)"
-    return budget.label
 
 
 def describe(t: TrialRecord) -> str:

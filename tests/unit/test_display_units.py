@@ -145,3 +145,11 @@ def test_budget_label_converts_only_an_accuracy_drop_in_points():
     assert budget_label(Limit("max_accuracy_drop", 0.005), True) == "max_accuracy_drop=0.005 (0.50 pt)"
     assert budget_label(Limit("max_accuracy_drop", 0.005), False) == "max_accuracy_drop=0.005"
     assert budget_label(Limit("max_gzip_kb", 12), True) == "max_gzip_kb=12"
+
+
+def test_a_missed_drop_budget_s_reason_names_it_in_the_unit_of_the_drop():
+    _, trial = make_trial(0, 10, 0.0083)  # 0.83 pt over a 0.5 pt budget
+    assert trial.reason == "max_accuracy_drop=0.005 (0.50 pt) missed: a drop of 0.83 pt"
+    _, mae = make_trial(0, 10, 0.08, metric="mae",
+                        budgets=Budgets(max_accuracy_drop=0.05, max_gzip_kb=12))
+    assert mae.reason == "max_accuracy_drop=0.05 missed: 0.08"  # a drop in the metric's own unit: as written
