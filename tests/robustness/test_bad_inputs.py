@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from tflite_builder import fully_connected_tflite
 
 from edgeopt.cli import cli
 
@@ -137,44 +138,9 @@ def npz_declaring(shape: tuple[int, ...]) -> Builder:
     return build
 
 
-def tflite_bytes(mutate: Callable | None = None) -> bytes:
-    """A one-op FULLY_CONNECTED model (x[1,4] @ w[2,4]^T -> y[1,2]), built with the flatbuffer schema."""
-    import flatbuffers
-    from ai_edge_litert import schema_py_generated as schema
-
-    model = schema.ModelT()
-    model.version = 3
-    code = schema.OperatorCodeT()
-    code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.FULLY_CONNECTED
-    code.version = 1
-    model.operatorCodes = [code]
-    model.buffers = [schema.BufferT() for _ in range(4)]
-    model.buffers[2].data = list((np.arange(8, dtype=np.float32) / 10).tobytes())
-
-    def tensor(name: str, shape: list[int], buffer: int):
-        t = schema.TensorT()
-        t.name, t.shape, t.type, t.buffer = name, shape, schema.TensorType.FLOAT32, buffer
-        return t
-
-    subgraph = schema.SubGraphT()
-    subgraph.tensors = [tensor("x", [1, 4], 1), tensor("w", [2, 4], 2), tensor("y", [1, 2], 3)]
-    subgraph.inputs, subgraph.outputs = [0], [2]
-    op = schema.OperatorT()
-    op.opcodeIndex, op.inputs, op.outputs = 0, [0, 1, -1], [2]
-    op.builtinOptionsType = schema.BuiltinOptions.FullyConnectedOptions
-    op.builtinOptions = schema.FullyConnectedOptionsT()
-    subgraph.operators = [op]
-    model.subgraphs = [subgraph]
-    if mutate is not None:
-        mutate(model)
-    builder = flatbuffers.Builder(1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
-
-
 def tflite(name: str = "m.tflite", mutate: Callable | None = None, cut: int | None = None) -> Builder:
     def build(root: Path) -> None:
-        data = tflite_bytes(mutate)
+        data = fully_connected_tflite(mutate=mutate)
         (root / name).write_bytes(data if cut is None else data[:cut])
     return build
 

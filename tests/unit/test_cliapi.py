@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from sample_report import make_report
+from tflite_builder import fully_connected_tflite
 
 import edgeopt.api as api
 from edgeopt.budgets import Budgets
@@ -288,38 +289,8 @@ def test_train_defaults_and_overrides_as_before(monkeypatch, tmp_path):
 
 
 def _tflite(path: Path) -> Path:
-    """A one-op FULLY_CONNECTED model (x[1,4] @ w[2,4]^T -> y[1,2]), half of w zero, built with the
-    flatbuffer schema (no TensorFlow)."""
-    import flatbuffers
-    from ai_edge_litert import schema_py_generated as schema
-
-    model = schema.ModelT()
-    model.version = 3
-    code = schema.OperatorCodeT()
-    code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.FULLY_CONNECTED
-    code.version = 1
-    model.operatorCodes = [code]
-    model.buffers = [schema.BufferT() for _ in range(4)]
-    weights = np.array([[0, 0, 1, 2], [3, 4, 0, 0]], dtype=np.float32)
-    model.buffers[2].data = list(weights.tobytes())
-
-    def tensor(name: str, shape: list[int], buffer: int):
-        t = schema.TensorT()
-        t.name, t.shape, t.type, t.buffer = name, shape, schema.TensorType.FLOAT32, buffer
-        return t
-
-    subgraph = schema.SubGraphT()
-    subgraph.tensors = [tensor("x", [1, 4], 1), tensor("w", [2, 4], 2), tensor("y", [1, 2], 3)]
-    subgraph.inputs, subgraph.outputs = [0], [2]
-    op = schema.OperatorT()
-    op.opcodeIndex, op.inputs, op.outputs = 0, [0, 1, -1], [2]
-    op.builtinOptionsType = schema.BuiltinOptions.FullyConnectedOptions
-    op.builtinOptions = schema.FullyConnectedOptionsT()
-    subgraph.operators = [op]
-    model.subgraphs = [subgraph]
-    builder = flatbuffers.Builder(1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    path.write_bytes(bytes(builder.Output()))
+    """A one-op FULLY_CONNECTED model (x[1,4] @ w[2,4]^T -> y[1,2]), half of w zero."""
+    path.write_bytes(fully_connected_tflite(np.array([[0, 0, 1, 2], [3, 4, 0, 0]], dtype=np.float32)))
     return path
 
 
