@@ -163,10 +163,9 @@ UNTRAINABLE = "cannot be trained by edgeopt, while {what} needs a model it can t
 def training_limits(model: str, what: str) -> str | None:
     """Why ``what`` (a command, a step) cannot be done with the model a recipe names, as its loader
     declares it before loading (``model: ... is ...``); None when it can be trained, or is unknown."""
-    loader = loader_for(model)
-    if loader is None or loader.trainable:
+    if can_train(model):
         return None
-    return f"model: {model} {(loader.limits or UNTRAINABLE).format(what=what)}"
+    return f"model: {model} {(loader_for(model).limits or UNTRAINABLE).format(what=what)}"
 
 
 def load_model(recipe: Recipe, data: Dataset) -> tuple[LoadedModel, Dataset]:
